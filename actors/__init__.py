@@ -1,0 +1,1 @@
+"""Ray actors: tenant runtimes, provider state, projections; and the registry that finds them."""

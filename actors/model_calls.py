@@ -1,0 +1,157 @@
+"""Calls a route's models over HTTP: permits, retries with backoff, fallback, parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import httpx
+
+from actors import registry
+from actors.http_client import shared_client
+from actors.settings import Settings, provider_api_key, provider_base_url
+from domain.catalog import Catalog
+from domain.codecs import codec_for
+from domain.errors import (
+    CBError,
+    ProviderAuthenticationFailed,
+    ProviderError,
+    ProviderTimeout,
+)
+from domain.llm import ChatMessage, LLMRequest, LLMResponse
+from domain.routing import Route
+
+
+@dataclass
+class CallOutcome:
+    """What happened across attempts; `response` is set when one succeeded."""
+
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    response: LLMResponse | None = None
+    model: str | None = None
+    provider: str | None = None
+    dropped_parameters: list[str] = field(default_factory=list)
+    adjusted_parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class ModelCaller:
+    """Owned by a tenant actor; shares the process's HTTP client."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+
+    async def complete(
+        self, route: Route, messages: list[ChatMessage], parameters: dict[str, Any]
+    ) -> CallOutcome:
+        """Try each model of the route in turn; raise the last error if none answered."""
+        outcome = CallOutcome()
+        last: CBError = ProviderError("no attempt was made")
+        for model_name in route.chain:
+            try:
+                await self._try_model(model_name, messages, parameters, outcome)
+                return outcome
+            except CBError as err:
+                last = err
+                if not (err.retryable or isinstance(err, ProviderAuthenticationFailed)):
+                    break
+        last.details = {"attempts": outcome.attempts}
+        raise last
+
+    async def _try_model(
+        self,
+        model_name: str,
+        messages: list[ChatMessage],
+        parameters: dict[str, Any],
+        outcome: CallOutcome,
+    ) -> None:
+        model = self.catalog.models[model_name]
+        spec = self.catalog.providers[model.provider]
+        codec = codec_for(spec.type)
+        request = LLMRequest(model=model_name, messages=messages, parameters=parameters)
+        call, params = codec.build_call(
+            request, model, self.catalog.wire_model(model_name), provider_api_key(spec)
+        )
+        outcome.dropped_parameters, outcome.adjusted_parameters = params.dropped, params.adjusted
+        url = provider_base_url(spec) + call.path
+        timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
+        provider = registry.provider_actor(self.settings, model.provider)
+        for attempt in range(spec.max_retries + 1):
+            grant = await provider.acquire.remote(spec.timeout_s)
+            if "error" in grant:
+                err = CBError.from_dict(grant["error"])
+                outcome.attempts.append({"model": model_name, "error": err.type, "latency_ms": 0})
+                raise err
+            started = time.perf_counter()
+            err: CBError | None = None
+            try:
+                reply = await shared_client().post(
+                    url, json=call.body, headers=call.headers, timeout=timeout
+                )
+                if reply.status_code == 200:
+                    response = codec.parse_response(reply.json())
+                else:
+                    err = codec.map_error(
+                        reply.status_code, _json_or_none(reply), _retry_after(reply.headers)
+                    )
+            except httpx.TimeoutException as exc:
+                err = _timeout_or_unreachable(exc, model.provider)
+            except httpx.HTTPError as exc:
+                err = ProviderError(
+                    f"could not reach provider {model.provider}: {type(exc).__name__}"
+                )
+            except CBError as exc:
+                err = exc
+            latency_ms = (time.perf_counter() - started) * 1000
+            provider.release.remote(
+                grant["permit"],
+                err is None,
+                latency_ms,
+                err.type if err else None,
+                err.retry_after if err else None,
+            )
+            outcome.attempts.append(
+                {
+                    "model": model_name,
+                    "latency_ms": round(latency_ms, 3),
+                    "error": err.type if err else None,
+                }
+            )
+            if err is None:
+                outcome.response, outcome.model, outcome.provider = (
+                    response,
+                    model_name,
+                    model.provider,
+                )
+                return
+            if not err.retryable or attempt == spec.max_retries:
+                raise err
+            backoff = spec.retry_backoff_s * (2**attempt)
+            if err.retry_after is not None:
+                backoff = min(max(backoff, err.retry_after), spec.max_retry_after_s)
+            await asyncio.sleep(backoff)
+
+
+def _timeout_or_unreachable(exc: httpx.TimeoutException, provider: str) -> CBError:
+    # httpx-aiohttp reports a refused connection as ConnectTimeout; tell the two apart
+    if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+        return ProviderError(f"could not reach provider {provider}: connection failed")
+    return ProviderTimeout(f"provider {provider} did not answer in time")
+
+
+def _json_or_none(reply: httpx.Response) -> Any:
+    try:
+        return reply.json()
+    except ValueError:
+        return None

@@ -1,0 +1,82 @@
+"""ProjectionActor: follows the event store into the read models and answers queries on them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+from actors.event_store import AsyncEventStore
+from actors.settings import Settings
+from projections import directory, history, runner
+from projections.db import ReadModelDB
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class ProjectionActor:
+    """The one writer of the read models; a miss catches up first (read-your-writes)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = AsyncEventStore(settings, threads=2)
+        self.db = ReadModelDB(settings.read_model_url())
+        runner.create_tables(self.db)
+        self._lock = asyncio.Lock()
+        self._follower: asyncio.Task[None] | None = None
+
+    def _ensure_following(self) -> None:
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                read = await self.catch_up()
+            except Exception:  # keep following; the next poll retries from the tracked position
+                log.exception("projection catch-up failed")
+                read = 0
+            if not read:
+                await asyncio.sleep(self.settings.projection_poll_s)
+
+    async def catch_up(self) -> int:
+        """Fold whatever is new; concurrent callers share one pass."""
+        async with self._lock:
+            return await self.store.run(runner.catch_up, self.store.app, self.db)
+
+    async def _read(self, fn: Any, *args: Any, settled: Any = lambda found: found) -> Any:
+        """Read; if the answer may be stale (missing, or not `settled`), catch up and reread."""
+        self._ensure_following()
+        found = await self.store.run(fn, self.db, *args)
+        if not found or not settled(found):
+            await self.catch_up()
+            found = await self.store.run(fn, self.db, *args)
+        return found
+
+    async def ping(self) -> int:
+        """The tracked position; proves the store and the read models answer."""
+        self._ensure_following()
+        return await self.store.run(runner.position, self.db)
+
+    async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
+        return await self._read(directory.lookup_key, key_hash)
+
+    async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
+        return await self._read(
+            history.get_execution,
+            tenant_id,
+            execution_id,
+            settled=lambda found: found["status"] != "running",
+        )
+
+    async def list_executions(
+        self, tenant_id: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        self._ensure_following()
+        await self.catch_up()
+        return await self.store.run(
+            lambda db: history.list_executions(db, tenant_id, **filters), self.db
+        )

@@ -1,0 +1,31 @@
+"""Actor replies as plain dicts: `{"value": …}` or `{"error": …, "status": …}`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec
+
+from domain.errors import CBError
+
+P = ParamSpec("P")
+
+
+def replies(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[dict[str, Any]]]:
+    """Wrap an actor method so expected failures cross Ray as data, not exceptions."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> dict[str, Any]:
+        try:
+            return {"value": await fn(*args, **kwargs)}
+        except CBError as err:
+            return {"error": err.to_dict(), "status": err.status}
+
+    return wrapper
+
+
+def unwrap(reply: dict[str, Any]) -> Any:
+    """The value of a reply, or its error raised again on this side."""
+    if "error" in reply:
+        raise CBError.from_dict(reply["error"])
+    return reply["value"]

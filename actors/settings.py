@@ -1,0 +1,102 @@
+"""Operator settings from the environment, and the configuration file they point at."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import yaml
+
+from domain.catalog import Catalog, ProviderSpec, parse_catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a process needs to find the store, the config and its peers."""
+
+    instance: str = "cb"
+    data_dir: str = "./data"
+    database_url: str | None = None
+    config_path: str = str(DEFAULT_CONFIG)
+    projection_poll_s: float = 0.1
+    store_pool_size: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "instance": os.environ.get("CB_INSTANCE", "cb"),
+            "data_dir": os.environ.get("CB_DATA_DIR", "./data"),
+            "database_url": os.environ.get("CB_DATABASE_URL") or None,
+            "config_path": os.environ.get("CB_CONFIG", str(DEFAULT_CONFIG)),
+        }
+        values.update(overrides)
+        values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def uses_postgres(self) -> bool:
+        return bool(self.database_url and self.database_url.startswith("postgres"))
+
+    def store_env(self) -> dict[str, str]:
+        """The `eventsourcing` persistence settings for this deployment."""
+        if not self.uses_postgres:
+            Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(Path(self.data_dir) / "events.sqlite"),
+                "SQLITE_LOCK_TIMEOUT": "30",
+            }
+        url = urlparse(self.database_url or "")
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(self.store_pool_size),
+            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+        }
+
+    def read_model_url(self) -> str:
+        """Where the projections keep their tables: the same PostgreSQL, or a SQLite file."""
+        if self.uses_postgres:
+            return self.database_url or ""
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        return "sqlite:///" + str(Path(self.data_dir) / "readmodels.sqlite")
+
+    def load_catalog(self) -> Catalog:
+        return load_catalog(self.config_path)
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate a configuration file."""
+    with open(path, encoding="utf-8") as fh:
+        return parse_catalog(yaml.safe_load(fh) or {})
+
+
+def provider_base_url(spec: ProviderSpec) -> str:
+    """The endpoint, overridden by the variable users already set (`OPENAI_BASE_URL`)."""
+    override = os.environ.get(spec.base_url_env) if spec.base_url_env else None
+    return (override or spec.base_url).rstrip("/")
+
+
+def provider_api_key(spec: ProviderSpec) -> str | None:
+    """The credential from the environment; it is never logged, stored or returned."""
+    return os.environ.get(spec.api_key_env) if spec.api_key_env else None
+
+
+def configured_providers(catalog: Catalog) -> set[str]:
+    """Providers this process can call: those with a credential, or needing none."""
+    return {
+        name
+        for name, spec in catalog.providers.items()
+        if not spec.requires_api_key or provider_api_key(spec)
+    }

@@ -1,0 +1,220 @@
+"""TenantActor: one tenant's isolated runtime — its agents, limits and executions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+import ray
+
+from actors.event_store import AsyncEventStore
+from actors.execution_runner import ExecutionRunner
+from actors.replies import replies
+from actors.secrets import SecretBox
+from actors.settings import Settings
+from domain import keys
+from domain.agent import Agent
+from domain.errors import Conflict, NotFound, RateLimited
+from domain.ratelimit import TokenBucket
+from domain.schemas import SCOPES
+from domain.tenant import Tenant
+
+log = logging.getLogger(__name__)
+
+
+@ray.remote
+class TenantActor:
+    """Owns the tenant aggregate and its agents in memory; rebuilt from the store on start."""
+
+    def __init__(self, settings: Settings, tenant_id: str) -> None:
+        self.settings = settings
+        self.tenant_id = tenant_id
+        self.catalog = settings.load_catalog()
+        self.store = AsyncEventStore(settings)
+        self.runner = ExecutionRunner(settings, self.catalog, self.store, tenant_id)
+        limits = self.catalog.tenant_defaults
+        self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
+        self.max_concurrent = limits.max_concurrent_executions
+        self.idle_evict_s = limits.idle_evict_s
+        self.running = 0
+        self.last_used = time.monotonic()
+        self.tenant: Tenant | None = None
+        self.agents: dict[str, Agent] = {}
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- state -------------------------------------------------------------------------------
+
+    async def _load(self) -> None:
+        self.last_used = time.monotonic()
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._evict_when_idle())
+        if self._loaded:
+            return
+        async with self._load_lock:
+            if self._loaded:
+                return
+            self.tenant, self.agents = await self.store.run(self._read_state)
+            self._loaded = True
+
+    def _read_state(self) -> tuple[Tenant | None, dict[str, Agent]]:
+        from eventsourcing.application import AggregateNotFoundError
+
+        try:
+            tenant = self.store.app.repository.get(uuid.UUID(self.tenant_id))
+        except AggregateNotFoundError:
+            return None, {}
+        agents = {a: self.store.app.repository.get(uuid.UUID(a)) for a in tenant.agent_ids}
+        return tenant, agents
+
+    def _require_tenant(self) -> Tenant:
+        if self.tenant is None:
+            raise NotFound(f"tenant {self.tenant_id} does not exist")
+        return self.tenant
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.deleted:
+            raise NotFound(f"agent {agent_id} not found")
+        return agent
+
+    async def _evict_when_idle(self) -> None:
+        while True:
+            await asyncio.sleep(min(self.idle_evict_s, 30.0))
+            if self.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s:
+                log.info("tenant %s idle, evicting its actor", self.tenant_id)
+                self.store.close()
+                ray.actor.exit_actor()
+
+    # -- tenant and keys ---------------------------------------------------------------------
+
+    @replies
+    async def create_tenant(self, name: str) -> dict[str, Any]:
+        await self._load()
+        if self.tenant is not None:
+            raise Conflict(f"tenant {self.tenant_id} already exists")
+        tenant = Tenant(id=uuid.UUID(self.tenant_id), tenant_id=self.tenant_id, name=name)
+        key = self._new_key(tenant, list(SCOPES), None)
+        await self.store.save(tenant)
+        self.tenant = tenant
+        return {"tenant": _tenant_view(tenant), **key}
+
+    @replies
+    async def issue_api_key(self, scopes: list[str], expires_at: float | None) -> dict[str, Any]:
+        await self._load()
+        tenant = self._require_tenant()
+        key = self._new_key(tenant, scopes, expires_at)
+        await self.store.save(tenant)
+        return key
+
+    @staticmethod
+    def _new_key(tenant: Tenant, scopes: list[str], expires_at: float | None) -> dict[str, Any]:
+        secret = keys.new_api_key()
+        key_id = uuid.uuid4().hex
+        tenant.issue_api_key(
+            key_id, keys.hash_key(secret), keys.key_hint(secret), scopes, expires_at
+        )
+        return {"id": key_id, "api_key": secret, "scopes": scopes, "expires_at": expires_at}
+
+    @replies
+    async def describe(self) -> dict[str, Any]:
+        await self._load()
+        return _tenant_view(self._require_tenant())
+
+    # -- agents ------------------------------------------------------------------------------
+
+    @replies
+    async def create_agent(
+        self, definition: dict[str, Any], credential: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Create an agent; a provider credential given with it is kept encrypted."""
+        await self._load()
+        tenant = self._require_tenant()
+        self.runner.check_model(definition["model"])
+        agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
+        tenant.add_agent(str(agent.id))
+        if credential and credential.get("api_key"):
+            sealed = SecretBox(self.settings).seal(credential["api_key"])
+            hint = credential["api_key"][:3] + "…"
+            tenant.store_provider_credential(credential["provider_type"], sealed, hint)
+        await self.store.save(tenant, agent)
+        self.agents[str(agent.id)] = agent
+        return agent.view()
+
+    @replies
+    async def list_agents(self) -> list[dict[str, Any]]:
+        await self._load()
+        self._require_tenant()
+        return [a.view() for a in self.agents.values() if not a.deleted]
+
+    @replies
+    async def get_agent(self, agent_id: str) -> dict[str, Any]:
+        await self._load()
+        return self._agent(agent_id).view()
+
+    @replies
+    async def update_agent(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        await self._load()
+        agent = self._agent(agent_id)
+        if "model" in changes:
+            self.runner.check_model(changes["model"])
+        if changes:
+            agent.update(changes)
+            await self.store.save(agent)
+        return agent.view()
+
+    @replies
+    async def delete_agent(self, agent_id: str) -> dict[str, Any]:
+        await self._load()
+        agent = self._agent(agent_id)
+        agent.delete()
+        tenant = self._require_tenant()
+        tenant.remove_agent(agent_id)
+        await self.store.save(tenant, agent)
+        self.agents.pop(agent_id, None)
+        return {"id": agent_id, "deleted": True}
+
+    # -- executions --------------------------------------------------------------------------
+
+    def _admit(self) -> None:
+        if self.running >= self.max_concurrent:
+            raise RateLimited(
+                f"tenant is at its limit of {self.max_concurrent} concurrent executions",
+                retry_after=1.0,
+                details={"limit": "max_concurrent_executions"},
+            )
+        wait = self.rpm.take(time.monotonic())
+        if wait:
+            raise RateLimited(
+                "tenant is over its requests-per-minute limit",
+                retry_after=round(wait, 3),
+                details={"limit": "requests_per_minute"},
+            )
+
+    @replies
+    async def execute(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Run one execution to its end; the result carries `error` when it failed."""
+        await self._load()
+        agent = self._agent(agent_id)
+        self._admit()
+        self.running += 1
+        try:
+            return await self.runner.run(agent, body)
+        finally:
+            self.running -= 1
+            self.last_used = time.monotonic()
+
+    async def ping(self) -> str:
+        return self.tenant_id
+
+
+def _tenant_view(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.tenant_id,
+        "name": tenant.name,
+        "created_at": tenant.created_on.isoformat(),
+    }

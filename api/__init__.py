@@ -1,0 +1,1 @@
+"""The HTTP surface: thin translation from HTTP to actor calls and back."""

@@ -1,0 +1,22 @@
+"""Builds the FastAPI application: routers, error handlers, GraphQL."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import errors
+from api.graphql.schema import graphql_router
+from api.routes import admin, agents, executions, health
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Circuit Breaker",
+        version="0.1.0",
+        description="Multi-tenant execution of LLM agents.",
+    )
+    errors.install(app)
+    for router in (health.router, admin.router, agents.router, executions.router):
+        app.include_router(router)
+    app.include_router(graphql_router())
+    return app

@@ -1,0 +1,1 @@
+"""GraphQL: agent management, a superset of the legacy schema."""

@@ -1,0 +1,136 @@
+"""The legacy GraphQL types old clients rely on (names and nullability exactly as before)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+
+
+@strawberry.type
+class AgentLLMProviderGQL:
+    provider_type: str
+    model: str
+    base_url: str | None = None
+
+
+@strawberry.type
+class LlmConfigGQL:
+    temperature: float
+    max_tokens: int | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    stop_sequences: list[str] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class AgentPromptsGQL:
+    system: str
+    user_template: str
+    context_instructions: str | None = None
+
+
+@strawberry.type
+class AgentDefinitionGQL:
+    id: str
+    name: str
+    description: str
+    llm_provider: AgentLLMProviderGQL
+    llm_config: LlmConfigGQL
+    prompts: AgentPromptsGQL
+    capabilities: list[str]
+    tools: list[str]
+    created_at: str
+    updated_at: str
+
+
+@strawberry.input
+class AgentLLMProviderInput:
+    provider_type: str
+    model: str
+    api_key: str
+    base_url: str | None = None
+
+
+@strawberry.input
+class LlmConfigInput:
+    temperature: float
+    stop_sequences: list[str]
+    max_tokens: int | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+
+
+@strawberry.input
+class AgentPromptsInput:
+    system: str
+    user_template: str
+    context_instructions: str | None = None
+
+
+@strawberry.input
+class AgentDefinitionInput:
+    name: str
+    description: str
+    llm_provider: AgentLLMProviderInput
+    llm_config: LlmConfigInput
+    prompts: AgentPromptsInput
+    capabilities: list[str]
+    tools: list[str]
+
+
+def definition_from_input(data: AgentDefinitionInput) -> dict[str, Any]:
+    """The REST agent definition a legacy input stands for (the api key is kept apart)."""
+    cfg = data.llm_config
+    parameters = {
+        "temperature": cfg.temperature,
+        "max_tokens": cfg.max_tokens,
+        "top_p": cfg.top_p,
+        "frequency_penalty": cfg.frequency_penalty,
+        "presence_penalty": cfg.presence_penalty,
+        "stop": list(cfg.stop_sequences) or None,
+    }
+    return {
+        "name": data.name,
+        "description": data.description,
+        "model": data.llm_provider.model,
+        "provider_type": data.llm_provider.provider_type,
+        "system_prompt": data.prompts.system,
+        "user_template": data.prompts.user_template,
+        "context_instructions": data.prompts.context_instructions,
+        "parameters": {k: v for k, v in parameters.items() if v is not None},
+        "tools": list(data.tools),
+        "capabilities": list(data.capabilities),
+        "tags": [],
+    }
+
+
+def agent_to_gql(view: dict[str, Any]) -> AgentDefinitionGQL:
+    params = view.get("parameters") or {}
+    return AgentDefinitionGQL(
+        id=view["id"],
+        name=view["name"],
+        description=view.get("description") or "",
+        llm_provider=AgentLLMProviderGQL(
+            provider_type=view.get("provider_type") or "openai", model=view["model"]
+        ),
+        llm_config=LlmConfigGQL(
+            temperature=params.get("temperature", 0.7),
+            max_tokens=params.get("max_tokens"),
+            top_p=params.get("top_p"),
+            frequency_penalty=params.get("frequency_penalty"),
+            presence_penalty=params.get("presence_penalty"),
+            stop_sequences=params.get("stop") or [],
+        ),
+        prompts=AgentPromptsGQL(
+            system=view.get("system_prompt") or "",
+            user_template=view.get("user_template") or "",
+            context_instructions=view.get("context_instructions"),
+        ),
+        capabilities=view.get("capabilities") or [],
+        tools=view.get("tools") or [],
+        created_at=view["created_at"],
+        updated_at=view["updated_at"],
+    )

@@ -1,0 +1,73 @@
+"""The GraphQL schema and its FastAPI router; every resolver is tenant-scoped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.fastapi import GraphQLRouter
+from strawberry.types import Info
+
+from api import runtime
+from api.auth import Caller, Principal
+from api.graphql.legacy_types import (
+    AgentDefinitionGQL,
+    AgentDefinitionInput,
+    agent_to_gql,
+    definition_from_input,
+)
+from domain.errors import NotFound
+
+
+def _who(info: Info) -> Principal:
+    return info.context["principal"]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def health(self) -> str:
+        return "ok"
+
+    @strawberry.field
+    async def agents(self, info: Info) -> list[AgentDefinitionGQL]:
+        who = _who(info)
+        who.require("agents:read")
+        views = await runtime.call_tenant(who.tenant_id, "list_agents")
+        return [agent_to_gql(v) for v in views]
+
+    @strawberry.field
+    async def agent(self, info: Info, id: str) -> AgentDefinitionGQL | None:  # noqa: A002
+        who = _who(info)
+        who.require("agents:read")
+        try:
+            return agent_to_gql(await runtime.call_tenant(who.tenant_id, "get_agent", id))
+        except NotFound:
+            return None
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_agent(self, info: Info, input: AgentDefinitionInput) -> AgentDefinitionGQL:  # noqa: A002
+        who = _who(info)
+        who.require("agents:write")
+        credential = {
+            "provider_type": input.llm_provider.provider_type,
+            "api_key": input.llm_provider.api_key,
+        }
+        view = await runtime.call_tenant(
+            who.tenant_id, "create_agent", definition_from_input(input), credential
+        )
+        return agent_to_gql(view)
+
+
+schema = strawberry.Schema(query=Query, mutation=Mutation)
+
+
+async def _context(who: Caller) -> dict[str, Any]:
+    return {"principal": who}
+
+
+def graphql_router() -> GraphQLRouter:
+    return GraphQLRouter(schema, context_getter=_context, path="/graphql")

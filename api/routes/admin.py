@@ -1,0 +1,41 @@
+"""Platform administration: tenants and their API keys (admin token only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from api import runtime
+from api.auth import TENANT_ID, require_admin
+from domain.errors import NotFound
+from domain.schemas import ApiKeyCreate, TenantCreate
+
+router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: TenantCreate) -> dict[str, Any]:
+    """Create a tenant; the answer holds its first API key, shown this once."""
+    tenant_id = str(uuid.uuid4())
+    return await runtime.call_tenant(tenant_id, "create_tenant", body.name)
+
+
+@router.get("/tenants/{tenant_id}")
+async def get_tenant(tenant_id: str) -> dict[str, Any]:
+    _check_id(tenant_id)
+    return await runtime.call_tenant(tenant_id, "describe")
+
+
+@router.post("/tenants/{tenant_id}/api-keys", status_code=201)
+async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dict[str, Any]:
+    """Issue another key for the tenant (the secret is shown once, stored only as a hash)."""
+    _check_id(tenant_id)
+    body = body or ApiKeyCreate()
+    return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at)
+
+
+def _check_id(tenant_id: str) -> None:
+    if not TENANT_ID.match(tenant_id):
+        raise NotFound(f"tenant {tenant_id} does not exist")

@@ -1,0 +1,59 @@
+"""Agents: create, list, read, update, delete — and execute."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api import runtime
+from api.auth import Caller
+from domain.schemas import AgentCreate, AgentUpdate, ExecuteRequest
+
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+
+
+@router.post("", status_code=201)
+async def create_agent(body: AgentCreate, who: Caller) -> dict[str, Any]:
+    who.require("agents:write")
+    definition = body.model_dump()
+    definition["parameters"] = body.parameters.set_values()
+    return await runtime.call_tenant(who.tenant_id, "create_agent", definition)
+
+
+@router.get("")
+async def list_agents(who: Caller) -> dict[str, Any]:
+    who.require("agents:read")
+    return {"agents": await runtime.call_tenant(who.tenant_id, "list_agents")}
+
+
+@router.get("/{agent_id}")
+async def get_agent(agent_id: str, who: Caller) -> dict[str, Any]:
+    who.require("agents:read")
+    return await runtime.call_tenant(who.tenant_id, "get_agent", agent_id)
+
+
+@router.patch("/{agent_id}")
+async def update_agent(agent_id: str, body: AgentUpdate, who: Caller) -> dict[str, Any]:
+    who.require("agents:write")
+    changes = body.model_dump(exclude_unset=True)
+    if body.parameters is not None:
+        changes["parameters"] = body.parameters.set_values()
+    return await runtime.call_tenant(who.tenant_id, "update_agent", agent_id, changes)
+
+
+@router.delete("/{agent_id}")
+async def delete_agent(agent_id: str, who: Caller) -> dict[str, Any]:
+    who.require("agents:write")
+    return await runtime.call_tenant(who.tenant_id, "delete_agent", agent_id)
+
+
+@router.post("/{agent_id}/execute")
+async def execute(agent_id: str, body: ExecuteRequest, who: Caller) -> JSONResponse:
+    """Run the agent once and answer with the whole result."""
+    who.require("agents:execute")
+    request = body.model_dump(exclude_none=True)
+    request["parameters"] = body.parameters.set_values()
+    result = await runtime.call_tenant(who.tenant_id, "execute", agent_id, request)
+    return JSONResponse(result)

@@ -1,0 +1,1 @@
+"""Pure domain: aggregates, schemas, catalog, routing, codecs, pricing. No Ray, no I/O."""

@@ -1,0 +1,43 @@
+"""The Agent aggregate: a named definition (model, prompts, parameters) and its versions."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+
+class Agent(Aggregate):
+    """An agent definition; each update is a new version, deletion is a fact too."""
+
+    @event("Created")
+    def __init__(self, id: UUID, tenant_id: str, definition: dict[str, Any]) -> None:  # noqa: A002
+        self.tenant_id = tenant_id
+        self.definition = definition
+        self.deleted = False
+
+    def update(self, changes: dict[str, Any]) -> None:
+        self._updated(self.tenant_id, changes)
+
+    @event("Updated")
+    def _updated(self, tenant_id: str, changes: dict[str, Any]) -> None:
+        self.definition = {**self.definition, **changes}
+
+    def delete(self) -> None:
+        self._deleted(self.tenant_id)
+
+    @event("Deleted")
+    def _deleted(self, tenant_id: str) -> None:
+        self.deleted = True
+
+    def view(self) -> dict[str, Any]:
+        """The agent as the API shows it."""
+        return {
+            "id": str(self.id),
+            "tenant_id": self.tenant_id,
+            **self.definition,
+            "version": self.version,
+            "created_at": self.created_on.isoformat(),
+            "updated_at": self.modified_on.isoformat(),
+        }

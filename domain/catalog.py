@@ -1,0 +1,106 @@
+"""The configuration model: providers, the model catalog, virtual models, tenant defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Capability = Literal["chat", "tools", "streaming", "vision", "json_mode", "reasoning"]
+Strategy = Literal["balanced", "cost_optimized", "performance", "reliability", "task_specific"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderSpec(_Strict):
+    """One provider endpoint; the credential is named by environment variable, never inlined."""
+
+    type: Literal["openai"]
+    base_url: str
+    base_url_env: str | None = None
+    api_key_env: str | None = None
+    requires_api_key: bool = True
+    requests_per_minute: int = Field(default=3000, gt=0)
+    max_concurrency: int = Field(default=256, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.25, ge=0)
+    max_retry_after_s: float = Field(default=20.0, ge=0)
+    breaker_failure_threshold: int = Field(default=5, gt=0)
+    breaker_reset_s: float = Field(default=30.0, gt=0)
+
+
+class ParamSpec(_Strict):
+    """How a model takes one unified parameter: its wire name and accepted range."""
+
+    name: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+class ModelSpec(_Strict):
+    """A concrete model: where it runs, what it can do, what it accepts, what it costs."""
+
+    provider: str
+    provider_model: str | None = None
+    context_window: int = Field(gt=0)
+    max_output_tokens: int = Field(gt=0)
+    capabilities: frozenset[Capability] = frozenset({"chat"})
+    parameters: dict[str, ParamSpec] = Field(default_factory=dict)
+    input_price_per_mtok: float = Field(ge=0)
+    output_price_per_mtok: float = Field(ge=0)
+    latency_prior_ms: float = Field(default=1000.0, gt=0)
+    quality: float = Field(default=0.5, ge=0, le=1)
+
+
+class VirtualModel(_Strict):
+    """A name clients send (`cb:smart-chat`) and how it picks among its candidates."""
+
+    strategy: Strategy
+    candidates: tuple[str, ...] = Field(min_length=1)
+    task: str | None = None
+    description: str = ""
+
+
+class TenantDefaults(_Strict):
+    requests_per_minute: int = Field(default=600, gt=0)
+    max_concurrent_executions: int = Field(default=64, gt=0)
+    idle_evict_s: float = Field(default=900.0, gt=0)
+
+
+class Catalog(_Strict):
+    """The whole configuration file, validated."""
+
+    prices_as_of: str = ""
+    providers: dict[str, ProviderSpec]
+    models: dict[str, ModelSpec]
+    virtual_models: dict[str, VirtualModel] = Field(default_factory=dict)
+    tenant_defaults: TenantDefaults = TenantDefaults()
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Catalog:
+        for name, model in self.models.items():
+            if model.provider not in self.providers:
+                raise ValueError(f"models.{name}.provider: unknown provider {model.provider!r}")
+        for name, virtual in self.virtual_models.items():
+            for candidate in virtual.candidates:
+                if candidate not in self.models:
+                    raise ValueError(
+                        f"virtual_models.{name}.candidates: unknown model {candidate!r}"
+                    )
+        return self
+
+    def wire_model(self, model: str) -> str:
+        """The name the provider knows a catalog model by."""
+        return self.models[model].provider_model or model
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    """Validate a configuration mapping (as read from YAML) into a Catalog.
+
+    Top-level keys starting with `_` hold YAML anchors for reuse and are ignored.
+    """
+    return Catalog.model_validate({k: v for k, v in data.items() if not k.startswith("_")})

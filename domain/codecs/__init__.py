@@ -1,0 +1,14 @@
+"""Provider codecs: pure functions between the unified model and each provider's wire format."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from domain.codecs import openai_chat
+
+CODECS: dict[str, ModuleType] = {"openai": openai_chat}
+
+
+def codec_for(provider_type: str) -> ModuleType:
+    """The codec module for a provider type (`build_call`, `parse_response`, `map_error`)."""
+    return CODECS[provider_type]

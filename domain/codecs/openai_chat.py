@@ -1,0 +1,90 @@
+"""OpenAI chat completions: build the request body, parse the reply, map error statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import errors
+from domain.catalog import ModelSpec
+from domain.llm import HttpCall, LLMRequest, LLMResponse, Usage
+from domain.parameters import FilteredParameters, filter_parameters
+
+PATH = "/chat/completions"
+
+
+def build_call(
+    request: LLMRequest, model: ModelSpec, wire_model: str, api_key: str | None
+) -> tuple[HttpCall, FilteredParameters]:
+    """The POST for this request, with only the parameters the model accepts."""
+    params = filter_parameters(model, request.parameters)
+    body: dict[str, Any] = {
+        "model": wire_model,
+        "messages": [_message(m.model_dump(exclude_none=True)) for m in request.messages],
+    }
+    body.update(params.wire)
+    if request.tools:
+        body["tools"] = request.tools
+    if request.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    headers = {"content-type": "application/json"}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return HttpCall(path=PATH, headers=headers, body=body), params
+
+
+def _message(message: dict[str, Any]) -> dict[str, Any]:
+    if message.get("tool_calls") and "content" not in message:
+        message["content"] = None
+    return message
+
+
+def parse_response(body: dict[str, Any]) -> LLMResponse:
+    """Read a chat.completion object; malformed replies raise ProviderError."""
+    try:
+        choice = body["choices"][0]
+        message = choice["message"]
+        usage = body.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        return LLMResponse(
+            content=message.get("content") or "",
+            tool_calls=message.get("tool_calls") or [],
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+                total_tokens=int(usage.get("total_tokens") or prompt + completion),
+            ),
+            provider_model=body.get("model") or "",
+            provider_response_id=body.get("id"),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise errors.ProviderError(f"provider sent a malformed completion: {exc!r}") from None
+
+
+def map_error(status: int, body: Any, retry_after: float | None) -> errors.CBError:
+    """Translate an error status from the provider into the gateway's taxonomy."""
+    detail = _error_message(body)
+    message = f"provider answered {status}" + (f": {detail}" if detail else "")
+    if status in (401, 403):
+        return errors.ProviderAuthenticationFailed(
+            f"provider rejected the gateway's credential ({status})"
+        )
+    if status == 429:
+        return errors.ProviderRateLimited(message, retry_after=retry_after)
+    if status in (408, 409) or status >= 500:
+        return errors.ProviderError(message, retry_after=retry_after)
+    if status == 404:
+        return errors.ProviderRejectedRequest(f"provider does not know the model ({detail})")
+    return errors.ProviderRejectedRequest(message)
+
+
+def _error_message(body: Any) -> str:
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            return str(err.get("message", ""))[:500]
+        if isinstance(err, str):
+            return err[:500]
+    return ""

@@ -1,0 +1,161 @@
+"""Error taxonomy: every failure a client can see has a stable `type` and an HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CBError(Exception):
+    """Base of all errors a client may see; `type` is stable and machine-readable."""
+
+    type: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        execution_id: str | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.execution_id = execution_id
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of this error (never a stack trace, never a secret)."""
+        out: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.execution_id:
+            out["execution_id"] = self.execution_id
+        if self.retry_after is not None:
+            out["retry_after"] = self.retry_after
+        if self.details is not None:
+            out["details"] = self.details
+        return out
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> CBError:
+        """Rebuild an error sent across a process boundary as a dict."""
+        cls = ERROR_TYPES.get(data.get("type", ""), CBError)
+        return cls(
+            data.get("message", ""),
+            retry_after=data.get("retry_after"),
+            execution_id=data.get("execution_id"),
+            details=data.get("details"),
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CBError.from_dict, (self.to_dict(),))
+
+
+class InvalidRequest(CBError):
+    type = "invalid_request"
+    status = 400
+
+
+class MissingTenant(CBError):
+    type = "missing_tenant"
+    status = 400
+
+
+class AuthenticationFailed(CBError):
+    type = "authentication_failed"
+    status = 401
+
+
+class PermissionDenied(CBError):
+    type = "permission_denied"
+    status = 403
+
+
+class NotFound(CBError):
+    type = "not_found"
+    status = 404
+
+
+class Conflict(CBError):
+    type = "conflict"
+    status = 409
+
+
+class RateLimited(CBError):
+    type = "rate_limited"
+    status = 429
+
+
+class ServiceUnavailable(CBError):
+    type = "service_unavailable"
+    status = 503
+    retryable = True
+
+
+class ModelNotFound(CBError):
+    type = "model_not_found"
+    status = 400
+
+
+class NoModelAvailable(CBError):
+    type = "no_model_available"
+    status = 503
+
+
+class ProviderError(CBError):
+    """The provider failed in a way that is not the client's fault."""
+
+    type = "provider_error"
+    status = 502
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    type = "provider_timeout"
+    status = 504
+
+
+class ProviderRateLimited(ProviderError):
+    type = "provider_rate_limited"
+    status = 429
+
+
+class ProviderAuthenticationFailed(ProviderError):
+    type = "provider_authentication_failed"
+    retryable = False
+
+
+class ProviderRejectedRequest(ProviderError):
+    type = "provider_rejected_request"
+    status = 400
+    retryable = False
+
+
+class CircuitOpen(ProviderError):
+    type = "provider_circuit_open"
+    status = 503
+
+
+ERROR_TYPES: dict[str, type[CBError]] = {
+    cls.type: cls
+    for cls in (
+        CBError,
+        InvalidRequest,
+        MissingTenant,
+        AuthenticationFailed,
+        PermissionDenied,
+        NotFound,
+        Conflict,
+        RateLimited,
+        ServiceUnavailable,
+        ModelNotFound,
+        NoModelAvailable,
+        ProviderError,
+        ProviderTimeout,
+        ProviderRateLimited,
+        ProviderAuthenticationFailed,
+        ProviderRejectedRequest,
+        CircuitOpen,
+    )
+}

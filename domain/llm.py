@@ -1,0 +1,50 @@
+"""The unified LLM request and response every provider codec translates to and from."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+class LLMRequest(BaseModel):
+    """A provider-neutral chat request for one concrete catalog model."""
+
+    model: str
+    messages: list[ChatMessage]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    stream: bool = False
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class LLMResponse(BaseModel):
+    """A provider-neutral reply."""
+
+    content: str
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage
+    provider_model: str = ""
+    provider_response_id: str | None = None
+
+
+class HttpCall(BaseModel):
+    """What a codec asks the transport to send: path relative to the base URL, headers, body."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]

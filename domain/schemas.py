@@ -1,0 +1,100 @@
+"""Pydantic schemas of the public HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCOPES = (
+    "agents:read",
+    "agents:write",
+    "agents:execute",
+    "executions:read",
+    "analytics:read",
+    "tenant:admin",
+)
+Scope = Literal[
+    "agents:read",
+    "agents:write",
+    "agents:execute",
+    "executions:read",
+    "analytics:read",
+    "tenant:admin",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Parameters(_Body):
+    """Unified generation parameters; each model takes the subset its catalog entry lists."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[str] | None = Field(default=None, max_length=4)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    seed: int | None = None
+
+    def set_values(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class TenantCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class ApiKeyCreate(_Body):
+    scopes: list[Scope] = Field(default_factory=lambda: list(SCOPES))
+    expires_at: float | None = Field(default=None, description="Unix time after which it fails")
+
+
+class AgentCreate(_Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    model: str = Field(min_length=1, max_length=200)
+    system_prompt: str = Field(default="", max_length=100_000)
+    user_template: str = Field(default="{prompt}", max_length=100_000)
+    parameters: Parameters = Parameters()
+    tools: list[str] = Field(default_factory=list, max_length=128)
+    capabilities: list[str] = Field(default_factory=list, max_length=64)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    provider_type: str | None = Field(default=None, max_length=100)
+    context_instructions: str | None = Field(default=None, max_length=100_000)
+
+
+class AgentUpdate(_Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=4000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(default=None, max_length=100_000)
+    user_template: str | None = Field(default=None, max_length=100_000)
+    parameters: Parameters | None = None
+    tools: list[str] | None = None
+    capabilities: list[str] | None = None
+    tags: list[str] | None = None
+    context_instructions: str | None = None
+
+
+class ContextMessage(_Body):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=1_000_000)
+
+
+class ExecuteRequest(_Body):
+    prompt: str = Field(min_length=1, max_length=1_000_000)
+    context: list[ContextMessage] | dict[str, Any] | str | None = None
+    parameters: Parameters = Parameters()
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tools: list[str] | None = None
+    stream_options: dict[str, Any] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value

@@ -1,0 +1,67 @@
+"""The Tenant aggregate: a customer company, its API keys and its agents."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+
+class Tenant(Aggregate):
+    """A tenant; every event carries `tenant_id` so projections can filter on it."""
+
+    @event("Created")
+    def __init__(self, id: UUID, tenant_id: str, name: str) -> None:  # noqa: A002
+        self.tenant_id = tenant_id
+        self.name = name
+        self.api_keys: dict[str, dict[str, Any]] = {}
+        self.agent_ids: list[str] = []
+        self.provider_credentials: dict[str, dict[str, str]] = {}
+
+    def issue_api_key(
+        self, key_id: str, key_hash: str, hint: str, scopes: list[str], expires_at: float | None
+    ) -> None:
+        self._api_key_issued(self.tenant_id, key_id, key_hash, hint, scopes, expires_at)
+
+    @event("ApiKeyIssued")
+    def _api_key_issued(
+        self,
+        tenant_id: str,
+        key_id: str,
+        key_hash: str,
+        hint: str,
+        scopes: list[str],
+        expires_at: float | None,
+    ) -> None:
+        self.api_keys[key_id] = {
+            "key_hash": key_hash,
+            "hint": hint,
+            "scopes": scopes,
+            "expires_at": expires_at,
+            "revoked": False,
+        }
+
+    def add_agent(self, agent_id: str) -> None:
+        self._agent_added(self.tenant_id, agent_id)
+
+    @event("AgentAdded")
+    def _agent_added(self, tenant_id: str, agent_id: str) -> None:
+        self.agent_ids.append(agent_id)
+
+    def remove_agent(self, agent_id: str) -> None:
+        self._agent_removed(self.tenant_id, agent_id)
+
+    @event("AgentRemoved")
+    def _agent_removed(self, tenant_id: str, agent_id: str) -> None:
+        self.agent_ids.remove(agent_id)
+
+    def store_provider_credential(self, provider_type: str, ciphertext: str, hint: str) -> None:
+        """Keep an encrypted provider credential (the clear text never enters an event)."""
+        self._provider_credential_stored(self.tenant_id, provider_type, ciphertext, hint)
+
+    @event("ProviderCredentialStored")
+    def _provider_credential_stored(
+        self, tenant_id: str, provider_type: str, ciphertext: str, hint: str
+    ) -> None:
+        self.provider_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}

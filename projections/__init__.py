@@ -1,0 +1,1 @@
+"""Read models folded from the event store: execution history and the key directory."""

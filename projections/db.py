@@ -1,0 +1,70 @@
+"""A small synchronous SQL handle over SQLite or PostgreSQL for the read models."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+
+class ReadModelDB:
+    """One connection guarded by a lock; SQL is written with `?` placeholders."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self.is_postgres = url.startswith("postgres")
+        if self.is_postgres:
+            import psycopg
+            from psycopg.rows import dict_row
+
+            self._conn: Any = psycopg.connect(url, row_factory=dict_row, autocommit=True)
+        else:
+            path = url.removeprefix("sqlite:///")
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.is_postgres else sql
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A write transaction: all statements commit together or not at all."""
+        with self._lock:
+            if self.is_postgres:
+                with self._conn.transaction(), self._conn.cursor() as cur:
+                    yield _Translating(cur, self._sql)
+            else:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Translating(self._conn, self._sql)
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(self._sql(sql), tuple(params)).fetchall()
+        return [dict(row) for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Translating:
+    def __init__(self, target: Any, translate: Any) -> None:
+        self._target = target
+        self._translate = translate
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._target.execute(self._translate(sql), tuple(params))

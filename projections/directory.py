@@ -1,0 +1,72 @@
+"""The key directory: tenants and API-key hashes, for authentication on any replica."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.tenant import Tenant
+from projections.db import Cursor, ReadModelDB
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS tenants (
+        tenant_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at DOUBLE PRECISION
+    )""",
+    """CREATE TABLE IF NOT EXISTS api_keys (
+        key_hash TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        tenant_id TEXT NOT NULL,
+        hint TEXT,
+        scopes TEXT NOT NULL,
+        expires_at DOUBLE PRECISION,
+        issued_at DOUBLE PRECISION,
+        revoked_at DOUBLE PRECISION
+    )""",
+)
+
+
+def on_created(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "INSERT INTO tenants (tenant_id, name, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (tenant_id) DO NOTHING",
+        (event.tenant_id, event.name, event.timestamp.timestamp()),
+    )
+
+
+def on_key_issued(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "INSERT INTO api_keys (key_hash, key_id, tenant_id, hint, scopes, expires_at, issued_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key_hash) DO NOTHING",
+        (
+            event.key_hash,
+            event.key_id,
+            event.tenant_id,
+            event.hint,
+            json.dumps(event.scopes),
+            event.expires_at,
+            event.timestamp.timestamp(),
+        ),
+    )
+
+
+HANDLERS = {Tenant.Created: on_created, Tenant.ApiKeyIssued: on_key_issued}
+
+
+def lookup_key(db: ReadModelDB, key_hash: str) -> dict[str, Any] | None:
+    """The key's tenant, scopes and validity, or None if no such key was ever issued."""
+    rows = db.query(
+        "SELECT key_id, tenant_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
+        (key_hash,),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    return {
+        "key_id": row["key_id"],
+        "tenant_id": row["tenant_id"],
+        "scopes": json.loads(row["scopes"]),
+        "expires_at": row["expires_at"],
+        "revoked": row["revoked_at"] is not None,
+    }

@@ -1,0 +1,168 @@
+"""Execution history: one row per execution, folded from Execution events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from domain.execution import Execution
+from projections.db import Cursor, ReadModelDB
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS executions (
+        execution_id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        model_requested TEXT,
+        model_resolved TEXT,
+        provider TEXT,
+        stream BOOLEAN,
+        prompt_tokens BIGINT DEFAULT 0,
+        completion_tokens BIGINT DEFAULT 0,
+        total_tokens BIGINT DEFAULT 0,
+        cost_usd DOUBLE PRECISION DEFAULT 0,
+        started_at DOUBLE PRECISION,
+        completed_at DOUBLE PRECISION,
+        duration_ms DOUBLE PRECISION,
+        error_type TEXT,
+        error_message TEXT,
+        result_json TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS executions_by_agent ON executions "
+    "(tenant_id, agent_id, started_at)",
+    "CREATE INDEX IF NOT EXISTS executions_by_tenant ON executions (tenant_id, started_at)",
+)
+
+
+def on_started(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "INSERT INTO executions (execution_id, tenant_id, agent_id, status, model_requested,"
+        " stream, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?)"
+        " ON CONFLICT (execution_id) DO NOTHING",
+        (
+            str(event.originator_id),
+            event.tenant_id,
+            event.agent_id,
+            event.model_requested,
+            bool(event.stream),
+            event.timestamp.timestamp(),
+        ),
+    )
+
+
+def on_model_resolved(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "UPDATE executions SET model_resolved = ?, provider = ? WHERE execution_id = ?",
+        (event.model, event.provider, str(event.originator_id)),
+    )
+
+
+def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) -> None:
+    result = event.result
+    usage = result.get("usage") or {}
+    meta = result.get("metadata") or {}
+    cur.execute(
+        "UPDATE executions SET status = ?, model_resolved = COALESCE(?, model_resolved),"
+        " provider = COALESCE(?, provider), prompt_tokens = ?, completion_tokens = ?,"
+        " total_tokens = ?, cost_usd = ?, completed_at = ?, duration_ms = ?, error_type = ?,"
+        " error_message = ?, result_json = ? WHERE execution_id = ?",
+        (
+            status,
+            meta.get("model_resolved"),
+            meta.get("provider"),
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            usage.get("total_tokens", 0),
+            usage.get("cost_usd", 0.0),
+            event.timestamp.timestamp(),
+            meta.get("duration_ms"),
+            (error or {}).get("type"),
+            (error or {}).get("message"),
+            json.dumps(result),
+            str(event.originator_id),
+        ),
+    )
+
+
+def on_completed(cur: Cursor, event: Any) -> None:
+    _finish(cur, event, "completed", None)
+
+
+def on_failed(cur: Cursor, event: Any) -> None:
+    _finish(cur, event, event.result.get("status", "failed"), event.error)
+
+
+HANDLERS = {
+    Execution.Started: on_started,
+    Execution.ModelResolved: on_model_resolved,
+    Execution.Completed: on_completed,
+    Execution.Failed: on_failed,
+}
+
+_COLUMNS = (
+    "execution_id, tenant_id, agent_id, status, model_requested, model_resolved, provider,"
+    " stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, started_at,"
+    " completed_at, duration_ms, error_type, error_message, result_json"
+)
+
+
+def _view(row: dict[str, Any]) -> dict[str, Any]:
+    """An execution as the API shows it: the stored result, or the running state."""
+    result = json.loads(row["result_json"]) if row.get("result_json") else None
+    view = {
+        "execution_id": row["execution_id"],
+        "agent_id": row["agent_id"],
+        "status": row["status"],
+        "model_requested": row["model_requested"],
+        "model_resolved": row["model_resolved"],
+        "provider": row["provider"],
+        "stream": bool(row["stream"]),
+        "started_at": row["started_at"],
+        "completed_at": row["completed_at"],
+        "usage": {
+            "prompt_tokens": row["prompt_tokens"] or 0,
+            "completion_tokens": row["completion_tokens"] or 0,
+            "total_tokens": row["total_tokens"] or 0,
+            "cost_usd": row["cost_usd"] or 0.0,
+        },
+        "duration_ms": row["duration_ms"],
+        "error": {"type": row["error_type"], "message": row["error_message"]}
+        if row["error_type"]
+        else None,
+    }
+    if result:
+        view["response"] = result.get("response")
+        view["metadata"] = result.get("metadata")
+    return view
+
+
+def get_execution(db: ReadModelDB, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
+    rows = db.query(
+        f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ? AND execution_id = ?",
+        (tenant_id, execution_id),
+    )
+    return _view(rows[0]) if rows else None
+
+
+def list_executions(
+    db: ReadModelDB,
+    tenant_id: str,
+    agent_id: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    before: float | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first; `before` (a started_at) pages backwards."""
+    sql = f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ?"
+    params: list[Any] = [tenant_id]
+    for column, value in (("agent_id", agent_id), ("status", status)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            params.append(value)
+    if before is not None:
+        sql += " AND started_at < ?"
+        params.append(before)
+    sql += " ORDER BY started_at DESC LIMIT ?"
+    params.append(limit)
+    return [_view(row) for row in db.query(sql, params)]

@@ -1,0 +1,51 @@
+"""Folds new events into every read model, recording the position in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.application import Application
+
+from projections import directory, history
+from projections.db import ReadModelDB
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT)"
+)
+NAME = "read_models"
+
+HANDLERS: dict[type, Callable[[Any, Any], None]] = {**history.HANDLERS, **directory.HANDLERS}
+
+
+def create_tables(db: ReadModelDB) -> None:
+    with db.transaction() as cur:
+        for ddl in (TRACKING_DDL, *history.DDL, *directory.DDL):
+            cur.execute(ddl)
+
+
+def position(db: ReadModelDB) -> int:
+    rows = db.query("SELECT position FROM projection_tracking WHERE name = ?", (NAME,))
+    return int(rows[0]["position"]) if rows else 0
+
+
+def catch_up(app: Application[Any], db: ReadModelDB, batch: int = 500) -> int:
+    """Apply every event after the tracked position; returns how many were read."""
+    start = position(db)
+    notifications = app.recorder.select_notifications(
+        start=start, limit=batch, inclusive_of_start=False
+    )
+    if not notifications:
+        return 0
+    with db.transaction() as cur:
+        for notification in notifications:
+            event = app.mapper.to_domain_event(notification)
+            handler = HANDLERS.get(type(event))
+            if handler is not None:
+                handler(cur, event)
+        cur.execute(
+            "INSERT INTO projection_tracking (name, position) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+            (NAME, notifications[-1].id),
+        )
+    return len(notifications)

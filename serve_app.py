@@ -1,0 +1,94 @@
+"""Composition root: the Serve deployment, and `python serve_app.py` to run it all locally."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+from typing import Any
+
+from ray import serve
+
+from actors.settings import Settings
+from api import runtime
+from api.app import create_app
+
+log = logging.getLogger("circuitbreaker")
+
+
+@serve.deployment(
+    max_ongoing_requests=int(os.environ.get("CB_MAX_ONGOING_REQUESTS", "1000")),
+    ray_actor_options={"num_cpus": 0},
+)
+@serve.ingress()
+class Gateway:
+    """The stateless ingress: authenticates, validates, calls actors, frames responses."""
+
+    def __init__(self, settings: Settings) -> None:
+        runtime.configure(settings)
+
+    def __serve_build_asgi_app__(self) -> Any:
+        """The FastAPI app, built inside the replica (nothing of it is pickled)."""
+        return create_app()
+
+
+def build(settings: Settings | None = None, replicas: int = 1) -> Any:
+    """The Serve application for these settings."""
+    return Gateway.options(num_replicas=replicas).bind(settings or Settings.from_env())
+
+
+# `serve run serve_app:app` uses this, configured from the environment.
+app = build() if os.environ.get("CB_BUILD_ON_IMPORT", "1") == "1" else None
+
+FORWARDED_ENV_PREFIXES = ("CB_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_")
+
+
+def forwarded_env() -> dict[str, str]:
+    """Environment the Ray workers need (config, store, provider endpoints and credentials)."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    env.setdefault("RAY_worker_niceness", "0")
+    return env
+
+
+def main() -> None:
+    """Start a local Ray, the Serve app on CB_HOST:CB_PORT, and wait for Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    import ray
+
+    if not os.environ.get("CB_ADMIN_TOKEN"):
+        os.environ["CB_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+        print(f"CB_ADMIN_TOKEN={os.environ['CB_ADMIN_TOKEN']}  (generated; set it to keep one)")
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    settings = Settings.from_env()
+    host = os.environ.get("CB_HOST", "127.0.0.1")
+    port = int(os.environ.get("CB_PORT", "8000"))
+    ray.init(
+        address=os.environ.get("RAY_ADDRESS"),
+        namespace="circuitbreaker",
+        runtime_env={"env_vars": forwarded_env()},
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+    )
+    import serve_app as this  # by module name, so Ray pickles the deployment by reference
+
+    application = this.build(settings)
+    logs = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
+    serve.start(http_options={"host": host, "port": port}, logging_config=logs)
+    serve.run(application, name="circuitbreaker", route_prefix="/", logging_config=logs)
+    print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
+    sys.stdout.flush()
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("shutting down")
+    serve.shutdown()
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

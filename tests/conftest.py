@@ -1,0 +1,164 @@
+"""One real Ray cluster, one emulator and two Serve apps (SQLite and PostgreSQL) per session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.emulator import ProviderEmulator
+
+ADMIN_TOKEN = "test-admin-token"
+PG_URL = os.environ.get("CB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_database() -> str | None:
+    """A fresh database for this session, or None when PostgreSQL is unreachable outside CI."""
+    try:
+        import psycopg
+
+        name = f"cb_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return PG_URL.rsplit("/", 1)[0] + "/" + name
+    except Exception:
+        if os.environ.get("CI") == "true":
+            raise
+        return None
+
+
+def _drop_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@dataclass
+class Cluster:
+    port: int
+    emulator: ProviderEmulator
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def url(self, backend: str) -> str:
+        prefix = "" if backend == "sqlite" else "/pg"
+        return f"http://127.0.0.1:{self.port}{prefix}"
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[ProviderEmulator]:
+    emu = ProviderEmulator().start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    emulator: ProviderEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    import ray
+    from ray import serve
+
+    import serve_app
+    from actors.settings import Settings
+
+    os.environ.update(
+        {
+            "OPENAI_API_KEY": "test-provider-key",
+            "OPENAI_BASE_URL": emulator.base_url,
+            "CB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "RAY_worker_niceness": "0",
+        }
+    )
+    data = tmp_path_factory.mktemp("cb-data")
+    pg_url = _postgres_database()
+    settings = {"sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"))}
+    if pg_url:
+        settings["postgres"] = Settings(instance="pg", database_url=pg_url)
+    apps = {name: serve_app.build(s) for name, s in settings.items()}
+    ray.init(
+        namespace="circuitbreaker",
+        include_dashboard=False,
+        runtime_env={"env_vars": serve_app.forwarded_env()},
+        logging_level="WARNING",
+    )
+    port = _free_port()
+    logs = {"enable_access_log": False}
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logs)
+    cluster = Cluster(port=port, emulator=emulator, settings=settings)
+    for name, app in apps.items():
+        prefix = "/" if name == "sqlite" else "/pg"
+        serve.run(app, name=name, route_prefix=prefix, logging_config=logs)
+    yield cluster
+    serve.shutdown()
+    ray.shutdown()
+    if pg_url:
+        _drop_database(pg_url)
+
+
+@dataclass
+class Tenant:
+    id: str
+    api_key: str
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"X-Tenant-ID": self.id, "Authorization": f"Bearer {key or self.api_key}"}
+
+
+class Gateway:
+    """A test client for one backend's app, with helpers that make tenants and agents."""
+
+    def __init__(self, cluster: Cluster, backend: str) -> None:
+        self.backend = backend
+        self.cluster = cluster
+        self.settings = cluster.settings[backend]
+        self.http = httpx.Client(base_url=cluster.url(backend), timeout=60)
+        self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def new_tenant(self, name: str = "Acme") -> Tenant:
+        reply = self.http.post("/api/v1/admin/tenants", json={"name": name}, headers=self.admin)
+        assert reply.status_code == 201, reply.text
+        body = reply.json()
+        return Tenant(body["tenant"]["id"], body["api_key"])
+
+    def new_agent(self, tenant: Tenant, **overrides: Any) -> dict[str, Any]:
+        definition = {
+            "name": "Helper",
+            "model": "cb:smart-chat",
+            "system_prompt": "You are a helpful assistant.",
+            "parameters": {"temperature": 0.3},
+            **overrides,
+        }
+        reply = self.http.post("/api/v1/agents", json=definition, headers=tenant.headers())
+        assert reply.status_code == 201, reply.text
+        return reply.json()
+
+    def execute(self, tenant: Tenant, agent_id: str, prompt: str, **body: Any) -> httpx.Response:
+        return self.http.post(
+            f"/api/v1/agents/{agent_id}/execute",
+            json={"prompt": prompt, **body},
+            headers=tenant.headers(),
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def gateway(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Gateway]:
+    if request.param not in cluster.settings:
+        pytest.skip("PostgreSQL is not reachable (set CI=true to require it)")
+    gw = Gateway(cluster, request.param)
+    yield gw
+    gw.http.close()

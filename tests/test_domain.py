@@ -1,0 +1,178 @@
+"""Pure domain functions: routing, parameters, pricing, codec, breaker, buckets, prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.settings import DEFAULT_CONFIG, load_catalog
+from domain import errors
+from domain.breaker import CircuitBreaker
+from domain.catalog import parse_catalog
+from domain.codecs import openai_chat
+from domain.llm import ChatMessage, LLMRequest
+from domain.parameters import filter_parameters
+from domain.pricing import cost_usd
+from domain.prompting import build_messages
+from domain.ratelimit import TokenBucket
+from domain.routing import resolve
+
+CATALOG = load_catalog(DEFAULT_CONFIG)
+VIRTUAL = (
+    "auto",
+    "cb:smart-chat",
+    "cb:cost-optimal",
+    "cb:fastest",
+    "cb:coding",
+    "cb:analysis",
+    "cb:creative",
+)
+
+
+@pytest.mark.parametrize("name", VIRTUAL)
+def test_every_legacy_virtual_name_resolves_to_a_concrete_model(name: str) -> None:
+    route = resolve(name, CATALOG, {"openai"})
+    assert route.chain and all(m in CATALOG.models for m in route.chain)
+    assert not route.chain[0].startswith("cb:")
+
+
+def test_cost_optimal_picks_the_cheapest_candidate() -> None:
+    route = resolve("cb:cost-optimal", CATALOG, {"openai"})
+    prices = [
+        CATALOG.models[m].input_price_per_mtok + CATALOG.models[m].output_price_per_mtok
+        for m in route.chain
+    ]
+    assert prices == sorted(prices)
+
+
+def test_unconfigured_provider_is_skipped_with_a_reason() -> None:
+    with pytest.raises(errors.NoModelAvailable, match="not configured"):
+        resolve("cb:smart-chat", CATALOG, set())
+
+
+def test_unknown_model_is_a_typed_error() -> None:
+    with pytest.raises(errors.ModelNotFound):
+        resolve("cb:nonsense", CATALOG, {"openai"})
+
+
+def test_reasoning_model_gets_max_completion_tokens_and_no_temperature() -> None:
+    out = filter_parameters(CATALOG.models["o4-mini"], {"temperature": 0.2, "max_tokens": 64})
+    assert out.wire == {"max_completion_tokens": 64}
+    assert out.dropped == ["temperature"]
+
+
+def test_parameters_are_clamped_to_the_model_range() -> None:
+    out = filter_parameters(CATALOG.models["gpt-4o-mini"], {"max_tokens": 10**6, "top_p": 0.5})
+    assert out.wire == {"max_tokens": 16384, "top_p": 0.5}
+    assert out.adjusted == {"max_tokens": 16384}
+
+
+def test_cost_is_tokens_times_catalog_price() -> None:
+    model = CATALOG.models["gpt-4o-mini"]
+    assert cost_usd(model, 1_000_000, 1_000_000) == pytest.approx(0.15 + 0.60)
+    assert cost_usd(model, 120, 30) == pytest.approx((120 * 0.15 + 30 * 0.60) / 1e6)
+
+
+def test_openai_codec_builds_the_wire_body() -> None:
+    request = LLMRequest(
+        model="gpt-4o-mini",
+        messages=[ChatMessage(role="system", content="s"), ChatMessage(role="user", content="u")],
+        parameters={"temperature": 0.5, "unknown": 1},
+    )
+    call, params = openai_chat.build_call(
+        request, CATALOG.models["gpt-4o-mini"], "gpt-4o-mini", "k"
+    )
+    assert call.path == "/chat/completions"
+    assert call.headers["authorization"] == "Bearer k"
+    assert call.body == {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+        "temperature": 0.5,
+    }
+    assert params.dropped == ["unknown"]
+
+
+def test_openai_codec_parses_a_completion() -> None:
+    body = {
+        "id": "chatcmpl-1",
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+    }
+    parsed = openai_chat.parse_response(body)
+    assert (parsed.content, parsed.finish_reason, parsed.usage.total_tokens) == ("hi", "stop", 9)
+    with pytest.raises(errors.ProviderError):
+        openai_chat.parse_response({"choices": []})
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (500, "provider_error", True),
+        (503, "provider_error", True),
+        (429, "provider_rate_limited", True),
+        (401, "provider_authentication_failed", False),
+        (400, "provider_rejected_request", False),
+    ],
+)
+def test_openai_error_statuses_map_to_stable_types(status: int, kind: str, retryable: bool) -> None:
+    err = openai_chat.map_error(status, {"error": {"message": "boom"}}, 2.0)
+    assert (err.type, err.retryable) == (kind, retryable)
+
+
+def test_errors_survive_a_process_boundary_as_dicts() -> None:
+    err = errors.RateLimited("slow down", retry_after=3, execution_id="e1")
+    again = errors.CBError.from_dict(err.to_dict())
+    assert isinstance(again, errors.RateLimited)
+    assert (again.status, again.retry_after, again.execution_id) == (429, 3, "e1")
+
+
+def test_breaker_opens_after_threshold_and_probes_after_reset() -> None:
+    breaker = CircuitBreaker(failure_threshold=2, reset_after_s=10)
+    breaker.record(False, now=0)
+    assert breaker.allows(1)
+    breaker.record(False, now=1)
+    assert breaker.state == "open" and not breaker.allows(5)
+    assert breaker.allows(12) and breaker.state == "half_open"
+    assert not breaker.allows(12)  # one probe at a time
+    breaker.record(True, now=13)
+    assert breaker.state == "closed"
+
+
+def test_token_bucket_waits_for_refill() -> None:
+    bucket = TokenBucket.per_minute(60, now=0.0, burst=2)
+    assert bucket.take(0.0) == 0 and bucket.take(0.0) == 0
+    assert bucket.take(0.0) == pytest.approx(1.0)
+    assert bucket.take(1.0) == 0
+
+
+def test_messages_are_system_then_context_then_user() -> None:
+    definition = {"system_prompt": "Be exact.", "user_template": "Q: {prompt}"}
+    context = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "ok"}]
+    messages = build_messages(definition, "2+2?", context)
+    assert [(m.role, m.content) for m in messages] == [
+        ("system", "Be exact."),
+        ("user", "earlier"),
+        ("assistant", "ok"),
+        ("user", "Q: 2+2?"),
+    ]
+    assert build_messages({"user_template": "Solve it"}, "x", None)[-1].content == "Solve it\n\nx"
+
+
+def test_config_references_are_checked() -> None:
+    with pytest.raises(ValueError, match="unknown provider"):
+        parse_catalog(
+            {
+                "providers": {},
+                "models": {
+                    "m": {
+                        "provider": "nope",
+                        "context_window": 1,
+                        "max_output_tokens": 1,
+                        "input_price_per_mtok": 0,
+                        "output_price_per_mtok": 0,
+                    }
+                },
+            }
+        )

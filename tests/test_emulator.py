@@ -1,0 +1,374 @@
+"""The provider emulator speaks OpenAI's wire format: the official SDK parses all of it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from tests.emulator import ProviderEmulator, RecordedRequest
+
+WEATHER_ARGS = {"city": "Paris", "unit": "celsius", "days": [1, 2, 3]}
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[ProviderEmulator]:
+    emulator = ProviderEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def client(emu: ProviderEmulator) -> Iterator[openai.OpenAI]:
+    sdk = openai.OpenAI(base_url=emu.base_url, api_key="test", max_retries=0, timeout=5)
+    yield sdk
+    sdk.close()
+
+
+def user(text: str) -> list[dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def wait_for(predicate: Any, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+def raw_post(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status, json.loads(reply.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_base_url_and_port(emu: ProviderEmulator) -> None:
+    assert emu.port > 0
+    assert emu.base_url == f"http://127.0.0.1:{emu.port}/v1"
+
+
+def test_default_echo_reply_parses(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "hello there echo world"},
+    ]
+    reply = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+
+    assert isinstance(reply, ChatCompletion)
+    assert reply.id.startswith("chatcmpl-")
+    assert reply.object == "chat.completion"
+    assert reply.model == "gpt-4o-mini"
+    assert reply.created > 0
+    choice = reply.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == "Echo: hello there echo world"
+    assert choice.finish_reason == "stop"
+    # 3 + 4 words, plus 3 per message; completion: "Echo:" + 4 words.
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 7 + 2 * 3
+    assert reply.usage.completion_tokens == 5
+    assert reply.usage.total_tokens == 18
+
+
+def test_echo_is_truncated_to_200_chars(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(model="m", messages=user("x" * 500))
+    assert reply.choices[0].message.content == ("Echo: " + "x" * 500)[:200]
+
+
+def test_scripted_reply_and_usage(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    emu.script("scripted-usage", content="Fixed answer.", prompt_tokens=11, completion_tokens=7)
+    reply = client.chat.completions.create(model="gpt-4o", messages=user("scripted-usage"))
+    assert reply.choices[0].message.content == "Fixed answer."
+    assert reply.usage is not None
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (11, 7)
+    assert reply.usage.total_tokens == 18
+
+
+def test_rule_matches_text_parts_newest_wins_and_times(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("rules-topic", content="old rule")
+    emu.script("rules-topic", content="new rule", times=1)
+    parts = [{"role": "user", "content": [{"type": "text", "text": "about rules-topic now"}]}]
+
+    first = client.chat.completions.create(model="m", messages=parts)
+    second = client.chat.completions.create(model="m", messages=parts)
+
+    assert first.choices[0].message.content == "new rule"
+    assert second.choices[0].message.content == "old rule"
+
+
+@pytest.mark.asyncio
+async def test_stream_with_usage_parses(emu: ProviderEmulator) -> None:
+    text = "stream me some tokens please"
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="test", max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=user(text),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert all(c.object == "chat.completion.chunk" and c.model == "gpt-4o-mini" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[0].choices[0].delta.content == ""
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert content == "Echo: " + text
+    assert len(chunks) == 1 + -(-len(content) // 4) + 2  # role, ~4-char pieces, finish, usage
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.prompt_tokens == 5 + 3
+    assert chunks[-1].usage.completion_tokens == 6
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_stream_without_usage_and_scripted_chunks(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("chunked-reply", chunks=["Hel", "lo, ", "wor", "ld!"], chunk_delay=0.01)
+    stream = client.chat.completions.create(model="m", messages=user("chunked-reply"), stream=True)
+    chunks = list(stream)
+
+    pieces = [c.choices[0].delta.content for c in chunks[1:-1]]
+    assert pieces == ["Hel", "lo, ", "wor", "ld!"]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.usage is None for c in chunks)
+    assert emu.requests_matching("chunked-reply")[-1].completed
+
+
+def test_tool_calls_non_streaming(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    calls = [
+        {
+            "id": "call_weather1",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps(WEATHER_ARGS)},
+        },
+        {"name": "get_time", "arguments": {"tz": "Europe/Paris"}},
+    ]
+    emu.script("tool-sync", tool_calls=calls)
+    reply = client.chat.completions.create(model="m", messages=user("tool-sync"))
+
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content is None
+    tool_calls = choice.message.tool_calls
+    assert tool_calls is not None and len(tool_calls) == 2
+    assert tool_calls[0].id == "call_weather1"
+    assert tool_calls[0].type == "function"
+    assert tool_calls[0].function.name == "get_weather"
+    assert json.loads(tool_calls[0].function.arguments) == WEATHER_ARGS
+    assert tool_calls[1].id.startswith("call_")
+    assert json.loads(tool_calls[1].function.arguments) == {"tz": "Europe/Paris"}
+
+
+@pytest.mark.asyncio
+async def test_tool_calls_streaming(emu: ProviderEmulator) -> None:
+    arguments = json.dumps(WEATHER_ARGS)
+    emu.script(
+        "tool-stream",
+        tool_calls=[
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": arguments},
+            },
+            {
+                "id": "call_b",
+                "type": "function",
+                "function": {"name": "get_time", "arguments": '{"tz": "UTC"}'},
+            },
+        ],
+    )
+    async with openai.AsyncOpenAI(base_url=emu.base_url, api_key="test", max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="m", messages=user("tool-stream"), stream=True
+        )
+        chunks = [chunk async for chunk in stream]
+
+    assembled: dict[int, dict[str, Any]] = {}
+    fragments = 0
+    for chunk in chunks:
+        for call in chunk.choices[0].delta.tool_calls or ():
+            slot = assembled.setdefault(call.index, {"id": None, "name": None, "arguments": ""})
+            if call.id:
+                slot["id"] = call.id
+            if call.function and call.function.name:
+                slot["name"] = call.function.name
+            if call.function and call.function.arguments:
+                slot["arguments"] += call.function.arguments
+                fragments += 1
+
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert assembled[0] == {"id": "call_a", "name": "get_weather", "arguments": arguments}
+    assert assembled[1] == {"id": "call_b", "name": "get_time", "arguments": '{"tz": "UTC"}'}
+    assert fragments > 2  # arguments really arrive in pieces
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class", "code"),
+    [
+        (400, openai.BadRequestError, None),
+        (401, openai.AuthenticationError, "invalid_api_key"),
+        (429, openai.RateLimitError, "rate_limit_exceeded"),
+        (500, openai.InternalServerError, None),
+        (503, openai.InternalServerError, None),
+    ],
+)
+def test_error_status_raises_matching_sdk_error(
+    emu: ProviderEmulator,
+    client: openai.OpenAI,
+    status: int,
+    error_class: type[openai.APIStatusError],
+    code: str | None,
+) -> None:
+    emu.script(f"fail-with-{status}", status=status, headers={"Retry-After": "2"})
+    with pytest.raises(error_class) as caught:
+        client.chat.completions.create(model="m", messages=user(f"fail-with-{status}"))
+    assert caught.value.status_code == status
+    assert caught.value.code == code
+    assert caught.value.type
+    assert caught.value.response.headers["retry-after"] == "2"
+
+
+def test_custom_error_body(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    body = {
+        "error": {
+            "message": "quota gone",
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+    }
+    emu.script("custom-error", status=429, error_body=body)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="m", messages=user("custom-error"))
+    assert caught.value.code == "insufficient_quota"
+    assert "quota gone" in str(caught.value)
+
+
+def test_stream_request_with_error_status(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    emu.script("stream-error", status=500)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="m", messages=user("stream-error"), stream=True)
+
+
+def test_missing_auth_and_malformed_body(emu: ProviderEmulator) -> None:
+    url = emu.base_url + "/chat/completions"
+    good = json.dumps({"model": "m", "messages": user("hi")}).encode()
+
+    status, body = raw_post(url, good, {"Content-Type": "application/json"})
+    assert status == 401
+    assert body["error"]["type"] == "authentication_error"
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+
+    auth = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+    status, body = raw_post(url, b"{not json", auth)
+    assert status == 400
+    assert body["error"]["type"] == "invalid_request_error"
+
+    status, body = raw_post(url, json.dumps({"model": "m"}).encode(), auth)
+    assert status == 400
+    assert body["error"]["param"] == "messages"
+
+
+def test_models_list(client: openai.OpenAI) -> None:
+    ids = [model.id for model in client.models.list()]
+    assert "gpt-4o-mini" in ids
+
+
+def test_requests_are_recorded(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    before = time.time()
+    client.chat.completions.create(
+        model="gpt-4o", messages=user("record-this body"), temperature=0.25, max_tokens=12
+    )
+    recorded = emu.requests_matching("record-this")
+
+    assert len(recorded) == 1
+    rec = recorded[0]
+    assert isinstance(rec, RecordedRequest)
+    assert (rec.method, rec.path) == ("POST", "/v1/chat/completions")
+    assert rec.body == {
+        "model": "gpt-4o",
+        "messages": user("record-this body"),
+        "temperature": 0.25,
+        "max_tokens": 12,
+    }
+    assert rec.headers["authorization"] == "Bearer test"
+    assert rec.received_at >= before - 1
+    assert rec.completed and not rec.client_disconnected
+    assert rec in emu.requests
+
+
+def test_delay(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    emu.script("slow-answer", delay=0.2)
+    started = time.monotonic()
+    client.chat.completions.create(model="m", messages=user("slow-answer"))
+    assert time.monotonic() - started >= 0.2
+
+
+def test_fail_after_chunks_breaks_the_stream(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    emu.script("break-midway", content="abcdefghijklmnopqrstuvwxyz", fail_after_chunks=2)
+    received: list[str] = []
+    stream = client.chat.completions.create(model="m", messages=user("break-midway"), stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "abcdefgh"
+    rec = emu.requests_matching("break-midway")[-1]
+    assert not rec.completed and not rec.client_disconnected
+
+
+def test_fail_after_chunks_without_stream_drops_connection(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("drop-sync", fail_after_chunks=0)
+    with pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(model="m", messages=user("drop-sync"))
+
+
+def test_client_closing_slow_stream_is_recorded(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("hang-up-early", content="x" * 200, chunk_delay=0.1)
+    stream = client.chat.completions.create(model="m", messages=user("hang-up-early"), stream=True)
+    for seen, _chunk in enumerate(stream):
+        if seen == 2:
+            break
+    stream.close()
+
+    rec = emu.requests_matching("hang-up-early")[-1]
+    assert wait_for(lambda: rec.client_disconnected)
+    assert not rec.completed
+
+
+def test_reset_and_standalone_instance() -> None:
+    with ProviderEmulator(record=False) as other:
+        sdk = openai.OpenAI(base_url=other.base_url, api_key="k", max_retries=0)
+
+        def ask() -> str | None:
+            reply = sdk.chat.completions.create(model="m", messages=user("anything"))
+            return reply.choices[0].message.content
+
+        other.script("anything", content="scripted")
+        assert ask() == "scripted"
+        assert other.requests == []  # record=False keeps nothing
+        other.reset()
+        assert ask() == "Echo: anything"
+        sdk.close()
