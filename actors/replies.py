@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
-from domain.errors import CBError
+from eventsourcing.persistence import PersistenceError
+
+from domain.errors import CBError, ServiceUnavailable
 
 P = ParamSpec("P")
+log = logging.getLogger(__name__)
 
 
 def replies(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[dict[str, Any]]]:
@@ -19,6 +23,10 @@ def replies(fn: Callable[P, Awaitable[Any]]) -> Callable[P, Awaitable[dict[str, 
         try:
             return {"value": await fn(*args, **kwargs)}
         except CBError as err:
+            return {"error": err.to_dict(), "status": err.status}
+        except PersistenceError as exc:
+            log.error("event store failed: %s", type(exc).__name__)
+            err = ServiceUnavailable("the event store is unavailable; retry", retry_after=2)
             return {"error": err.to_dict(), "status": err.status}
 
     return wrapper

@@ -24,7 +24,9 @@ class Settings:
     database_url: str | None = None
     config_path: str = str(DEFAULT_CONFIG)
     projection_poll_s: float = 0.1
-    store_pool_size: int = 4
+    store_pool_size: int = 1
+    store_max_overflow: int = 2
+    tenant_idle_evict_s: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -35,6 +37,8 @@ class Settings:
             "database_url": os.environ.get("CB_DATABASE_URL") or None,
             "config_path": os.environ.get("CB_CONFIG", str(DEFAULT_CONFIG)),
         }
+        if os.environ.get("CB_TENANT_IDLE_EVICT_S"):
+            values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]
@@ -61,7 +65,7 @@ class Settings:
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(self.store_pool_size),
-            "POSTGRES_MAX_OVERFLOW": "4",
+            "POSTGRES_MAX_OVERFLOW": str(self.store_max_overflow),
             "POSTGRES_CONNECT_TIMEOUT": "10",
         }
 

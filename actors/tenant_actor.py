@@ -38,7 +38,7 @@ class TenantActor:
         limits = self.catalog.tenant_defaults
         self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
         self.max_concurrent = limits.max_concurrent_executions
-        self.idle_evict_s = limits.idle_evict_s
+        self.idle_evict_s = settings.tenant_idle_evict_s or limits.idle_evict_s
         self.running = 0
         self.last_used = time.monotonic()
         self.tenant: Tenant | None = None
@@ -84,7 +84,7 @@ class TenantActor:
 
     async def _evict_when_idle(self) -> None:
         while True:
-            await asyncio.sleep(min(self.idle_evict_s, 30.0))
+            await asyncio.sleep(min(self.idle_evict_s / 2, 30.0))
             if self.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s:
                 log.info("tenant %s idle, evicting its actor", self.tenant_id)
                 self.store.close()

@@ -54,9 +54,12 @@ class Cluster:
     emulator: ProviderEmulator
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @staticmethod
+    def route_prefix(backend: str) -> str:
+        return "/" if backend == "sqlite" else "/pg"
+
     def url(self, backend: str) -> str:
-        prefix = "" if backend == "sqlite" else "/pg"
-        return f"http://127.0.0.1:{self.port}{prefix}"
+        return f"http://127.0.0.1:{self.port}{self.route_prefix(backend).rstrip('/')}"
 
 
 @pytest.fixture(scope="session")
@@ -86,9 +89,11 @@ def cluster(
     )
     data = tmp_path_factory.mktemp("cb-data")
     pg_url = _postgres_database()
-    settings = {"sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"))}
+    # idle tenant actors leave soon, so a long session holds few processes and connections
+    evict = {"tenant_idle_evict_s": 12.0}
+    settings = {"sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"), **evict)}
     if pg_url:
-        settings["postgres"] = Settings(instance="pg", database_url=pg_url)
+        settings["postgres"] = Settings(instance="pg", database_url=pg_url, **evict)
     apps = {name: serve_app.build(s) for name, s in settings.items()}
     ray.init(
         namespace="circuitbreaker",
@@ -101,8 +106,7 @@ def cluster(
     serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=logs)
     cluster = Cluster(port=port, emulator=emulator, settings=settings)
     for name, app in apps.items():
-        prefix = "/" if name == "sqlite" else "/pg"
-        serve.run(app, name=name, route_prefix=prefix, logging_config=logs)
+        serve.run(app, name=name, route_prefix=cluster.route_prefix(name), logging_config=logs)
     yield cluster
     serve.shutdown()
     ray.shutdown()
