@@ -82,13 +82,26 @@ class TenantActor:
             raise NotFound(f"agent {agent_id} not found")
         return agent
 
+    def _idle(self) -> bool:
+        return self.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s
+
     async def _evict_when_idle(self) -> None:
         while True:
             await asyncio.sleep(min(self.idle_evict_s / 2, 30.0))
-            if self.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s:
-                log.info("tenant %s idle, evicting its actor", self.tenant_id)
-                self.store.close()
-                ray.actor.exit_actor()
+            if self._idle():
+                # exit through a method call: Ray ends an async actor only from inside one
+                ray.get_runtime_context().current_actor.retire.remote()
+                return
+
+    async def retire(self) -> bool:
+        """Stop this actor if it is still idle; calls queued behind this one are retried."""
+        if not self._idle():
+            self._reaper = asyncio.get_running_loop().create_task(self._evict_when_idle())
+            return False
+        log.info("tenant %s idle for %.0f s, evicting its actor", self.tenant_id, self.idle_evict_s)
+        self.store.close()
+        ray.actor.exit_actor()
+        return True
 
     # -- tenant and keys ---------------------------------------------------------------------
 

@@ -42,3 +42,19 @@ def test_tenants_agents_keys_and_history_survive_a_restart(gateway: Gateway) -> 
     }
     again = gateway.execute(tenant, agent["id"], "still here?")
     assert again.status_code == 200 and again.json()["status"] == "completed"
+
+
+def test_an_idle_tenant_actor_is_evicted_and_comes_back_on_demand(gateway: Gateway) -> None:
+    import time
+
+    tenant = gateway.new_tenant("Sleepy")
+    agent = gateway.new_agent(tenant)
+    name = registry.tenant_actor_name(gateway.settings, tenant.id)
+    assert name in registry.instance_actor_names(gateway.settings)
+    deadline = time.monotonic() + 4 * gateway.settings.tenant_idle_evict_s
+    while name in registry.instance_actor_names(gateway.settings):
+        assert time.monotonic() < deadline, "the idle tenant actor was never evicted"
+        time.sleep(1)
+    reply = gateway.execute(tenant, agent["id"], "wake up")
+    assert reply.status_code == 200 and reply.json()["status"] == "completed"
+    assert name in registry.instance_actor_names(gateway.settings)
