@@ -19,9 +19,13 @@ from api.app import create_app
 log = logging.getLogger("circuitbreaker")
 
 
+ACCESS_LOG = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
+
+
 @serve.deployment(
     max_ongoing_requests=int(os.environ.get("CB_MAX_ONGOING_REQUESTS", "1000")),
     ray_actor_options={"num_cpus": 0},
+    logging_config=ACCESS_LOG,
 )
 @serve.ingress()
 class Gateway:
@@ -29,6 +33,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         runtime.configure(settings)
+        runtime.warm_up()
 
     def __serve_build_asgi_app__(self) -> Any:
         """The FastAPI app, built inside the replica (nothing of it is pickled)."""
@@ -66,7 +71,8 @@ def main() -> None:
     host = os.environ.get("CB_HOST", "127.0.0.1")
     port = int(os.environ.get("CB_PORT", "8000"))
     ray.init(
-        address=os.environ.get("RAY_ADDRESS"),
+        # "local" starts a Ray of our own; without it ray.init may join any running cluster
+        address=os.environ.get("RAY_ADDRESS") or "local",
         namespace="circuitbreaker",
         runtime_env={"env_vars": forwarded_env()},
         include_dashboard=False,
@@ -75,9 +81,8 @@ def main() -> None:
     import serve_app as this  # by module name, so Ray pickles the deployment by reference
 
     application = this.build(settings)
-    logs = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
-    serve.start(http_options={"host": host, "port": port}, logging_config=logs)
-    serve.run(application, name="circuitbreaker", route_prefix="/", logging_config=logs)
+    serve.start(http_options={"host": host, "port": port}, logging_config=ACCESS_LOG)
+    serve.run(application, name="circuitbreaker", route_prefix="/")
     print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
     sys.stdout.flush()
 

@@ -58,6 +58,7 @@ class ExecutionRunner:
         execution.resolve_model(first, self.catalog.models[first].provider, route.explain())
         result["metadata"]["routing"] = route.explain()
         await self.store.save(execution)
+        start_write_ms = _ms_since(started)
         parameters = {**definition.get("parameters", {}), **body.get("parameters", {})}
         messages = build_messages(definition, body["prompt"], body.get("context"))
         try:
@@ -68,8 +69,12 @@ class ExecutionRunner:
             result["metadata"]["attempt_log"] = attempts
             return await self._fail(execution, result, err, started)
         self._fill(result, outcome, route, started)
+        result["metadata"]["timings_ms"] = _timings(start_write_ms, outcome.attempts)
         execution.complete(result)
+        finishing = time.perf_counter()
         await self.store.save(execution)
+        # only the live answer knows how long its own recording took
+        result["metadata"]["timings_ms"]["finish_write"] = _ms_since(finishing)
         return result
 
     def _fill(
@@ -113,6 +118,19 @@ class ExecutionRunner:
         execution.fail(error, result)
         await self.store.save(execution)
         raise err
+
+
+def _ms_since(mark: float) -> float:
+    return round((time.perf_counter() - mark) * 1000, 3)
+
+
+def _timings(start_write_ms: float, attempts: list[dict[str, Any]]) -> dict[str, float]:
+    """Where an execution's time went inside its tenant actor."""
+    return {
+        "start_write": start_write_ms,
+        "permit": round(sum(a.get("permit_ms", 0) for a in attempts), 3),
+        "provider": round(sum(a.get("latency_ms", 0) for a in attempts), 3),
+    }
 
 
 def _result_shell(execution: Execution, model: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -88,10 +88,19 @@ class ModelCaller:
         timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
         provider = registry.provider_actor(self.settings, model.provider)
         for attempt in range(spec.max_retries + 1):
+            asked = time.perf_counter()
             grant = await provider.acquire.remote(spec.timeout_s)
+            permit_ms = round((time.perf_counter() - asked) * 1000, 3)
             if "error" in grant:
                 err = CBError.from_dict(grant["error"])
-                outcome.attempts.append({"model": model_name, "error": err.type, "latency_ms": 0})
+                outcome.attempts.append(
+                    {
+                        "model": model_name,
+                        "error": err.type,
+                        "permit_ms": permit_ms,
+                        "latency_ms": 0,
+                    }
+                )
                 raise err
             started = time.perf_counter()
             err: CBError | None = None
@@ -124,6 +133,7 @@ class ModelCaller:
             outcome.attempts.append(
                 {
                     "model": model_name,
+                    "permit_ms": permit_ms,
                     "latency_ms": round(latency_ms, 3),
                     "error": err.type if err else None,
                 }

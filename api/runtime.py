@@ -10,7 +10,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from actors import registry
 from actors.replies import unwrap
-from actors.settings import Settings
+from actors.settings import Settings, configured_providers
 
 _settings: Settings | None = None
 RECREATE_ATTEMPTS = 20
@@ -55,6 +55,14 @@ async def query(method: str, *args: Any) -> Any:
     """Ask the projection actor (the read models) a question."""
     name = registry.projection_actor_name(settings())
     return await _call(name, lambda: registry.projection_actor(settings()), method, *args)
+
+
+def warm_up() -> None:
+    """Start the shared actors now, so the first request does not wait for their processes."""
+    current = settings()
+    registry.projection_actor(current)
+    for provider in configured_providers(current.load_catalog()):
+        registry.provider_actor(current, provider)
 
 
 async def ready() -> None:

@@ -1,0 +1,358 @@
+"""End-to-end latency/throughput benchmark: POST /api/v1/agents/{id}/execute vs. the provider.
+
+Starts the provider emulator (pinned to CPU 1) and the gateway (`serve_app.py`, pinned to CPU 0)
+as subprocesses, runs closed-loop load from this process (pinned to CPU 1) straight at the
+emulator ("direct", the floor) and through the gateway, and prints what the gateway adds.
+
+    python bench/bench_execute.py [--requests N] [--concurrency 1,32] [--postgres URL]
+                                  [--skip-gateway] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+WARMUP = 50
+REQUEST_TIMEOUT_S = 30.0
+PHASE_TIMEOUT_S = 600.0
+READY_TIMEOUT_S = 120.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+DIRECT_BODY = {
+    "model": "gpt-4o-mini",
+    "messages": [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "hello"},
+    ],
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pin_to(cpu: int) -> Callable[[], None]:
+    """A preexec_fn pinning the child to one CPU (no-op when the machine lacks it)."""
+
+    def pin() -> None:
+        if cpu < (os.cpu_count() or 1):
+            os.sched_setaffinity(0, {cpu})
+
+    return pin
+
+
+def descendants(root: int) -> list[int]:
+    """`root` and all its live descendant pids, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo and len(found) < 10_000:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_cpu_s(root: int | None) -> float:
+    """user+sys CPU seconds of `root`'s process tree (incl. reaped children)."""
+    if root is None:
+        return 0.0
+    total = 0
+    for pid in descendants(root):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / CLK_TCK
+
+
+def start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` (to tell it from a later process reusing the pid)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
+    """SIGTERM the leader (graceful shutdown), then SIGKILL its group and every pid of its tree."""
+    if proc.poll() is not None:
+        return
+    tree = {pid: start_time(pid) for pid in descendants(proc.pid)}
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace_s)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader's group, even once the leader is gone
+    for pid, started in tree.items():
+        if pid != proc.pid and started is not None and start_time(pid) == started:
+            for kill in (os.killpg, os.kill):  # Ray workers lead groups of their own
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    kill(pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Poll GET `url` until it answers 200; fail if `proc` exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s")
+
+
+def percentile(sorted_ms: list[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending list (0 when empty)."""
+    if not sorted_ms:
+        return 0.0
+    return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q / 100 * len(sorted_ms)) - 1))]
+
+
+async def run_load(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+    total: int, concurrency: int, ok: Callable[[bytes], bool],
+) -> dict[str, Any]:
+    """Closed loop: `concurrency` workers send `total` POSTs; latencies, errors and wall time."""
+    latencies: list[float] = []
+    errors: list[str] = []
+    issued = 0
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    payload = json.dumps(body).encode()
+    hdrs = {"Content-Type": "application/json", **headers}
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < total and time.monotonic() < deadline:
+            issued += 1
+            t0 = time.perf_counter()
+            try:
+                async with http.post(url, data=payload, headers=hdrs) as resp:
+                    data = await resp.read()
+                    good = resp.status == 200 and ok(data)
+                    if not good:
+                        errors.append(f"HTTP {resp.status}: {data[:500]!r}")
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                good = False
+                errors.append(f"{type(exc).__name__}: {exc}")
+            if good:
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    latencies.sort()
+    return {
+        "requests": issued, "errors": len(errors), "first_error": errors[0] if errors else None,
+        "wall_s": wall, "rps": len(latencies) / wall if wall else 0.0,
+        "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+    }
+
+
+def gateway_ok(data: bytes) -> bool:
+    """An execute result counts only when it completed."""
+    try:
+        return json.loads(data).get("status") == "completed"
+    except (ValueError, AttributeError):
+        return False
+
+
+async def post_json(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> dict[str, Any]:
+    """POST `body`; the JSON answer, which must come with 201."""
+    async with http.post(url, json=body, headers=headers) as resp:
+        if resp.status != 201:
+            raise RuntimeError(f"POST {url}: {resp.status} {await resp.text()}")
+        return dict(await resp.json())
+
+
+async def setup_agent(base: str, admin_token: str) -> tuple[str, dict[str, str]]:
+    """Create a tenant and an agent; return the execute URL and the tenant's headers."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
+        headers = {"X-Tenant-ID": tenant["tenant"]["id"],
+                   "Authorization": f"Bearer {tenant['api_key']}"}
+        body = {"name": "bench", "model": "gpt-4o-mini", "system_prompt": "You are terse."}
+        agent = await post_json(http, f"{base}/api/v1/agents", body, headers)
+    return f"{base}/api/v1/agents/{agent['id']}/execute", headers
+
+
+@contextlib.contextmanager
+def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
+    """Start the emulator and (unless skipped) the gateway; always stop both."""
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        emu_port = free_port()
+        emu_log = (tmp / "emulator.log").open("wb")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.emulator", "--port", str(emu_port)], cwd=ROOT,
+            stdout=emu_log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=pin_to(1),
+        ))
+        info: dict[str, Any] = {"emulator": f"http://{HOST}:{emu_port}/v1", "gateway": None,
+                                "gateway_pid": None, "admin_token": secrets.token_urlsafe(24)}
+        if not args.skip_gateway:
+            gw_port = free_port()
+            env = {**os.environ, "OPENAI_BASE_URL": info["emulator"], "OPENAI_API_KEY": "bench",
+                   "CB_ADMIN_TOKEN": info["admin_token"], "CB_HOST": HOST, "CB_PORT": str(gw_port),
+                   "CB_DATA_DIR": str(tmp / "data"), "RAY_worker_niceness": "0"}
+            env.pop("RAY_ADDRESS", None)
+            if args.postgres:
+                env["CB_DATABASE_URL"] = args.postgres
+            gw_log = (tmp / "gateway.log").open("wb")
+            procs.append(subprocess.Popen(
+                [sys.executable, "serve_app.py"], cwd=ROOT, env=env, stdout=gw_log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin_to(0),
+            ))
+            info.update(gateway=f"http://{HOST}:{gw_port}", gateway_pid=procs[-1].pid)
+        yield {**info, "procs": procs}
+    finally:
+        for proc in reversed(procs):
+            stop_tree(proc)
+
+
+async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]:
+    """Wait for the services, create the agent, and run every (concurrency, target) phase."""
+    emu_proc, *gw = svc["procs"]
+    await wait_http(f"{svc['emulator']}/models", emu_proc, 30)
+    targets: list[tuple[str, str, dict[str, Any], dict[str, str], Callable[[bytes], bool]]] = [
+        ("direct", f"{svc['emulator']}/chat/completions", DIRECT_BODY,
+         {"Authorization": "Bearer bench"}, lambda _: True),
+    ]
+    if gw:
+        t0 = time.monotonic()
+        await wait_http(f"{svc['gateway']}/ready", gw[0], READY_TIMEOUT_S)
+        print(f"gateway ready after {time.monotonic() - t0:.1f} s", flush=True)
+        url, headers = await setup_agent(svc["gateway"], svc["admin_token"])
+        targets.append(("gateway", url, {"prompt": "hello"}, headers, gateway_ok))
+    results = []
+    for conc in args.concurrency:
+        total = args.requests or (2000 if conc > 1 else 500)
+        connector = aiohttp.TCPConnector(limit=max(conc, 1) * 2)
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            for name, url, body, headers, ok in targets:
+                await run_load(http, url, body, headers, WARMUP, conc, ok)
+                cpu0 = tree_cpu_s(svc["gateway_pid"])
+                res = await run_load(http, url, body, headers, total, conc, ok)
+                cpu = tree_cpu_s(svc["gateway_pid"]) - cpu0
+                res.update(target=name, concurrency=conc, gateway_cpu_s=cpu,
+                           gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1))
+                results.append(res)
+                print(f"  {name:8} C={conc:<3} done: {res['rps']:.0f} req/s, "
+                      f"{res['errors']} errors", flush=True)
+                if res["first_error"]:
+                    print(f"    first error: {res['first_error']}", flush=True)
+    return {"results": results}
+
+
+def overheads(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per concurrency: what the gateway adds over the direct call."""
+    out = []
+    direct = {r["concurrency"]: r for r in results if r["target"] == "direct"}
+    for g in (r for r in results if r["target"] == "gateway"):
+        d = direct[g["concurrency"]]
+        out.append({"concurrency": g["concurrency"], "p50_ms": g["p50_ms"] - d["p50_ms"],
+                    "p99_ms": g["p99_ms"] - d["p99_ms"],
+                    "throughput_ratio": g["rps"] / d["rps"] if d["rps"] else 0.0})
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import ray  # imported late: only its version is needed
+
+    return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "nproc": os.cpu_count(), "python": platform.python_version(),
+            "ray": ray.__version__, "aiohttp": aiohttp.__version__, "kernel": platform.release()}
+
+
+def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[str, Any]]) -> None:
+    """Print the figures as a table."""
+    print(f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
+          f"  aiohttp {meta['aiohttp']}  (gateway on CPU 0; emulator + load on CPU 1)")
+    print(f"{'target':8} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'gw CPU ms/req':>14}")
+    for r in results:
+        print(f"{r['target']:8} {r['concurrency']:>3} {r['requests']:>8} {r['errors']:>6} "
+              f"{r['rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+              f"{r['gateway_cpu_ms_per_req']:>14.2f}")
+    for o in over:
+        print(f"gateway overhead C={o['concurrency']}: p50 +{o['p50_ms']:.2f} ms, "
+              f"p99 +{o['p99_ms']:.2f} ms, throughput {o['throughput_ratio']:.2f}x direct")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, run the benchmark, print (and optionally save) the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=0,
+                        help="measured requests per phase (default 2000 for C>1, 500 for C=1)")
+    parser.add_argument("--concurrency", default="1,32",
+                        type=lambda s: [int(c) for c in s.split(",") if c.strip()])
+    parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
+    parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
+        parser.error("--requests must be 0..1e6 and concurrencies 1..1024")
+    pin_to(1)()  # the load generator shares CPU 1 with the emulator
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
+    meta = machine()
+    with tempfile.TemporaryDirectory(prefix="cb-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        try:
+            with services(args, tmp) as svc:
+                out = asyncio.run(bench(args, svc))
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            log = tmp / "gateway.log"
+            if log.exists():
+                print("--- gateway.log (tail) ---\n" + log.read_text(errors="replace")[-4000:])
+            print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    over = overheads(out["results"])
+    report(meta, out["results"], over)
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {"machine": meta, "args": vars(args), "results": out["results"], "overhead": over},
+            indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
