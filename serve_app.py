@@ -10,6 +10,22 @@ import sys
 import threading
 from typing import Any
 
+
+def _direct_ingress_env() -> None:
+    """`CB_SERVE_MODE=direct`: the ingress replica itself listens on CB_PORT (no proxy hop).
+
+    Serve reads these at import, so they are set before Ray is imported.
+    """
+    if os.environ.get("CB_SERVE_MODE") != "direct":
+        return
+    port = int(os.environ.get("CB_PORT", "8000"))
+    os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", str(port))
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", str(port + 63))
+
+
+_direct_ingress_env()
+
 from ray import serve
 
 from actors.settings import Settings
@@ -48,7 +64,15 @@ def build(settings: Settings | None = None, replicas: int = 1) -> Any:
 # `serve run serve_app:app` uses this, configured from the environment.
 app = build() if os.environ.get("CB_BUILD_ON_IMPORT", "1") == "1" else None
 
-FORWARDED_ENV_PREFIXES = ("CB_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_")
+FORWARDED_ENV_PREFIXES = (
+    "CB_",
+    "OPENAI_",
+    "ANTHROPIC_",
+    "GEMINI_",
+    "AZURE_",
+    "OLLAMA_",
+    "RAY_SERVE_",
+)
 
 
 def forwarded_env() -> dict[str, str]:
@@ -70,6 +94,8 @@ def main() -> None:
     settings = Settings.from_env()
     host = os.environ.get("CB_HOST", "127.0.0.1")
     port = int(os.environ.get("CB_PORT", "8000"))
+    # in direct mode the replicas take CB_PORT upwards; Serve's own proxy moves aside
+    proxy_port = port + 64 if os.environ.get("CB_SERVE_MODE") == "direct" else port
     ray.init(
         # "local" starts a Ray of our own; without it ray.init may join any running cluster
         address=os.environ.get("RAY_ADDRESS") or "local",
@@ -81,7 +107,7 @@ def main() -> None:
     import serve_app as this  # by module name, so Ray pickles the deployment by reference
 
     application = this.build(settings)
-    serve.start(http_options={"host": host, "port": port}, logging_config=ACCESS_LOG)
+    serve.start(http_options={"host": host, "port": proxy_port}, logging_config=ACCESS_LOG)
     serve.run(application, name="circuitbreaker", route_prefix="/")
     print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
     sys.stdout.flush()

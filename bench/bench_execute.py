@@ -124,7 +124,9 @@ def stop_tree(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
 async def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     """Poll GET `url` until it answers 200; fail if `proc` exits or time runs out."""
     deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+    auth = {"Authorization": "Bearer bench"}  # the emulator wants one; the gateway ignores it
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout, headers=auth) as http:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
