@@ -67,9 +67,6 @@ class AsyncEventStore:
             for _, done in batch:
                 _settle(done, None)
 
-    async def get(self, aggregate_id: UUID) -> Any:
-        return await self.run(self.app.repository.get, aggregate_id)
-
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self.app.close()

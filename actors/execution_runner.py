@@ -6,12 +6,13 @@ import time
 import uuid
 from typing import Any
 
+from actors import registry
 from actors.event_store import AsyncEventStore
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.settings import Settings, configured_providers
 from domain.agent import Agent
 from domain.catalog import Catalog
-from domain.errors import CBError
+from domain.errors import CBError, ExecutionInterrupted
 from domain.execution import Execution
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
@@ -24,6 +25,7 @@ class ExecutionRunner:
     def __init__(
         self, settings: Settings, catalog: Catalog, store: AsyncEventStore, tenant_id: str
     ) -> None:
+        self.settings = settings
         self.catalog = catalog
         self.store = store
         self.tenant_id = tenant_id
@@ -37,11 +39,48 @@ class ExecutionRunner:
     def _route(self, model: str) -> Route:
         return resolve(model, self.catalog, self.providers)
 
-    async def run(self, agent: Agent, body: dict[str, Any]) -> dict[str, Any]:
+    async def fail_interrupted(self) -> int:
+        """Record as failed every execution a previous incarnation of this actor left running.
+
+        Only this tenant's actor runs its executions, so at its start none can be live.
+        """
+        running = await registry.projection_actor(self.settings).list_executions.remote(
+            self.tenant_id, {"status": "running", "limit": 500}
+        )
+        for row in running:
+            execution = await self.store.run(
+                self.store.app.repository.get, uuid.UUID(row["execution_id"])
+            )
+            if execution.status != "running":
+                continue
+            error = ExecutionInterrupted(
+                "the tenant's runtime stopped before the execution finished",
+                execution_id=row["execution_id"],
+            ).to_dict()
+            result = {**_result_shell(execution, execution.model_requested, {}), "error": error}
+            result["status"] = "failed"
+            execution.fail(error, result)
+            await self.store.save(execution)
+        return len(running)
+
+    async def raise_if_recorded(self, execution_id: str) -> None:
+        """A retried call whose execution already started: report it, never run it again."""
+        from eventsourcing.application import AggregateNotFoundError
+
+        try:
+            execution = await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
+        except AggregateNotFoundError:
+            return
+        raise ExecutionInterrupted(
+            f"execution {execution_id} was interrupted ({execution.status}); not rerun",
+            execution_id=execution_id,
+        )
+
+    async def run(self, agent: Agent, body: dict[str, Any], execution_id: str) -> dict[str, Any]:
         definition = agent.definition
         started = time.perf_counter()
         execution = Execution(
-            id=uuid.uuid4(),
+            id=uuid.UUID(execution_id),
             tenant_id=self.tenant_id,
             agent_id=str(agent.id),
             agent_version=agent.version,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,7 +27,6 @@ class Settings:
     store_pool_size: int = 1
     store_max_overflow: int = 2
     tenant_idle_evict_s: float | None = None
-    extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

@@ -59,6 +59,8 @@ class TenantActor:
             if self._loaded:
                 return
             self.tenant, self.agents = await self.store.run(self._read_state)
+            if self.tenant is not None:
+                await self.runner.fail_interrupted()
             self._loaded = True
 
     def _read_state(self) -> tuple[Tenant | None, dict[str, Agent]]:
@@ -209,14 +211,18 @@ class TenantActor:
             )
 
     @replies
-    async def execute(self, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run one execution to its end; the result carries `error` when it failed."""
+    async def execute(
+        self, agent_id: str, body: dict[str, Any], execution_id: str, retried: bool = False
+    ) -> dict[str, Any]:
+        """Run one execution to its end; a retried call answers from the store if it ran."""
         await self._load()
         agent = self._agent(agent_id)
+        if retried:
+            await self.runner.raise_if_recorded(execution_id)
         self._admit()
         self.running += 1
         try:
-            return await self.runner.run(agent, body)
+            return await self.runner.run(agent, body, execution_id)
         finally:
             self.running -= 1
             self.last_used = time.monotonic()

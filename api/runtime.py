@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError
@@ -28,14 +29,17 @@ def settings() -> Settings:
     return _settings
 
 
-async def _call(name: str, handle_of: Callable[[], Any], method: str, *args: Any) -> Any:
-    """Call an actor method; if the actor was evicted or died, recreate it and call again.
+async def _call(
+    name: str, handle_of: Callable[[], Any], invoke: Callable[[Any, int], Awaitable[Any]]
+) -> Any:
+    """Invoke an actor; if it was evicted or died, recreate it and invoke again.
 
-    Only a call that never reached a live actor is repeated: a dead actor ran nothing of it.
+    `invoke(handle, attempt)` is told which attempt it is, so a call that may already have
+    run once (an execution) can ask the new actor to check the store instead of rerunning.
     """
     for attempt in range(RECREATE_ATTEMPTS):
         try:
-            return await getattr(handle_of(), method).remote(*args)
+            return await invoke(handle_of(), attempt)
         except (ActorDiedError, ActorUnavailableError):
             if attempt == RECREATE_ATTEMPTS - 1:
                 raise
@@ -44,17 +48,34 @@ async def _call(name: str, handle_of: Callable[[], Any], method: str, *args: Any
     raise AssertionError("unreachable")
 
 
-async def call_tenant(tenant_id: str, method: str, *args: Any) -> Any:
-    """Call a tenant actor method and unwrap its reply (errors raise as CBError)."""
+def _tenant(tenant_id: str) -> tuple[str, Callable[[], Any]]:
     name = registry.tenant_actor_name(settings(), tenant_id)
-    reply = await _call(name, lambda: registry.tenant_actor(settings(), tenant_id), method, *args)
+    return name, lambda: registry.tenant_actor(settings(), tenant_id)
+
+
+async def call_tenant(tenant_id: str, method: str, *args: Any) -> Any:
+    """Call an idempotent-on-failure tenant actor method and unwrap its reply."""
+    name, handle_of = _tenant(tenant_id)
+    reply = await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args))
     return unwrap(reply)
+
+
+async def execute(tenant_id: str, agent_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Run an execution; its id is fixed here so a retried call never runs it twice."""
+    execution_id = str(uuid.uuid4())
+    name, handle_of = _tenant(tenant_id)
+
+    def invoke(handle: Any, attempt: int) -> Awaitable[Any]:
+        return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
+
+    return unwrap(await _call(name, handle_of, invoke))
 
 
 async def query(method: str, *args: Any) -> Any:
     """Ask the projection actor (the read models) a question."""
     name = registry.projection_actor_name(settings())
-    return await _call(name, lambda: registry.projection_actor(settings()), method, *args)
+    handle_of = lambda: registry.projection_actor(settings())  # noqa: E731
+    return await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args))
 
 
 def warm_up() -> None:

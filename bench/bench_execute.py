@@ -302,13 +302,15 @@ def machine() -> dict[str, Any]:
 
     return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "nproc": os.cpu_count(), "python": platform.python_version(),
-            "ray": ray.__version__, "aiohttp": aiohttp.__version__, "kernel": platform.release()}
+            "ray": ray.__version__, "aiohttp": aiohttp.__version__, "kernel": platform.release(),
+            "loadavg_1m_before": os.getloadavg()[0]}
 
 
 def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[str, Any]]) -> None:
     """Print the figures as a table."""
     print(f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
-          f"  aiohttp {meta['aiohttp']}  (gateway on CPU 0; emulator + load on CPU 1)")
+          f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
+          "  (gateway on CPU 0; emulator + load on CPU 1)")
     print(f"{'target':8} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'gw CPU ms/req':>14}")
     for r in results:

@@ -93,6 +93,13 @@ class ServiceUnavailable(CBError):
     retryable = True
 
 
+class ExecutionInterrupted(CBError):
+    """The runtime running the execution stopped; it is recorded as failed, never rerun."""
+
+    type = "execution_interrupted"
+    status = 503
+
+
 class ModelNotFound(CBError):
     type = "model_not_found"
     status = 400
@@ -149,6 +156,7 @@ ERROR_TYPES: dict[str, type[CBError]] = {
         Conflict,
         RateLimited,
         ServiceUnavailable,
+        ExecutionInterrupted,
         ModelNotFound,
         NoModelAvailable,
         ProviderError,

@@ -55,5 +55,5 @@ async def execute(agent_id: str, body: ExecuteRequest, who: Caller) -> JSONRespo
     who.require("agents:execute")
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
-    result = await runtime.call_tenant(who.tenant_id, "execute", agent_id, request)
+    result = await runtime.execute(who.tenant_id, agent_id, request)
     return JSONResponse(result)
