@@ -12,6 +12,7 @@ import httpx
 
 from actors import registry
 from actors.http_client import shared_client
+from actors.provider_lease import ProviderLease
 from actors.settings import Settings, provider_api_key, provider_base_url
 from domain.catalog import Catalog
 from domain.codecs import codec_for
@@ -51,6 +52,14 @@ class ModelCaller:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.leases: dict[str, ProviderLease] = {}
+
+    def _lease(self, provider: str) -> ProviderLease:
+        lease = self.leases.get(provider)
+        if lease is None:
+            lease = ProviderLease(registry.provider_actor(self.settings, provider))
+            self.leases[provider] = lease
+        return lease
 
     async def complete(
         self, route: Route, messages: list[ChatMessage], parameters: dict[str, Any]
@@ -86,13 +95,13 @@ class ModelCaller:
         outcome.dropped_parameters, outcome.adjusted_parameters = params.dropped, params.adjusted
         url = provider_base_url(spec) + call.path
         timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
-        provider = registry.provider_actor(self.settings, model.provider)
+        lease = self._lease(model.provider)
         for attempt in range(spec.max_retries + 1):
             asked = time.perf_counter()
-            grant = await provider.acquire.remote(spec.timeout_s)
+            refusal = await lease.take(spec.timeout_s)
             permit_ms = round((time.perf_counter() - asked) * 1000, 3)
-            if "error" in grant:
-                err = CBError.from_dict(grant["error"])
+            if refusal is not None:
+                err = CBError.from_dict(refusal["error"])
                 outcome.attempts.append(
                     {
                         "model": model_name,
@@ -123,12 +132,8 @@ class ModelCaller:
             except CBError as exc:
                 err = exc
             latency_ms = (time.perf_counter() - started) * 1000
-            provider.release.remote(
-                grant["permit"],
-                err is None,
-                latency_ms,
-                err.type if err else None,
-                err.retry_after if err else None,
+            lease.done(
+                err is None, latency_ms, err.type if err else None, err.retry_after if err else None
             )
             outcome.attempts.append(
                 {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from typing import Any
 
@@ -28,15 +27,18 @@ class ProviderActor:
         self.slots = asyncio.Semaphore(spec.max_concurrency)
         self.breaker = CircuitBreaker(spec.breaker_failure_threshold, spec.breaker_reset_s)
         self.blocked_until = 0.0
-        self._ids = itertools.count(1)
-        self.in_flight: set[int] = set()
+        self.outstanding = 0
         self.requests = 0
         self.failures = 0
         self.latency_ewma_ms: float | None = None
         self.last_error: str | None = None
 
-    async def acquire(self, timeout_s: float = 30.0) -> dict[str, Any]:
-        """A permit for one attempt, or a typed refusal (circuit open, rate-limited)."""
+    async def lease(self, want: int, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Grant up to `want` credits (a request token and a concurrency slot each).
+
+        Waits for the first one up to `timeout_s`; the rest only if free right now. While
+        the breaker is half-open a single probe credit is granted.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()
@@ -56,37 +58,40 @@ class ProviderActor:
         except TimeoutError:
             err = ProviderRateLimited(f"provider {self.provider} is at its concurrency limit")
             return {"error": err.to_dict()}
-        permit = next(self._ids)
-        self.in_flight.add(permit)
-        return {"permit": permit}
+        granted = 1
+        while (
+            granted < want
+            and self.breaker.state == "closed"
+            and not self.slots.locked()
+            and self.bucket.take(time.monotonic()) == 0
+        ):
+            await self.slots.acquire()  # free right now: returns without waiting
+            granted += 1
+        self.outstanding += granted
+        return {"granted": granted}
 
-    def release(
-        self,
-        permit: int,
-        ok: bool,
-        latency_ms: float,
-        error_type: str | None = None,
-        retry_after: float | None = None,
+    def settle(
+        self, returned: int, outcomes: list[tuple[bool, float, str | None, float | None]]
     ) -> None:
-        """Fold an attempt's outcome into the breaker and statistics; free its slot."""
-        if permit in self.in_flight:
-            self.in_flight.discard(permit)
+        """Take back spent or unused credits and fold attempt outcomes into the breaker."""
+        for _ in range(min(returned, self.outstanding)):
             self.slots.release()
+        self.outstanding = max(0, self.outstanding - returned)
         now = time.monotonic()
-        self.requests += 1
-        # a provider that says "slow down" is healthy; only outages trip the breaker
-        self.breaker.record(ok or error_type == "provider_rate_limited", now)
-        if ok:
-            alpha = 0.2
-            prev = self.latency_ewma_ms
-            self.latency_ewma_ms = (
-                latency_ms if prev is None else prev + alpha * (latency_ms - prev)
-            )
-        else:
-            self.failures += 1
-            self.last_error = error_type
-        if retry_after:
-            self.blocked_until = max(self.blocked_until, now + retry_after)
+        for ok, latency_ms, error_type, retry_after in outcomes:
+            self.requests += 1
+            # a provider that says "slow down" is healthy; only outages trip the breaker
+            self.breaker.record(ok or error_type == "provider_rate_limited", now)
+            if ok:
+                prev = self.latency_ewma_ms
+                self.latency_ewma_ms = (
+                    latency_ms if prev is None else prev + 0.2 * (latency_ms - prev)
+                )
+            else:
+                self.failures += 1
+                self.last_error = error_type
+            if retry_after:
+                self.blocked_until = max(self.blocked_until, now + retry_after)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -96,6 +101,6 @@ class ProviderActor:
             "requests": self.requests,
             "failures": self.failures,
             "average_latency_ms": self.latency_ewma_ms,
-            "in_flight": len(self.in_flight),
+            "outstanding_credits": self.outstanding,
             "last_error": self.last_error,
         }

@@ -81,16 +81,24 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def tree_cpu_s(root: int | None) -> float:
-    """user+sys CPU seconds of `root`'s process tree (incl. reaped children)."""
+def tree_cpu_by_name(root: int | None) -> dict[str, float]:
+    """user+sys CPU seconds of `root`'s process tree (incl. reaped children), by process name."""
+    by_name: dict[str, float] = {}
     if root is None:
-        return 0.0
-    total = 0
+        return by_name
     for pid in descendants(root):
         with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return total / CLK_TCK
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            name = stat.split("(", 1)[1].rsplit(")", 1)[0]
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            by_name[name] = by_name.get(name, 0.0) + ticks / CLK_TCK
+    return by_name
+
+
+def tree_cpu_s(root: int | None) -> float:
+    """user+sys CPU seconds of `root`'s process tree."""
+    return sum(tree_cpu_by_name(root).values())
 
 
 def start_time(pid: int) -> int | None:
@@ -185,12 +193,45 @@ async def run_load(
     }
 
 
-def gateway_ok(data: bytes) -> bool:
-    """An execute result counts only when it completed."""
-    try:
-        return json.loads(data).get("status") == "completed"
-    except (ValueError, AttributeError):
-        return False
+class GatewayCheck:
+    """Counts an execute result only when it completed; sums where its time went."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.count = 0
+
+    def __call__(self, data: bytes) -> bool:
+        try:
+            result = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(result, dict) or result.get("status") != "completed":
+            return False
+        for phase, ms in (result.get("metadata", {}).get("timings_ms") or {}).items():
+            self.timings[phase] = self.timings.get(phase, 0.0) + ms
+        self.count += 1
+        return True
+
+    def take_means(self) -> dict[str, float]:
+        """Mean ms per phase since the last call, and reset."""
+        means = {k: v / self.count for k, v in self.timings.items()} if self.count else {}
+        self.timings, self.count = {}, 0
+        return means
+
+
+def bench_config(tmp: Path) -> Path:
+    """The default config with limits raised out of the way (we measure the gateway, not them)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    for provider in data["providers"].values():
+        provider.update(requests_per_minute=100_000_000, max_concurrency=100_000)
+    data["tenant_defaults"].update(
+        requests_per_minute=100_000_000, max_concurrent_executions=100_000
+    )
+    path = tmp / "bench.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in data.items() if not k.startswith("_")}))
+    return path
 
 
 async def post_json(
@@ -233,7 +274,8 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
             gw_port = free_port()
             env = {**os.environ, "OPENAI_BASE_URL": info["emulator"], "OPENAI_API_KEY": "bench",
                    "CB_ADMIN_TOKEN": info["admin_token"], "CB_HOST": HOST, "CB_PORT": str(gw_port),
-                   "CB_DATA_DIR": str(tmp / "data"), "RAY_worker_niceness": "0"}
+                   "CB_DATA_DIR": str(tmp / "data"), "RAY_worker_niceness": "0",
+                   "CB_CONFIG": str(bench_config(tmp)), "CB_SERVE_MODE": args.mode}
             env.pop("RAY_ADDRESS", None)
             if args.postgres:
                 env["CB_DATABASE_URL"] = args.postgres
@@ -262,7 +304,8 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
         await wait_http(f"{svc['gateway']}/ready", gw[0], READY_TIMEOUT_S)
         print(f"gateway ready after {time.monotonic() - t0:.1f} s", flush=True)
         url, headers = await setup_agent(svc["gateway"], svc["admin_token"])
-        targets.append(("gateway", url, {"prompt": "hello"}, headers, gateway_ok))
+        check = GatewayCheck()
+        targets.append(("gateway", url, {"prompt": "hello"}, headers, check))
     results = []
     for conc in args.concurrency:
         total = args.requests or (2000 if conc > 1 else 500)
@@ -271,11 +314,21 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             for name, url, body, headers, ok in targets:
                 await run_load(http, url, body, headers, WARMUP, conc, ok)
-                cpu0 = tree_cpu_s(svc["gateway_pid"])
+                if isinstance(ok, GatewayCheck):
+                    ok.take_means()
+                before = tree_cpu_by_name(svc["gateway_pid"])
                 res = await run_load(http, url, body, headers, total, conc, ok)
-                cpu = tree_cpu_s(svc["gateway_pid"]) - cpu0
+                after = tree_cpu_by_name(svc["gateway_pid"])
+                per_process = {
+                    k: (v - before.get(k, 0.0)) * 1000 / max(res["requests"], 1)
+                    for k, v in after.items()
+                    if v - before.get(k, 0.0) > 0.005
+                }
+                cpu = sum(after.values()) - sum(before.values())
                 res.update(target=name, concurrency=conc, gateway_cpu_s=cpu,
-                           gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1))
+                           gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
+                           actor_timings_ms=ok.take_means() if isinstance(ok, GatewayCheck)
+                           else {}, cpu_ms_per_req_by_process=per_process)
                 results.append(res)
                 print(f"  {name:8} C={conc:<3} done: {res['rps']:.0f} req/s, "
                       f"{res['errors']} errors", flush=True)
@@ -310,7 +363,8 @@ def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[
     """Print the figures as a table."""
     print(f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
           f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
-          "  (gateway on CPU 0; emulator + load on CPU 1)")
+          "  (gateway on CPU 0; emulator + load on CPU 1)"
+          f"  serve mode: {meta.get('mode', '?')}")
     print(f"{'target':8} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'gw CPU ms/req':>14}")
     for r in results:
@@ -320,6 +374,15 @@ def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[
     for o in over:
         print(f"gateway overhead C={o['concurrency']}: p50 +{o['p50_ms']:.2f} ms, "
               f"p99 +{o['p99_ms']:.2f} ms, throughput {o['throughput_ratio']:.2f}x direct")
+    print("where the gateway's time goes (mean ms inside the tenant actor; the rest of the"
+          " latency is the ingress, Serve and the actor hop):")
+    for r in results:
+        if r.get("actor_timings_ms"):
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["actor_timings_ms"].items())
+            print(f"  C={r['concurrency']}: {parts}")
+            top = sorted(r["cpu_ms_per_req_by_process"].items(), key=lambda kv: -kv[1])[:6]
+            print("    CPU ms/request by process: "
+                  + ", ".join(f"{name} {ms:.2f}" for name, ms in top))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,13 +394,16 @@ def main(argv: list[str] | None = None) -> int:
                         type=lambda s: [int(c) for c in s.split(",") if c.strip()])
     parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
+    parser.add_argument("--mode", choices=("proxy", "direct"), default="proxy",
+                        help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
         parser.error("--requests must be 0..1e6 and concurrencies 1..1024")
     pin_to(1)()  # the load generator shares CPU 1 with the emulator
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
-    meta = machine()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+    meta = {**machine(), "mode": args.mode}
     with tempfile.TemporaryDirectory(prefix="cb-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
         try:

@@ -1,0 +1,78 @@
+"""Provider permits leased in batches, so most attempts cost no actor round trip.
+
+The provider actor stays the one authority over a provider's rate limit, concurrency and
+breaker: it hands a tenant actor credits (each one request token plus one concurrency slot),
+and the lease spends them locally. Outcomes and spent slots go back in batched, one-way
+`settle` calls; credits left unused for a moment are returned so no tenant hoards capacity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+MAX_BATCH = 16
+PREFETCH = 1
+FLUSH_S = 0.1
+IDLE_RETURN_S = 1.0
+
+
+class ProviderLease:
+    """One per provider in a tenant actor; `take` before an attempt, `done` after it."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+        self.credits = 0
+        self.waiting = 0
+        self.outcomes: list[tuple[bool, float, str | None, float | None]] = []
+        self.spent = 0
+        self.last_take = time.monotonic()
+        self._leasing: asyncio.Task[dict[str, Any]] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def take(self, timeout_s: float) -> dict[str, Any] | None:
+        """Spend one credit, leasing more if none is left; a refusal comes back as an error."""
+        self.waiting += 1
+        try:
+            while self.credits == 0:
+                if self._leasing is None or self._leasing.done():
+                    want = min(MAX_BATCH, self.waiting + PREFETCH)
+                    self._leasing = asyncio.create_task(self._lease(want, timeout_s))
+                reply = await asyncio.shield(self._leasing)
+                if "error" in reply:
+                    return reply
+        finally:
+            self.waiting -= 1
+        self.credits -= 1
+        self.last_take = time.monotonic()
+        return None
+
+    async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
+        reply = await self.provider.lease.remote(want, timeout_s)
+        self.credits += reply.get("granted", 0)
+        self._ensure_flusher()
+        return reply
+
+    def done(
+        self, ok: bool, latency_ms: float, error_type: str | None, retry_after: float | None
+    ) -> None:
+        """Report an attempt's outcome; its slot goes back with the next batched settle."""
+        self.outcomes.append((ok, latency_ms, error_type, retry_after))
+        self.spent += 1
+        self._ensure_flusher()
+
+    def _ensure_flusher(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        while self.outcomes or self.credits:
+            await asyncio.sleep(FLUSH_S)
+            idle = time.monotonic() - self.last_take > IDLE_RETURN_S and not self.waiting
+            returned = self.spent + (self.credits if idle else 0)
+            if idle:
+                self.credits = 0
+            if returned or self.outcomes:
+                outcomes, self.outcomes, self.spent = self.outcomes, [], 0
+                self.provider.settle.remote(returned, outcomes)
