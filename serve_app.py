@@ -11,12 +11,17 @@ import threading
 from typing import Any
 
 
-def _direct_ingress_env() -> None:
-    """`CB_SERVE_MODE=direct`: the ingress replica itself listens on CB_PORT (no proxy hop).
+def serve_mode() -> str:
+    return os.environ.get("CB_SERVE_MODE", "direct")
 
+
+def _direct_ingress_env() -> None:
+    """`CB_SERVE_MODE=direct` (the default): the ingress replica itself listens on CB_PORT.
+
+    Serve's direct ingress skips the proxy hop (2.6x the throughput here, see bench/).
     Serve reads these at import, so they are set before Ray is imported.
     """
-    if os.environ.get("CB_SERVE_MODE") != "direct":
+    if serve_mode() != "direct":
         return
     port = int(os.environ.get("CB_PORT", "8000"))
     os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
@@ -95,7 +100,7 @@ def main() -> None:
     host = os.environ.get("CB_HOST", "127.0.0.1")
     port = int(os.environ.get("CB_PORT", "8000"))
     # in direct mode the replicas take CB_PORT upwards; Serve's own proxy moves aside
-    proxy_port = port + 64 if os.environ.get("CB_SERVE_MODE") == "direct" else port
+    proxy_port = port + 64 if serve_mode() == "direct" else port
     ray.init(
         # "local" starts a Ray of our own; without it ray.init may join any running cluster
         address=os.environ.get("RAY_ADDRESS") or "local",
@@ -109,6 +114,8 @@ def main() -> None:
     application = this.build(settings)
     serve.start(http_options={"host": host, "port": proxy_port}, logging_config=ACCESS_LOG)
     serve.run(application, name="circuitbreaker", route_prefix="/")
+    if not _answers(host, port):
+        print(f"warning: nothing answers on {host}:{port}; Serve's proxy is on {proxy_port}")
     print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
     sys.stdout.flush()
 
@@ -119,6 +126,22 @@ def main() -> None:
     print("shutting down")
     serve.shutdown()
     ray.shutdown()
+
+
+def _answers(host: str, port: int, timeout_s: float = 30.0) -> bool:
+    """Whether the gateway answers /health on host:port within the timeout."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{host}:{port}/health", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    return False
 
 
 if __name__ == "__main__":

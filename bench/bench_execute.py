@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                         type=lambda s: [int(c) for c in s.split(",") if c.strip()])
     parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
-    parser.add_argument("--mode", choices=("proxy", "direct"), default="proxy",
+    parser.add_argument("--mode", choices=("proxy", "direct"), default="direct",
                         help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
