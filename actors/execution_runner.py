@@ -6,6 +6,8 @@ import time
 import uuid
 from typing import Any
 
+from eventsourcing.application import AggregateNotFoundError
+
 from actors import registry
 from actors.event_store import AsyncEventStore
 from actors.model_calls import CallOutcome, ModelCaller
@@ -65,8 +67,6 @@ class ExecutionRunner:
 
     async def raise_if_recorded(self, execution_id: str) -> None:
         """A retried call whose execution already started: report it, never run it again."""
-        from eventsourcing.application import AggregateNotFoundError
-
         try:
             execution = await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
         except AggregateNotFoundError:

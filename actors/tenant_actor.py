@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import ray
+from eventsourcing.application import AggregateNotFoundError
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
@@ -64,8 +65,6 @@ class TenantActor:
             self._loaded = True
 
     def _read_state(self) -> tuple[Tenant | None, dict[str, Agent]]:
-        from eventsourcing.application import AggregateNotFoundError
-
         try:
             tenant = self.store.app.repository.get(uuid.UUID(self.tenant_id))
         except AggregateNotFoundError:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import ray
 from ray import serve
 
@@ -45,8 +48,6 @@ def test_tenants_agents_keys_and_history_survive_a_restart(gateway: Gateway) -> 
 
 
 def test_an_idle_tenant_actor_is_evicted_and_comes_back_on_demand(gateway: Gateway) -> None:
-    import time
-
     tenant = gateway.new_tenant("Sleepy")
     agent = gateway.new_agent(tenant)
     name = registry.tenant_actor_name(gateway.settings, tenant.id)
@@ -61,9 +62,6 @@ def test_an_idle_tenant_actor_is_evicted_and_comes_back_on_demand(gateway: Gatew
 
 
 def test_a_crash_mid_execution_leaves_it_failed_and_never_runs_it_twice(gateway: Gateway) -> None:
-    import threading
-    import time
-
     emu = gateway.cluster.emulator
     tenant = gateway.new_tenant("Crashy")
     agent = gateway.new_agent(tenant)
