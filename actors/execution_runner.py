@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -16,6 +19,7 @@ from domain.agent import Agent
 from domain.catalog import Catalog
 from domain.errors import CBError, ExecutionInterrupted
 from domain.execution import Execution
+from domain.llm import ChatMessage, LLMResponse, Usage
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
 from domain.routing import Route, resolve
@@ -76,7 +80,10 @@ class ExecutionRunner:
             execution_id=execution_id,
         )
 
-    async def run(self, agent: Agent, body: dict[str, Any], execution_id: str) -> dict[str, Any]:
+    async def _begin(
+        self, agent: Agent, body: dict[str, Any], execution_id: str, stream: bool
+    ) -> Started:
+        """Record the start and the routing decision durably; routing failures end it here."""
         definition = agent.definition
         started = time.perf_counter()
         execution = Execution(
@@ -86,35 +93,116 @@ class ExecutionRunner:
             agent_version=agent.version,
             request=body,
             model_requested=definition["model"],
-            stream=False,
+            stream=stream,
         )
         result = _result_shell(execution, definition["model"], body)
         try:
             route = self._route(definition["model"])
         except CBError as err:
-            return await self._fail(execution, result, err, started)
+            await self._fail(execution, result, err, started)
         first = route.chain[0]
         execution.resolve_model(first, self.catalog.models[first].provider, route.explain())
         result["metadata"]["routing"] = route.explain()
         await self.store.save(execution)
-        start_write_ms = _ms_since(started)
-        parameters = {**definition.get("parameters", {}), **body.get("parameters", {})}
-        messages = build_messages(definition, body["prompt"], body.get("context"))
+        return Started(
+            execution=execution,
+            result=result,
+            route=route,
+            messages=build_messages(definition, body["prompt"], body.get("context")),
+            parameters={**definition.get("parameters", {}), **body.get("parameters", {})},
+            started=started,
+            start_write_ms=_ms_since(started),
+        )
+
+    async def run(self, agent: Agent, body: dict[str, Any], execution_id: str) -> dict[str, Any]:
+        run = await self._begin(agent, body, execution_id, stream=False)
         try:
-            outcome = await self.caller.complete(route, messages, parameters)
+            outcome = await self.caller.complete(run.route.chain, run.messages, run.parameters)
         except CBError as err:
-            attempts = (err.details or {}).get("attempts", [])
-            result["metadata"]["attempts"] = len(attempts)
-            result["metadata"]["attempt_log"] = attempts
-            return await self._fail(execution, result, err, started)
-        self._fill(result, outcome, route, started)
-        result["metadata"]["timings_ms"] = _timings(start_write_ms, outcome.attempts)
-        execution.complete(result)
+            await self._fail_after_attempts(run, err)
+        return await self._complete(run, outcome)
+
+    async def run_stream(
+        self, agent: Agent, body: dict[str, Any], execution_id: str, emit: Emit
+    ) -> None:
+        """Like `run`, telling `emit` each step as it happens; ends with a terminal event."""
+        try:
+            run = await self._begin(agent, body, execution_id, stream=True)
+        except CBError as err:
+            emit("error", err.to_dict())
+            return
+        meta = run.result["metadata"]
+        emit(
+            "execution_start",
+            {
+                "execution_id": execution_id,
+                "agent_id": run.execution.agent_id,
+                "model_requested": meta["model_requested"],
+                "model_resolved": run.route.chain[0],
+                "provider": self.catalog.models[run.route.chain[0]].provider,
+            },
+        )
+        outcome = CallOutcome()
+        content: list[str] = []
+        usage: Usage | None = None
+        finish: str | None = None
+        try:
+            async for chunk in self.caller.stream(
+                run.route.chain, run.messages, run.parameters, outcome
+            ):
+                if chunk.delta:
+                    content.append(chunk.delta)
+                    emit("content_chunk", {"execution_id": execution_id, "delta": chunk.delta})
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                    emit("usage_update", self._usage_event(execution_id, outcome, usage))
+                finish = chunk.finish_reason or finish
+        except CBError as err:
+            run.result["response"] = {"content": "".join(content), "tool_calls": []}
+            emit("error", {**err.to_dict(), "execution_id": execution_id})
+            try:
+                await self._fail_after_attempts(run, err)
+            except CBError:
+                return
+        except asyncio.CancelledError:
+            await asyncio.shield(self._cancel(run, "".join(content)))
+            raise
+        outcome.response = LLMResponse(
+            content="".join(content), finish_reason=finish, usage=usage or Usage()
+        )
+        if usage is None:
+            emit("usage_update", self._usage_event(execution_id, outcome, Usage()))
+        emit("execution_complete", await self._complete(run, outcome))
+
+    def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
+        model = self.catalog.models[outcome.model or ""] if outcome.model else None
+        cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens) if model else 0.0
+        return {"execution_id": execution_id, **usage.model_dump(), "cost_usd": cost}
+
+    async def _complete(self, run: Started, outcome: CallOutcome) -> dict[str, Any]:
+        result = run.result
+        self._fill(result, outcome, run.route, run.started)
+        result["metadata"]["timings_ms"] = _timings(run.start_write_ms, outcome.attempts)
+        run.execution.complete(result)
         finishing = time.perf_counter()
-        await self.store.save(execution)
+        await self.store.save(run.execution)
         # only the live answer knows how long its own recording took
         result["metadata"]["timings_ms"]["finish_write"] = _ms_since(finishing)
         return result
+
+    async def _fail_after_attempts(self, run: Started, err: CBError) -> NoReturn:
+        attempts = (err.details or {}).get("attempts", [])
+        run.result["metadata"]["attempts"] = len(attempts)
+        run.result["metadata"]["attempt_log"] = attempts
+        await self._fail(run.execution, run.result, err, run.started)
+
+    async def _cancel(self, run: Started, content: str) -> None:
+        """The client went away: record what was produced, as cancelled."""
+        run.result["status"] = "cancelled"
+        run.result["response"] = {"content": content, "tool_calls": []}
+        run.result["metadata"]["duration_ms"] = _ms_since(run.started)
+        run.execution.cancel(run.result)
+        await self.store.save(run.execution)
 
     def _fill(
         self, result: dict[str, Any], outcome: CallOutcome, route: Route, started: float
@@ -148,7 +236,7 @@ class ExecutionRunner:
 
     async def _fail(
         self, execution: Execution, result: dict[str, Any], err: CBError, started: float
-    ) -> dict[str, Any]:
+    ) -> NoReturn:
         err.execution_id = str(execution.id)
         error = {"type": err.type, "message": err.message, "execution_id": str(execution.id)}
         result["status"] = "failed"
@@ -157,6 +245,22 @@ class ExecutionRunner:
         execution.fail(error, result)
         await self.store.save(execution)
         raise err
+
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Started:
+    """An execution whose start is durable, with everything needed to call the model."""
+
+    execution: Execution
+    result: dict[str, Any]
+    route: Route
+    messages: list[ChatMessage]
+    parameters: dict[str, Any]
+    started: float
+    start_write_ms: float
 
 
 def _ms_since(mark: float) -> float:

@@ -1,9 +1,14 @@
-"""Calls a route's models over HTTP: permits, retries with backoff, fallback, parsing."""
+"""Calls a route's models over HTTP: credits, retries with backoff, fallback, parsing.
+
+Whole replies and streams share one attempt loop. A stream is retried or falls back only
+until its first content chunk has gone out; after that a failure ends it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,19 +21,13 @@ from actors.provider_lease import ProviderLease
 from actors.settings import Settings, provider_api_key, provider_base_url
 from domain.catalog import Catalog
 from domain.codecs import codec_for
-from domain.errors import (
-    CBError,
-    ProviderAuthenticationFailed,
-    ProviderError,
-    ProviderTimeout,
-)
-from domain.llm import ChatMessage, LLMRequest, LLMResponse
-from domain.routing import Route
+from domain.errors import CBError, ProviderAuthenticationFailed, ProviderError, ProviderTimeout
+from domain.llm import ChatMessage, LLMRequest, LLMResponse, StreamChunk
 
 
 @dataclass
 class CallOutcome:
-    """What happened across attempts; `response` is set when one succeeded."""
+    """What happened across attempts; `response` is set when a whole reply succeeded."""
 
     attempts: list[dict[str, Any]] = field(default_factory=list)
     response: LLMResponse | None = None
@@ -36,6 +35,7 @@ class CallOutcome:
     provider: str | None = None
     dropped_parameters: list[str] = field(default_factory=list)
     adjusted_parameters: dict[str, Any] = field(default_factory=dict)
+    delivered: bool = False  # a stream's content already reached the client
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
@@ -62,18 +62,48 @@ class ModelCaller:
         return lease
 
     async def complete(
-        self, route: Route, messages: list[ChatMessage], parameters: dict[str, Any]
+        self, chain: list[str], messages: list[ChatMessage], parameters: dict[str, Any]
     ) -> CallOutcome:
-        """Try each model of the route in turn; raise the last error if none answered."""
+        """The first whole reply along the chain; raises the last error if none came."""
         outcome = CallOutcome()
+        async for reply in self._run(chain, messages, parameters, outcome, stream=False):
+            assert isinstance(reply, LLMResponse)
+            outcome.response = reply
+        return outcome
+
+    async def stream(
+        self,
+        chain: list[str],
+        messages: list[ChatMessage],
+        parameters: dict[str, Any],
+        outcome: CallOutcome,
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream chunks from the first model that answers; `outcome` records the attempts."""
+        async for chunk in self._run(chain, messages, parameters, outcome, stream=True):
+            assert isinstance(chunk, StreamChunk)
+            yield chunk
+
+    async def _run(
+        self,
+        chain: list[str],
+        messages: list[ChatMessage],
+        parameters: dict[str, Any],
+        outcome: CallOutcome,
+        stream: bool,
+    ) -> AsyncIterator[LLMResponse | StreamChunk]:
         last: CBError = ProviderError("no attempt was made")
-        for model_name in route.chain:
+        for model_name in chain:
             try:
-                await self._try_model(model_name, messages, parameters, outcome)
-                return outcome
+                async for item in self._try_model(
+                    model_name, messages, parameters, outcome, stream
+                ):
+                    yield item
+                return
             except CBError as err:
                 last = err
-                if not (err.retryable or isinstance(err, ProviderAuthenticationFailed)):
+                if outcome.delivered or not (
+                    err.retryable or isinstance(err, ProviderAuthenticationFailed)
+                ):
                     break
         last.details = {"attempts": outcome.attempts}
         raise last
@@ -84,11 +114,14 @@ class ModelCaller:
         messages: list[ChatMessage],
         parameters: dict[str, Any],
         outcome: CallOutcome,
-    ) -> None:
+        stream: bool,
+    ) -> AsyncIterator[LLMResponse | StreamChunk]:
         model = self.catalog.models[model_name]
         spec = self.catalog.providers[model.provider]
         codec = codec_for(spec.type)
-        request = LLMRequest(model=model_name, messages=messages, parameters=parameters)
+        request = LLMRequest(
+            model=model_name, messages=messages, parameters=parameters, stream=stream
+        )
         call, params = codec.build_call(
             request, model, self.catalog.wire_model(model_name), provider_api_key(spec)
         )
@@ -99,63 +132,74 @@ class ModelCaller:
         for attempt in range(spec.max_retries + 1):
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
-            permit_ms = round((time.perf_counter() - asked) * 1000, 3)
+            record = {
+                "model": model_name,
+                "permit_ms": round((time.perf_counter() - asked) * 1000, 3),
+            }
+            outcome.attempts.append(record)
             if refusal is not None:
                 err = CBError.from_dict(refusal["error"])
-                outcome.attempts.append(
-                    {
-                        "model": model_name,
-                        "error": err.type,
-                        "permit_ms": permit_ms,
-                        "latency_ms": 0,
-                    }
-                )
+                record.update(error=err.type, latency_ms=0)
                 raise err
             started = time.perf_counter()
             err: CBError | None = None
             try:
-                reply = await shared_client().post(
-                    url, json=call.body, headers=call.headers, timeout=timeout
-                )
-                if reply.status_code == 200:
-                    response = codec.parse_response(reply.json())
-                else:
-                    err = codec.map_error(
-                        reply.status_code, _json_or_none(reply), _retry_after(reply.headers)
-                    )
+                async with shared_client().stream(
+                    "POST", url, json=call.body, headers=call.headers, timeout=timeout
+                ) as reply:
+                    if reply.status_code != 200:
+                        await reply.aread()
+                        err = codec.map_error(
+                            reply.status_code, _json_or_none(reply), _retry_after(reply.headers)
+                        )
+                    else:
+                        outcome.model, outcome.provider = model_name, model.provider
+                        if stream:
+                            async for chunk in _chunks(codec, reply):
+                                outcome.delivered = outcome.delivered or bool(chunk.delta)
+                                yield chunk
+                        else:
+                            yield codec.parse_response(await _json(reply))
             except httpx.TimeoutException as exc:
                 err = _timeout_or_unreachable(exc, model.provider)
             except httpx.HTTPError as exc:
-                err = ProviderError(
-                    f"could not reach provider {model.provider}: {type(exc).__name__}"
-                )
+                err = ProviderError(f"provider {model.provider} failed: {type(exc).__name__}")
             except CBError as exc:
                 err = exc
-            latency_ms = (time.perf_counter() - started) * 1000
-            lease.done(
-                err is None, latency_ms, err.type if err else None, err.retry_after if err else None
-            )
-            outcome.attempts.append(
-                {
-                    "model": model_name,
-                    "permit_ms": permit_ms,
-                    "latency_ms": round(latency_ms, 3),
-                    "error": err.type if err else None,
-                }
-            )
-            if err is None:
-                outcome.response, outcome.model, outcome.provider = (
-                    response,
-                    model_name,
-                    model.provider,
+            finally:
+                latency_ms = (time.perf_counter() - started) * 1000
+                record.update(latency_ms=round(latency_ms, 3), error=err.type if err else None)
+                lease.done(
+                    err is None,
+                    latency_ms,
+                    err.type if err else None,
+                    err.retry_after if err else None,
                 )
+            if err is None:
                 return
-            if not err.retryable or attempt == spec.max_retries:
+            if outcome.delivered or not err.retryable or attempt == spec.max_retries:
                 raise err
             backoff = spec.retry_backoff_s * (2**attempt)
             if err.retry_after is not None:
                 backoff = min(max(backoff, err.retry_after), spec.max_retry_after_s)
             await asyncio.sleep(backoff)
+
+
+async def _chunks(codec: Any, reply: httpx.Response) -> AsyncIterator[StreamChunk]:
+    """Parsed chunks until `[DONE]`; a stream cut off before it is a provider failure."""
+    async for line in reply.aiter_lines():
+        parsed = codec.parse_stream_line(line)
+        if parsed is None:
+            continue
+        if parsed == codec.STREAM_DONE:
+            return
+        yield parsed
+    raise ProviderError("provider stream ended before it was complete")
+
+
+async def _json(reply: httpx.Response) -> Any:
+    await reply.aread()
+    return _json_or_none(reply)
 
 
 def _timeout_or_unreachable(exc: httpx.TimeoutException, provider: str) -> CBError:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -18,12 +20,15 @@ from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain import keys
 from domain.agent import Agent
-from domain.errors import Conflict, NotFound, RateLimited
+from domain.errors import CBError, Conflict, NotFound, RateLimited
 from domain.ratelimit import TokenBucket
 from domain.schemas import SCOPES
 from domain.tenant import Tenant
 
 log = logging.getLogger(__name__)
+
+
+TERMINAL_EVENTS = ("execution_complete", "error")
 
 
 @ray.remote
@@ -225,6 +230,56 @@ class TenantActor:
         finally:
             self.running -= 1
             self.last_used = time.monotonic()
+
+    async def execute_stream(
+        self,
+        agent_id: str,
+        body: dict[str, Any],
+        execution_id: str,
+        cancel_on_disconnect: bool,
+        retried: bool = False,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Stream one execution as batches of numbered events (whatever is waiting, at once).
+
+        A refusal before the start is one batch `[{"refused": error, "status": …}]`. When the
+        consumer goes away the execution is cancelled, or with `cancel_on_disconnect=False`
+        runs on to its end.
+        """
+        try:
+            await self._load()
+            agent = self._agent(agent_id)
+            if retried:
+                await self.runner.raise_if_recorded(execution_id)
+            self._admit()
+        except CBError as err:
+            yield [{"refused": err.to_dict(), "status": err.status}]
+            return
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        numbered = itertools.count(1)
+
+        def emit(event: str, data: dict[str, Any]) -> None:
+            queue.put_nowait({"id": next(numbered), "event": event, "data": data})
+
+        self.running += 1
+        task = asyncio.get_running_loop().create_task(
+            self.runner.run_stream(agent, body, execution_id, emit)
+        )
+        task.add_done_callback(lambda _: self._finished())
+        try:
+            while True:
+                batch = [await queue.get()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                yield batch
+                if batch[-1]["event"] in TERMINAL_EVENTS:
+                    return
+        finally:
+            if cancel_on_disconnect and not task.done():
+                task.cancel()
+
+    def _finished(self) -> None:
+        self.running -= 1
+        self.last_used = time.monotonic()
 
     async def ping(self) -> str:
         return self.tenant_id

@@ -12,6 +12,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from actors import registry
 from actors.replies import unwrap
 from actors.settings import Settings, configured_providers
+from domain.errors import CBError
 
 _settings: Settings | None = None
 RECREATE_ATTEMPTS = 20
@@ -69,6 +70,25 @@ async def execute(tenant_id: str, agent_id: str, request: dict[str, Any]) -> dic
         return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
 
     return unwrap(await _call(name, handle_of, invoke))
+
+
+async def execute_stream(
+    tenant_id: str, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Start a streamed execution; its generator and first batch (a refusal raises here)."""
+    execution_id = str(uuid.uuid4())
+    name, handle_of = _tenant(tenant_id)
+
+    async def invoke(handle: Any, attempt: int) -> tuple[Any, list[dict[str, Any]]]:
+        method = handle.execute_stream.options(num_returns="streaming")
+        stream = method.remote(agent_id, request, execution_id, cancel_on_disconnect, attempt > 0)
+        first = await (await stream.__anext__())
+        return stream, first
+
+    stream, first = await _call(name, handle_of, invoke)
+    if "refused" in first[0]:
+        raise CBError.from_dict(first[0]["refused"])
+    return stream, first
 
 
 async def query(method: str, *args: Any) -> Any:

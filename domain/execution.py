@@ -52,3 +52,10 @@ class Execution(Aggregate):
     @event("Failed")
     def _failed(self, tenant_id: str, error: dict[str, Any], result: dict[str, Any]) -> None:
         self.status = "failed"
+
+    def cancel(self, result: dict[str, Any]) -> None:
+        self._cancelled(self.tenant_id, result)
+
+    @event("Cancelled")
+    def _cancelled(self, tenant_id: str, result: dict[str, Any]) -> None:
+        self.status = "cancelled"

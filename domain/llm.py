@@ -48,3 +48,12 @@ class HttpCall(BaseModel):
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+
+
+class StreamChunk(BaseModel):
+    """One parsed piece of a provider stream: text, tool-call fragments, finish, usage."""
+
+    delta: str = ""
+    tool_call_deltas: list[dict[str, Any]] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None

@@ -84,13 +84,21 @@ class ContextMessage(_Body):
     content: str = Field(max_length=1_000_000)
 
 
+class StreamOptions(_Body):
+    """How a streamed execution behaves: heartbeat interval, and what a disconnect does."""
+
+    heartbeat_s: float = Field(default=15.0, ge=0.5, le=300)
+    on_disconnect: Literal["cancel", "continue"] = "cancel"
+    include_usage: bool = True
+
+
 class ExecuteRequest(_Body):
     prompt: str = Field(min_length=1, max_length=1_000_000)
     context: list[ContextMessage] | dict[str, Any] | str | None = None
     parameters: Parameters = Parameters()
     metadata: dict[str, Any] = Field(default_factory=dict)
     tools: list[str] | None = None
-    stream_options: dict[str, Any] | None = None
+    stream_options: StreamOptions | None = None
 
     @field_validator("prompt")
     @classmethod

@@ -93,7 +93,12 @@ def on_failed(cur: Cursor, event: Any) -> None:
     _finish(cur, event, event.result.get("status", "failed"), event.error)
 
 
+def on_cancelled(cur: Cursor, event: Any) -> None:
+    _finish(cur, event, "cancelled", None)
+
+
 HANDLERS = {
+    Execution.Cancelled: on_cancelled,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
     Execution.Completed: on_completed,

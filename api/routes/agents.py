@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from api import runtime
 from api.auth import Caller
-from domain.schemas import AgentCreate, AgentUpdate, ExecuteRequest
+from api.streaming import sse_events
+from domain.schemas import AgentCreate, AgentUpdate, ExecuteRequest, StreamOptions
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -57,3 +58,20 @@ async def execute(agent_id: str, body: ExecuteRequest, who: Caller) -> JSONRespo
     request["parameters"] = body.parameters.set_values()
     result = await runtime.execute(who.tenant_id, agent_id, request)
     return JSONResponse(result)
+
+
+@router.post("/{agent_id}/execute/stream")
+async def execute_stream(agent_id: str, body: ExecuteRequest, who: Caller) -> StreamingResponse:
+    """Run the agent and stream its steps as Server-Sent Events."""
+    who.require("agents:execute")
+    options = body.stream_options or StreamOptions()
+    request = body.model_dump(exclude_none=True)
+    request["parameters"] = body.parameters.set_values()
+    stream, first = await runtime.execute_stream(
+        who.tenant_id, agent_id, request, options.on_disconnect == "cancel"
+    )
+    return StreamingResponse(
+        sse_events(stream, first, options.heartbeat_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from domain import errors
 from domain.catalog import ModelSpec
-from domain.llm import HttpCall, LLMRequest, LLMResponse, Usage
+from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
 PATH = "/chat/completions"
@@ -61,6 +62,44 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise errors.ProviderError(f"provider sent a malformed completion: {exc!r}") from None
+
+
+STREAM_DONE = "[DONE]"
+
+
+def parse_stream_line(line: str) -> StreamChunk | str | None:
+    """Read one line of a chat.completion.chunk event stream.
+
+    Returns a chunk, `STREAM_DONE` at the end, or None for lines that carry nothing
+    (blank lines, comments, other SSE fields). An in-band error raises ProviderError.
+    """
+    if not line.startswith("data:"):
+        return None
+    payload = line[5:].strip()
+    if payload == STREAM_DONE:
+        return STREAM_DONE
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        raise errors.ProviderError("provider sent a malformed stream chunk") from None
+    if "error" in body:
+        raise errors.ProviderError(f"provider failed mid-stream: {_error_message(body)}")
+    usage = body.get("usage")
+    chunk = StreamChunk(
+        usage=Usage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            total_tokens=int(usage.get("total_tokens") or 0),
+        )
+        if usage
+        else None
+    )
+    for choice in body.get("choices") or []:
+        delta = choice.get("delta") or {}
+        chunk.delta += delta.get("content") or ""
+        chunk.tool_call_deltas.extend(delta.get("tool_calls") or [])
+        chunk.finish_reason = choice.get("finish_reason") or chunk.finish_reason
+    return chunk
 
 
 def map_error(status: int, body: Any, retry_after: float | None) -> errors.CBError:

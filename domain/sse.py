@@ -1,0 +1,17 @@
+"""Server-Sent Events framing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def frame(event_id: int, event: str, data: dict[str, Any]) -> bytes:
+    """One SSE event with its id, type and JSON data."""
+    body = json.dumps(data, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n".encode()
+
+
+def comment(text: str) -> bytes:
+    """An SSE comment line: ignored by clients, keeps idle proxies from closing."""
+    return f": {text}\n\n".encode()
