@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import secrets
 import signal
 import socket
@@ -193,6 +194,61 @@ async def run_load(
     }
 
 
+FIRST_CONTENT = {
+    "direct-stream": re.compile(rb'"content":"[^"]'),
+    "gateway-stream": re.compile(rb"^event: content_chunk"),
+}
+
+
+async def run_stream_load(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+    total: int, concurrency: int, first_content: re.Pattern[bytes],
+) -> dict[str, Any]:
+    """Closed loop of streams: time to the first content chunk and to the end of each."""
+    ttft: list[float] = []
+    whole: list[float] = []
+    errors: list[str] = []
+    issued = 0
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    payload = json.dumps(body).encode()
+    hdrs = {"Content-Type": "application/json", **headers}
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < total and time.monotonic() < deadline:
+            issued += 1
+            t0 = time.perf_counter()
+            first: float | None = None
+            try:
+                async with http.post(url, data=payload, headers=hdrs) as resp:
+                    if resp.status != 200:
+                        errors.append(f"HTTP {resp.status}: {(await resp.read())[:300]!r}")
+                        continue
+                    async for line in resp.content:
+                        if first is None and first_content.search(line):
+                            first = (time.perf_counter() - t0) * 1000
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            if first is None:
+                errors.append("stream carried no content")
+                continue
+            ttft.append(first)
+            whole.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    ttft.sort()
+    whole.sort()
+    return {
+        "requests": issued, "errors": len(errors), "first_error": errors[0] if errors else None,
+        "wall_s": wall, "rps": len(whole) / wall if wall else 0.0,
+        "p50_ms": percentile(whole, 50), "p99_ms": percentile(whole, 99),
+        "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99),
+    }
+
+
 class GatewayCheck:
     """Counts an execute result only when it completed; sums where its time went."""
 
@@ -334,6 +390,33 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                       f"{res['errors']} errors", flush=True)
                 if res["first_error"]:
                     print(f"    first error: {res['first_error']}", flush=True)
+    if args.stream:
+        stream_targets = [
+            ("direct-stream", f"{svc['emulator']}/chat/completions",
+             {**DIRECT_BODY, "stream": True, "stream_options": {"include_usage": True}},
+             {"Authorization": "Bearer bench"}),
+        ]
+        if gw:
+            stream_targets.append(("gateway-stream", url + "/stream", {"prompt": "hello"}, headers))
+        for conc in args.concurrency:
+            total = args.requests or (2000 if conc > 1 else 500)
+            connector = aiohttp.TCPConnector(limit=max(conc, 1) * 2)
+            timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+                for name, target, body, hdrs in stream_targets:
+                    marker = FIRST_CONTENT[name]
+                    await run_stream_load(http, target, body, hdrs, WARMUP, conc, marker)
+                    cpu0 = tree_cpu_s(svc["gateway_pid"])
+                    res = await run_stream_load(http, target, body, hdrs, total, conc, marker)
+                    cpu = tree_cpu_s(svc["gateway_pid"]) - cpu0
+                    res.update(target=name, concurrency=conc, gateway_cpu_s=cpu,
+                               gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
+                               actor_timings_ms={}, cpu_ms_per_req_by_process={})
+                    results.append(res)
+                    print(f"  {name:14} C={conc:<3} done: {res['rps']:.0f} streams/s, "
+                          f"{res['errors']} errors", flush=True)
+                    if res["first_error"]:
+                        print(f"    first error: {res['first_error']}", flush=True)
     return {"results": results}
 
 
@@ -365,15 +448,25 @@ def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[
           f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
           "  (gateway on CPU 0; emulator + load on CPU 1)"
           f"  serve mode: {meta.get('mode', '?')}")
-    print(f"{'target':8} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'gw CPU ms/req':>14}")
+    print(f"{'target':14} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'gw CPU ms/req':>14} {'TTFT p50':>9} {'TTFT p99':>9}")
     for r in results:
-        print(f"{r['target']:8} {r['concurrency']:>3} {r['requests']:>8} {r['errors']:>6} "
+        ttft = (f" {r['ttft_p50_ms']:>9.2f} {r['ttft_p99_ms']:>9.2f}"
+                if "ttft_p50_ms" in r else "")
+        print(f"{r['target']:14} {r['concurrency']:>3} {r['requests']:>8} {r['errors']:>6} "
               f"{r['rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['gateway_cpu_ms_per_req']:>14.2f}")
+              f"{r['gateway_cpu_ms_per_req']:>14.2f}{ttft}")
     for o in over:
         print(f"gateway overhead C={o['concurrency']}: p50 +{o['p50_ms']:.2f} ms, "
               f"p99 +{o['p99_ms']:.2f} ms, throughput {o['throughput_ratio']:.2f}x direct")
+    streams = {(r["target"], r["concurrency"]): r for r in results if "ttft_p50_ms" in r}
+    for (target, conc), g in streams.items():
+        d = streams.get(("direct-stream", conc))
+        if target == "gateway-stream" and d:
+            print(f"stream overhead C={conc}: first content chunk p50 "
+                  f"+{g['ttft_p50_ms'] - d['ttft_p50_ms']:.2f} ms, p99 "
+                  f"+{g['ttft_p99_ms'] - d['ttft_p99_ms']:.2f} ms; streams/s "
+                  f"{g['rps'] / d['rps'] if d['rps'] else 0:.2f}x direct")
     print("where the gateway's time goes (mean ms inside the tenant actor; the rest of the"
           " latency is the ingress, Serve and the actor hop):")
     for r in results:
@@ -394,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
                         type=lambda s: [int(c) for c in s.split(",") if c.strip()])
     parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
+    parser.add_argument("--stream", action="store_true",
+                        help="also stream: time to first content chunk, streams/s")
     parser.add_argument("--mode", choices=("proxy", "direct"), default="direct",
                         help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
