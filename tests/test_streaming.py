@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -157,3 +158,31 @@ def test_disconnect_cancels_upstream_and_records_cancelled(gateway: Gateway) -> 
         time.sleep(0.2)
     assert history["status"] == "cancelled"
     assert history["response"]["content"].startswith("w0 ")
+
+
+def test_two_tenants_streaming_at_once_see_only_their_own_events(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    runs = []
+    for name in ("A", "B"):
+        tenant = gateway.new_tenant(name)
+        agent = gateway.new_agent(tenant)
+        tag = f"{name}-{uuid.uuid4().hex[:8]}"
+        emu.script(tag, chunks=[f"{name}{i} " for i in range(10)] + [tag], chunk_delay=0.02)
+        runs.append({"tenant": tenant, "agent": agent, "tag": tag})
+
+    def consume(run: dict[str, Any]) -> None:
+        with stream(gateway, run["tenant"], run["agent"]["id"], run["tag"]) as response:
+            run["events"] = [e for e in read_events(response) if e["event"] != "heartbeat"]
+
+    threads = [threading.Thread(target=consume, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for run, other in ((runs[0], runs[1]), (runs[1], runs[0])):
+        events = run["events"]
+        execution_id = events[0]["data"]["execution_id"]
+        assert events[-1]["event"] == "execution_complete"
+        assert {e["data"]["execution_id"] for e in events} == {execution_id}
+        text = "".join(e["data"]["delta"] for e in events if e["event"] == "content_chunk")
+        assert run["tag"] in text and other["tag"] not in text
