@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -154,44 +154,68 @@ def percentile(sorted_ms: list[float], q: float) -> float:
     return sorted_ms[min(len(sorted_ms) - 1, max(0, round(q / 100 * len(sorted_ms)) - 1))]
 
 
-async def run_load(
-    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-    total: int, concurrency: int, ok: Callable[[bytes], bool],
+Sample = dict[str, float] | str  # measured ms by name, or an error message
+
+
+async def closed_loop(
+    total: int, concurrency: int, send: Callable[[], Awaitable[Sample]]
 ) -> dict[str, Any]:
-    """Closed loop: `concurrency` workers send `total` POSTs; latencies, errors and wall time."""
-    latencies: list[float] = []
+    """`concurrency` workers call `send` until `total` were issued; percentiles per measure.
+
+    `ms` (the whole request) decides the throughput; other measures get p50/p99 too.
+    """
+    samples: dict[str, list[float]] = {"ms": []}
     errors: list[str] = []
     issued = 0
     deadline = time.monotonic() + PHASE_TIMEOUT_S
-    payload = json.dumps(body).encode()
-    hdrs = {"Content-Type": "application/json", **headers}
 
     async def worker() -> None:
         nonlocal issued
         while issued < total and time.monotonic() < deadline:
             issued += 1
-            t0 = time.perf_counter()
             try:
-                async with http.post(url, data=payload, headers=hdrs) as resp:
-                    data = await resp.read()
-                    good = resp.status == 200 and ok(data)
-                    if not good:
-                        errors.append(f"HTTP {resp.status}: {data[:500]!r}")
+                sample = await send()
             except (TimeoutError, aiohttp.ClientError) as exc:
-                good = False
-                errors.append(f"{type(exc).__name__}: {exc}")
-            if good:
-                latencies.append((time.perf_counter() - t0) * 1000)
+                sample = f"{type(exc).__name__}: {exc}"
+            if isinstance(sample, str):
+                errors.append(sample)
+                continue
+            for name, ms in sample.items():
+                samples.setdefault(name, []).append(ms)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - start
-    latencies.sort()
-    return {
+    out: dict[str, Any] = {
         "requests": issued, "errors": len(errors), "first_error": errors[0] if errors else None,
-        "wall_s": wall, "rps": len(latencies) / wall if wall else 0.0,
-        "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+        "wall_s": wall, "rps": len(samples["ms"]) / wall if wall else 0.0,
     }
+    for name, values in samples.items():
+        values.sort()
+        prefix = "" if name == "ms" else f"{name}_"
+        out[f"{prefix}p50_ms"], out[f"{prefix}p99_ms"] = (
+            percentile(values, 50), percentile(values, 99),
+        )
+    return out
+
+
+async def run_load(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
+    total: int, concurrency: int, ok: Callable[[bytes], bool],
+) -> dict[str, Any]:
+    """Closed loop of whole requests: latency of each, errors, throughput."""
+    payload = json.dumps(body).encode()
+    hdrs = {"Content-Type": "application/json", **headers}
+
+    async def send() -> Sample:
+        t0 = time.perf_counter()
+        async with http.post(url, data=payload, headers=hdrs) as resp:
+            data = await resp.read()
+            if resp.status != 200 or not ok(data):
+                return f"HTTP {resp.status}: {data[:500]!r}"
+        return {"ms": (time.perf_counter() - t0) * 1000}
+
+    return await closed_loop(total, concurrency, send)
 
 
 FIRST_CONTENT = {
@@ -204,49 +228,24 @@ async def run_stream_load(
     http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
     total: int, concurrency: int, first_content: re.Pattern[bytes],
 ) -> dict[str, Any]:
-    """Closed loop of streams: time to the first content chunk and to the end of each."""
-    ttft: list[float] = []
-    whole: list[float] = []
-    errors: list[str] = []
-    issued = 0
-    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    """Closed loop of streams: time to the first content chunk (`ttft`) and to the end."""
     payload = json.dumps(body).encode()
     hdrs = {"Content-Type": "application/json", **headers}
 
-    async def worker() -> None:
-        nonlocal issued
-        while issued < total and time.monotonic() < deadline:
-            issued += 1
-            t0 = time.perf_counter()
-            first: float | None = None
-            try:
-                async with http.post(url, data=payload, headers=hdrs) as resp:
-                    if resp.status != 200:
-                        errors.append(f"HTTP {resp.status}: {(await resp.read())[:300]!r}")
-                        continue
-                    async for line in resp.content:
-                        if first is None and first_content.search(line):
-                            first = (time.perf_counter() - t0) * 1000
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            if first is None:
-                errors.append("stream carried no content")
-                continue
-            ttft.append(first)
-            whole.append((time.perf_counter() - t0) * 1000)
+    async def send() -> Sample:
+        t0 = time.perf_counter()
+        first: float | None = None
+        async with http.post(url, data=payload, headers=hdrs) as resp:
+            if resp.status != 200:
+                return f"HTTP {resp.status}: {(await resp.read())[:300]!r}"
+            async for line in resp.content:
+                if first is None and first_content.search(line):
+                    first = (time.perf_counter() - t0) * 1000
+        if first is None:
+            return "stream carried no content"
+        return {"ms": (time.perf_counter() - t0) * 1000, "ttft": first}
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    ttft.sort()
-    whole.sort()
-    return {
-        "requests": issued, "errors": len(errors), "first_error": errors[0] if errors else None,
-        "wall_s": wall, "rps": len(whole) / wall if wall else 0.0,
-        "p50_ms": percentile(whole, 50), "p99_ms": percentile(whole, 99),
-        "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99),
-    }
+    return await closed_loop(total, concurrency, send)
 
 
 class GatewayCheck:
