@@ -175,7 +175,7 @@ class ExecutionRunner:
         emit("execution_complete", await self._complete(run, outcome))
 
     def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
-        model = self.catalog.models[outcome.model or ""] if outcome.model else None
+        model = self.catalog.models.get(outcome.model or "")
         cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens) if model else 0.0
         return {"execution_id": execution_id, **usage.model_dump(), "cost_usd": cost}
 

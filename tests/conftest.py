@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,25 @@ class Gateway:
         reply = self.http.post("/api/v1/agents", json=definition, headers=tenant.headers())
         assert reply.status_code == 201, reply.text
         return reply.json()
+
+    def execute_held(self, tenant: Tenant, agent_id: str, tag: str) -> Callable[[], httpx.Response]:
+        """Execute in the background until the emulator holds the request (script a delay for
+        `tag` first); returns a function that waits for and gives the reply."""
+        result: dict[str, httpx.Response] = {}
+        worker = threading.Thread(
+            target=lambda: result.update(reply=self.execute(tenant, agent_id, tag))
+        )
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not self.cluster.emulator.requests_matching(tag):
+            assert time.monotonic() < deadline, "the provider was never called"
+            time.sleep(0.02)
+
+        def reply() -> httpx.Response:
+            worker.join(timeout=60)
+            return result["reply"]
+
+        return reply
 
     def execute(self, tenant: Tenant, agent_id: str, prompt: str, **body: Any) -> httpx.Response:
         return self.http.post(

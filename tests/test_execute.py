@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from typing import Any
 
@@ -97,21 +95,12 @@ def test_started_is_durable_before_the_provider_is_called(gateway: Gateway) -> N
     agent = gateway.new_agent(tenant)
     tag = marker()
     emu.script(tag, content="slow answer", delay=2.0)
-    result: dict[str, Any] = {}
-    worker = threading.Thread(
-        target=lambda: result.update(reply=gateway.execute(tenant, agent["id"], tag))
-    )
-    worker.start()
-    deadline = time.monotonic() + 10
-    while not emu.requests_matching(tag) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert emu.requests_matching(tag), "the provider was never called"
+    reply = gateway.execute_held(tenant, agent["id"], tag)
     # the provider is holding the request: the start must already be in the store
     started = store_events(gateway, tenant.id, "Started")
     assert len(started) == 1 and started[0].agent_id == agent["id"]
     assert store_events(gateway, tenant.id, "Completed") == []
-    worker.join(timeout=30)
-    execution_id = result["reply"].json()["execution_id"]
+    execution_id = reply().json()["execution_id"]
     assert str(started[0].originator_id) == execution_id
     completed = store_events(gateway, tenant.id, "Completed")
     assert [str(e.originator_id) for e in completed] == [execution_id]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import ray
@@ -67,20 +66,10 @@ def test_a_crash_mid_execution_leaves_it_failed_and_never_runs_it_twice(gateway:
     agent = gateway.new_agent(tenant)
     tag = "crash-marker-" + tenant.id[:8]
     emu.script(tag, content="too late", delay=3.0)
-    result: dict[str, object] = {}
-    worker = threading.Thread(
-        target=lambda: result.update(reply=gateway.execute(tenant, agent["id"], tag))
-    )
-    worker.start()
-    deadline = time.monotonic() + 10
-    while not emu.requests_matching(tag):
-        assert time.monotonic() < deadline, "the provider was never called"
-        time.sleep(0.02)
+    held = gateway.execute_held(tenant, agent["id"], tag)
     name = registry.tenant_actor_name(gateway.settings, tenant.id)
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-    worker.join(timeout=60)
-
-    reply = result["reply"]
+    reply = held()
     assert reply.status_code == 503, reply.text
     error = reply.json()["error"]
     assert error["type"] == "execution_interrupted"
