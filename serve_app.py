@@ -27,6 +27,9 @@ def _direct_ingress_env() -> None:
     os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", str(port))
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT", str(port + 63))
+    # a stopping replica keeps answering this long (Serve's default, 30 s, suits a load
+    # balancer that must notice first; raise it back behind one)
+    os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
 
 
 _direct_ingress_env()

@@ -38,16 +38,23 @@ class AsyncEventStore:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def save(self, *aggregates: Aggregate) -> None:
-        """Durably record the aggregates' pending events; returns once committed."""
-        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        if not events:
-            return
+    def save(self, *aggregates: Aggregate) -> asyncio.Future[None]:
+        """Queue the aggregates' pending events; the future resolves once they are committed.
+
+        Queued at the call, not at the first await, so saves commit in the order made.
+        """
+        return self.save_events([e for a in aggregates for e in a.collect_events()])
+
+    def save_events(self, events: list[Any]) -> asyncio.Future[None]:
+        """Queue already collected events (say, ones whose first save failed)."""
         done = asyncio.get_running_loop().create_future()
+        if not events:
+            done.set_result(None)
+            return done
         self._queue.append((events, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
-        await done
+        return done
 
     async def _drain(self) -> None:
         while self._queue:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -13,16 +12,18 @@ from eventsourcing.application import AggregateNotFoundError
 
 from actors import registry
 from actors.event_store import AsyncEventStore
+from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.settings import Settings, configured_providers
 from domain.agent import Agent
 from domain.catalog import Catalog
-from domain.errors import CBError, ExecutionInterrupted
+from domain.errors import CBError, Conflict, ExecutionInterrupted, NotFound
 from domain.execution import Execution
 from domain.llm import ChatMessage, LLMResponse, Usage
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
 from domain.routing import Route, resolve
+from domain.stream_log import estimate_tokens, terminal_event
 
 
 class ExecutionRunner:
@@ -80,8 +81,28 @@ class ExecutionRunner:
             execution_id=execution_id,
         )
 
+    async def recorded_stream(self, execution_id: str) -> Execution:
+        """A streamed execution of this tenant as the store has it."""
+        try:
+            execution = await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
+        except (AggregateNotFoundError, ValueError):
+            execution = None
+        if not isinstance(execution, Execution) or execution.tenant_id != self.tenant_id:
+            raise NotFound(f"execution {execution_id} not found")
+        if not execution.stream:
+            raise Conflict(
+                f"execution {execution_id} was not streamed; GET /api/v1/executions/"
+                f"{execution_id} has its result"
+            )
+        return execution
+
     async def _begin(
-        self, agent: Agent, body: dict[str, Any], execution_id: str, stream: bool
+        self,
+        agent: Agent,
+        body: dict[str, Any],
+        execution_id: str,
+        stream: bool,
+        live: LiveStream | None = None,
     ) -> Started:
         """Record the start and the routing decision durably; routing failures end it here."""
         definition = agent.definition
@@ -99,7 +120,7 @@ class ExecutionRunner:
         try:
             route = self._route(definition["model"])
         except CBError as err:
-            await self._fail(execution, result, err, started)
+            await self._fail(execution, result, err, started, live)
         first = route.chain[0]
         execution.resolve_model(first, self.catalog.models[first].provider, route.explain())
         result["metadata"]["routing"] = route.explain()
@@ -123,16 +144,19 @@ class ExecutionRunner:
         return await self._complete(run, outcome)
 
     async def run_stream(
-        self, agent: Agent, body: dict[str, Any], execution_id: str, emit: Emit
+        self, agent: Agent, body: dict[str, Any], execution_id: str, live: LiveStream
     ) -> None:
-        """Like `run`, telling `emit` each step as it happens; ends with a terminal event."""
+        """Like `run`, emitting each step into `live` as it happens; ends with a terminal event.
+
+        Every `live.checkpoint_s` the events sent so far are checkpointed into the store, with
+        an estimate of the usage so far, so the stream can be resumed from the store.
+        """
         try:
-            run = await self._begin(agent, body, execution_id, stream=True)
-        except CBError as err:
-            emit("error", err.to_dict())
-            return
+            run = await self._begin(agent, body, execution_id, stream=True, live=live)
+        except CBError:
+            return  # recorded, and emitted as the terminal event
         meta = run.result["metadata"]
-        emit(
+        live.emit(
             "execution_start",
             {
                 "execution_id": execution_id,
@@ -143,7 +167,6 @@ class ExecutionRunner:
             },
         )
         outcome = CallOutcome()
-        content: list[str] = []
         usage: Usage | None = None
         finish: str | None = None
         try:
@@ -151,58 +174,92 @@ class ExecutionRunner:
                 run.route.chain, run.messages, run.parameters, outcome
             ):
                 if chunk.delta:
-                    content.append(chunk.delta)
-                    emit("content_chunk", {"execution_id": execution_id, "delta": chunk.delta})
+                    live.emit("content_chunk", {"execution_id": execution_id, "delta": chunk.delta})
                 if chunk.usage is not None:
                     usage = chunk.usage
-                    emit("usage_update", self._usage_event(execution_id, outcome, usage))
+                    live.emit("usage_update", self._usage_event(execution_id, outcome, usage))
                 finish = chunk.finish_reason or finish
+                if live.checkpoint_due():
+                    self._checkpoint(run, outcome, live)
         except CBError as err:
-            run.result["response"] = {"content": "".join(content), "tool_calls": []}
-            emit("error", {**err.to_dict(), "execution_id": execution_id})
+            run.result["response"] = {"content": "".join(live.content), "tool_calls": []}
             try:
-                await self._fail_after_attempts(run, err)
+                await self._fail_after_attempts(run, err, live)
             except CBError:
                 return
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel(run, "".join(content)))
+            await asyncio.shield(self._cancel(run, live))
             raise
         outcome.response = LLMResponse(
-            content="".join(content), finish_reason=finish, usage=usage or Usage()
+            content="".join(live.content), finish_reason=finish, usage=usage or Usage()
         )
         if usage is None:
-            emit("usage_update", self._usage_event(execution_id, outcome, Usage()))
-        emit("execution_complete", await self._complete(run, outcome))
+            live.emit("usage_update", self._usage_event(execution_id, outcome, Usage()))
+        live.emit("execution_complete", await self._complete(run, outcome, live))
 
-    def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
+    def _checkpoint(self, run: Started, outcome: CallOutcome, live: LiveStream) -> None:
+        """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
+        prompt = sum(estimate_tokens(m.content or "") for m in run.messages)
+        completion = estimate_tokens("".join(live.content))
+        estimate = Usage(
+            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        )
+        usage = self._usage_event(live.execution_id, outcome, estimate, estimated=True)
+        live.emit("usage_update", usage)
+        run.execution.checkpoint(live.take_unrecorded(), usage)
+        events = run.execution.collect_events()
+        live.saving(events, self.store.save_events(events))
+
+    def _usage_event(
+        self, execution_id: str, outcome: CallOutcome, usage: Usage, estimated: bool = False
+    ) -> dict[str, Any]:
         model = self.catalog.models.get(outcome.model or "")
         cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens) if model else 0.0
-        return {"execution_id": execution_id, **usage.model_dump(), "cost_usd": cost}
+        return {
+            "execution_id": execution_id,
+            **usage.model_dump(),
+            "cost_usd": cost,
+            "estimated": estimated,
+        }
 
-    async def _complete(self, run: Started, outcome: CallOutcome) -> dict[str, Any]:
+    async def _complete(
+        self, run: Started, outcome: CallOutcome, live: LiveStream | None = None
+    ) -> dict[str, Any]:
         result = run.result
         self._fill(result, outcome, run.route, run.started)
         result["metadata"]["timings_ms"] = _timings(run.start_write_ms, outcome.attempts)
-        run.execution.complete(result)
+        run.execution.complete(result, live.take_unrecorded() if live else None)
         finishing = time.perf_counter()
-        await self.store.save(run.execution)
+        await self._save_end(run.execution, live)
         # only the live answer knows how long its own recording took
-        result["metadata"]["timings_ms"]["finish_write"] = _ms_since(finishing)
+        result = {**result, "metadata": {**result["metadata"]}}
+        result["metadata"]["timings_ms"] = {
+            **result["metadata"]["timings_ms"],
+            "finish_write": _ms_since(finishing),
+        }
         return result
 
-    async def _fail_after_attempts(self, run: Started, err: CBError) -> NoReturn:
+    async def _save_end(self, execution: Execution, live: LiveStream | None) -> None:
+        """Save a terminal event, after any checkpoint whose own save failed."""
+        retry = await live.failed_saves() if live else []
+        await self.store.save_events(retry + execution.collect_events())
+
+    async def _fail_after_attempts(
+        self, run: Started, err: CBError, live: LiveStream | None = None
+    ) -> NoReturn:
         attempts = (err.details or {}).get("attempts", [])
         run.result["metadata"]["attempts"] = len(attempts)
         run.result["metadata"]["attempt_log"] = attempts
-        await self._fail(run.execution, run.result, err, run.started)
+        await self._fail(run.execution, run.result, err, run.started, live)
 
-    async def _cancel(self, run: Started, content: str) -> None:
+    async def _cancel(self, run: Started, live: LiveStream) -> None:
         """The client went away: record what was produced, as cancelled."""
         run.result["status"] = "cancelled"
-        run.result["response"] = {"content": content, "tool_calls": []}
+        run.result["response"] = {"content": "".join(live.content), "tool_calls": []}
         run.result["metadata"]["duration_ms"] = _ms_since(run.started)
-        run.execution.cancel(run.result)
-        await self.store.save(run.execution)
+        run.execution.cancel(run.result, live.take_unrecorded())
+        live.emit(*terminal_event("cancelled", run.result, live.execution_id))
+        await self._save_end(run.execution, live)
 
     def _fill(
         self, result: dict[str, Any], outcome: CallOutcome, route: Route, started: float
@@ -235,19 +292,24 @@ class ExecutionRunner:
         )
 
     async def _fail(
-        self, execution: Execution, result: dict[str, Any], err: CBError, started: float
+        self,
+        execution: Execution,
+        result: dict[str, Any],
+        err: CBError,
+        started: float,
+        live: LiveStream | None = None,
     ) -> NoReturn:
+        """Record the failure (a stream's terminal `error` event is the same error) and raise."""
         err.execution_id = str(execution.id)
         error = {"type": err.type, "message": err.message, "execution_id": str(execution.id)}
         result["status"] = "failed"
         result["error"] = error
         result["metadata"]["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        execution.fail(error, result)
-        await self.store.save(execution)
+        execution.fail(error, result, live.take_unrecorded() if live else None)
+        if live is not None:
+            live.emit("error", error)
+        await self._save_end(execution, live)
         raise err
-
-
-Emit = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass

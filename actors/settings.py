@@ -27,6 +27,7 @@ class Settings:
     store_pool_size: int = 1
     store_max_overflow: int = 2
     tenant_idle_evict_s: float | None = None
+    stream_checkpoint_s: float = 1.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -38,6 +39,8 @@ class Settings:
         }
         if os.environ.get("CB_TENANT_IDLE_EVICT_S"):
             values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
+        if os.environ.get("CB_STREAM_CHECKPOINT_S"):
+            values["stream_checkpoint_s"] = float(os.environ["CB_STREAM_CHECKPOINT_S"])
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 import uuid
@@ -15,20 +14,19 @@ from eventsourcing.application import AggregateNotFoundError
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
+from actors.live_stream import LiveStream
 from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
-from domain import keys
+from domain import keys, stream_log
 from domain.agent import Agent
-from domain.errors import CBError, Conflict, NotFound, RateLimited
+from domain.errors import CBError, Conflict, NotFound, RateLimited, ResumeUnavailable
+from domain.execution import Execution
 from domain.ratelimit import TokenBucket
 from domain.schemas import SCOPES
 from domain.tenant import Tenant
 
 log = logging.getLogger(__name__)
-
-
-TERMINAL_EVENTS = ("execution_complete", "error")
 
 
 @ray.remote
@@ -46,6 +44,7 @@ class TenantActor:
         self.max_concurrent = limits.max_concurrent_executions
         self.idle_evict_s = settings.tenant_idle_evict_s or limits.idle_evict_s
         self.running = 0
+        self.live: dict[str, LiveStream] = {}
         self.last_used = time.monotonic()
         self.tenant: Tenant | None = None
         self.agents: dict[str, Agent] = {}
@@ -242,8 +241,8 @@ class TenantActor:
         """Stream one execution as batches of numbered events (whatever is waiting, at once).
 
         A refusal before the start is one batch `[{"refused": error, "status": …}]`. When the
-        consumer goes away the execution is cancelled, or with `cancel_on_disconnect=False`
-        runs on to its end.
+        last watcher goes away the execution is cancelled, or with
+        `cancel_on_disconnect=False` runs on to its end.
         """
         try:
             await self._load()
@@ -252,37 +251,74 @@ class TenantActor:
                 await self.runner.raise_if_recorded(execution_id)
             self._admit()
         except CBError as err:
-            yield [{"refused": err.to_dict(), "status": err.status}]
+            yield [_refusal(err)]
             return
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        numbered = itertools.count(1)
-
-        def emit(event: str, data: dict[str, Any]) -> None:
-            queue.put_nowait({"id": next(numbered), "event": event, "data": data})
-
+        live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
+        self.live[execution_id] = live
         self.running += 1
-        task = asyncio.get_running_loop().create_task(
-            self.runner.run_stream(agent, body, execution_id, emit)
+        live.task = asyncio.get_running_loop().create_task(
+            self.runner.run_stream(agent, body, execution_id, live)
         )
-        task.add_done_callback(lambda _: self._finished())
-        try:
-            while True:
-                batch = [await queue.get()]
-                while not queue.empty():
-                    batch.append(queue.get_nowait())
-                yield batch
-                if batch[-1]["event"] in TERMINAL_EVENTS:
-                    return
-        finally:
-            if cancel_on_disconnect and not task.done():
-                task.cancel()
+        live.task.add_done_callback(lambda _: self._finished(execution_id))
+        async for batch in live.watch(0):
+            yield batch
 
-    def _finished(self) -> None:
+    async def resume_stream(self, execution_id: str, after: int) -> AsyncIterator[list[Any]]:
+        """The events of a streamed execution after id `after`: live if it is running here,
+        else replayed from the store. The first batch may be empty; a refusal is as above."""
+        try:
+            await self._load()
+            self._require_tenant()
+            live = self.live.get(execution_id)
+            if live is None:
+                execution = await self.runner.recorded_stream(execution_id)
+                yield stream_log.replay(
+                    execution_id,
+                    execution.stream_events,
+                    after,
+                    _terminal(execution),
+                    execution.stream_complete,
+                )
+                return
+            if after > live.last_id:
+                raise ResumeUnavailable(
+                    f"event {after} has not been sent; the stream is at {live.last_id}",
+                    execution_id=execution_id,
+                    details={"last_event_id": after, "replayable_to": live.last_id},
+                )
+        except ResumeUnavailable as err:
+            # said in the stream, without an id, so the client's position stands
+            yield [{"event": "error", "data": err.to_dict()}]
+            return
+        except CBError as err:
+            yield [_refusal(err)]
+            return
+        yield []
+        async for batch in live.watch(after):
+            yield batch
+
+    async def live_state(self, execution_id: str) -> dict[str, Any] | None:
+        """Content and usage so far of a streamed execution running here, else None."""
+        live = self.live.get(execution_id)
+        return live.state() if live is not None else None
+
+    def _finished(self, execution_id: str) -> None:
+        self.live.pop(execution_id, None)
         self.running -= 1
         self.last_used = time.monotonic()
 
     async def ping(self) -> str:
         return self.tenant_id
+
+
+def _refusal(err: CBError) -> dict[str, Any]:
+    return {"refused": err.to_dict(), "status": err.status}
+
+
+def _terminal(execution: Execution) -> tuple[str, Any] | None:
+    if execution.status == "running":
+        return None
+    return stream_log.terminal_event(execution.status, execution.result, str(execution.id))
 
 
 def _tenant_view(tenant: Tenant) -> dict[str, Any]:

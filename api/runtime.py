@@ -77,18 +77,46 @@ async def execute_stream(
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Start a streamed execution; its generator and first batch (a refusal raises here)."""
     execution_id = str(uuid.uuid4())
+    return await _open_stream(
+        tenant_id,
+        lambda handle, attempt: handle.execute_stream.options(num_returns="streaming").remote(
+            agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
+        ),
+    )
+
+
+async def resume_stream(
+    tenant_id: str, execution_id: str, after: int
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Join a streamed execution after event `after`; its generator and first batch."""
+    return await _open_stream(
+        tenant_id,
+        lambda handle, _: handle.resume_stream.options(num_returns="streaming").remote(
+            execution_id, after
+        ),
+    )
+
+
+async def _open_stream(
+    tenant_id: str, start: Callable[[Any, int], Any]
+) -> tuple[Any, list[dict[str, Any]]]:
     name, handle_of = _tenant(tenant_id)
 
     async def invoke(handle: Any, attempt: int) -> tuple[Any, list[dict[str, Any]]]:
-        method = handle.execute_stream.options(num_returns="streaming")
-        stream = method.remote(agent_id, request, execution_id, cancel_on_disconnect, attempt > 0)
+        stream = start(handle, attempt)
         first = await (await stream.__anext__())
         return stream, first
 
     stream, first = await _call(name, handle_of, invoke)
-    if "refused" in first[0]:
+    if first and "refused" in first[0]:
         raise CBError.from_dict(first[0]["refused"])
     return stream, first
+
+
+async def live_state(tenant_id: str, execution_id: str) -> dict[str, Any] | None:
+    """Content and usage so far of a running streamed execution, from its tenant actor."""
+    name, handle_of = _tenant(tenant_id)
+    return await _call(name, handle_of, lambda h, _: h.live_state.remote(execution_id))
 
 
 async def query(method: str, *args: Any) -> Any:

@@ -7,8 +7,30 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
+from fastapi.responses import StreamingResponse
+from ray import serve
 
 from domain.sse import comment, frame
+
+
+def sse_response(stream: Any, first: list[dict[str, Any]], heartbeat_s: float) -> StreamingResponse:
+    """The SSE response of an actor-side stream; `X-CB-Replica` names the serving replica."""
+    return StreamingResponse(
+        sse_events(stream, first, heartbeat_s),
+        media_type="text/event-stream",
+        headers={
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "X-CB-Replica": _replica_id(),
+        },
+    )
+
+
+def _replica_id() -> str:
+    try:
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # outside a Serve replica (an app built for tests or tools)
+        return "local"
 
 
 async def sse_events(
@@ -20,7 +42,8 @@ async def sse_events(
     """
     pending: asyncio.Future[Any] | None = None
     try:
-        yield b"".join(frame(e["id"], e["event"], e["data"]) for e in first)
+        if first:
+            yield _frames(first)
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(stream.__anext__())
@@ -33,9 +56,13 @@ async def sse_events(
             except StopAsyncIteration:
                 return
             pending = None
-            batch = await ref
-            yield b"".join(frame(e["id"], e["event"], e["data"]) for e in batch)
+            yield _frames(await ref)
     finally:
         if pending is not None:
             pending.cancel()
         ray.cancel(stream)
+
+
+def _frames(batch: list[dict[str, Any]]) -> bytes:
+    """A batch as SSE; an event without an id (a resume refused mid-way) is sent without one."""
+    return b"".join(frame(e.get("id"), e["event"], e["data"]) for e in batch)

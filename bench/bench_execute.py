@@ -318,8 +318,10 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
     try:
         emu_port = free_port()
         emu_log = (tmp / "emulator.log").open("wb")
+        script = getattr(args, "emulator_script", None)
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.emulator", "--port", str(emu_port)], cwd=ROOT,
+            [sys.executable, "-m", "tests.emulator", "--port", str(emu_port),
+             *(["--script", json.dumps(script)] if script else [])], cwd=ROOT,
             stdout=emu_log, stderr=subprocess.STDOUT, start_new_session=True,
             preexec_fn=pin_to(1),
         ))

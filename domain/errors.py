@@ -100,6 +100,13 @@ class ExecutionInterrupted(CBError):
     status = 503
 
 
+class ResumeUnavailable(CBError):
+    """A stream cannot be resumed exactly after the given event id (it would leave a gap)."""
+
+    type = "resume_unavailable"
+    status = 410
+
+
 class ModelNotFound(CBError):
     type = "model_not_found"
     status = 400
@@ -157,6 +164,7 @@ ERROR_TYPES: dict[str, type[CBError]] = {
         RateLimited,
         ServiceUnavailable,
         ExecutionInterrupted,
+        ResumeUnavailable,
         ModelNotFound,
         NoModelAvailable,
         ProviderError,

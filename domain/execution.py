@@ -11,7 +11,12 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 class Execution(Aggregate):
-    """Started and ModelResolved are saved together before the provider is called."""
+    """Started and ModelResolved are saved together before the provider is called.
+
+    A streamed execution also keeps its numbered stream events (packed, see
+    `domain.stream_log`): in `Progressed` checkpoints while it runs, and the rest in its
+    terminal event, so a client can resume the stream from the store alone.
+    """
 
     @event("Started")
     def __init__(
@@ -29,6 +34,10 @@ class Execution(Aggregate):
         self.status = "running"
         self.model_requested = model_requested
         self.model_resolved: str | None = None
+        self.stream = stream
+        self.stream_events: list[list[Any]] = []
+        self.stream_complete = False
+        self.result: dict[str, Any] = {}
 
     def resolve_model(self, model: str, provider: str, routing: dict[str, Any]) -> None:
         self._model_resolved(self.tenant_id, model, provider, routing)
@@ -39,23 +48,57 @@ class Execution(Aggregate):
     ) -> None:
         self.model_resolved = model
 
-    def complete(self, result: dict[str, Any]) -> None:
-        self._completed(self.tenant_id, result)
+    def checkpoint(self, stream_events: list[list[Any]], usage: dict[str, Any]) -> None:
+        """Record the stream events sent since the last checkpoint, and the usage so far."""
+        self._progressed(self.tenant_id, stream_events, usage)
+
+    @event("Progressed")
+    def _progressed(
+        self, tenant_id: str, stream_events: list[list[Any]], usage: dict[str, Any]
+    ) -> None:
+        self.stream_events.extend(stream_events)
+
+    # A terminal event's `stream_tail` holds the stream events not yet checkpointed; None
+    # means they are unknown (the runtime died), so the recorded stream has a hole at its end.
+
+    def complete(self, result: dict[str, Any], stream_tail: list[list[Any]] | None = None) -> None:
+        self._completed(self.tenant_id, result, stream_tail)
 
     @event("Completed")
-    def _completed(self, tenant_id: str, result: dict[str, Any]) -> None:
-        self.status = "completed"
+    def _completed(
+        self, tenant_id: str, result: dict[str, Any], stream_tail: list[list[Any]] | None = None
+    ) -> None:
+        self._end("completed", result, stream_tail)
 
-    def fail(self, error: dict[str, Any], result: dict[str, Any]) -> None:
-        self._failed(self.tenant_id, error, result)
+    def fail(
+        self,
+        error: dict[str, Any],
+        result: dict[str, Any],
+        stream_tail: list[list[Any]] | None = None,
+    ) -> None:
+        self._failed(self.tenant_id, error, result, stream_tail)
 
     @event("Failed")
-    def _failed(self, tenant_id: str, error: dict[str, Any], result: dict[str, Any]) -> None:
-        self.status = "failed"
+    def _failed(
+        self,
+        tenant_id: str,
+        error: dict[str, Any],
+        result: dict[str, Any],
+        stream_tail: list[list[Any]] | None = None,
+    ) -> None:
+        self._end("failed", result, stream_tail)
 
-    def cancel(self, result: dict[str, Any]) -> None:
-        self._cancelled(self.tenant_id, result)
+    def cancel(self, result: dict[str, Any], stream_tail: list[list[Any]] | None = None) -> None:
+        self._cancelled(self.tenant_id, result, stream_tail)
 
     @event("Cancelled")
-    def _cancelled(self, tenant_id: str, result: dict[str, Any]) -> None:
-        self.status = "cancelled"
+    def _cancelled(
+        self, tenant_id: str, result: dict[str, Any], stream_tail: list[list[Any]] | None = None
+    ) -> None:
+        self._end("cancelled", result, stream_tail)
+
+    def _end(self, status: str, result: dict[str, Any], tail: list[list[Any]] | None) -> None:
+        self.status = status
+        self.result = result
+        self.stream_complete = tail is not None
+        self.stream_events.extend(tail or [])

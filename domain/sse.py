@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 
-def frame(event_id: int, event: str, data: dict[str, Any]) -> bytes:
-    """One SSE event with its id, type and JSON data."""
+def frame(event_id: int | None, event: str, data: dict[str, Any]) -> bytes:
+    """One SSE event with its id (none: the client's last id stands), type and JSON data."""
     body = json.dumps(data, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n".encode()
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {body}\n\n".encode()
 
 
 def comment(text: str) -> bytes:

@@ -58,6 +58,22 @@ def on_model_resolved(cur: Cursor, event: Any) -> None:
     )
 
 
+def on_progressed(cur: Cursor, event: Any) -> None:
+    """A streamed execution's checkpoint: its usage so far (estimated) while it runs."""
+    usage = event.usage or {}
+    cur.execute(
+        "UPDATE executions SET prompt_tokens = ?, completion_tokens = ?, total_tokens = ?,"
+        " cost_usd = ? WHERE execution_id = ? AND status = 'running'",
+        (
+            usage.get("prompt_tokens", 0),
+            usage.get("completion_tokens", 0),
+            usage.get("total_tokens", 0),
+            usage.get("cost_usd", 0.0),
+            str(event.originator_id),
+        ),
+    )
+
+
 def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) -> None:
     result = event.result
     usage = result.get("usage") or {}
@@ -101,6 +117,7 @@ HANDLERS = {
     Execution.Cancelled: on_cancelled,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
+    Execution.Progressed: on_progressed,
     Execution.Completed: on_completed,
     Execution.Failed: on_failed,
 }

@@ -18,6 +18,7 @@ import pytest
 from tests.emulator import ProviderEmulator
 
 ADMIN_TOKEN = "test-admin-token"
+REPLICAS = {"sqlite": 2, "postgres": 1}
 PG_URL = os.environ.get("CB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -87,16 +88,22 @@ def cluster(
             "OPENAI_BASE_URL": emulator.base_url,
             "CB_ADMIN_TOKEN": ADMIN_TOKEN,
             "RAY_worker_niceness": "0",
+            # a replaced ingress replica need not drain for 30 s (it does for a load balancer)
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
         }
     )
     data = tmp_path_factory.mktemp("cb-data")
     pg_url = _postgres_database()
     # idle tenant actors leave soon, so a long session holds few processes and connections
-    evict = {"tenant_idle_evict_s": 12.0}
-    settings = {"sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"), **evict)}
+    # streams checkpoint often, so tests of slow streams see checkpoints
+    common = {"tenant_idle_evict_s": 12.0, "stream_checkpoint_s": 0.2}
+    settings = {
+        "sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"), **common)
+    }
     if pg_url:
-        settings["postgres"] = Settings(instance="pg", database_url=pg_url, **evict)
-    apps = {name: serve_app.build(s) for name, s in settings.items()}
+        settings["postgres"] = Settings(instance="pg", database_url=pg_url, **common)
+    # two ingress replicas in front of SQLite: requests of one client land on either
+    apps = {name: serve_app.build(s, replicas=REPLICAS[name]) for name, s in settings.items()}
     ray.init(
         namespace="circuitbreaker",
         include_dashboard=False,
@@ -110,7 +117,8 @@ def cluster(
     for name, app in apps.items():
         serve.run(app, name=name, route_prefix=cluster.route_prefix(name), logging_config=logs)
     yield cluster
-    serve.shutdown()
+    # ray.shutdown ends Serve with the cluster; serve.shutdown first would wait 30 s here
+    # for its controller's graceful drain
     ray.shutdown()
     if pg_url:
         _drop_database(pg_url)
@@ -132,6 +140,7 @@ class Gateway:
         self.backend = backend
         self.cluster = cluster
         self.settings = cluster.settings[backend]
+        self.replicas = REPLICAS[backend]
         self.http = httpx.Client(base_url=cluster.url(backend), timeout=60)
         self.admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

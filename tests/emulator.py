@@ -804,8 +804,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--record", action="store_true", help="keep every request in memory (off by default)"
     )
+    parser.add_argument(
+        "--script",
+        metavar="JSON",
+        help='rules to answer with, as a JSON list of `script` arguments, e.g. '
+        '\'[{"match": "slow", "chunks": ["a", "b"], "chunk_delay": 1.0}]\'',
+    )
     args = parser.parse_args(argv)
-    ProviderEmulator(args.host, args.port, record=args.record).serve_forever()
+    emulator = ProviderEmulator(args.host, args.port, record=args.record)
+    for rule in json.loads(args.script) if args.script else []:
+        emulator.script(rule.pop("match"), **rule)
+    emulator.serve_forever()
 
 
 if __name__ == "__main__":

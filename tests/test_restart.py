@@ -19,7 +19,8 @@ def restart(gateway: Gateway) -> None:
     for name in registry.instance_actor_names(gateway.settings):
         ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     prefix = gateway.cluster.route_prefix(gateway.backend)
-    serve.run(serve_app.build(gateway.settings), name=gateway.backend, route_prefix=prefix)
+    application = serve_app.build(gateway.settings, replicas=gateway.replicas)
+    serve.run(application, name=gateway.backend, route_prefix=prefix)
 
 
 def test_tenants_agents_keys_and_history_survive_a_restart(gateway: Gateway) -> None:

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,13 +14,12 @@ import httpx
 from tests.conftest import Gateway, Tenant
 
 
-def read_events(response: httpx.Response) -> list[dict[str, Any]]:
-    """Parse an SSE body into events (id, event, data); comments are kept as heartbeats."""
-    events: list[dict[str, Any]] = []
+def iter_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """Parse an SSE body into events (id, event, data) as they arrive; comments are heartbeats."""
     current: dict[str, Any] = {}
     for line in response.iter_lines():
         if line.startswith(":"):
-            events.append({"event": "heartbeat"})
+            yield {"event": "heartbeat"}
         elif line.startswith("id: "):
             current["id"] = int(line[4:])
         elif line.startswith("event: "):
@@ -27,9 +27,12 @@ def read_events(response: httpx.Response) -> list[dict[str, Any]]:
         elif line.startswith("data: "):
             current["data"] = json.loads(line[6:])
         elif not line and current:
-            events.append(current)
+            yield current
             current = {}
-    return events
+
+
+def read_events(response: httpx.Response) -> list[dict[str, Any]]:
+    return list(iter_events(response))
 
 
 def stream(gateway: Gateway, tenant: Tenant, agent_id: str, prompt: str, **body: Any) -> Any:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api import runtime
 from api.auth import Caller
-from api.streaming import sse_events
+from api.streaming import sse_response
 from domain.schemas import AgentCreate, AgentUpdate, ExecuteRequest, StreamOptions
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -70,8 +70,4 @@ async def execute_stream(agent_id: str, body: ExecuteRequest, who: Caller) -> St
     stream, first = await runtime.execute_stream(
         who.tenant_id, agent_id, request, options.on_disconnect == "cancel"
     )
-    return StreamingResponse(
-        sse_events(stream, first, options.heartbeat_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(stream, first, options.heartbeat_s)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
 
 from api import runtime
-from api.auth import Caller
-from domain.errors import NotFound
+from api.auth import TENANT_ID, Caller
+from api.streaming import sse_response
+from domain.errors import InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -19,7 +21,37 @@ async def get_execution(execution_id: str, who: Caller) -> dict[str, Any]:
     found = await runtime.query("get_execution", who.tenant_id, execution_id)
     if found is None:
         raise NotFound(f"execution {execution_id} not found")
+    if found["status"] == "running" and found["stream"]:
+        live = await runtime.live_state(who.tenant_id, execution_id)
+        if live is not None:
+            found["usage"] = {
+                k: v for k, v in (live["usage"] or found["usage"]).items() if k != "execution_id"
+            }
+            found["response"] = {"content": live["content"], "tool_calls": []}
+            found["last_event_id"] = live["last_event_id"]
     return found
+
+
+@router.get("/{execution_id}/stream")
+async def resume_stream(
+    execution_id: str,
+    who: Caller,
+    last_event_id: str | None = Header(default=None),
+    after: str | None = Query(default=None, alias="last_event_id"),
+    heartbeat_s: float = Query(default=15.0, ge=0.5, le=300),
+) -> StreamingResponse:
+    """The events after `Last-Event-ID` (header, or `?last_event_id=`), each once and in order:
+    live while the execution runs, replayed from the store once it has finished."""
+    who.require("executions:read")
+    if not TENANT_ID.match(execution_id):
+        raise NotFound(f"execution {execution_id} not found")
+    position = last_event_id if last_event_id is not None else after
+    if position is None or position == "":
+        position = "0"
+    if not position.isdigit():
+        raise InvalidRequest("Last-Event-ID must be a non-negative integer event id")
+    stream, first = await runtime.resume_stream(who.tenant_id, execution_id, int(position))
+    return sse_response(stream, first, heartbeat_s)
 
 
 @router.get("")

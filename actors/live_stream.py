@@ -1,0 +1,118 @@
+"""One running streamed execution inside its tenant actor: its events, watchers and checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from domain.stream_log import TERMINAL_EVENTS, Packed, pack
+
+log = logging.getLogger(__name__)
+
+
+class LiveStream:
+    """Numbered events (ids from 1) as the runner emits them, kept until the run ends.
+
+    Any number of watchers (the original client, clients resuming it) read from their own
+    position and get whatever is waiting as one batch. With `cancel_on_disconnect`, the run is
+    cancelled when its last watcher leaves.
+    """
+
+    def __init__(self, execution_id: str, cancel_on_disconnect: bool, checkpoint_s: float):
+        self.execution_id = execution_id
+        self.cancel_on_disconnect = cancel_on_disconnect
+        self.checkpoint_s = checkpoint_s
+        self.events: list[dict[str, Any]] = []
+        self.content: list[str] = []
+        self.usage: dict[str, Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.watchers = 0
+        self._changed = asyncio.Event()
+        self._checkpointed = 0
+        self._last_checkpoint = time.monotonic()
+        self._saves: list[tuple[list[Any], asyncio.Future[None]]] = []
+
+    @property
+    def last_id(self) -> int:
+        return len(self.events)
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.events) and self.events[-1]["event"] in TERMINAL_EVENTS
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.events.append({"id": len(self.events) + 1, "event": event, "data": data})
+        if event == "content_chunk":
+            self.content.append(data["delta"])
+        elif event == "usage_update":
+            self.usage = data
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def watch(self, after: int) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of the events after `after`, live, until the terminal one."""
+        self.watchers += 1
+        try:
+            cursor = after
+            while True:
+                if cursor < len(self.events):
+                    batch = self.events[cursor:]
+                    cursor = len(self.events)
+                    yield batch
+                    if batch[-1]["event"] in TERMINAL_EVENTS:
+                        return
+                elif self.task is not None and self.task.done():
+                    return
+                else:
+                    await self._changed.wait()
+        finally:
+            self.watchers -= 1
+            if (
+                self.cancel_on_disconnect
+                and self.watchers == 0
+                and self.task is not None
+                and not self.task.done()
+            ):
+                self.task.cancel()
+
+    def state(self) -> dict[str, Any]:
+        """What a reader of the running execution sees: content and usage so far."""
+        return {
+            "content": "".join(self.content),
+            "usage": self.usage,
+            "last_event_id": self.last_id,
+        }
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint_due(self) -> bool:
+        return (
+            len(self.events) > self._checkpointed
+            and time.monotonic() - self._last_checkpoint >= self.checkpoint_s
+        )
+
+    def take_unrecorded(self) -> list[Packed]:
+        """The events not yet handed to a checkpoint, packed for the store."""
+        taken = self.events[self._checkpointed :]
+        self._checkpointed = len(self.events)
+        self._last_checkpoint = time.monotonic()
+        return pack(taken)
+
+    def saving(self, events: list[Any], done: asyncio.Future[None]) -> None:
+        """Track a checkpoint's save; `failed_saves` gives its events back if it fails."""
+        self._saves.append((events, done))
+
+    async def failed_saves(self) -> list[Any]:
+        """Wait for the checkpoint saves; the store events of those that failed, in order."""
+        failed: list[Any] = []
+        for events, done in self._saves:
+            try:
+                await done
+            except Exception:
+                log.warning("checkpoint of execution %s failed; saving it again", self.execution_id)
+                failed.extend(events)
+        self._saves.clear()
+        return failed
