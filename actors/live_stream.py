@@ -70,13 +70,17 @@ class LiveStream:
                     await self._changed.wait()
         finally:
             self.watchers -= 1
-            if (
-                self.cancel_on_disconnect
-                and self.watchers == 0
-                and self.task is not None
-                and not self.task.done()
-            ):
-                self.task.cancel()
+            self.abandon()
+
+    def abandon(self) -> None:
+        """A watcher left (or never came): with `cancel_on_disconnect`, the last one cancels."""
+        if (
+            self.cancel_on_disconnect
+            and self.watchers == 0
+            and self.task is not None
+            and not self.task.done()
+        ):
+            self.task.cancel()
 
     def state(self) -> dict[str, Any]:
         """What a reader of the running execution sees: content and usage so far."""

@@ -27,7 +27,7 @@ class Settings:
     store_pool_size: int = 1
     store_max_overflow: int = 2
     tenant_idle_evict_s: float | None = None
-    stream_checkpoint_s: float = 1.0
+    stream_checkpoint_s: float = 3.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

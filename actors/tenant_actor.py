@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -18,9 +17,10 @@ from actors.live_stream import LiveStream
 from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
+from actors.stream_channel import StreamChannel
 from domain import keys, stream_log
 from domain.agent import Agent
-from domain.errors import CBError, Conflict, NotFound, RateLimited, ResumeUnavailable
+from domain.errors import Conflict, NotFound, RateLimited, ResumeUnavailable
 from domain.execution import Execution
 from domain.ratelimit import TokenBucket
 from domain.schemas import SCOPES
@@ -45,6 +45,7 @@ class TenantActor:
         self.idle_evict_s = settings.tenant_idle_evict_s or limits.idle_evict_s
         self.running = 0
         self.live: dict[str, LiveStream] = {}
+        self.channel = StreamChannel()
         self.last_used = time.monotonic()
         self.tenant: Tenant | None = None
         self.agents: dict[str, Agent] = {}
@@ -105,6 +106,7 @@ class TenantActor:
             return False
         log.info("tenant %s idle for %.0f s, evicting its actor", self.tenant_id, self.idle_evict_s)
         self.store.close()
+        self.channel.close()
         ray.actor.exit_actor()
         return True
 
@@ -230,6 +232,7 @@ class TenantActor:
             self.running -= 1
             self.last_used = time.monotonic()
 
+    @replies
     async def execute_stream(
         self,
         agent_id: str,
@@ -237,22 +240,17 @@ class TenantActor:
         execution_id: str,
         cancel_on_disconnect: bool,
         retried: bool = False,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Stream one execution as batches of numbered events (whatever is waiting, at once).
+    ) -> dict[str, Any]:
+        """Start a streamed execution; where to read its events (see `StreamChannel`).
 
-        A refusal before the start is one batch `[{"refused": error, "status": …}]`. When the
-        last watcher goes away the execution is cancelled, or with
+        When the last reader goes away the execution is cancelled, or with
         `cancel_on_disconnect=False` runs on to its end.
         """
-        try:
-            await self._load()
-            agent = self._agent(agent_id)
-            if retried:
-                await self.runner.raise_if_recorded(execution_id)
-            self._admit()
-        except CBError as err:
-            yield [_refusal(err)]
-            return
+        await self._load()
+        agent = self._agent(agent_id)
+        if retried:
+            await self.runner.raise_if_recorded(execution_id)
+        self._admit()
         live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
         self.live[execution_id] = live
         self.running += 1
@@ -260,26 +258,26 @@ class TenantActor:
             self.runner.run_stream(agent, body, execution_id, live)
         )
         live.task.add_done_callback(lambda _: self._finished(execution_id))
-        async for batch in live.watch(0):
-            yield batch
+        return await self.channel.offer(live, 0)
 
-    async def resume_stream(self, execution_id: str, after: int) -> AsyncIterator[list[Any]]:
-        """The events of a streamed execution after id `after`: live if it is running here,
-        else replayed from the store. The first batch may be empty; a refusal is as above."""
+    @replies
+    async def resume_stream(self, execution_id: str, after: int) -> dict[str, Any]:
+        """The events of a streamed execution after id `after`: a channel offer if it is
+        running here, else `{"events": […]}` replayed from the store."""
+        await self._load()
+        self._require_tenant()
+        live = self.live.get(execution_id)
         try:
-            await self._load()
-            self._require_tenant()
-            live = self.live.get(execution_id)
             if live is None:
                 execution = await self.runner.recorded_stream(execution_id)
-                yield stream_log.replay(
+                events = stream_log.replay(
                     execution_id,
                     execution.stream_events,
                     after,
                     _terminal(execution),
                     execution.stream_complete,
                 )
-                return
+                return {"events": events}
             if after > live.last_id:
                 raise ResumeUnavailable(
                     f"event {after} has not been sent; the stream is at {live.last_id}",
@@ -288,14 +286,8 @@ class TenantActor:
                 )
         except ResumeUnavailable as err:
             # said in the stream, without an id, so the client's position stands
-            yield [{"event": "error", "data": err.to_dict()}]
-            return
-        except CBError as err:
-            yield [_refusal(err)]
-            return
-        yield []
-        async for batch in live.watch(after):
-            yield batch
+            return {"events": [{"event": "error", "data": err.to_dict()}]}
+        return await self.channel.offer(live, after)
 
     async def live_state(self, execution_id: str) -> dict[str, Any] | None:
         """Content and usage so far of a streamed execution running here, else None."""
@@ -309,10 +301,6 @@ class TenantActor:
 
     async def ping(self) -> str:
         return self.tenant_id
-
-
-def _refusal(err: CBError) -> dict[str, Any]:
-    return {"refused": err.to_dict(), "status": err.status}
 
 
 def _terminal(execution: Execution) -> tuple[str, Any] | None:

@@ -12,7 +12,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from actors import registry
 from actors.replies import unwrap
 from actors.settings import Settings, configured_providers
-from domain.errors import CBError
+from api.streaming import open_stream
 
 _settings: Settings | None = None
 RECREATE_ATTEMPTS = 20
@@ -74,43 +74,24 @@ async def execute(tenant_id: str, agent_id: str, request: dict[str, Any]) -> dic
 
 async def execute_stream(
     tenant_id: str, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Start a streamed execution; its generator and first batch (a refusal raises here)."""
+) -> Any:
+    """Start a streamed execution; where to read it (a refusal raises here)."""
     execution_id = str(uuid.uuid4())
-    return await _open_stream(
-        tenant_id,
-        lambda handle, attempt: handle.execute_stream.options(num_returns="streaming").remote(
-            agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
-        ),
-    )
-
-
-async def resume_stream(
-    tenant_id: str, execution_id: str, after: int
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Join a streamed execution after event `after`; its generator and first batch."""
-    return await _open_stream(
-        tenant_id,
-        lambda handle, _: handle.resume_stream.options(num_returns="streaming").remote(
-            execution_id, after
-        ),
-    )
-
-
-async def _open_stream(
-    tenant_id: str, start: Callable[[Any, int], Any]
-) -> tuple[Any, list[dict[str, Any]]]:
     name, handle_of = _tenant(tenant_id)
 
-    async def invoke(handle: Any, attempt: int) -> tuple[Any, list[dict[str, Any]]]:
-        stream = start(handle, attempt)
-        first = await (await stream.__anext__())
-        return stream, first
+    def invoke(handle: Any, attempt: int) -> Awaitable[Any]:
+        return handle.execute_stream.remote(
+            agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
+        )
 
-    stream, first = await _call(name, handle_of, invoke)
-    if first and "refused" in first[0]:
-        raise CBError.from_dict(first[0]["refused"])
-    return stream, first
+    return await open_stream(unwrap(await _call(name, handle_of, invoke)))
+
+
+async def resume_stream(tenant_id: str, execution_id: str, after: int) -> Any:
+    """Join a streamed execution after event `after`; where to read it."""
+    name, handle_of = _tenant(tenant_id)
+    reply = await _call(name, handle_of, lambda h, _: h.resume_stream.remote(execution_id, after))
+    return await open_stream(unwrap(reply))
 
 
 async def live_state(tenant_id: str, execution_id: str) -> dict[str, Any] | None:

@@ -1,22 +1,42 @@
-"""SSE framing of an execution's event batches, with heartbeats, cancelling on disconnect."""
+"""SSE responses of an execution's events, read from its tenant actor's stream channel."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
-import ray
 from fastapi.responses import StreamingResponse
 from ray import serve
 
-from domain.sse import comment, frame
+from actors.stream_channel import HEADER
+from domain.errors import ExecutionInterrupted
+from domain.sse import comment, frame, frame_batch
 
 
-def sse_response(stream: Any, first: list[dict[str, Any]], heartbeat_s: float) -> StreamingResponse:
-    """The SSE response of an actor-side stream; `X-CB-Replica` names the serving replica."""
+@dataclass
+class Opened:
+    """A stream to send: events already known, or a live channel connection."""
+
+    events: list[dict[str, Any]]
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+
+
+async def open_stream(offer: dict[str, Any]) -> Opened:
+    """Claim a tenant actor's offer (connect and send the token), or take replayed events."""
+    if "events" in offer:
+        return Opened(offer["events"])
+    reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
+    writer.write(offer["token"].encode() + b"\n")
+    return Opened([], reader, writer)
+
+
+def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
+    """The SSE response; `X-CB-Replica` names the serving replica."""
     return StreamingResponse(
-        sse_events(stream, first, heartbeat_s),
+        sse_events(opened, heartbeat_s),
         media_type="text/event-stream",
         headers={
             "Cache-Control": "no-cache",
@@ -33,36 +53,44 @@ def _replica_id() -> str:
         return "local"
 
 
-async def sse_events(
-    stream: Any, first: list[dict[str, Any]], heartbeat_s: float
-) -> AsyncIterator[bytes]:
-    """Frame each batch as it arrives; a comment line whenever nothing came for a while.
+async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]:
+    """Pass on each message from the channel; a comment whenever nothing came for a while.
 
-    A client that goes away cancels this generator; the actor-side stream is cancelled too.
+    A client that goes away cancels this generator, which hangs up on the tenant actor. If
+    the actor goes away first, the stream ends with an `error` event without an id: the
+    client resumes from its last id and gets what the store kept.
     """
-    pending: asyncio.Future[Any] | None = None
+    if opened.events:
+        yield frame_batch(opened.events)
+    if opened.reader is None or opened.writer is None:
+        return
+    pending: asyncio.Future[bytes] | None = None
     try:
-        if first:
-            yield _frames(first)
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(stream.__anext__())
+                pending = asyncio.ensure_future(_message(opened.reader))
             done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
             if not done:
                 yield comment("heartbeat")
                 continue
             try:
-                ref = pending.result()
-            except StopAsyncIteration:
+                data = pending.result()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                gone = ExecutionInterrupted(
+                    "the execution's runtime went away mid-stream; resume with Last-Event-ID"
+                )
+                yield frame(None, "error", gone.to_dict())
                 return
             pending = None
-            yield _frames(await ref)
+            if not data:
+                return
+            yield data
     finally:
         if pending is not None:
             pending.cancel()
-        ray.cancel(stream)
+        opened.writer.close()
 
 
-def _frames(batch: list[dict[str, Any]]) -> bytes:
-    """A batch as SSE; an event without an id (a resume refused mid-way) is sent without one."""
-    return b"".join(frame(e.get("id"), e["event"], e["data"]) for e in batch)
+async def _message(reader: asyncio.StreamReader) -> bytes:
+    (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+    return await reader.readexactly(size) if size else b""

@@ -187,21 +187,30 @@ async def closed_loop(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - start
     out: dict[str, Any] = {
-        "requests": issued, "errors": len(errors), "first_error": errors[0] if errors else None,
-        "wall_s": wall, "rps": len(samples["ms"]) / wall if wall else 0.0,
+        "requests": issued,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "wall_s": wall,
+        "rps": len(samples["ms"]) / wall if wall else 0.0,
     }
     for name, values in samples.items():
         values.sort()
         prefix = "" if name == "ms" else f"{name}_"
         out[f"{prefix}p50_ms"], out[f"{prefix}p99_ms"] = (
-            percentile(values, 50), percentile(values, 99),
+            percentile(values, 50),
+            percentile(values, 99),
         )
     return out
 
 
 async def run_load(
-    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-    total: int, concurrency: int, ok: Callable[[bytes], bool],
+    http: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+    ok: Callable[[bytes], bool],
 ) -> dict[str, Any]:
     """Closed loop of whole requests: latency of each, errors, throughput."""
     payload = json.dumps(body).encode()
@@ -225,8 +234,13 @@ FIRST_CONTENT = {
 
 
 async def run_stream_load(
-    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str],
-    total: int, concurrency: int, first_content: re.Pattern[bytes],
+    http: aiohttp.ClientSession,
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+    first_content: re.Pattern[bytes],
 ) -> dict[str, Any]:
     """Closed loop of streams: time to the first content chunk (`ttft`) and to the end."""
     payload = json.dumps(body).encode()
@@ -304,8 +318,10 @@ async def setup_agent(base: str, admin_token: str) -> tuple[str, dict[str, str]]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
         admin = {"Authorization": f"Bearer {admin_token}"}
         tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
-        headers = {"X-Tenant-ID": tenant["tenant"]["id"],
-                   "Authorization": f"Bearer {tenant['api_key']}"}
+        headers = {
+            "X-Tenant-ID": tenant["tenant"]["id"],
+            "Authorization": f"Bearer {tenant['api_key']}",
+        }
         body = {"name": "bench", "model": "gpt-4o-mini", "system_prompt": "You are terse."}
         agent = await post_json(http, f"{base}/api/v1/agents", body, headers)
     return f"{base}/api/v1/agents/{agent['id']}/execute", headers
@@ -319,28 +335,58 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
         emu_port = free_port()
         emu_log = (tmp / "emulator.log").open("wb")
         script = getattr(args, "emulator_script", None)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.emulator", "--port", str(emu_port),
-             *(["--script", json.dumps(script)] if script else [])], cwd=ROOT,
-            stdout=emu_log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=pin_to(1),
-        ))
-        info: dict[str, Any] = {"emulator": f"http://{HOST}:{emu_port}/v1", "gateway": None,
-                                "gateway_pid": None, "admin_token": secrets.token_urlsafe(24)}
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.emulator",
+                    "--port",
+                    str(emu_port),
+                    *(["--script", json.dumps(script)] if script else []),
+                ],
+                cwd=ROOT,
+                stdout=emu_log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=pin_to(1),
+            )
+        )
+        info: dict[str, Any] = {
+            "emulator": f"http://{HOST}:{emu_port}/v1",
+            "gateway": None,
+            "gateway_pid": None,
+            "admin_token": secrets.token_urlsafe(24),
+        }
         if not args.skip_gateway:
             gw_port = free_port()
-            env = {**os.environ, "OPENAI_BASE_URL": info["emulator"], "OPENAI_API_KEY": "bench",
-                   "CB_ADMIN_TOKEN": info["admin_token"], "CB_HOST": HOST, "CB_PORT": str(gw_port),
-                   "CB_DATA_DIR": str(tmp / "data"), "RAY_worker_niceness": "0",
-                   "CB_CONFIG": str(bench_config(tmp)), "CB_SERVE_MODE": args.mode}
+            env = {
+                **os.environ,
+                "OPENAI_BASE_URL": info["emulator"],
+                "OPENAI_API_KEY": "bench",
+                "CB_ADMIN_TOKEN": info["admin_token"],
+                "CB_HOST": HOST,
+                "CB_PORT": str(gw_port),
+                "CB_DATA_DIR": str(tmp / "data"),
+                "RAY_worker_niceness": "0",
+                "CB_CONFIG": str(bench_config(tmp)),
+                "CB_SERVE_MODE": args.mode,
+            }
             env.pop("RAY_ADDRESS", None)
             if args.postgres:
                 env["CB_DATABASE_URL"] = args.postgres
             gw_log = (tmp / "gateway.log").open("wb")
-            procs.append(subprocess.Popen(
-                [sys.executable, "serve_app.py"], cwd=ROOT, env=env, stdout=gw_log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin_to(0),
-            ))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "serve_app.py"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=gw_log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=pin_to(0),
+                )
+            )
             info.update(gateway=f"http://{HOST}:{gw_port}", gateway_pid=procs[-1].pid)
         yield {**info, "procs": procs}
     finally:
@@ -353,8 +399,13 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
     emu_proc, *gw = svc["procs"]
     await wait_http(f"{svc['emulator']}/models", emu_proc, 30)
     targets: list[tuple[str, str, dict[str, Any], dict[str, str], Callable[[bytes], bool]]] = [
-        ("direct", f"{svc['emulator']}/chat/completions", DIRECT_BODY,
-         {"Authorization": "Bearer bench"}, lambda _: True),
+        (
+            "direct",
+            f"{svc['emulator']}/chat/completions",
+            DIRECT_BODY,
+            {"Authorization": "Bearer bench"},
+            lambda _: True,
+        ),
     ]
     if gw:
         t0 = time.monotonic()
@@ -382,20 +433,29 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                     if v - before.get(k, 0.0) > 0.005
                 }
                 cpu = sum(after.values()) - sum(before.values())
-                res.update(target=name, concurrency=conc, gateway_cpu_s=cpu,
-                           gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
-                           actor_timings_ms=ok.take_means() if isinstance(ok, GatewayCheck)
-                           else {}, cpu_ms_per_req_by_process=per_process)
+                res.update(
+                    target=name,
+                    concurrency=conc,
+                    gateway_cpu_s=cpu,
+                    gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
+                    actor_timings_ms=ok.take_means() if isinstance(ok, GatewayCheck) else {},
+                    cpu_ms_per_req_by_process=per_process,
+                )
                 results.append(res)
-                print(f"  {name:8} C={conc:<3} done: {res['rps']:.0f} req/s, "
-                      f"{res['errors']} errors", flush=True)
+                print(
+                    f"  {name:8} C={conc:<3} done: {res['rps']:.0f} req/s, {res['errors']} errors",
+                    flush=True,
+                )
                 if res["first_error"]:
                     print(f"    first error: {res['first_error']}", flush=True)
     if args.stream:
         stream_targets = [
-            ("direct-stream", f"{svc['emulator']}/chat/completions",
-             {**DIRECT_BODY, "stream": True, "stream_options": {"include_usage": True}},
-             {"Authorization": "Bearer bench"}),
+            (
+                "direct-stream",
+                f"{svc['emulator']}/chat/completions",
+                {**DIRECT_BODY, "stream": True, "stream_options": {"include_usage": True}},
+                {"Authorization": "Bearer bench"},
+            ),
         ]
         if gw:
             stream_targets.append(("gateway-stream", url + "/stream", {"prompt": "hello"}, headers))
@@ -410,12 +470,20 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                     cpu0 = tree_cpu_s(svc["gateway_pid"])
                     res = await run_stream_load(http, target, body, hdrs, total, conc, marker)
                     cpu = tree_cpu_s(svc["gateway_pid"]) - cpu0
-                    res.update(target=name, concurrency=conc, gateway_cpu_s=cpu,
-                               gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
-                               actor_timings_ms={}, cpu_ms_per_req_by_process={})
+                    res.update(
+                        target=name,
+                        concurrency=conc,
+                        gateway_cpu_s=cpu,
+                        gateway_cpu_ms_per_req=cpu * 1000 / max(res["requests"], 1),
+                        actor_timings_ms={},
+                        cpu_ms_per_req_by_process={},
+                    )
                     results.append(res)
-                    print(f"  {name:14} C={conc:<3} done: {res['rps']:.0f} streams/s, "
-                          f"{res['errors']} errors", flush=True)
+                    print(
+                        f"  {name:14} C={conc:<3} done: {res['rps']:.0f} streams/s, "
+                        f"{res['errors']} errors",
+                        flush=True,
+                    )
                     if res["first_error"]:
                         print(f"    first error: {res['first_error']}", flush=True)
     return {"results": results}
@@ -427,9 +495,14 @@ def overheads(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     direct = {r["concurrency"]: r for r in results if r["target"] == "direct"}
     for g in (r for r in results if r["target"] == "gateway"):
         d = direct[g["concurrency"]]
-        out.append({"concurrency": g["concurrency"], "p50_ms": g["p50_ms"] - d["p50_ms"],
-                    "p99_ms": g["p99_ms"] - d["p99_ms"],
-                    "throughput_ratio": g["rps"] / d["rps"] if d["rps"] else 0.0})
+        out.append(
+            {
+                "concurrency": g["concurrency"],
+                "p50_ms": g["p50_ms"] - d["p50_ms"],
+                "p99_ms": g["p99_ms"] - d["p99_ms"],
+                "throughput_ratio": g["rps"] / d["rps"] if d["rps"] else 0.0,
+            }
+        )
     return out
 
 
@@ -437,61 +510,89 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import ray  # imported late: only its version is needed
 
-    return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "nproc": os.cpu_count(), "python": platform.python_version(),
-            "ray": ray.__version__, "aiohttp": aiohttp.__version__, "kernel": platform.release(),
-            "loadavg_1m_before": os.getloadavg()[0]}
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "aiohttp": aiohttp.__version__,
+        "kernel": platform.release(),
+        "loadavg_1m_before": os.getloadavg()[0],
+    }
 
 
 def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[str, Any]]) -> None:
     """Print the figures as a table."""
-    print(f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
-          f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
-          "  (gateway on CPU 0; emulator + load on CPU 1)"
-          f"  serve mode: {meta.get('mode', '?')}")
-    print(f"{'target':14} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'gw CPU ms/req':>14} {'TTFT p50':>9} {'TTFT p99':>9}")
+    print(
+        f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
+        f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
+        "  (gateway on CPU 0; emulator + load on CPU 1)"
+        f"  serve mode: {meta.get('mode', '?')}"
+    )
+    print(
+        f"{'target':14} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'gw CPU ms/req':>14} {'TTFT p50':>9} {'TTFT p99':>9}"
+    )
     for r in results:
-        ttft = (f" {r['ttft_p50_ms']:>9.2f} {r['ttft_p99_ms']:>9.2f}"
-                if "ttft_p50_ms" in r else "")
-        print(f"{r['target']:14} {r['concurrency']:>3} {r['requests']:>8} {r['errors']:>6} "
-              f"{r['rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-              f"{r['gateway_cpu_ms_per_req']:>14.2f}{ttft}")
+        ttft = f" {r['ttft_p50_ms']:>9.2f} {r['ttft_p99_ms']:>9.2f}" if "ttft_p50_ms" in r else ""
+        print(
+            f"{r['target']:14} {r['concurrency']:>3} {r['requests']:>8} {r['errors']:>6} "
+            f"{r['rps']:>8.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['gateway_cpu_ms_per_req']:>14.2f}{ttft}"
+        )
     for o in over:
-        print(f"gateway overhead C={o['concurrency']}: p50 +{o['p50_ms']:.2f} ms, "
-              f"p99 +{o['p99_ms']:.2f} ms, throughput {o['throughput_ratio']:.2f}x direct")
+        print(
+            f"gateway overhead C={o['concurrency']}: p50 +{o['p50_ms']:.2f} ms, "
+            f"p99 +{o['p99_ms']:.2f} ms, throughput {o['throughput_ratio']:.2f}x direct"
+        )
     streams = {(r["target"], r["concurrency"]): r for r in results if "ttft_p50_ms" in r}
     for (target, conc), g in streams.items():
         d = streams.get(("direct-stream", conc))
         if target == "gateway-stream" and d:
-            print(f"stream overhead C={conc}: first content chunk p50 "
-                  f"+{g['ttft_p50_ms'] - d['ttft_p50_ms']:.2f} ms, p99 "
-                  f"+{g['ttft_p99_ms'] - d['ttft_p99_ms']:.2f} ms; streams/s "
-                  f"{g['rps'] / d['rps'] if d['rps'] else 0:.2f}x direct")
-    print("where the gateway's time goes (mean ms inside the tenant actor; the rest of the"
-          " latency is the ingress, Serve and the actor hop):")
+            print(
+                f"stream overhead C={conc}: first content chunk p50 "
+                f"+{g['ttft_p50_ms'] - d['ttft_p50_ms']:.2f} ms, p99 "
+                f"+{g['ttft_p99_ms'] - d['ttft_p99_ms']:.2f} ms; streams/s "
+                f"{g['rps'] / d['rps'] if d['rps'] else 0:.2f}x direct"
+            )
+    print(
+        "where the gateway's time goes (mean ms inside the tenant actor; the rest of the"
+        " latency is the ingress, Serve and the actor hop):"
+    )
     for r in results:
         if r.get("actor_timings_ms"):
             parts = ", ".join(f"{k} {v:.2f}" for k, v in r["actor_timings_ms"].items())
             print(f"  C={r['concurrency']}: {parts}")
             top = sorted(r["cpu_ms_per_req_by_process"].items(), key=lambda kv: -kv[1])[:6]
-            print("    CPU ms/request by process: "
-                  + ", ".join(f"{name} {ms:.2f}" for name, ms in top))
+            print(
+                "    CPU ms/request by process: "
+                + ", ".join(f"{name} {ms:.2f}" for name, ms in top)
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark, print (and optionally save) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=0,
-                        help="measured requests per phase (default 2000 for C>1, 500 for C=1)")
-    parser.add_argument("--concurrency", default="1,32",
-                        type=lambda s: [int(c) for c in s.split(",") if c.strip()])
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        help="measured requests per phase (default 2000 for C>1, 500 for C=1)",
+    )
+    parser.add_argument(
+        "--concurrency", default="1,32", type=lambda s: [int(c) for c in s.split(",") if c.strip()]
+    )
     parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
-    parser.add_argument("--stream", action="store_true",
-                        help="also stream: time to first content chunk, streams/s")
-    parser.add_argument("--mode", choices=("proxy", "direct"), default="direct",
-                        help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress")
+    parser.add_argument(
+        "--stream", action="store_true", help="also stream: time to first content chunk, streams/s"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("proxy", "direct"),
+        default="direct",
+        help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
@@ -514,9 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     over = overheads(out["results"])
     report(meta, out["results"], over)
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"machine": meta, "args": vars(args), "results": out["results"], "overhead": over},
-            indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": meta, "args": vars(args), "results": out["results"], "overhead": over},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -34,7 +34,7 @@ from bench.bench_execute import (
     pin_to,
     post_json,
     services,
-    tree_cpu_s,
+    tree_cpu_by_name,
     wait_http,
 )
 
@@ -66,6 +66,7 @@ async def hold(
     """Open `streams` streams at once (round-robin over `targets`); wait for all to end."""
     payload = json.dumps(body).encode()
     ttft: list[float] = []
+    headers_ms: list[float] = []
     gaps: list[float] = []
     errors: list[str] = []
     opened = 0
@@ -84,6 +85,7 @@ async def hold(
                 if resp.status != 200:
                     errors.append(f"HTTP {resp.status}: {(await resp.read())[:300]!r}")
                     return
+                headers_ms.append((time.perf_counter() - t0) * 1000)
                 async for line in resp.content:
                     if not marker.search(line):
                         continue
@@ -109,24 +111,28 @@ async def hold(
     opened_all = asyncio.create_task(all_open.wait())
     everything = asyncio.gather(*tasks)
     done, _ = await asyncio.wait({opened_all, everything}, return_when="FIRST_COMPLETED")
-    sample = on_all_open() if opened_all in done else {}
     open_s = time.perf_counter() - start
+    sample = on_all_open() if opened_all in done else None
     await asyncio.gather(*tasks)
     opened_all.cancel()
     ttft.sort()
     gaps.sort()
+    headers_ms.sort()
     return {
         "streams": streams,
         "finished": len(gaps),
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
-        "all_open_after_s": open_s if sample else None,
+        "all_open_after_s": open_s if sample is not None else None,
         "wall_s": time.perf_counter() - start,
+        "headers_p50_ms": percentile(headers_ms, 50),
+        "headers_p99_ms": percentile(headers_ms, 99),
+        "ttft_p10_ms": percentile(ttft, 10),
         "ttft_p50_ms": percentile(ttft, 50),
         "ttft_p99_ms": percentile(ttft, 99),
         "worst_gap_p50_ms": percentile(gaps, 50),
         "worst_gap_p99_ms": percentile(gaps, 99),
-        **sample,
+        **(sample or {}),
     }
 
 
@@ -176,7 +182,7 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> list[dict[str,
 
         gw_pid = svc["gateway_pid"]
         rss_before = tree_rss_by_name(gw_pid)
-        cpu_before = tree_cpu_s(gw_pid)
+        cpu_before = tree_cpu_by_name(gw_pid)
 
         def sample() -> dict[str, Any]:
             rss = tree_rss_by_name(gw_pid)
@@ -195,9 +201,15 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> list[dict[str,
             FIRST_CONTENT["gateway-stream"],
             sample,
         )
-        cpu = tree_cpu_s(gw_pid) - cpu_before
+        cpu_after = tree_cpu_by_name(gw_pid)
+        by_process = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
+        cpu = sum(by_process.values())
         stream_seconds = max(res["finished"], 1) * args.seconds
-        res.update(gateway_cpu_s=cpu, gateway_cpu_ms_per_stream_s=cpu * 1000 / stream_seconds)
+        res.update(
+            gateway_cpu_s=cpu,
+            gateway_cpu_ms_per_stream_s=cpu * 1000 / stream_seconds,
+            gateway_cpu_s_by_process=dict(sorted(by_process.items(), key=lambda kv: -kv[1])[:6]),
+        )
         results.append({"target": "gateway", **res})
         print(f"  gateway done: {res['finished']}/{res['streams']} streams", flush=True)
     return results
@@ -209,13 +221,15 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         f"{args.tenants} tenants; serve mode {args.mode}; load avg now {os.getloadavg()[0]:.2f}"
     )
     print(
-        f"{'target':8} {'finished':>8} {'errors':>6} {'all open s':>10} {'TTFT p50':>9} "
+        f"{'target':8} {'finished':>8} {'errors':>6} {'all open s':>10} {'200 p50':>9} "
+        f"{'200 p99':>9} {'TTFT p10':>9} {'TTFT p50':>9} "
         f"{'TTFT p99':>9} {'worst gap p50':>13} {'worst gap p99':>13}"
     )
     for r in results:
         all_open = f"{r['all_open_after_s']:.2f}" if r["all_open_after_s"] else "never"
         print(
             f"{r['target']:8} {r['finished']:>8} {r['errors']:>6} {all_open:>10} "
+            f"{r['headers_p50_ms']:>9.1f} {r['headers_p99_ms']:>9.1f} {r['ttft_p10_ms']:>9.1f} "
             f"{r['ttft_p50_ms']:>9.1f} {r['ttft_p99_ms']:>9.1f} "
             f"{r['worst_gap_p50_ms']:>13.1f} {r['worst_gap_p99_ms']:>13.1f}"
         )
@@ -235,7 +249,8 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     if gw:
         print(
             f"gateway CPU: {gw['gateway_cpu_s']:.1f} s over the run, "
-            f"{gw['gateway_cpu_ms_per_stream_s']:.2f} ms per stream-second"
+            f"{gw['gateway_cpu_ms_per_stream_s']:.2f} ms per stream-second; by process (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in gw["gateway_cpu_s_by_process"].items())
         )
 
 

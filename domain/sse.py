@@ -16,3 +16,8 @@ def frame(event_id: int | None, event: str, data: dict[str, Any]) -> bytes:
 def comment(text: str) -> bytes:
     """An SSE comment line: ignored by clients, keeps idle proxies from closing."""
     return f": {text}\n\n".encode()
+
+
+def frame_batch(batch: list[dict[str, Any]]) -> bytes:
+    """Events `{"id"?, "event", "data"}` as SSE, one after another."""
+    return b"".join(frame(e.get("id"), e["event"], e["data"]) for e in batch)

@@ -807,7 +807,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--script",
         metavar="JSON",
-        help='rules to answer with, as a JSON list of `script` arguments, e.g. '
+        help="rules to answer with, as a JSON list of `script` arguments, e.g. "
         '\'[{"match": "slow", "chunks": ["a", "b"], "chunk_delay": 1.0}]\'',
     )
     args = parser.parse_args(argv)

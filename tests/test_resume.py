@@ -136,6 +136,9 @@ def test_a_crash_mid_stream_replays_the_checkpoints_and_says_what_is_lost(
     ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
     seen = original.join()
     execution_id = seen[0]["data"]["execution_id"]
+    # the live stream does not end silently: it says so, without an id, and the client resumes
+    assert seen[-1]["event"] == "error" and "id" not in seen[-1]
+    assert seen[-1]["data"]["type"] == "execution_interrupted"
 
     replayed = resume(gateway, tenant, execution_id, 0).join()
     *kept, end = replayed

@@ -67,7 +67,7 @@ async def execute_stream(agent_id: str, body: ExecuteRequest, who: Caller) -> St
     options = body.stream_options or StreamOptions()
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
-    stream, first = await runtime.execute_stream(
+    opened = await runtime.execute_stream(
         who.tenant_id, agent_id, request, options.on_disconnect == "cancel"
     )
-    return sse_response(stream, first, options.heartbeat_s)
+    return sse_response(opened, options.heartbeat_s)

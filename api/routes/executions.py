@@ -50,8 +50,8 @@ async def resume_stream(
         position = "0"
     if not position.isdigit():
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id")
-    stream, first = await runtime.resume_stream(who.tenant_id, execution_id, int(position))
-    return sse_response(stream, first, heartbeat_s)
+    opened = await runtime.resume_stream(who.tenant_id, execution_id, int(position))
+    return sse_response(opened, heartbeat_s)
 
 
 @router.get("")

@@ -1,0 +1,100 @@
+"""The data plane of live streams: a TCP listener in the tenant actor that ingress replicas read.
+
+A Ray call per chunk costs about a millisecond of CPU on each side; a socket write costs a
+few microseconds. So an ingress replica asks the actor (one Ray call) to `offer` a stream,
+gets back an address and a one-time token, connects, sends the token, and reads
+length-prefixed messages of ready-framed SSE bytes until an empty message (the end). The
+actor sees the connection close when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import struct
+from typing import Any
+
+import ray
+
+from actors.live_stream import LiveStream
+from domain.sse import frame_batch
+
+log = logging.getLogger(__name__)
+
+HEADER = struct.Struct("!I")
+END = HEADER.pack(0)
+CLAIM_TIMEOUT_S = 30.0
+BACKLOG = 4096  # a burst of stream starts connects at once
+TOKEN_BYTES = 24
+
+
+class StreamChannel:
+    """Listens on this node's address; each offered stream is claimed once, by token."""
+
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._address: tuple[str, int] | None = None
+        self._offers: dict[str, tuple[LiveStream, int, asyncio.TimerHandle]] = {}
+        self._start_lock = asyncio.Lock()
+
+    async def offer(self, live: LiveStream, after: int) -> dict[str, Any]:
+        """Make the events of `live` after `after` claimable; where and how to claim them."""
+        host, port = await self._listening()
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        expiry = asyncio.get_running_loop().call_later(CLAIM_TIMEOUT_S, self._expire, token)
+        self._offers[token] = (live, after, expiry)
+        return {"host": host, "port": port, "token": token}
+
+    def _expire(self, token: str) -> None:
+        offer = self._offers.pop(token, None)
+        if offer is not None:
+            log.warning("stream of execution %s was never claimed", offer[0].execution_id)
+            offer[0].abandon()
+
+    async def _listening(self) -> tuple[str, int]:
+        async with self._start_lock:
+            if self._address is None:
+                host = ray.util.get_node_ip_address()
+                self._server = await asyncio.start_server(self._serve, host, 0, backlog=BACKLOG)
+                self._address = (host, self._server.sockets[0].getsockname()[1])
+        return self._address
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), CLAIM_TIMEOUT_S)
+            offer = self._offers.pop(line.strip().decode(errors="replace"), None)
+            if offer is None:
+                return
+            live, after, expiry = offer
+            expiry.cancel()
+            pipe = asyncio.ensure_future(_pipe(live, after, writer))
+            gone = asyncio.ensure_future(reader.read(1))  # b"" once the reader hangs up
+            await asyncio.wait({pipe, gone}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (pipe, gone):
+                task.cancel()
+            await asyncio.gather(pipe, gone, return_exceptions=True)
+            live.abandon()  # in case the reader left before the pipe ever watched
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+async def _pipe(live: LiveStream, after: int, writer: asyncio.StreamWriter) -> None:
+    watch = live.watch(after)
+    try:
+        async for batch in watch:
+            data = frame_batch(batch)
+            writer.write(HEADER.pack(len(data)) + data)
+            await writer.drain()
+        writer.write(END)
+        await writer.drain()
+    finally:
+        with contextlib.suppress(Exception):
+            await watch.aclose()
