@@ -176,7 +176,7 @@ class ExecutionRunner:
                 if chunk.delta:
                     live.emit("content_chunk", {"execution_id": execution_id, "delta": chunk.delta})
                 if chunk.usage is not None:
-                    usage = chunk.usage
+                    usage = chunk.usage if usage is None else usage.merged(chunk.usage)
                     live.emit("usage_update", self._usage_event(execution_id, outcome, usage))
                 finish = chunk.finish_reason or finish
                 if live.checkpoint_due():

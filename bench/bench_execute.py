@@ -570,6 +570,25 @@ def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[
             )
 
 
+def run_with_services(
+    args: argparse.Namespace,
+    bench_fn: Callable[[argparse.Namespace, dict[str, Any]], Awaitable[Any]],
+) -> Any | None:
+    """Start the services, run `bench_fn` against them and stop them; None if it failed
+    (the tail of the gateway's log is printed)."""
+    with tempfile.TemporaryDirectory(prefix="cb-bench-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        try:
+            with services(args, tmp) as svc:
+                return asyncio.run(bench_fn(args, svc))
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            log = tmp / "gateway.log"
+            if log.exists():
+                print("--- gateway.log (tail) ---\n" + log.read_text(errors="replace")[-4000:])
+            print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark, print (and optionally save) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -601,17 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     meta = {**machine(), "mode": args.mode}
-    with tempfile.TemporaryDirectory(prefix="cb-bench-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        try:
-            with services(args, tmp) as svc:
-                out = asyncio.run(bench(args, svc))
-        except (Exception, KeyboardInterrupt, SystemExit) as exc:
-            log = tmp / "gateway.log"
-            if log.exists():
-                print("--- gateway.log (tail) ---\n" + log.read_text(errors="replace")[-4000:])
-            print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+    out = run_with_services(args, bench)
+    if out is None:
+        return 1
     over = overheads(out["results"])
     report(meta, out["results"], over)
     if args.json:

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from bench.bench_execute import (
     percentile,
     pin_to,
     post_json,
-    services,
+    run_with_services,
     tree_cpu_by_name,
     wait_http,
 )
@@ -268,17 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     pin_to(1)()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with tempfile.TemporaryDirectory(prefix="cb-bench-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        try:
-            with services(args, tmp) as svc:
-                results = asyncio.run(bench(args, svc))
-        except (Exception, KeyboardInterrupt, SystemExit) as exc:
-            log = tmp / "gateway.log"
-            if log.exists():
-                print("--- gateway.log (tail) ---\n" + log.read_text(errors="replace")[-4000:])
-            print(f"benchmark failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+    results = run_with_services(args, bench)
+    if results is None:
+        return 1
     report(args, results)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))

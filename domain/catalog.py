@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 class ProviderSpec(_Strict):
     """One provider endpoint; the credential is named by environment variable, never inlined."""
 
-    type: Literal["openai"]
+    type: Literal["openai", "anthropic"]
     base_url: str
     base_url_env: str | None = None
     api_key_env: str | None = None

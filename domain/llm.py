@@ -30,6 +30,16 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     total_tokens: int = 0
 
+    def merged(self, newer: Usage) -> Usage:
+        """Usage from two stream events (Anthropic sends input and output counts apart)."""
+        prompt = max(self.prompt_tokens, newer.prompt_tokens)
+        completion = max(self.completion_tokens, newer.completion_tokens)
+        return Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=max(prompt + completion, newer.total_tokens),
+        )
+
 
 class LLMResponse(BaseModel):
     """A provider-neutral reply."""

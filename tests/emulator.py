@@ -1,8 +1,9 @@
-"""In-process emulator of the OpenAI chat-completions HTTP API, for tests and benchmarks.
+"""In-process emulator of the OpenAI chat-completions and Anthropic Messages HTTP APIs.
 
-The server speaks the real wire format (JSON bodies, ``chat.completion.chunk`` server-sent
-events, OpenAI error objects) so that the official ``openai`` SDK and the gateway's own
-upstream client can talk to it unchanged.
+The server speaks the real wire formats (JSON bodies, ``chat.completion.chunk`` and
+Messages server-sent events, each provider's error objects) so that the official ``openai``
+and ``anthropic`` SDKs and the gateway's own upstream client can talk to it unchanged.
+Anthropic's API is at ``/v1/messages`` (its SDK's base URL is the emulator's root).
 
 In tests::
 
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests import emulator_anthropic as anthropic
 
 __all__ = ["ProviderEmulator", "RecordedRequest", "main"]
 
@@ -447,6 +450,12 @@ class ProviderEmulator:
     ) -> web.StreamResponse:
         path = request.path
         method = request.method
+        if path == "/v1/messages" and method == "POST":
+            # the current SDK sends the key as a bearer token, older clients as x-api-key
+            bearer = request.headers.get("Authorization", "").partition(" ")[2].strip()
+            if not (request.headers.get("x-api-key", "").strip() or bearer):
+                return await self._send_json(request, rec, 401, anthropic.error_body(401))
+            return await self._messages(request, body, rec)
         if path.startswith("/v1/"):
             auth = request.headers.get("Authorization", "")
             scheme, _, token = auth.partition(" ")
@@ -586,6 +595,52 @@ class ProviderEmulator:
         }
         return await self._send_json(request, rec, 200, payload, extra_headers)
 
+    async def _messages(
+        self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None
+    ) -> web.StreamResponse:
+        """Anthropic's Messages API, answering by the same rules as chat completions."""
+        problem = anthropic.validate(body)
+        if problem is not None:
+            return await self._send_json(request, rec, 400, problem)
+        texts = anthropic.texts(body)
+        rule = self._pick_rule(texts) if self._rules else None
+        if rule is not None and rule.delay > 0:
+            await asyncio.sleep(rule.delay)
+        if rule is not None and rule.status != 200:
+            payload = rule.error_body or anthropic.error_body(rule.status)
+            return await self._send_json(request, rec, rule.status, payload, rule.headers)
+        tool_calls = None
+        if rule is not None and rule.tool_calls:
+            tool_calls = rule.tool_calls
+        content = rule.content if rule is not None else None
+        if content is None and tool_calls is None:
+            content = ("Echo: " + texts[-1])[:_ECHO_LIMIT]
+        finish = rule.finish_reason if rule is not None else "stop"
+        if tool_calls and finish == "stop":
+            finish = "tool_calls"
+        input_tokens = (rule.prompt_tokens if rule else None) or sum(
+            len(t.split()) + 3 for t in texts
+        )
+        output_tokens = (rule.completion_tokens if rule else None) or len((content or "").split())
+        if body.get("stream") is True:
+            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
+            frames = anthropic.stream_frames(
+                body["model"], pieces, tool_calls, finish, input_tokens, output_tokens
+            )
+            return await self._send_stream(
+                request,
+                rec,
+                frames,
+                rule.headers if rule else None,
+                rule.chunk_delay if rule else 0.0,
+                rule.fail_after_chunks if rule else None,
+                fail_frame=anthropic.error_event(),
+            )
+        reply = anthropic.message_body(
+            body["model"], content, tool_calls, finish, input_tokens, output_tokens
+        )
+        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
+
     @staticmethod
     def _model_object(model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "created": _MODEL_CREATED, "owned_by": "system"}
@@ -639,7 +694,9 @@ class ProviderEmulator:
         extra_headers: dict[str, str] | None,
         chunk_delay: float,
         fail_after: int | None,
+        fail_frame: bytes | None = None,
     ) -> web.StreamResponse:
+        """Send the frames; `fail_after` deltas in, drop the connection or send `fail_frame`."""
         first, deltas, tail = frames
         headers = {
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -668,6 +725,10 @@ class ProviderEmulator:
                     if transport is None or transport.is_closing():
                         raise ConnectionResetError("client went away")
                     await resp.write(frame)
+                if fail_after is not None and fail_frame is not None:
+                    await resp.write(fail_frame)
+                    await resp.write_eof()
+                    return resp
                 if fail_after is not None:
                     _drop_connection(request)
                     return resp

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from domain.codecs import openai_chat
+from domain.codecs import anthropic_messages, openai_chat
 
-CODECS: dict[str, ModuleType] = {"openai": openai_chat}
+CODECS: dict[str, ModuleType] = {"openai": openai_chat, "anthropic": anthropic_messages}
 
 
 def codec_for(provider_type: str) -> ModuleType:
-    """The codec module for a provider type (`build_call`, `parse_response`, `map_error`)."""
+    """The codec module for a provider type: `build_call`, `parse_response`,
+    `parse_stream_line` with its `STREAM_DONE` marker, and `map_error`."""
     return CODECS[provider_type]

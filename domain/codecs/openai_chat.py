@@ -7,6 +7,7 @@ from typing import Any
 
 from domain import errors
 from domain.catalog import ModelSpec
+from domain.codecs.http_errors import error_message, map_status
 from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
@@ -83,7 +84,7 @@ def parse_stream_line(line: str) -> StreamChunk | str | None:
     except ValueError:
         raise errors.ProviderError("provider sent a malformed stream chunk") from None
     if "error" in body:
-        raise errors.ProviderError(f"provider failed mid-stream: {_error_message(body)}")
+        raise errors.ProviderError(f"provider failed mid-stream: {error_message(body)}")
     usage = body.get("usage")
     chunk = StreamChunk(
         usage=Usage(
@@ -104,26 +105,4 @@ def parse_stream_line(line: str) -> StreamChunk | str | None:
 
 def map_error(status: int, body: Any, retry_after: float | None) -> errors.CBError:
     """Translate an error status from the provider into the gateway's taxonomy."""
-    detail = _error_message(body)
-    message = f"provider answered {status}" + (f": {detail}" if detail else "")
-    if status in (401, 403):
-        return errors.ProviderAuthenticationFailed(
-            f"provider rejected the gateway's credential ({status})"
-        )
-    if status == 429:
-        return errors.ProviderRateLimited(message, retry_after=retry_after)
-    if status in (408, 409) or status >= 500:
-        return errors.ProviderError(message, retry_after=retry_after)
-    if status == 404:
-        return errors.ProviderRejectedRequest(f"provider does not know the model ({detail})")
-    return errors.ProviderRejectedRequest(message)
-
-
-def _error_message(body: Any) -> str:
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            return str(err.get("message", ""))[:500]
-        if isinstance(err, str):
-            return err[:500]
-    return ""
+    return map_status(status, body, retry_after)

@@ -1,0 +1,162 @@
+"""Golden tests of the provider codecs: exact wire bodies out, unified results in."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.settings import DEFAULT_CONFIG, load_catalog
+from domain import errors
+from domain.codecs import anthropic_messages as anthropic
+from domain.llm import ChatMessage, LLMRequest
+from tests import emulator_anthropic
+
+CATALOG = load_catalog(DEFAULT_CONFIG)
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+CALL = {
+    "id": "toolu_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
+
+
+def unified_request(stream: bool = False) -> LLMRequest:
+    return LLMRequest(
+        model="claude-sonnet-4-6",
+        messages=[
+            ChatMessage(role="system", content="You are terse."),
+            ChatMessage(role="user", content="Weather in Paris?"),
+            ChatMessage(role="assistant", content="Let me look.", tool_calls=[CALL]),
+            ChatMessage(role="tool", tool_call_id="toolu_1", content='{"temp": 21}'),
+            ChatMessage(role="user", content="And tomorrow?"),
+        ],
+        parameters={
+            "temperature": 1.5,
+            "top_p": 0.9,
+            "max_tokens": 500,
+            "stop": "END",
+            "frequency_penalty": 0.5,
+            "seed": 7,
+        },
+        tools=[TOOL],
+        stream=stream,
+    )
+
+
+def test_anthropic_request_body_is_exact() -> None:
+    call, params = anthropic.build_call(
+        unified_request(stream=True),
+        CATALOG.models["claude-sonnet-4-6"],
+        "claude-sonnet-4-6",
+        "sk-ant-test",
+    )
+    assert call.path == "/v1/messages"
+    assert call.headers == {
+        "content-type": "application/json",
+        "anthropic-version": anthropic.API_VERSION,
+        "authorization": "Bearer sk-ant-test",
+    }
+    assert call.body == {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 500,
+        "system": "You are terse.",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": "Let me look."},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "get_weather",
+                        "input": {"city": "Paris"},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": '{"temp": 21}'},
+                    {"type": "text", "text": "And tomorrow?"},
+                ],
+            },
+        ],
+        "temperature": 1.0,
+        "top_p": 0.9,
+        "stop_sequences": ["END"],
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+            }
+        ],
+        "stream": True,
+    }
+    assert sorted(params.dropped) == ["frequency_penalty", "seed"]
+    assert params.adjusted == {"temperature": 1.0}
+    # the emulator, which the official SDK checks, accepts the body as the API would
+    assert emulator_anthropic.validate(call.body) is None
+
+
+def test_anthropic_max_tokens_is_always_sent() -> None:
+    request = LLMRequest(model="claude-haiku-4-5", messages=[ChatMessage(role="user", content="x")])
+    call, _ = anthropic.build_call(request, CATALOG.models["claude-haiku-4-5"], "m", None)
+    assert call.body["max_tokens"] == CATALOG.models["claude-haiku-4-5"].max_output_tokens
+    assert "authorization" not in call.headers
+
+
+def test_anthropic_reply_parses_into_the_unified_result() -> None:
+    body = emulator_anthropic.message_body(
+        "claude-sonnet-4-6", "It is sunny.", [CALL], "tool_calls", 31, 9
+    )
+    reply = anthropic.parse_response(body)
+    assert reply.content == "It is sunny."
+    assert reply.finish_reason == "tool_calls"
+    assert reply.tool_calls[0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens) == (31, 9)
+    assert reply.usage.total_tokens == 40 and reply.provider_model == "claude-sonnet-4-6"
+
+
+def test_anthropic_stream_parses_text_tools_finish_and_usage() -> None:
+    head, deltas, tail = emulator_anthropic.stream_frames(
+        "claude-sonnet-4-6", ["Hel", "lo"], [CALL], "tool_calls", 12, 7
+    )
+    lines = b"".join([head, *deltas, tail]).decode().splitlines()
+    parsed = [anthropic.parse_stream_line(line) for line in lines]
+    assert [p for p in parsed if p is not None][-1] == anthropic.STREAM_DONE
+    chunks = [p for p in parsed if p is not None and p != anthropic.STREAM_DONE]
+    assert "".join(c.delta for c in chunks) == "Hello"
+    usage = None
+    for chunk in chunks:
+        if chunk.usage is not None:
+            usage = chunk.usage if usage is None else usage.merged(chunk.usage)
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (12, 7)
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["tool_calls"]
+    fragments = [d for c in chunks for d in c.tool_call_deltas]
+    assert fragments[0]["id"].startswith("toolu_")
+    assert fragments[0]["function"]["name"] == "get_weather"
+    arguments = "".join(d["function"].get("arguments", "") for d in fragments)
+    assert arguments.replace(" ", "") == '{"city":"Paris"}'
+
+
+def test_anthropic_error_event_after_the_200_is_typed() -> None:
+    event = emulator_anthropic.error_event(529).decode().splitlines()[1]
+    with pytest.raises(errors.ProviderError) as raised:
+        anthropic.parse_stream_line(event)
+    assert raised.value.retryable
+    overloaded = anthropic.map_error(529, emulator_anthropic.error_body(529), None)
+    assert overloaded.type == "provider_error" and overloaded.retryable
+    limited = anthropic.map_error(429, emulator_anthropic.error_body(429), 3.0)
+    assert limited.type == "provider_rate_limited" and limited.retry_after == 3.0
+    assert not anthropic.map_error(401, emulator_anthropic.error_body(401), None).retryable

@@ -1,0 +1,102 @@
+"""Executions on Anthropic through the gateway: wire format, usage and cost, retries, fallback."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import Gateway
+from tests.test_streaming import read_events, stream
+
+
+def marker() -> str:
+    return f"p-{uuid.uuid4().hex[:8]}"
+
+
+def test_an_anthropic_agent_gets_a_correct_request_and_a_priced_result(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(
+        tenant, model="claude-sonnet-4-6", parameters={"temperature": 1.4, "seed": 3}
+    )
+    tag = marker()
+    emu.script(tag, content=f"Claude says {tag}", prompt_tokens=40, completion_tokens=10)
+
+    reply = gateway.execute(tenant, agent["id"], tag)
+
+    assert reply.status_code == 200, reply.text
+    result = reply.json()
+    assert result["status"] == "completed"
+    assert result["response"]["content"] == f"Claude says {tag}"
+    usage = result["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        40,
+        10,
+        50,
+    )
+    assert usage["cost_usd"] == round(40 * 3.00 / 1e6 + 10 * 15.00 / 1e6, 10)
+    meta = result["metadata"]
+    assert meta["provider"] == "anthropic" and meta["model_resolved"] == "claude-sonnet-4-6"
+    assert meta["dropped_parameters"] == ["seed"]
+    assert meta["adjusted_parameters"] == {"temperature": 1.0}
+    sent = emu.requests_matching(tag)[0]
+    assert sent.path == "/v1/messages"
+    assert sent.headers["authorization"] == "Bearer test-anthropic-key"
+    assert sent.body["model"] == "claude-sonnet-4-6"
+    assert sent.body["system"] == "You are a helpful assistant."
+    assert sent.body["messages"] == [{"role": "user", "content": tag}]
+    assert sent.body["max_tokens"] == 64000 and sent.body["temperature"] == 1.0
+    assert "seed" not in sent.body
+    assert "test-anthropic-key" not in reply.text
+
+
+def test_an_anthropic_stream_carries_its_text_and_merged_usage(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="claude-haiku-4-5")
+    tag = marker()
+    pieces = ["Stre", "amed ", "by ", tag]
+    emu.script(tag, chunks=pieces, prompt_tokens=17, completion_tokens=6)
+
+    with stream(gateway, tenant, agent["id"], tag) as response:
+        events = [e for e in read_events(response) if e["event"] != "heartbeat"]
+
+    assert events[-1]["event"] == "execution_complete", events[-1]
+    text = "".join(e["data"]["delta"] for e in events if e["event"] == "content_chunk")
+    assert text == "".join(pieces)
+    final = events[-1]["data"]
+    assert final["usage"]["prompt_tokens"] == 17 and final["usage"]["completion_tokens"] == 6
+    assert final["metadata"]["provider"] == "anthropic"
+    assert emu.requests_matching(tag)[0].body["stream"] is True
+
+
+def test_an_overloaded_anthropic_is_retried(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="claude-haiku-4-5")
+    tag = marker()
+    emu.script(tag, content="after the overload")
+    emu.script(tag, status=529, times=1)
+
+    result = gateway.execute(tenant, agent["id"], tag).json()
+
+    assert result["status"] == "completed" and result["metadata"]["attempts"] == 2
+    assert [a["error"] for a in result["metadata"]["attempt_log"]] == ["provider_error", None]
+
+
+def test_openai_rejecting_the_key_falls_back_to_anthropic(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant)  # cb:smart-chat: OpenAI models first, then Anthropic
+    tag = marker()
+    emu.script(tag, content="served by the fallback")
+    emu.script(tag, status=401, times=3)  # each OpenAI candidate, once: 401 is not retried
+
+    result = gateway.execute(tenant, agent["id"], tag).json()
+
+    assert result["status"] == "completed", result
+    meta = result["metadata"]
+    assert meta["fallback_used"] is True and meta["provider"] == "anthropic"
+    assert meta["model_resolved"] == "claude-sonnet-4-6"
+    assert [r.path for r in emu.requests_matching(tag)] == ["/v1/chat/completions"] * 3 + [
+        "/v1/messages"
+    ]
