@@ -23,6 +23,7 @@ from domain.catalog import Catalog
 from domain.codecs import codec_for
 from domain.errors import CBError, ProviderAuthenticationFailed, ProviderError, ProviderTimeout
 from domain.llm import ChatMessage, LLMRequest, LLMResponse, StreamChunk
+from domain.retry import backoff_s, retry_after_s
 
 
 @dataclass
@@ -36,14 +37,6 @@ class CallOutcome:
     dropped_parameters: list[str] = field(default_factory=list)
     adjusted_parameters: dict[str, Any] = field(default_factory=dict)
     delivered: bool = False  # a stream's content already reached the client
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class ModelCaller:
@@ -150,7 +143,7 @@ class ModelCaller:
                     if reply.status_code != 200:
                         await reply.aread()
                         err = codec.map_error(
-                            reply.status_code, _json_or_none(reply), _retry_after(reply.headers)
+                            reply.status_code, _json_or_none(reply), retry_after_s(reply.headers)
                         )
                     else:
                         outcome.model, outcome.provider = model_name, model.provider
@@ -179,10 +172,9 @@ class ModelCaller:
                 return
             if outcome.delivered or not err.retryable or attempt == spec.max_retries:
                 raise err
-            backoff = spec.retry_backoff_s * (2**attempt)
-            if err.retry_after is not None:
-                backoff = min(max(backoff, err.retry_after), spec.max_retry_after_s)
-            await asyncio.sleep(backoff)
+            await asyncio.sleep(
+                backoff_s(attempt, spec.retry_backoff_s, err.retry_after, spec.max_retry_after_s)
+            )
 
 
 async def _chunks(codec: Any, reply: httpx.Response) -> AsyncIterator[StreamChunk]:
