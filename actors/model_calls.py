@@ -116,7 +116,7 @@ class ModelCaller:
             model=model_name, messages=messages, parameters=parameters, stream=stream
         )
         call, params = codec.build_call(
-            request, model, self.catalog.wire_model(model_name), provider_api_key(spec)
+            request, model, self.catalog.wire_model(model_name), provider_api_key(spec), spec
         )
         outcome.dropped_parameters, outcome.adjusted_parameters = params.dropped, params.adjusted
         url = provider_base_url(spec) + call.path

@@ -146,6 +146,21 @@ class ProviderRejectedRequest(ProviderError):
     retryable = False
 
 
+class ProviderOverloaded(ProviderError):
+    """The provider says it is overloaded (Anthropic's 529, an `overloaded_error` event)."""
+
+    type = "provider_overloaded"
+    status = 503
+
+
+class ContextLengthExceeded(ProviderError):
+    """The prompt and `max_tokens` do not fit the model's context window."""
+
+    type = "context_length_exceeded"
+    status = 400
+    retryable = False
+
+
 class CircuitOpen(ProviderError):
     type = "provider_circuit_open"
     status = 503
@@ -172,6 +187,8 @@ ERROR_TYPES: dict[str, type[CBError]] = {
         ProviderRateLimited,
         ProviderAuthenticationFailed,
         ProviderRejectedRequest,
+        ProviderOverloaded,
+        ContextLengthExceeded,
         CircuitOpen,
     )
 }

@@ -88,6 +88,8 @@ def cluster(
             "OPENAI_BASE_URL": emulator.base_url,
             "ANTHROPIC_API_KEY": "test-anthropic-key",
             "ANTHROPIC_BASE_URL": emulator.base_url.removesuffix("/v1"),
+            "AZURE_OPENAI_API_KEY": "test-azure-key",
+            "AZURE_OPENAI_ENDPOINT": emulator.base_url.removesuffix("/v1"),
             "CB_ADMIN_TOKEN": ADMIN_TOKEN,
             "RAY_worker_niceness": "0",
             # a replaced ingress replica need not drain for 30 s (it does for a load balancer)

@@ -3,7 +3,8 @@
 The server speaks the real wire formats (JSON bodies, ``chat.completion.chunk`` and
 Messages server-sent events, each provider's error objects) so that the official ``openai``
 and ``anthropic`` SDKs and the gateway's own upstream client can talk to it unchanged.
-Anthropic's API is at ``/v1/messages`` (its SDK's base URL is the emulator's root).
+Anthropic's API is at ``/v1/messages`` (its SDK's base URL is the emulator's root), Azure
+OpenAI's at ``/openai/deployments/{deployment}/chat/completions?api-version=…``.
 
 In tests::
 
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -84,6 +86,12 @@ _INVALID_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
     "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
     "sent was not valid JSON.)"
+)
+_AZURE_CHAT = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
+_AZURE_NO_KEY = (
+    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+    "provide a valid key for an active subscription and use a correct regional API endpoint "
+    "for your resource."
 )
 _NO_API_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -456,6 +464,9 @@ class ProviderEmulator:
             if not (request.headers.get("x-api-key", "").strip() or bearer):
                 return await self._send_json(request, rec, 401, anthropic.error_body(401))
             return await self._messages(request, body, rec)
+        azure = _AZURE_CHAT.fullmatch(path)
+        if azure and method == "POST":
+            return await self._azure_chat(request, raw, body, rec, azure.group(1))
         if path.startswith("/v1/"):
             auth = request.headers.get("Authorization", "")
             scheme, _, token = auth.partition(" ")
@@ -594,6 +605,25 @@ class ProviderEmulator:
             "system_fingerprint": _FINGERPRINT,
         }
         return await self._send_json(request, rec, 200, payload, extra_headers)
+
+    async def _azure_chat(
+        self,
+        request: web.BaseRequest,
+        raw: bytes,
+        body: Any,
+        rec: RecordedRequest | None,
+        deployment: str,
+    ) -> web.StreamResponse:
+        """Azure OpenAI: chat completions at a deployment URL, `api-key`, `api-version`."""
+        if not request.headers.get("api-key", "").strip():
+            denied = {"error": {"code": "401", "message": _AZURE_NO_KEY}}
+            return await self._send_json(request, rec, 401, denied)
+        if not request.query.get("api-version"):
+            missing = {"error": {"code": "404", "message": "Resource not found"}}
+            return await self._send_json(request, rec, 404, missing)
+        if isinstance(body, dict):
+            body = {**body, "model": deployment}  # the deployment decides the model
+        return await self._chat(request, raw, body, rec)
 
     async def _messages(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None

@@ -7,6 +7,7 @@ import pytest
 from actors.settings import DEFAULT_CONFIG, load_catalog
 from domain import errors
 from domain.codecs import anthropic_messages as anthropic
+from domain.codecs import azure_openai
 from domain.llm import ChatMessage, LLMRequest
 from tests import emulator_anthropic
 
@@ -152,11 +153,36 @@ def test_anthropic_stream_parses_text_tools_finish_and_usage() -> None:
 
 def test_anthropic_error_event_after_the_200_is_typed() -> None:
     event = emulator_anthropic.error_event(529).decode().splitlines()[1]
-    with pytest.raises(errors.ProviderError) as raised:
+    with pytest.raises(errors.ProviderOverloaded) as raised:
         anthropic.parse_stream_line(event)
     assert raised.value.retryable
     overloaded = anthropic.map_error(529, emulator_anthropic.error_body(529), None)
-    assert overloaded.type == "provider_error" and overloaded.retryable
+    assert overloaded.type == "provider_overloaded" and overloaded.retryable
+    too_long = emulator_anthropic.error_body(400, "prompt is too long: 210000 tokens > 200000")
+    exceeded = anthropic.map_error(400, too_long, None)
+    assert exceeded.type == "context_length_exceeded" and not exceeded.retryable
     limited = anthropic.map_error(429, emulator_anthropic.error_body(429), 3.0)
     assert limited.type == "provider_rate_limited" and limited.retry_after == 3.0
     assert not anthropic.map_error(401, emulator_anthropic.error_body(401), None).retryable
+
+
+def test_azure_request_goes_to_the_deployment_with_its_api_version() -> None:
+    request = LLMRequest(
+        model="azure-gpt-4o-mini",
+        messages=[ChatMessage(role="user", content="hi")],
+        parameters={"temperature": 0.2, "max_tokens": 50},
+        stream=True,
+    )
+    spec = CATALOG.providers["azure"]
+    call, _ = azure_openai.build_call(
+        request, CATALOG.models["azure-gpt-4o-mini"], "prod gpt", "az-key", spec
+    )
+    assert call.path == "/openai/deployments/prod%20gpt/chat/completions?api-version=2024-10-21"
+    assert call.headers == {"content-type": "application/json", "api-key": "az-key"}
+    assert call.body == {
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.2,
+        "max_tokens": 50,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }

@@ -121,6 +121,18 @@ def test_openai_error_statuses_map_to_stable_types(status: int, kind: str, retry
     assert (err.type, err.retryable) == (kind, retryable)
 
 
+def test_a_prompt_too_long_is_its_own_non_retryable_type() -> None:
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 128000 tokens.",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    }
+    err = openai_chat.map_error(400, body, None)
+    assert (err.type, err.status, err.retryable) == ("context_length_exceeded", 400, False)
+
+
 def test_errors_survive_a_process_boundary_as_dicts() -> None:
     err = errors.RateLimited("slow down", retry_after=3, execution_id="e1")
     again = errors.CBError.from_dict(err.to_dict())

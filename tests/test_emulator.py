@@ -372,3 +372,22 @@ def test_reset_and_standalone_instance() -> None:
         other.reset()
         assert ask() == "Echo: anything"
         sdk.close()
+
+
+def test_azure_deployments_answer_the_official_azure_client(emu: ProviderEmulator) -> None:
+    root = emu.base_url.removesuffix("/v1")
+    azure = openai.AzureOpenAI(
+        azure_endpoint=root, api_key="azure-key", api_version="2024-10-21", max_retries=0
+    )
+    reply = azure.chat.completions.create(model="my-gpt4o", messages=user("azure hello"))
+    assert reply.choices[0].message.content == "Echo: azure hello"
+    assert reply.model == "my-gpt4o"
+    sent = emu.requests_matching("azure hello")[-1]
+    assert sent.path == "/openai/deployments/my-gpt4o/chat/completions"
+    assert sent.headers["api-key"] == "azure-key"
+    azure.close()
+    url = f"{root}/openai/deployments/my-gpt4o/chat/completions"
+    body = json.dumps({"messages": user("x")}).encode()
+    no_key, _ = raw_post(url + "?api-version=2024-10-21", body, {"content-type": "x"})
+    no_version, _ = raw_post(url, body, {"api-key": "k"})
+    assert (no_key, no_version) == (401, 404)

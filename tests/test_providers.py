@@ -80,7 +80,7 @@ def test_an_overloaded_anthropic_is_retried(gateway: Gateway) -> None:
     result = gateway.execute(tenant, agent["id"], tag).json()
 
     assert result["status"] == "completed" and result["metadata"]["attempts"] == 2
-    assert [a["error"] for a in result["metadata"]["attempt_log"]] == ["provider_error", None]
+    assert [a["error"] for a in result["metadata"]["attempt_log"]] == ["provider_overloaded", None]
 
 
 def test_openai_rejecting_the_key_falls_back_to_anthropic(gateway: Gateway) -> None:
@@ -100,3 +100,22 @@ def test_openai_rejecting_the_key_falls_back_to_anthropic(gateway: Gateway) -> N
     assert [r.path for r in emu.requests_matching(tag)] == ["/v1/chat/completions"] * 3 + [
         "/v1/messages"
     ]
+
+
+def test_an_azure_deployment_is_called_at_its_url_with_its_key(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="azure-gpt-4o-mini")
+    tag = marker()
+    emu.script(tag, content=f"Azure says {tag}", prompt_tokens=20, completion_tokens=4)
+
+    result = gateway.execute(tenant, agent["id"], tag).json()
+
+    assert result["status"] == "completed", result
+    assert result["response"]["content"] == f"Azure says {tag}"
+    assert result["metadata"]["provider"] == "azure"
+    assert result["usage"]["total_tokens"] == 24
+    sent = emu.requests_matching(tag)[0]
+    assert sent.path == "/openai/deployments/gpt-4o-mini/chat/completions"
+    assert sent.headers["api-key"] == "test-azure-key" and "authorization" not in sent.headers
+    assert "model" not in sent.body

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from domain import errors
-from domain.catalog import ModelSpec
-from domain.codecs.http_errors import error_message, map_status
+from domain.catalog import ModelSpec, ProviderSpec
+from domain.codecs.http_errors import error_kind, error_message, map_status
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
@@ -25,7 +25,11 @@ FINISH = {
 
 
 def build_call(
-    request: LLMRequest, model: ModelSpec, wire_model: str, api_key: str | None
+    request: LLMRequest,
+    model: ModelSpec,
+    wire_model: str,
+    api_key: str | None,
+    provider: ProviderSpec | None = None,
 ) -> tuple[HttpCall, FilteredParameters]:
     """The POST for this request: `system` apart, `max_tokens` always set, tools translated."""
     params = filter_parameters(model, request.parameters)
@@ -162,10 +166,13 @@ def parse_stream_line(line: str) -> StreamChunk | str | None:
     if kind == "message_stop":
         return STREAM_DONE
     if kind == "error":
-        detail = error_message(event)
-        if (event.get("error") or {}).get("type") in ("overloaded_error", "api_error"):
-            raise errors.ProviderError(f"provider failed mid-stream: {detail}")
-        raise errors.ProviderRejectedRequest(f"provider failed mid-stream: {detail}")
+        detail = f"provider failed mid-stream: {error_message(event)}"
+        kind = error_kind(event)
+        if kind == "overloaded_error":
+            raise errors.ProviderOverloaded(detail)
+        if kind == "api_error":
+            raise errors.ProviderError(detail)
+        raise errors.ProviderRejectedRequest(detail)
     if kind == "message_start":
         return StreamChunk(usage=_usage((event.get("message") or {}).get("usage") or {}))
     if kind == "message_delta":

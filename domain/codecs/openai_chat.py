@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from domain import errors
-from domain.catalog import ModelSpec
+from domain.catalog import ModelSpec, ProviderSpec
 from domain.codecs.http_errors import error_message, map_status
 from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
@@ -15,7 +15,11 @@ PATH = "/chat/completions"
 
 
 def build_call(
-    request: LLMRequest, model: ModelSpec, wire_model: str, api_key: str | None
+    request: LLMRequest,
+    model: ModelSpec,
+    wire_model: str,
+    api_key: str | None,
+    provider: ProviderSpec | None = None,
 ) -> tuple[HttpCall, FilteredParameters]:
     """The POST for this request, with only the parameters the model accepts."""
     params = filter_parameters(model, request.parameters)
