@@ -186,6 +186,8 @@ async def _chunks(codec: Any, reply: httpx.Response) -> AsyncIterator[StreamChun
         if parsed == codec.STREAM_DONE:
             return
         yield parsed
+        if parsed.last:
+            return
     raise ProviderError("provider stream ended before it was complete")
 
 

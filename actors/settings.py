@@ -91,6 +91,8 @@ def load_catalog(path: str | Path) -> Catalog:
 def provider_base_url(spec: ProviderSpec) -> str:
     """The endpoint, overridden by the variable users already set (`OPENAI_BASE_URL`)."""
     override = os.environ.get(spec.base_url_env) if spec.base_url_env else None
+    if override and "://" not in override:  # OLLAMA_HOST is often written as host:port
+        override = "http://" + override
     return (override or spec.base_url).rstrip("/")
 
 

@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 class ProviderSpec(_Strict):
     """One provider endpoint; the credential is named by environment variable, never inlined."""
 
-    type: Literal["openai", "anthropic", "azure_openai"]
+    type: Literal["openai", "anthropic", "azure_openai", "ollama"]
     base_url: str
     api_version: str | None = None  # Azure OpenAI's `api-version` query parameter
     base_url_env: str | None = None

@@ -67,3 +67,4 @@ class StreamChunk(BaseModel):
     tool_call_deltas: list[dict[str, Any]] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
+    last: bool = False  # the stream's final piece (NDJSON streams have no end marker)

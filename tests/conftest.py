@@ -89,6 +89,7 @@ def cluster(
             "ANTHROPIC_API_KEY": "test-anthropic-key",
             "ANTHROPIC_BASE_URL": emulator.base_url.removesuffix("/v1"),
             "AZURE_OPENAI_API_KEY": "test-azure-key",
+            "OLLAMA_HOST": emulator.base_url.removesuffix("/v1").removeprefix("http://"),
             "AZURE_OPENAI_ENDPOINT": emulator.base_url.removesuffix("/v1"),
             "CB_ADMIN_TOKEN": ADMIN_TOKEN,
             "RAY_worker_niceness": "0",

@@ -4,7 +4,8 @@ The server speaks the real wire formats (JSON bodies, ``chat.completion.chunk`` 
 Messages server-sent events, each provider's error objects) so that the official ``openai``
 and ``anthropic`` SDKs and the gateway's own upstream client can talk to it unchanged.
 Anthropic's API is at ``/v1/messages`` (its SDK's base URL is the emulator's root), Azure
-OpenAI's at ``/openai/deployments/{deployment}/chat/completions?api-version=…``.
+OpenAI's at ``/openai/deployments/{deployment}/chat/completions?api-version=…`` and
+Ollama's native ``/api/chat`` (newline-delimited JSON streams).
 
 In tests::
 
@@ -35,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from tests import emulator_anthropic as anthropic
+from tests import emulator_ollama as ollama
 
 __all__ = ["ProviderEmulator", "RecordedRequest", "main"]
 
@@ -464,6 +466,8 @@ class ProviderEmulator:
             if not (request.headers.get("x-api-key", "").strip() or bearer):
                 return await self._send_json(request, rec, 401, anthropic.error_body(401))
             return await self._messages(request, body, rec)
+        if path == "/api/chat" and method == "POST":
+            return await self._ollama_chat(request, body, rec)
         azure = _AZURE_CHAT.fullmatch(path)
         if azure and method == "POST":
             return await self._azure_chat(request, raw, body, rec, azure.group(1))
@@ -624,6 +628,43 @@ class ProviderEmulator:
         if isinstance(body, dict):
             body = {**body, "model": deployment}  # the deployment decides the model
         return await self._chat(request, raw, body, rec)
+
+    async def _ollama_chat(
+        self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None
+    ) -> web.StreamResponse:
+        """Ollama's `/api/chat`, answering by the same rules; it streams unless told not to."""
+        refused = ollama.validate(body)
+        if refused is not None:
+            return await self._send_json(request, rec, *refused)
+        texts = ollama.texts(body)
+        rule = self._pick_rule(texts) if self._rules else None
+        if rule is not None and rule.delay > 0:
+            await asyncio.sleep(rule.delay)
+        if rule is not None and rule.status != 200:
+            payload = rule.error_body or ollama.error_body(rule.status)
+            return await self._send_json(request, rec, rule.status, payload, rule.headers)
+        tool_calls = rule.tool_calls if rule is not None else None
+        content = rule.content if rule is not None else None
+        if content is None and not tool_calls:
+            content = ("Echo: " + (texts[-1] if texts else ""))[:_ECHO_LIMIT]
+        finish = rule.finish_reason if rule is not None else "stop"
+        prompt = (rule.prompt_tokens if rule else None) or sum(len(t.split()) + 3 for t in texts)
+        completion = (rule.completion_tokens if rule else None) or len((content or "").split())
+        model = body["model"]
+        if body.get("stream", True) is not False:
+            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
+            frames = ollama.stream_lines(model, pieces, tool_calls, finish, prompt, completion)
+            headers = {"Content-Type": "application/x-ndjson", **((rule and rule.headers) or {})}
+            return await self._send_stream(
+                request,
+                rec,
+                frames,
+                headers,
+                rule.chunk_delay if rule else 0.0,
+                rule.fail_after_chunks if rule else None,
+            )
+        reply = ollama.reply_body(model, content, tool_calls, finish, prompt, completion)
+        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
 
     async def _messages(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None

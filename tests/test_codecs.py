@@ -7,9 +7,9 @@ import pytest
 from actors.settings import DEFAULT_CONFIG, load_catalog
 from domain import errors
 from domain.codecs import anthropic_messages as anthropic
-from domain.codecs import azure_openai
+from domain.codecs import azure_openai, ollama_chat
 from domain.llm import ChatMessage, LLMRequest
-from tests import emulator_anthropic
+from tests import emulator_anthropic, emulator_ollama
 
 CATALOG = load_catalog(DEFAULT_CONFIG)
 TOOL = {
@@ -186,3 +186,42 @@ def test_azure_request_goes_to_the_deployment_with_its_api_version() -> None:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+
+
+def test_ollama_request_puts_parameters_in_options() -> None:
+    request = unified_request(stream=True)
+    model = CATALOG.models["ollama-llama3.2"]
+    call, params = ollama_chat.build_call(request, model, "llama3.2", None)
+    assert call.path == "/api/chat" and "authorization" not in call.headers
+    assert call.body["model"] == "llama3.2" and call.body["stream"] is True
+    assert call.body["options"] == {
+        "temperature": 1.5,
+        "top_p": 0.9,
+        "num_predict": 500,
+        "stop": ["END"],
+        "frequency_penalty": 0.5,
+        "seed": 7,
+    }
+    assert params.dropped == []
+    assert call.body["messages"][2] == {
+        "role": "assistant",
+        "content": "Let me look.",
+        "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}],
+    }
+    assert call.body["tools"] == [TOOL]
+
+
+def test_ollama_stream_ends_at_its_done_line() -> None:
+    _, lines, last = emulator_ollama.stream_lines("llama3.2", ["Hi ", "there"], None, "stop", 8, 2)
+    chunks = [ollama_chat.parse_stream_line(line.decode()) for line in [*lines, last]]
+    assert "".join(c.delta for c in chunks) == "Hi there"
+    assert [c.last for c in chunks] == [False, False, True]
+    assert chunks[-1].usage.total_tokens == 10 and chunks[-1].finish_reason == "stop"
+    whole = ollama_chat.parse_response(
+        emulator_ollama.reply_body("llama3.2", "ok", [CALL], "stop", 5, 1)
+    )
+    assert whole.finish_reason == "tool_calls"
+    assert whole.tool_calls[0]["function"]["arguments"] == '{"city": "Paris"}'
+    assert ollama_chat.map_error(404, {"error": "model not found"}, None).type == (
+        "provider_rejected_request"
+    )

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import ollama
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -391,3 +392,25 @@ def test_azure_deployments_answer_the_official_azure_client(emu: ProviderEmulato
     no_key, _ = raw_post(url + "?api-version=2024-10-21", body, {"content-type": "x"})
     no_version, _ = raw_post(url, body, {"api-key": "k"})
     assert (no_key, no_version) == (401, 404)
+
+
+def test_ollama_chat_answers_the_official_ollama_client(emu: ProviderEmulator) -> None:
+    root = emu.base_url.removesuffix("/v1")
+    client = ollama.Client(host=root)
+    emu.script("llama-whole", content="Llamas hum", prompt_tokens=11, completion_tokens=2)
+    reply = client.chat(model="llama3.2", messages=user("llama-whole"), stream=False)
+    assert reply.message.content == "Llamas hum" and reply.done is True
+    assert (reply.prompt_eval_count, reply.eval_count) == (11, 2)
+    emu.script("llama-stream", chunks=["Lla", "mas ", "stream"])
+    parts = list(client.chat(model="llama3.2", messages=user("llama-stream"), stream=True))
+    assert "".join(p.message.content or "" for p in parts) == "Llamas stream"
+    assert [p.done for p in parts][-1] is True and parts[-1].eval_count
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    emu.script("llama-tools", tool_calls=[call])
+    tooled = client.chat(model="llama3.2", messages=user("llama-tools"), stream=False)
+    assert tooled.message.tool_calls[0].function.name == "get_weather"
+    assert tooled.message.tool_calls[0].function.arguments == {"city": "Paris"}
+    emu.script("llama-missing", status=404, error_body={"error": 'model "nope" not found'})
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.chat(model="nope", messages=user("llama-missing"), stream=False)
+    assert missing.value.status_code == 404 and "not found" in missing.value.error

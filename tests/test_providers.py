@@ -119,3 +119,25 @@ def test_an_azure_deployment_is_called_at_its_url_with_its_key(gateway: Gateway)
     assert sent.path == "/openai/deployments/gpt-4o-mini/chat/completions"
     assert sent.headers["api-key"] == "test-azure-key" and "authorization" not in sent.headers
     assert "model" not in sent.body
+
+
+def test_an_ollama_model_runs_whole_and_streamed(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="ollama-llama3.2", parameters={"max_tokens": 64})
+    tag = marker()
+    emu.script(tag, chunks=["Lo", "cal ", tag], prompt_tokens=9, completion_tokens=3)
+
+    whole = gateway.execute(tenant, agent["id"], tag).json()
+    with stream(gateway, tenant, agent["id"], tag) as response:
+        events = [e for e in read_events(response) if e["event"] != "heartbeat"]
+
+    assert whole["status"] == "completed" and whole["response"]["content"] == f"Local {tag}"
+    assert whole["usage"]["total_tokens"] == 12 and whole["usage"]["cost_usd"] == 0
+    final = events[-1]["data"]
+    assert events[-1]["event"] == "execution_complete", final
+    assert final["response"]["content"] == f"Local {tag}"
+    assert final["usage"]["prompt_tokens"] == 9 and final["usage"]["completion_tokens"] == 3
+    sent = [r.body for r in emu.requests_matching(tag)]
+    assert [b["stream"] for b in sent] == [False, True]
+    assert sent[0]["options"] == {"num_predict": 64}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from domain.codecs import anthropic_messages, azure_openai, openai_chat
+from domain.codecs import anthropic_messages, azure_openai, ollama_chat, openai_chat
 
 CODECS: dict[str, ModuleType] = {
     "openai": openai_chat,
     "anthropic": anthropic_messages,
     "azure_openai": azure_openai,
+    "ollama": ollama_chat,
 }
 
 
