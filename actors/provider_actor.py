@@ -11,6 +11,7 @@ import ray
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
 from domain.errors import CircuitOpen, ProviderRateLimited
+from domain.provider_health import HealthWindow
 from domain.ratelimit import TokenBucket
 
 
@@ -31,7 +32,7 @@ class ProviderActor:
         self.requests = 0
         self.failures = 0
         self.latency_ewma_ms: float | None = None
-        self.last_error: str | None = None
+        self.window = HealthWindow()
 
     async def lease(self, want: int, timeout_s: float = 30.0) -> dict[str, Any]:
         """Grant up to `want` credits (a request token and a concurrency slot each).
@@ -89,18 +90,23 @@ class ProviderActor:
                 )
             else:
                 self.failures += 1
-                self.last_error = error_type
+            self.window.record(ok or error_type == "provider_rate_limited", time.time(), error_type)
             if retry_after:
                 self.blocked_until = max(self.blocked_until, now + retry_after)
 
     def health(self) -> dict[str, Any]:
+        """The provider's state as operators and the legacy `healthStatus` read it."""
+        now = time.time()
         return {
             "provider": self.provider,
+            "healthy": self.window.healthy(self.breaker.state, now),
             "breaker": self.breaker.state,
             "consecutive_failures": self.breaker.consecutive_failures,
+            "error_rate": self.window.error_rate(now),
             "requests": self.requests,
             "failures": self.failures,
-            "average_latency_ms": self.latency_ewma_ms,
+            "average_latency_ms": round(self.latency_ewma_ms or 0.0, 3),
             "outstanding_credits": self.outstanding,
-            "last_error": self.last_error,
+            "last_error": self.window.last_error,
+            "last_check": self.window.last_check,
         }

@@ -44,10 +44,14 @@ def tenant_actor(settings: Settings, tenant_id: str) -> Any:
     return _get_or_create(name, TenantActor, settings, tenant_id)
 
 
+def provider_actor_name(settings: Settings, provider: str) -> str:
+    return f"{settings.instance}:provider:{provider}"
+
+
 def provider_actor(settings: Settings, provider: str) -> Any:
     from actors.provider_actor import ProviderActor
 
-    name = f"{settings.instance}:provider:{provider}"
+    name = provider_actor_name(settings, provider)
     return _get_or_create(name, ProviderActor, settings, provider)
 
 

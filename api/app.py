@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.graphql.schema import graphql_router
-from api.routes import admin, agents, executions, health
+from api.routes import admin, agents, executions, health, providers
 
 
 def create_app() -> FastAPI:
@@ -16,7 +16,13 @@ def create_app() -> FastAPI:
         description="Multi-tenant execution of LLM agents.",
     )
     errors.install(app)
-    for router in (health.router, admin.router, agents.router, executions.router):
+    for router in (
+        health.router,
+        admin.router,
+        agents.router,
+        executions.router,
+        providers.router,
+    ):
         app.include_router(router)
     app.include_router(graphql_router())
     return app

@@ -13,14 +13,24 @@ from actors import registry
 from actors.replies import unwrap
 from actors.settings import Settings, configured_providers
 from api.streaming import open_stream
+from domain.catalog import Catalog
 
 _settings: Settings | None = None
+_catalog: Catalog | None = None
 RECREATE_ATTEMPTS = 20
 
 
 def configure(settings: Settings) -> None:
     global _settings
     _settings = settings
+
+
+def catalog() -> Catalog:
+    """The configuration this replica was started with (read once)."""
+    global _catalog
+    if _catalog is None:
+        _catalog = settings().load_catalog()
+    return _catalog
 
 
 def settings() -> Settings:
@@ -107,11 +117,24 @@ async def query(method: str, *args: Any) -> Any:
     return await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args))
 
 
+async def provider_health() -> dict[str, dict[str, Any]]:
+    """Each configured provider's health, from its provider actor."""
+    current = settings()
+    names = sorted(configured_providers(catalog()))
+
+    async def one(name: str) -> dict[str, Any]:
+        actor_name = registry.provider_actor_name(current, name)
+        handle_of = lambda: registry.provider_actor(current, name)  # noqa: E731
+        return await _call(actor_name, handle_of, lambda h, _: h.health.remote())
+
+    return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+
 def warm_up() -> None:
     """Start the shared actors now, so the first request does not wait for their processes."""
     current = settings()
     registry.projection_actor(current)
-    for provider in configured_providers(current.load_catalog()):
+    for provider in configured_providers(catalog()):
         registry.provider_actor(current, provider)
 
 

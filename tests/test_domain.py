@@ -13,6 +13,7 @@ from domain.llm import ChatMessage, LLMRequest
 from domain.parameters import filter_parameters
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
+from domain.provider_health import HealthWindow
 from domain.ratelimit import TokenBucket
 from domain.routing import resolve
 
@@ -231,3 +232,15 @@ def test_retry_waits_grow_with_jitter_and_honour_retry_after() -> None:
     assert retry.backoff_s(2, 0.25, None, 20, jitter=lambda: 1.0) == 1.25
     assert retry.backoff_s(0, 0.25, 3.0, 20, jitter=lambda: 0.5) == 3.0
     assert retry.backoff_s(0, 0.25, 300.0, 20, jitter=lambda: 0.5) == 20
+
+
+def test_provider_health_needs_enough_recent_failures_to_be_unhealthy() -> None:
+    window = HealthWindow()
+    for i in range(4):
+        window.record(False, 1000.0 + i, "provider_error")
+    assert window.healthy("closed", 1010.0)  # four outcomes say too little
+    for i in range(8):
+        window.record(i % 4 == 0, 1010.0 + i, "provider_timeout")
+    assert window.error_rate(1020.0) == 0.8333 and not window.healthy("closed", 1020.0)
+    assert window.error_rate(1020.0 + 400) == 0.0 and window.healthy("closed", 1420.0)
+    assert not window.healthy("open", 1420.0) and window.last_error == "provider_timeout"

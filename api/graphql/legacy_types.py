@@ -134,3 +134,73 @@ def agent_to_gql(view: dict[str, Any]) -> AgentDefinitionGQL:
         created_at=view["created_at"],
         updated_at=view["updated_at"],
     )
+
+
+@strawberry.type
+class LlmModelGQL:
+    id: str
+    name: str
+    max_tokens: int
+    context_window: int
+    cost_per_input_token: float
+    cost_per_output_token: float
+    supports_streaming: bool
+    supports_function_calling: bool
+    capabilities: list[str]
+
+
+@strawberry.type
+class LlmProviderHealthGQL:
+    is_healthy: bool
+    last_check: str
+    error_rate: float
+    average_latency_ms: int
+    consecutive_failures: int
+    last_error: str | None = None
+
+
+@strawberry.type
+class LlmProviderGQL:
+    id: strawberry.ID
+    provider_type: str
+    name: str
+    base_url: str
+    models: list[LlmModelGQL]
+    health_status: LlmProviderHealthGQL
+    created_at: str
+    updated_at: str
+
+
+def provider_to_gql(view: dict[str, Any], configured_at: str, now: str) -> LlmProviderGQL:
+    """A provider view (`api.routes.providers`) in the legacy shape."""
+    health = view["health"]
+    return LlmProviderGQL(
+        id=strawberry.ID(view["id"]),
+        provider_type=view["type"],
+        name=view["id"],
+        base_url=view["base_url"],
+        models=[
+            LlmModelGQL(
+                id=m["id"],
+                name=m["provider_model"],
+                max_tokens=m["max_output_tokens"],
+                context_window=m["context_window"],
+                cost_per_input_token=m["input_price_per_mtok"] / 1e6,
+                cost_per_output_token=m["output_price_per_mtok"] / 1e6,
+                supports_streaming="streaming" in m["capabilities"],
+                supports_function_calling="tools" in m["capabilities"],
+                capabilities=m["capabilities"],
+            )
+            for m in view["models"]
+        ],
+        health_status=LlmProviderHealthGQL(
+            is_healthy=health["healthy"],
+            last_check=health["last_check"] or now,
+            error_rate=health["error_rate"],
+            average_latency_ms=round(health["average_latency_ms"]),
+            consecutive_failures=health["consecutive_failures"],
+            last_error=health["last_error"],
+        ),
+        created_at=configured_at,
+        updated_at=configured_at,
+    )

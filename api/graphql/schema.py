@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 from typing import Any
 
 import strawberry
@@ -13,9 +15,12 @@ from api.auth import Caller, Principal
 from api.graphql.legacy_types import (
     AgentDefinitionGQL,
     AgentDefinitionInput,
+    LlmProviderGQL,
     agent_to_gql,
     definition_from_input,
+    provider_to_gql,
 )
+from api.routes.providers import provider_views
 from domain.errors import NotFound
 
 
@@ -44,6 +49,24 @@ class Query:
             return agent_to_gql(await runtime.call_tenant(who.tenant_id, "get_agent", id))
         except NotFound:
             return None
+
+    @strawberry.field
+    async def llm_providers(self, info: Info) -> list[LlmProviderGQL]:
+        """The configured providers, with their models and health."""
+        _who(info).require("agents:read")
+        return [_provider(view) for view in await provider_views()]
+
+    @strawberry.field
+    async def llm_provider(self, info: Info, id: str) -> LlmProviderGQL | None:  # noqa: A002
+        _who(info).require("agents:read")
+        found = [v for v in await provider_views() if v["id"] == id]
+        return _provider(found[0]) if found else None
+
+
+def _provider(view: dict[str, Any]) -> LlmProviderGQL:
+    configured = runtime.settings().config_path
+    at = dt.datetime.fromtimestamp(os.path.getmtime(configured), dt.UTC).isoformat()
+    return provider_to_gql(view, at, dt.datetime.now(dt.UTC).isoformat())
 
 
 @strawberry.type

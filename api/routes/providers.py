@@ -1,0 +1,84 @@
+"""LLM providers as a tenant sees them: configuration, models, health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter
+
+from actors.settings import provider_base_url
+from api import runtime
+from api.auth import Caller
+from domain.catalog import Catalog
+from domain.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
+
+
+@router.get("")
+async def list_providers(who: Caller) -> dict[str, Any]:
+    """Every configured provider with its models and health (breaker, error rate, latency)."""
+    who.require("agents:read")
+    return {"providers": await provider_views()}
+
+
+@router.get("/{provider_id}")
+async def get_provider(provider_id: str, who: Caller) -> dict[str, Any]:
+    who.require("agents:read")
+    for view in await provider_views():
+        if view["id"] == provider_id:
+            return view
+    raise NotFound(f"provider {provider_id} is not configured")
+
+
+async def provider_views() -> list[dict[str, Any]]:
+    health = await runtime.provider_health()
+    catalog = runtime.catalog()
+    return [_view(catalog, name, state) for name, state in health.items()]
+
+
+def _view(catalog: Catalog, name: str, health: dict[str, Any]) -> dict[str, Any]:
+    spec = catalog.providers[name]
+    last = health.get("last_check")
+    return {
+        "id": name,
+        "type": spec.type,
+        "base_url": _without_userinfo(provider_base_url(spec)),
+        "models": [
+            {
+                "id": model_id,
+                "provider_model": catalog.wire_model(model_id),
+                "context_window": model.context_window,
+                "max_output_tokens": model.max_output_tokens,
+                "capabilities": sorted(model.capabilities),
+                "input_price_per_mtok": model.input_price_per_mtok,
+                "output_price_per_mtok": model.output_price_per_mtok,
+            }
+            for model_id, model in catalog.models.items()
+            if model.provider == name
+        ],
+        "health": {
+            "healthy": health["healthy"],
+            "breaker": health["breaker"],
+            "error_rate": health["error_rate"],
+            "average_latency_ms": health["average_latency_ms"],
+            "consecutive_failures": health["consecutive_failures"],
+            "requests": health["requests"],
+            "last_error": health["last_error"],
+            "last_check": _iso(last) if last else None,
+        },
+    }
+
+
+def _without_userinfo(url: str) -> str:
+    """A base URL as shown: never a user name or password someone put in it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat()

@@ -1,0 +1,37 @@
+"""A provider's recent record: error rate over a window, latency, the last failure."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+WINDOW_S = 300.0
+MAX_OUTCOMES = 500
+UNHEALTHY_ERROR_RATE = 0.5
+MIN_SAMPLES = 10  # fewer recent outcomes than this say too little to call a provider unhealthy
+
+
+@dataclass
+class HealthWindow:
+    """Outcomes of the last `WINDOW_S` seconds (at most `MAX_OUTCOMES`), by wall-clock time."""
+
+    outcomes: deque[tuple[float, bool]] = field(default_factory=lambda: deque(maxlen=MAX_OUTCOMES))
+    last_error: str | None = None
+    last_check: float | None = None
+
+    def record(self, ok: bool, at: float, error_type: str | None = None) -> None:
+        self.outcomes.append((at, ok))
+        self.last_check = at
+        if not ok:
+            self.last_error = error_type
+
+    def error_rate(self, now: float) -> float:
+        recent = [ok for at, ok in self.outcomes if now - at <= WINDOW_S]
+        return round(recent.count(False) / len(recent), 4) if recent else 0.0
+
+    def healthy(self, breaker_state: str, now: float) -> bool:
+        """Breaker closed, and under half the recent outcomes failed (given enough of them)."""
+        if breaker_state != "closed":
+            return False
+        recent = sum(1 for at, _ in self.outcomes if now - at <= WINDOW_S)
+        return recent < MIN_SAMPLES or self.error_rate(now) < UNHEALTHY_ERROR_RATE
