@@ -17,9 +17,9 @@ class _Strict(BaseModel):
 class ProviderSpec(_Strict):
     """One provider endpoint; the credential is named by environment variable, never inlined."""
 
-    type: Literal["openai", "anthropic", "azure_openai", "ollama"]
+    type: Literal["openai", "anthropic", "azure_openai", "ollama", "gemini"]
     base_url: str
-    api_version: str | None = None  # Azure OpenAI's `api-version` query parameter
+    api_version: str | None = None  # Azure's `api-version` query, Gemini's path version
     base_url_env: str | None = None
     api_key_env: str | None = None
     requires_api_key: bool = True

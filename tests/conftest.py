@@ -89,6 +89,8 @@ def cluster(
             "ANTHROPIC_API_KEY": "test-anthropic-key",
             "ANTHROPIC_BASE_URL": emulator.base_url.removesuffix("/v1"),
             "AZURE_OPENAI_API_KEY": "test-azure-key",
+            "GEMINI_API_KEY": "test-gemini-key",
+            "GEMINI_BASE_URL": emulator.base_url.removesuffix("/v1"),
             "OLLAMA_HOST": emulator.base_url.removesuffix("/v1").removeprefix("http://"),
             "AZURE_OPENAI_ENDPOINT": emulator.base_url.removesuffix("/v1"),
             "CB_ADMIN_TOKEN": ADMIN_TOKEN,

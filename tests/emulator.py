@@ -5,7 +5,8 @@ Messages server-sent events, each provider's error objects) so that the official
 and ``anthropic`` SDKs and the gateway's own upstream client can talk to it unchanged.
 Anthropic's API is at ``/v1/messages`` (its SDK's base URL is the emulator's root), Azure
 OpenAI's at ``/openai/deployments/{deployment}/chat/completions?api-version=…`` and
-Ollama's native ``/api/chat`` (newline-delimited JSON streams).
+Ollama's native ``/api/chat`` (newline-delimited JSON streams) and Gemini's
+``/v1[beta]/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``.
 
 In tests::
 
@@ -36,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from tests import emulator_anthropic as anthropic
+from tests import emulator_gemini as gemini
 from tests import emulator_ollama as ollama
 
 __all__ = ["ProviderEmulator", "RecordedRequest", "main"]
@@ -141,6 +143,8 @@ def message_text(message: Any) -> str:
 
 def _body_texts(body: Any) -> list[str]:
     """Texts of all messages of a request body (empty when it has none)."""
+    if isinstance(body, dict) and isinstance(body.get("contents"), list):
+        return gemini.texts(body)
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return []
     return [message_text(m) for m in body["messages"]]
@@ -466,6 +470,9 @@ class ProviderEmulator:
             if not (request.headers.get("x-api-key", "").strip() or bearer):
                 return await self._send_json(request, rec, 401, anthropic.error_body(401))
             return await self._messages(request, body, rec)
+        gemini_route = gemini.ROUTE.fullmatch(path)
+        if gemini_route and method == "POST":
+            return await self._gemini(request, body, rec, gemini_route)
         if path == "/api/chat" and method == "POST":
             return await self._ollama_chat(request, body, rec)
         azure = _AZURE_CHAT.fullmatch(path)
@@ -628,6 +635,45 @@ class ProviderEmulator:
         if isinstance(body, dict):
             body = {**body, "model": deployment}  # the deployment decides the model
         return await self._chat(request, raw, body, rec)
+
+    async def _gemini(
+        self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None, route: Any
+    ) -> web.StreamResponse:
+        """Gemini's generateContent and streamGenerateContent (`alt=sse`), by the same rules."""
+        if not (request.headers.get("x-goog-api-key") or request.query.get("key")):
+            denied = gemini.error_body(403, "Method doesn't allow unregistered callers.")
+            return await self._send_json(request, rec, 403, denied)
+        problem = gemini.validate(body)
+        if problem is not None:
+            return await self._send_json(request, rec, 400, problem)
+        texts = gemini.texts(body)
+        rule = self._pick_rule(texts) if self._rules else None
+        if rule is not None and rule.delay > 0:
+            await asyncio.sleep(rule.delay)
+        if rule is not None and rule.status != 200:
+            payload = rule.error_body or gemini.error_body(rule.status)
+            return await self._send_json(request, rec, rule.status, payload, rule.headers)
+        tool_calls = rule.tool_calls if rule is not None else None
+        content = rule.content if rule is not None else None
+        if content is None and not tool_calls:
+            content = ("Echo: " + (texts[-1] if texts else ""))[:_ECHO_LIMIT]
+        finish = rule.finish_reason if rule is not None else "stop"
+        prompt = (rule.prompt_tokens if rule else None) or sum(len(t.split()) + 3 for t in texts)
+        completion = (rule.completion_tokens if rule else None) or len((content or "").split())
+        model = route.group(2)
+        if route.group(3) == "streamGenerateContent":
+            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
+            frames = gemini.stream_frames(model, pieces, tool_calls, finish, prompt, completion)
+            return await self._send_stream(
+                request,
+                rec,
+                frames,
+                rule.headers if rule else None,
+                rule.chunk_delay if rule else 0.0,
+                rule.fail_after_chunks if rule else None,
+            )
+        reply = gemini.whole(model, content, tool_calls, finish, prompt, completion)
+        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
 
     async def _ollama_chat(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None

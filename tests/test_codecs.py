@@ -7,9 +7,9 @@ import pytest
 from actors.settings import DEFAULT_CONFIG, load_catalog
 from domain import errors
 from domain.codecs import anthropic_messages as anthropic
-from domain.codecs import azure_openai, ollama_chat
+from domain.codecs import azure_openai, gemini, ollama_chat
 from domain.llm import ChatMessage, LLMRequest
-from tests import emulator_anthropic, emulator_ollama
+from tests import emulator_anthropic, emulator_gemini, emulator_ollama
 
 CATALOG = load_catalog(DEFAULT_CONFIG)
 TOOL = {
@@ -225,3 +225,77 @@ def test_ollama_stream_ends_at_its_done_line() -> None:
     assert ollama_chat.map_error(404, {"error": "model not found"}, None).type == (
         "provider_rejected_request"
     )
+
+
+def test_gemini_request_has_contents_system_instruction_and_generation_config() -> None:
+    request = unified_request(stream=True)
+    spec = CATALOG.providers["gemini"]
+    call, params = gemini.build_call(
+        request, CATALOG.models["gemini-2.5-flash"], "gemini-2.5-flash", "gk", spec
+    )
+    assert call.path == "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert call.headers == {"content-type": "application/json", "x-goog-api-key": "gk"}
+    assert call.body == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"text": "Let me look."},
+                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+                ],
+            },
+            {
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "get_weather", "response": {"temp": 21}}},
+                    {"text": "And tomorrow?"},
+                ],
+            },
+        ],
+        "systemInstruction": {"parts": [{"text": "You are terse."}]},
+        "generationConfig": {
+            "temperature": 1.5,
+            "topP": 0.9,
+            "maxOutputTokens": 500,
+            "stopSequences": ["END"],
+            "frequencyPenalty": 0.5,
+            "seed": 7,
+        },
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": "get_weather",
+                        "description": "Weather for a city",
+                        "parameters": TOOL["function"]["parameters"],
+                    }
+                ]
+            }
+        ],
+    }
+    assert params.dropped == []
+    assert emulator_gemini.validate(call.body) is None
+
+
+def test_gemini_stream_and_reply_parse_into_the_unified_result() -> None:
+    _, deltas, last = emulator_gemini.stream_frames(
+        "gemini-2.5-flash", ["Bon", "jour"], [CALL], "stop", 12, 3
+    )
+    chunks = [
+        gemini.parse_stream_line(line)
+        for frame in [*deltas, last]
+        for line in frame.decode().splitlines()
+        if line
+    ]
+    assert "".join(c.delta for c in chunks) == "Bonjour"
+    assert [c.last for c in chunks] == [False, True]
+    assert chunks[-1].finish_reason == "tool_calls"
+    assert chunks[-1].usage.total_tokens == 15
+    assert chunks[-1].tool_call_deltas[0]["function"]["name"] == "get_weather"
+    whole = gemini.parse_response(
+        emulator_gemini.whole("gemini-2.5-flash", "Salut", None, "length", 4, 1)
+    )
+    assert (whole.content, whole.finish_reason, whole.usage.total_tokens) == ("Salut", "length", 5)
+    limited = gemini.map_error(429, emulator_gemini.error_body(429), 1.0)
+    assert limited.type == "provider_rate_limited"

@@ -414,3 +414,41 @@ def test_ollama_chat_answers_the_official_ollama_client(emu: ProviderEmulator) -
     with pytest.raises(ollama.ResponseError) as missing:
         client.chat(model="nope", messages=user("llama-missing"), stream=False)
     assert missing.value.status_code == 404 and "not found" in missing.value.error
+
+
+def test_gemini_answers_the_official_google_genai_client(emu: ProviderEmulator) -> None:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    root = emu.base_url.removesuffix("/v1")
+    client = genai.Client(api_key="gk", http_options=types.HttpOptions(base_url=root))
+    emu.script("gem-whole", content="Gemini hums", prompt_tokens=7, completion_tokens=2)
+    config = types.GenerateContentConfig(system_instruction="Be terse.", temperature=0.2)
+    reply = client.models.generate_content(
+        model="gemini-2.5-flash", contents="gem-whole", config=config
+    )
+    assert reply.text == "Gemini hums"
+    assert reply.candidates[0].finish_reason == types.FinishReason.STOP
+    assert (
+        reply.usage_metadata.prompt_token_count,
+        reply.usage_metadata.candidates_token_count,
+    ) == (7, 2)
+    sent = emu.requests_matching("gem-whole")[-1]
+    assert sent.path == "/v1/models/gemini-2.5-flash:generateContent"
+    assert sent.headers["x-goog-api-key"] == "gk"
+    emu.script("gem-stream", chunks=["Gem", "ini ", "streams"])
+    parts = list(
+        client.models.generate_content_stream(model="gemini-2.5-flash", contents="gem-stream")
+    )
+    assert "".join(p.text or "" for p in parts) == "Gemini streams"
+    assert parts[-1].usage_metadata.total_token_count
+    call = {"name": "get_weather", "arguments": {"city": "Paris"}}
+    emu.script("gem-tools", tool_calls=[call])
+    tooled = client.models.generate_content(model="gemini-2.5-flash", contents="gem-tools")
+    assert tooled.function_calls[0].name == "get_weather"
+    assert tooled.function_calls[0].args == {"city": "Paris"}
+    emu.script("gem-limit", status=429)
+    with pytest.raises(genai_errors.ClientError) as limited:
+        client.models.generate_content(model="gemini-2.5-flash", contents="gem-limit")
+    assert limited.value.code == 429 and limited.value.status == "RESOURCE_EXHAUSTED"

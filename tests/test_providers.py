@@ -141,3 +141,33 @@ def test_an_ollama_model_runs_whole_and_streamed(gateway: Gateway) -> None:
     sent = [r.body for r in emu.requests_matching(tag)]
     assert [b["stream"] for b in sent] == [False, True]
     assert sent[0]["options"] == {"num_predict": 64}
+
+
+def test_a_gemini_model_runs_whole_and_streamed(gateway: Gateway) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="gemini-2.5-flash")
+    tag = marker()
+    emu.script(tag, chunks=["Ge", "mini ", tag], prompt_tokens=30, completion_tokens=5)
+
+    whole = gateway.execute(tenant, agent["id"], tag).json()
+    with stream(gateway, tenant, agent["id"], tag) as response:
+        events = [e for e in read_events(response) if e["event"] != "heartbeat"]
+
+    assert whole["status"] == "completed" and whole["response"]["content"] == f"Gemini {tag}"
+    assert whole["usage"]["cost_usd"] == round(30 * 0.30 / 1e6 + 5 * 2.50 / 1e6, 10)
+    assert whole["metadata"]["provider"] == "gemini"
+    final = events[-1]["data"]
+    assert events[-1]["event"] == "execution_complete", final
+    assert final["response"]["content"] == f"Gemini {tag}"
+    assert final["usage"]["total_tokens"] == 35
+    sent = emu.requests_matching(tag)
+    assert [r.path for r in sent] == [
+        "/v1/models/gemini-2.5-flash:generateContent",
+        "/v1/models/gemini-2.5-flash:streamGenerateContent",
+    ]
+    assert sent[0].headers["x-goog-api-key"] == "test-gemini-key"
+    assert sent[0].body["systemInstruction"] == {
+        "parts": [{"text": "You are a helpful assistant."}]
+    }
+    assert sent[0].body["generationConfig"] == {"temperature": 0.3}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from domain.codecs import anthropic_messages, azure_openai, ollama_chat, openai_chat
+from domain.codecs import anthropic_messages, azure_openai, gemini, ollama_chat, openai_chat
 
 CODECS: dict[str, ModuleType] = {
     "openai": openai_chat,
     "anthropic": anthropic_messages,
     "azure_openai": azure_openai,
     "ollama": ollama_chat,
+    "gemini": gemini,
 }
 
 
