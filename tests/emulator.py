@@ -196,6 +196,21 @@ class _Rule:
     tool_calls: list[dict[str, Any]] | None = field(default=None)
 
 
+@dataclass
+class _Plan:
+    """A successful reply as the rules decided it, before any provider's format."""
+
+    content: str | None
+    tool_calls: list[dict[str, Any]] | None
+    finish: str
+    prompt: int
+    completion: int
+    pieces: list[str]
+    headers: dict[str, str] | None
+    chunk_delay: float
+    fail_after: int | None
+
+
 def _normalize_tool_call(call: dict[str, Any]) -> dict[str, Any]:
     """Bring a scripted tool call into OpenAI's shape; ``id`` may stay None (filled per reply)."""
     fn = call.get("function")
@@ -636,6 +651,62 @@ class ProviderEmulator:
             body = {**body, "model": deployment}  # the deployment decides the model
         return await self._chat(request, raw, body, rec)
 
+    async def _plan(self, texts: list[str]) -> tuple[_Rule | None, _Plan | None]:
+        """What the rules say to answer for these texts (the echo reply when none matches);
+        `(rule, None)` when the matching rule is an error status."""
+        rule = self._pick_rule(texts) if self._rules else None
+        if rule is not None and rule.delay > 0:
+            await asyncio.sleep(rule.delay)
+        if rule is not None and rule.status != 200:
+            return rule, None
+        tool_calls = (rule.tool_calls if rule is not None else None) or None
+        content = rule.content if rule is not None else None
+        if content is None and tool_calls is None:
+            content = ("Echo: " + (texts[-1] if texts else ""))[:_ECHO_LIMIT]
+        finish = rule.finish_reason if rule is not None else "stop"
+        if tool_calls and finish == "stop":
+            finish = "tool_calls"
+        return rule, _Plan(
+            content=content,
+            tool_calls=tool_calls,
+            finish=finish,
+            prompt=(rule.prompt_tokens if rule else None) or sum(len(t.split()) + 3 for t in texts),
+            completion=(rule.completion_tokens if rule else None) or len((content or "").split()),
+            pieces=(rule.chunks if rule else None) or split_pieces(content or ""),
+            headers=rule.headers if rule else None,
+            chunk_delay=rule.chunk_delay if rule else 0.0,
+            fail_after=rule.fail_after_chunks if rule else None,
+        )
+
+    async def _answer(
+        self,
+        request: web.BaseRequest,
+        rec: RecordedRequest | None,
+        texts: list[str],
+        dialect: Any,
+        model: str,
+        stream: bool,
+        extra: dict[str, Any] | None = None,
+    ) -> web.StreamResponse:
+        """Answer in a non-OpenAI dialect: a module with `error_body`, `whole` and `stream`."""
+        rule, plan = await self._plan(texts)
+        if plan is None:
+            assert rule is not None
+            payload = rule.error_body or dialect.error_body(rule.status)
+            return await self._send_json(request, rec, rule.status, payload, rule.headers)
+        if not stream:
+            reply = dialect.whole(
+                model, plan.content, plan.tool_calls, plan.finish, plan.prompt, plan.completion
+            )
+            return await self._send_json(request, rec, 200, reply, plan.headers)
+        frames = dialect.stream(
+            model, plan.pieces, plan.tool_calls, plan.finish, plan.prompt, plan.completion
+        )
+        headers = {**getattr(dialect, "STREAM_HEADERS", {}), **(plan.headers or {})}
+        return await self._send_stream(
+            request, rec, frames, headers, plan.chunk_delay, plan.fail_after, **(extra or {})
+        )
+
     async def _gemini(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None, route: Any
     ) -> web.StreamResponse:
@@ -646,34 +717,8 @@ class ProviderEmulator:
         problem = gemini.validate(body)
         if problem is not None:
             return await self._send_json(request, rec, 400, problem)
-        texts = gemini.texts(body)
-        rule = self._pick_rule(texts) if self._rules else None
-        if rule is not None and rule.delay > 0:
-            await asyncio.sleep(rule.delay)
-        if rule is not None and rule.status != 200:
-            payload = rule.error_body or gemini.error_body(rule.status)
-            return await self._send_json(request, rec, rule.status, payload, rule.headers)
-        tool_calls = rule.tool_calls if rule is not None else None
-        content = rule.content if rule is not None else None
-        if content is None and not tool_calls:
-            content = ("Echo: " + (texts[-1] if texts else ""))[:_ECHO_LIMIT]
-        finish = rule.finish_reason if rule is not None else "stop"
-        prompt = (rule.prompt_tokens if rule else None) or sum(len(t.split()) + 3 for t in texts)
-        completion = (rule.completion_tokens if rule else None) or len((content or "").split())
-        model = route.group(2)
-        if route.group(3) == "streamGenerateContent":
-            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
-            frames = gemini.stream_frames(model, pieces, tool_calls, finish, prompt, completion)
-            return await self._send_stream(
-                request,
-                rec,
-                frames,
-                rule.headers if rule else None,
-                rule.chunk_delay if rule else 0.0,
-                rule.fail_after_chunks if rule else None,
-            )
-        reply = gemini.whole(model, content, tool_calls, finish, prompt, completion)
-        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
+        stream = route.group(3) == "streamGenerateContent"
+        return await self._answer(request, rec, gemini.texts(body), gemini, route.group(2), stream)
 
     async def _ollama_chat(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None
@@ -682,35 +727,8 @@ class ProviderEmulator:
         refused = ollama.validate(body)
         if refused is not None:
             return await self._send_json(request, rec, *refused)
-        texts = ollama.texts(body)
-        rule = self._pick_rule(texts) if self._rules else None
-        if rule is not None and rule.delay > 0:
-            await asyncio.sleep(rule.delay)
-        if rule is not None and rule.status != 200:
-            payload = rule.error_body or ollama.error_body(rule.status)
-            return await self._send_json(request, rec, rule.status, payload, rule.headers)
-        tool_calls = rule.tool_calls if rule is not None else None
-        content = rule.content if rule is not None else None
-        if content is None and not tool_calls:
-            content = ("Echo: " + (texts[-1] if texts else ""))[:_ECHO_LIMIT]
-        finish = rule.finish_reason if rule is not None else "stop"
-        prompt = (rule.prompt_tokens if rule else None) or sum(len(t.split()) + 3 for t in texts)
-        completion = (rule.completion_tokens if rule else None) or len((content or "").split())
-        model = body["model"]
-        if body.get("stream", True) is not False:
-            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
-            frames = ollama.stream_lines(model, pieces, tool_calls, finish, prompt, completion)
-            headers = {"Content-Type": "application/x-ndjson", **((rule and rule.headers) or {})}
-            return await self._send_stream(
-                request,
-                rec,
-                frames,
-                headers,
-                rule.chunk_delay if rule else 0.0,
-                rule.fail_after_chunks if rule else None,
-            )
-        reply = ollama.reply_body(model, content, tool_calls, finish, prompt, completion)
-        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
+        stream = body.get("stream", True) is not False
+        return await self._answer(request, rec, ollama.texts(body), ollama, body["model"], stream)
 
     async def _messages(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None
@@ -719,44 +737,15 @@ class ProviderEmulator:
         problem = anthropic.validate(body)
         if problem is not None:
             return await self._send_json(request, rec, 400, problem)
-        texts = anthropic.texts(body)
-        rule = self._pick_rule(texts) if self._rules else None
-        if rule is not None and rule.delay > 0:
-            await asyncio.sleep(rule.delay)
-        if rule is not None and rule.status != 200:
-            payload = rule.error_body or anthropic.error_body(rule.status)
-            return await self._send_json(request, rec, rule.status, payload, rule.headers)
-        tool_calls = None
-        if rule is not None and rule.tool_calls:
-            tool_calls = rule.tool_calls
-        content = rule.content if rule is not None else None
-        if content is None and tool_calls is None:
-            content = ("Echo: " + texts[-1])[:_ECHO_LIMIT]
-        finish = rule.finish_reason if rule is not None else "stop"
-        if tool_calls and finish == "stop":
-            finish = "tool_calls"
-        input_tokens = (rule.prompt_tokens if rule else None) or sum(
-            len(t.split()) + 3 for t in texts
+        return await self._answer(
+            request,
+            rec,
+            anthropic.texts(body),
+            anthropic,
+            body["model"],
+            body.get("stream") is True,
+            {"fail_frame": anthropic.error_event()},
         )
-        output_tokens = (rule.completion_tokens if rule else None) or len((content or "").split())
-        if body.get("stream") is True:
-            pieces = (rule.chunks if rule else None) or split_pieces(content or "")
-            frames = anthropic.stream_frames(
-                body["model"], pieces, tool_calls, finish, input_tokens, output_tokens
-            )
-            return await self._send_stream(
-                request,
-                rec,
-                frames,
-                rule.headers if rule else None,
-                rule.chunk_delay if rule else 0.0,
-                rule.fail_after_chunks if rule else None,
-                fail_frame=anthropic.error_event(),
-            )
-        reply = anthropic.message_body(
-            body["model"], content, tool_calls, finish, input_tokens, output_tokens
-        )
-        return await self._send_json(request, rec, 200, reply, rule.headers if rule else None)
 
     @staticmethod
     def _model_object(model: str) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def _blocks(content: str | None, tool_calls: list[dict[str, Any]] | None) -> lis
     return blocks
 
 
-def message_body(
+def whole(
     model: str,
     content: str | None,
     tool_calls: list[dict[str, Any]] | None,
@@ -125,7 +125,7 @@ def _event(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {_encode({'type': kind, **data})}\n\n".encode()
 
 
-def stream_frames(
+def stream(
     model: str,
     pieces: list[str],
     tool_calls: list[dict[str, Any]] | None,
@@ -134,8 +134,8 @@ def stream_frames(
     output_tokens: int,
 ) -> tuple[bytes, list[bytes], bytes]:
     """(message_start + first block start + ping, deltas, block stops + message_delta + stop)."""
-    whole = message_body(model, "", tool_calls, finish_reason, input_tokens, 1)
-    start = {**whole, "content": [], "stop_reason": None}
+    whole_message = whole(model, "", tool_calls, finish_reason, input_tokens, 1)
+    start = {**whole_message, "content": [], "stop_reason": None}
     head = _event("message_start", {"message": start})
     deltas: list[bytes] = []
     index = 0
@@ -152,7 +152,7 @@ def stream_frames(
     tail = b""
     if pieces:
         tail += _event("content_block_stop", {"index": 0})
-    for block in whole["content"]:
+    for block in whole_message["content"]:
         if block["type"] != "tool_use":
             continue
         opened = {**block, "input": {}}

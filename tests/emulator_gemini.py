@@ -111,7 +111,7 @@ def whole(
     return response(model, _parts(content, tool_calls), finish, (prompt, completion))
 
 
-def stream_frames(
+def stream(
     model: str,
     pieces: list[str],
     tool_calls: list[dict[str, Any]] | None,

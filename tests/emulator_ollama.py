@@ -9,6 +9,7 @@ import json
 import time
 from typing import Any
 
+STREAM_HEADERS = {"Content-Type": "application/x-ndjson"}
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -68,7 +69,7 @@ def _final(model: str, finish: str, prompt: int, completion: int) -> dict[str, A
     }
 
 
-def reply_body(
+def whole(
     model: str,
     content: str | None,
     tool_calls: list[dict[str, Any]] | None,
@@ -82,7 +83,7 @@ def reply_body(
     return {**_final(model, finish, prompt, completion), "message": message}
 
 
-def stream_lines(
+def stream(
     model: str,
     pieces: list[str],
     tool_calls: list[dict[str, Any]] | None,
@@ -103,5 +104,5 @@ def stream_lines(
         + b"\n"
         for p in pieces
     ]
-    last = reply_body(model, "", tool_calls, finish, prompt, completion)
+    last = whole(model, "", tool_calls, finish, prompt, completion)
     return b"", lines, _encode(last).encode() + b"\n"

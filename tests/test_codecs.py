@@ -115,7 +115,7 @@ def test_anthropic_max_tokens_is_always_sent() -> None:
 
 
 def test_anthropic_reply_parses_into_the_unified_result() -> None:
-    body = emulator_anthropic.message_body(
+    body = emulator_anthropic.whole(
         "claude-sonnet-4-6", "It is sunny.", [CALL], "tool_calls", 31, 9
     )
     reply = anthropic.parse_response(body)
@@ -130,7 +130,7 @@ def test_anthropic_reply_parses_into_the_unified_result() -> None:
 
 
 def test_anthropic_stream_parses_text_tools_finish_and_usage() -> None:
-    head, deltas, tail = emulator_anthropic.stream_frames(
+    head, deltas, tail = emulator_anthropic.stream(
         "claude-sonnet-4-6", ["Hel", "lo"], [CALL], "tool_calls", 12, 7
     )
     lines = b"".join([head, *deltas, tail]).decode().splitlines()
@@ -212,13 +212,13 @@ def test_ollama_request_puts_parameters_in_options() -> None:
 
 
 def test_ollama_stream_ends_at_its_done_line() -> None:
-    _, lines, last = emulator_ollama.stream_lines("llama3.2", ["Hi ", "there"], None, "stop", 8, 2)
+    _, lines, last = emulator_ollama.stream("llama3.2", ["Hi ", "there"], None, "stop", 8, 2)
     chunks = [ollama_chat.parse_stream_line(line.decode()) for line in [*lines, last]]
     assert "".join(c.delta for c in chunks) == "Hi there"
     assert [c.last for c in chunks] == [False, False, True]
     assert chunks[-1].usage.total_tokens == 10 and chunks[-1].finish_reason == "stop"
     whole = ollama_chat.parse_response(
-        emulator_ollama.reply_body("llama3.2", "ok", [CALL], "stop", 5, 1)
+        emulator_ollama.whole("llama3.2", "ok", [CALL], "stop", 5, 1)
     )
     assert whole.finish_reason == "tool_calls"
     assert whole.tool_calls[0]["function"]["arguments"] == '{"city": "Paris"}'
@@ -279,7 +279,7 @@ def test_gemini_request_has_contents_system_instruction_and_generation_config() 
 
 
 def test_gemini_stream_and_reply_parse_into_the_unified_result() -> None:
-    _, deltas, last = emulator_gemini.stream_frames(
+    _, deltas, last = emulator_gemini.stream(
         "gemini-2.5-flash", ["Bon", "jour"], [CALL], "stop", 12, 3
     )
     chunks = [
