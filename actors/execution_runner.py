@@ -214,7 +214,11 @@ class ExecutionRunner:
         self, execution_id: str, outcome: CallOutcome, usage: Usage, estimated: bool = False
     ) -> dict[str, Any]:
         model = self.catalog.models.get(outcome.model or "")
-        cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens) if model else 0.0
+        cost = (
+            cost_usd(model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+            if model
+            else 0.0
+        )
         return {
             "execution_id": execution_id,
             **usage.model_dump(),
@@ -276,7 +280,9 @@ class ExecutionRunner:
         }
         result["usage"] = {
             **usage.model_dump(),
-            "cost_usd": cost_usd(model, usage.prompt_tokens, usage.completion_tokens),
+            "cost_usd": cost_usd(
+                model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+            ),
         }
         meta = result["metadata"]
         meta.update(

@@ -53,6 +53,7 @@ class ModelSpec(_Strict):
     parameters: dict[str, ParamSpec] = Field(default_factory=dict)
     input_price_per_mtok: float = Field(ge=0)
     output_price_per_mtok: float = Field(ge=0)
+    cached_input_price_per_mtok: float | None = Field(default=None, ge=0)
     latency_prior_ms: float = Field(default=1000.0, gt=0)
     quality: float = Field(default=0.5, ge=0, le=1)
 

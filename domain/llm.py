@@ -29,6 +29,7 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
 
     def merged(self, newer: Usage) -> Usage:
         """Usage from two stream events (Anthropic sends input and output counts apart)."""
@@ -38,6 +39,7 @@ class Usage(BaseModel):
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=max(prompt + completion, newer.total_tokens),
+            cached_tokens=max(self.cached_tokens, newer.cached_tokens),
         )
 
 

@@ -299,3 +299,21 @@ def test_gemini_stream_and_reply_parse_into_the_unified_result() -> None:
     assert (whole.content, whole.finish_reason, whole.usage.total_tokens) == ("Salut", "length", 5)
     limited = gemini.map_error(429, emulator_gemini.error_body(429), 1.0)
     assert limited.type == "provider_rate_limited"
+
+
+def test_cache_reads_are_reported_as_cached_prompt_tokens() -> None:
+    claude = anthropic.parse_response(
+        {
+            "content": [{"type": "text", "text": "x"}],
+            "usage": {
+                "input_tokens": 10,
+                "cache_read_input_tokens": 900,
+                "cache_creation_input_tokens": 90,
+                "output_tokens": 5,
+            },
+        }
+    )
+    assert (claude.usage.prompt_tokens, claude.usage.cached_tokens) == (1000, 900)
+    body = emulator_gemini.whole("gemini-2.5-flash", "x", None, "stop", 800, 5)
+    body["usageMetadata"]["cachedContentTokenCount"] = 600
+    assert gemini.parse_response(body).usage.cached_tokens == 600

@@ -244,3 +244,21 @@ def test_provider_health_needs_enough_recent_failures_to_be_unhealthy() -> None:
     assert window.error_rate(1020.0) == 0.8333 and not window.healthy("closed", 1020.0)
     assert window.error_rate(1020.0 + 400) == 0.0 and window.healthy("closed", 1420.0)
     assert not window.healthy("open", 1420.0) and window.last_error == "provider_timeout"
+
+
+def test_cached_prompt_tokens_are_priced_at_the_cached_rate() -> None:
+    model = load_catalog(DEFAULT_CONFIG).models["gpt-4o-mini"]  # $0.15 in, $0.075 cached, $0.60
+    assert cost_usd(model, 1000, 100, cached_tokens=400) == round(
+        (600 * 0.15 + 400 * 0.075 + 100 * 0.60) / 1e6, 9
+    )
+    assert cost_usd(model, 1000, 100) == round((1000 * 0.15 + 100 * 0.60) / 1e6, 9)
+    body = {
+        "choices": [{"message": {"content": "x"}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": 1000,
+            "completion_tokens": 100,
+            "total_tokens": 1100,
+            "prompt_tokens_details": {"cached_tokens": 400},
+        },
+    }
+    assert openai_chat.parse_response(body).usage.cached_tokens == 400

@@ -107,14 +107,19 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
+    """Input counts apart from cache reads and writes; all three are prompt tokens."""
+    cached = int(usage.get("cache_read_input_tokens") or 0)
     prompt = (
         int(usage.get("input_tokens") or 0)
-        + int(usage.get("cache_read_input_tokens") or 0)
+        + cached
         + int(usage.get("cache_creation_input_tokens") or 0)
     )
     completion = int(usage.get("output_tokens") or 0)
     return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=cached,
     )
 
 

@@ -114,7 +114,10 @@ def _usage(body: dict[str, Any]) -> Usage | None:
         meta.get("thoughtsTokenCount") or 0
     )
     return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cached_tokens=int(meta.get("cachedContentTokenCount") or 0),
     )
 
 

@@ -51,22 +51,28 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
         choice = body["choices"][0]
         message = choice["message"]
         usage = body.get("usage") or {}
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
         return LLMResponse(
             content=message.get("content") or "",
             tool_calls=message.get("tool_calls") or [],
             finish_reason=choice.get("finish_reason"),
-            usage=Usage(
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                total_tokens=int(usage.get("total_tokens") or prompt + completion),
-            ),
+            usage=_usage(usage),
             provider_model=body.get("model") or "",
             provider_response_id=body.get("id"),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise errors.ProviderError(f"provider sent a malformed completion: {exc!r}") from None
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    details = usage.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=int(usage.get("total_tokens") or prompt + completion),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+    )
 
 
 STREAM_DONE = "[DONE]"
@@ -90,15 +96,7 @@ def parse_stream_line(line: str) -> StreamChunk | str | None:
     if "error" in body:
         raise errors.ProviderError(f"provider failed mid-stream: {error_message(body)}")
     usage = body.get("usage")
-    chunk = StreamChunk(
-        usage=Usage(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            total_tokens=int(usage.get("total_tokens") or 0),
-        )
-        if usage
-        else None
-    )
+    chunk = StreamChunk(usage=_usage(usage) if usage else None)
     for choice in body.get("choices") or []:
         delta = choice.get("delta") or {}
         chunk.delta += delta.get("content") or ""
