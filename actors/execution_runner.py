@@ -55,10 +55,8 @@ class ExecutionRunner:
             self.tenant_id, {"status": "running", "limit": 500}
         )
         for row in running:
-            execution = await self.store.run(
-                self.store.app.repository.get, uuid.UUID(row["execution_id"])
-            )
-            if execution.status != "running":
+            execution = await self._stored(row["execution_id"])
+            if execution is None or execution.status != "running":
                 continue
             error = ExecutionInterrupted(
                 "the tenant's runtime stopped before the execution finished",
@@ -72,9 +70,8 @@ class ExecutionRunner:
 
     async def raise_if_recorded(self, execution_id: str) -> None:
         """A retried call whose execution already started: report it, never run it again."""
-        try:
-            execution = await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
-        except AggregateNotFoundError:
+        execution = await self._stored(execution_id)
+        if execution is None:
             return
         raise ExecutionInterrupted(
             f"execution {execution_id} was interrupted ({execution.status}); not rerun",
@@ -83,10 +80,7 @@ class ExecutionRunner:
 
     async def recorded_stream(self, execution_id: str) -> Execution:
         """A streamed execution of this tenant as the store has it."""
-        try:
-            execution = await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
-        except (AggregateNotFoundError, ValueError):
-            execution = None
+        execution = await self._stored(execution_id)
         if not isinstance(execution, Execution) or execution.tenant_id != self.tenant_id:
             raise NotFound(f"execution {execution_id} not found")
         if not execution.stream:
@@ -95,6 +89,13 @@ class ExecutionRunner:
                 f"{execution_id} has its result"
             )
         return execution
+
+    async def _stored(self, execution_id: str) -> Execution | None:
+        """The execution as the store has it, or None (no such aggregate, or not an id)."""
+        try:
+            return await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
+        except (AggregateNotFoundError, ValueError):
+            return None
 
     async def _begin(
         self,
@@ -182,7 +183,7 @@ class ExecutionRunner:
                 if live.checkpoint_due():
                     self._checkpoint(run, outcome, live)
         except CBError as err:
-            run.result["response"] = {"content": "".join(live.content), "tool_calls": []}
+            run.result["response"] = {"content": live.text, "tool_calls": []}
             try:
                 await self._fail_after_attempts(run, err, live)
             except CBError:
@@ -191,7 +192,7 @@ class ExecutionRunner:
             await asyncio.shield(self._cancel(run, live))
             raise
         outcome.response = LLMResponse(
-            content="".join(live.content), finish_reason=finish, usage=usage or Usage()
+            content=live.text, finish_reason=finish, usage=usage or Usage()
         )
         if usage is None:
             live.emit("usage_update", self._usage_event(execution_id, outcome, Usage()))
@@ -199,10 +200,8 @@ class ExecutionRunner:
 
     def _checkpoint(self, run: Started, outcome: CallOutcome, live: LiveStream) -> None:
         """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
-        prompt = sum(estimate_tokens(m.content or "") for m in run.messages)
-        completion = estimate_tokens("".join(live.content))
-        estimate = Usage(
-            prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        estimate = Usage.of(
+            sum(estimate_tokens(m.content or "") for m in run.messages), estimate_tokens(live.text)
         )
         usage = self._usage_event(live.execution_id, outcome, estimate, estimated=True)
         live.emit("usage_update", usage)
@@ -259,7 +258,7 @@ class ExecutionRunner:
     async def _cancel(self, run: Started, live: LiveStream) -> None:
         """The client went away: record what was produced, as cancelled."""
         run.result["status"] = "cancelled"
-        run.result["response"] = {"content": "".join(live.content), "tool_calls": []}
+        run.result["response"] = {"content": live.text, "tool_calls": []}
         run.result["metadata"]["duration_ms"] = _ms_since(run.started)
         run.execution.cancel(run.result, live.take_unrecorded())
         live.emit(*terminal_event("cancelled", run.result, live.execution_id))

@@ -40,8 +40,9 @@ class LiveStream:
         return len(self.events)
 
     @property
-    def ended(self) -> bool:
-        return bool(self.events) and self.events[-1]["event"] in TERMINAL_EVENTS
+    def text(self) -> str:
+        """The content sent so far."""
+        return "".join(self.content)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
         self.events.append({"id": len(self.events) + 1, "event": event, "data": data})
@@ -84,11 +85,8 @@ class LiveStream:
 
     def state(self) -> dict[str, Any]:
         """What a reader of the running execution sees: content and usage so far."""
-        return {
-            "content": "".join(self.content),
-            "usage": self.usage,
-            "last_event_id": self.last_id,
-        }
+        usage = {k: v for k, v in (self.usage or {}).items() if k != "execution_id"}
+        return {"content": self.text, "usage": usage or None, "last_event_id": self.last_id}
 
     # -- checkpoints -------------------------------------------------------------------------
 

@@ -178,13 +178,11 @@ class ModelCaller:
 
 
 async def _chunks(codec: Any, reply: httpx.Response) -> AsyncIterator[StreamChunk]:
-    """Parsed chunks until `[DONE]`; a stream cut off before it is a provider failure."""
+    """Parsed chunks until one marked `last`; a stream cut off before it is a provider failure."""
     async for line in reply.aiter_lines():
         parsed = codec.parse_stream_line(line)
         if parsed is None:
             continue
-        if parsed == codec.STREAM_DONE:
-            return
         yield parsed
         if parsed.last:
             return

@@ -117,10 +117,10 @@ async def query(method: str, *args: Any) -> Any:
     return await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args))
 
 
-async def provider_health() -> dict[str, dict[str, Any]]:
-    """Each configured provider's health, from its provider actor."""
+async def provider_health(only: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each configured provider's health (or just `only`'s), from its provider actor."""
     current = settings()
-    names = sorted(configured_providers(catalog()))
+    names = sorted(n for n in configured_providers(catalog()) if only in (None, n))
 
     async def one(name: str) -> dict[str, Any]:
         actor_name = registry.provider_actor_name(current, name)

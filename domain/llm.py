@@ -31,6 +31,16 @@ class Usage(BaseModel):
     total_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
 
+    @classmethod
+    def of(cls, prompt: int, completion: int, cached: int = 0) -> Usage:
+        """Usage whose total is prompt plus completion."""
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            cached_tokens=cached,
+        )
+
     def merged(self, newer: Usage) -> Usage:
         """Usage from two stream events (Anthropic sends input and output counts apart)."""
         prompt = max(self.prompt_tokens, newer.prompt_tokens)
@@ -69,4 +79,4 @@ class StreamChunk(BaseModel):
     tool_call_deltas: list[dict[str, Any]] = Field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
-    last: bool = False  # the stream's final piece (NDJSON streams have no end marker)
+    last: bool = False  # the stream's final piece: the codec saw its end

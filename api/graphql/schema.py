@@ -54,19 +54,21 @@ class Query:
     async def llm_providers(self, info: Info) -> list[LlmProviderGQL]:
         """The configured providers, with their models and health."""
         _who(info).require("agents:read")
-        return [_provider(view) for view in await provider_views()]
+        times = _times()
+        return [provider_to_gql(view, *times) for view in await provider_views()]
 
     @strawberry.field
     async def llm_provider(self, info: Info, id: str) -> LlmProviderGQL | None:  # noqa: A002
         _who(info).require("agents:read")
-        found = [v for v in await provider_views() if v["id"] == id]
-        return _provider(found[0]) if found else None
+        found = await provider_views(id)
+        return provider_to_gql(found[0], *_times()) if found else None
 
 
-def _provider(view: dict[str, Any]) -> LlmProviderGQL:
-    configured = runtime.settings().config_path
-    at = dt.datetime.fromtimestamp(os.path.getmtime(configured), dt.UTC).isoformat()
-    return provider_to_gql(view, at, dt.datetime.now(dt.UTC).isoformat())
+def _times() -> tuple[str, str]:
+    """When the configuration was written (the providers' legacy created/updated), and now."""
+    written = os.path.getmtime(runtime.settings().config_path)
+    now = dt.datetime.now(dt.UTC)
+    return dt.datetime.fromtimestamp(written, dt.UTC).isoformat(), now.isoformat()
 
 
 @strawberry.type

@@ -24,9 +24,7 @@ async def get_execution(execution_id: str, who: Caller) -> dict[str, Any]:
     if found["status"] == "running" and found["stream"]:
         live = await runtime.live_state(who.tenant_id, execution_id)
         if live is not None:
-            found["usage"] = {
-                k: v for k, v in (live["usage"] or found["usage"]).items() if k != "execution_id"
-            }
+            found["usage"] = live["usage"] or found["usage"]
             found["response"] = {"content": live["content"], "tool_calls": []}
             found["last_event_id"] = live["last_event_id"]
     return found

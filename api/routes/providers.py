@@ -27,14 +27,15 @@ async def list_providers(who: Caller) -> dict[str, Any]:
 @router.get("/{provider_id}")
 async def get_provider(provider_id: str, who: Caller) -> dict[str, Any]:
     who.require("agents:read")
-    for view in await provider_views():
-        if view["id"] == provider_id:
-            return view
-    raise NotFound(f"provider {provider_id} is not configured")
+    found = await provider_views(provider_id)
+    if not found:
+        raise NotFound(f"provider {provider_id} is not configured")
+    return found[0]
 
 
-async def provider_views() -> list[dict[str, Any]]:
-    health = await runtime.provider_health()
+async def provider_views(only: str | None = None) -> list[dict[str, Any]]:
+    """The configured providers (or just `only`) with their models and health."""
+    health = await runtime.provider_health(only)
     catalog = runtime.catalog()
     return [_view(catalog, name, state) for name, state in health.items()]
 

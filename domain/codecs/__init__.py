@@ -17,5 +17,5 @@ CODECS: dict[str, ModuleType] = {
 
 def codec_for(provider_type: str) -> ModuleType:
     """The codec module for a provider type: `build_call`, `parse_response`,
-    `parse_stream_line` with its `STREAM_DONE` marker, and `map_error`."""
+    `parse_stream_line` (a chunk marked `last` ends the stream), and `map_error`."""
     return CODECS[provider_type]

@@ -7,13 +7,15 @@ from typing import Any
 
 from domain import errors
 from domain.catalog import ModelSpec, ProviderSpec
+from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_kind, error_message, map_status
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
 PATH = "/v1/messages"
 API_VERSION = "2026-10-21"  # what the official SDK (2.12) sends
-STREAM_DONE = "message_stop"
+# what `parse_stream_line` returns for `message_stop`: an empty last chunk
+STREAM_DONE = StreamChunk(last=True)
 # Anthropic's stop reasons in the unified (OpenAI) vocabulary
 FINISH = {
     "end_turn": "stop",
@@ -74,7 +76,7 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                     "type": "tool_use",
                     "id": call.get("id"),
                     "name": fn.get("name"),
-                    "input": _arguments(fn.get("arguments")),
+                    "input": tool_calls.arguments(fn),
                 }
             )
         if out and out[-1]["role"] == role:
@@ -87,18 +89,9 @@ def _messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
     return out
 
 
-def _arguments(arguments: Any) -> Any:
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments or "{}")
-        except ValueError:
-            return {}
-    return arguments or {}
-
-
 def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI-shaped function tool as an Anthropic tool."""
-    fn = tool.get("function", tool)
+    fn = tool_calls.function_of(tool)
     return {
         "name": fn["name"],
         "description": fn.get("description", ""),
@@ -115,12 +108,7 @@ def _usage(usage: dict[str, Any]) -> Usage:
         + int(usage.get("cache_creation_input_tokens") or 0)
     )
     completion = int(usage.get("output_tokens") or 0)
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cached_tokens=cached,
-    )
+    return Usage.of(prompt, completion, cached)
 
 
 def parse_response(body: dict[str, Any]) -> LLMResponse:
@@ -132,16 +120,7 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
             if block["type"] == "text":
                 text.append(block["text"])
             elif block["type"] == "tool_use":
-                calls.append(
-                    {
-                        "id": block["id"],
-                        "type": "function",
-                        "function": {
-                            "name": block["name"],
-                            "arguments": json.dumps(block["input"]),
-                        },
-                    }
-                )
+                calls.append(tool_calls.unified_call(block["id"], block["name"], block["input"]))
         return LLMResponse(
             content="".join(text),
             tool_calls=calls,
@@ -154,12 +133,12 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
         raise errors.ProviderError(f"provider sent a malformed message: {exc!r}") from None
 
 
-def parse_stream_line(line: str) -> StreamChunk | str | None:
+def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one line of a Messages event stream (the `data:` lines carry the event type).
 
-    Returns a chunk, `STREAM_DONE` at `message_stop`, or None for lines that carry nothing
-    (`event:` lines, `ping`, block starts and stops without content). An `error` event after
-    the 200 raises: overloaded is retryable, anything else is not.
+    Returns a chunk (`STREAM_DONE`, marked `last`, at `message_stop`), or None for lines
+    that carry nothing (`event:` lines, `ping`, block starts and stops without content).
+    An `error` event after the 200 raises: overloaded is retryable, anything else is not.
     """
     if not line.startswith("data:"):
         return None
@@ -169,7 +148,7 @@ def parse_stream_line(line: str) -> StreamChunk | str | None:
         raise errors.ProviderError("provider sent a malformed stream event") from None
     kind = event.get("type")
     if kind == "message_stop":
-        return STREAM_DONE
+        return StreamChunk(last=True)
     if kind == "error":
         detail = f"provider failed mid-stream: {error_message(event)}"
         kind = error_kind(event)

@@ -13,7 +13,6 @@ DEFAULT_API_VERSION = "2024-10-21"  # the GA data-plane version
 parse_response = openai_chat.parse_response
 parse_stream_line = openai_chat.parse_stream_line
 map_error = openai_chat.map_error
-STREAM_DONE = openai_chat.STREAM_DONE
 
 
 def build_call(

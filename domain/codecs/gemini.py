@@ -8,12 +8,12 @@ from urllib.parse import quote
 
 from domain import errors
 from domain.catalog import ModelSpec, ProviderSpec
+from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_message, map_status
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
 DEFAULT_API_VERSION = "v1"  # what the official google-genai SDK (3.x) calls
-STREAM_DONE = "done"  # never returned: the chunk with a finish reason is the last
 FINISH = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -69,23 +69,15 @@ def _contents(messages: list[ChatMessage]) -> list[dict[str, Any]]:
         for call in m.tool_calls or []:
             fn = call.get("function") or {}
             names[call.get("id") or ""] = fn.get("name") or ""
-            parts.append({"functionCall": {"name": fn.get("name"), "args": _args(fn)}})
+            parts.append(
+                {"functionCall": {"name": fn.get("name"), "args": tool_calls.arguments(fn)}}
+            )
         role = "model" if m.role == "assistant" else "user"
         if out and out[-1]["role"] == role:
             out[-1]["parts"].extend(parts)
         else:
             out.append({"role": role, "parts": parts})
     return out
-
-
-def _args(fn: dict[str, Any]) -> dict[str, Any]:
-    arguments = fn.get("arguments")
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments or "{}")
-        except ValueError:
-            return {}
-    return arguments or {}
 
 
 def _result(content: str | None) -> dict[str, Any]:
@@ -98,7 +90,7 @@ def _result(content: str | None) -> dict[str, Any]:
 
 
 def _declaration(tool: dict[str, Any]) -> dict[str, Any]:
-    fn = tool.get("function", tool)
+    fn = tool_calls.function_of(tool)
     out = {"name": fn["name"], "description": fn.get("description", "")}
     if fn.get("parameters"):
         out["parameters"] = fn["parameters"]
@@ -113,12 +105,7 @@ def _usage(body: dict[str, Any]) -> Usage | None:
     completion = int(meta.get("candidatesTokenCount") or 0) + int(
         meta.get("thoughtsTokenCount") or 0
     )
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cached_tokens=int(meta.get("cachedContentTokenCount") or 0),
-    )
+    return Usage.of(prompt, completion, int(meta.get("cachedContentTokenCount") or 0))
 
 
 def _read(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
@@ -133,16 +120,8 @@ def _read(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
             text.append(part["text"])
         elif "functionCall" in part:
             call = part["functionCall"]
-            calls.append(
-                {
-                    "id": call.get("id") or f"call_{len(calls)}",
-                    "type": "function",
-                    "function": {
-                        "name": call["name"],
-                        "arguments": json.dumps(call.get("args") or {}),
-                    },
-                }
-            )
+            call_id = call.get("id") or f"call_{len(calls)}"
+            calls.append(tool_calls.unified_call(call_id, call["name"], call.get("args")))
     reason = first.get("finishReason")
     finish = (
         "tool_calls"
@@ -168,7 +147,7 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
         raise errors.ProviderError(f"provider sent a malformed response: {exc!r}") from None
 
 
-def parse_stream_line(line: str) -> StreamChunk | str | None:
+def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one `data:` line of the SSE stream; the chunk with a finish reason is the last."""
     if not line.startswith("data:"):
         return None

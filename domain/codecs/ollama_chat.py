@@ -7,12 +7,12 @@ from typing import Any
 
 from domain import errors
 from domain.catalog import ModelSpec, ProviderSpec
+from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_message, map_status
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 
 PATH = "/api/chat"
-STREAM_DONE = "done"  # never returned: the `done` line is the last chunk (`StreamChunk.last`)
 
 
 def build_call(
@@ -47,7 +47,12 @@ def _message(message: ChatMessage) -> dict[str, Any]:
     out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
     if message.tool_calls:
         out["tool_calls"] = [
-            {"function": {"name": c["function"]["name"], "arguments": _arguments(c)}}
+            {
+                "function": {
+                    "name": c["function"]["name"],
+                    "arguments": tool_calls.arguments(c["function"]),
+                }
+            }
             for c in message.tool_calls
         ]
     if message.role == "tool" and message.name:
@@ -55,37 +60,18 @@ def _message(message: ChatMessage) -> dict[str, Any]:
     return out
 
 
-def _arguments(call: dict[str, Any]) -> Any:
-    arguments = call["function"].get("arguments")
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments or "{}")
-        except ValueError:
-            return {}
-    return arguments or {}
-
-
 def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Ollama's tool calls in the unified (OpenAI) shape, with ids Ollama does not give."""
     return [
-        {
-            "id": f"call_{i}",
-            "type": "function",
-            "function": {
-                "name": call["function"]["name"],
-                "arguments": json.dumps(call["function"].get("arguments") or {}),
-            },
-        }
-        for i, call in enumerate(message.get("tool_calls") or [])
+        tool_calls.unified_call(f"call_{i}", c["function"]["name"], c["function"].get("arguments"))
+        for i, c in enumerate(message.get("tool_calls") or [])
     ]
 
 
 def _usage(body: dict[str, Any]) -> Usage:
     prompt = int(body.get("prompt_eval_count") or 0)
     completion = int(body.get("eval_count") or 0)
-    return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-    )
+    return Usage.of(prompt, completion)
 
 
 def _finish(body: dict[str, Any], calls: list[dict[str, Any]]) -> str | None:
@@ -110,7 +96,7 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
         raise errors.ProviderError(f"provider sent a malformed reply: {exc!r}") from None
 
 
-def parse_stream_line(line: str) -> StreamChunk | str | None:
+def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one NDJSON line; the `"done": true` line carries the counts and is the last."""
     if not line.strip():
         return None

@@ -75,20 +75,21 @@ def _usage(usage: dict[str, Any]) -> Usage:
     )
 
 
-STREAM_DONE = "[DONE]"
+# what `parse_stream_line` returns for `data: [DONE]`: an empty last chunk
+STREAM_DONE = StreamChunk(last=True)
 
 
-def parse_stream_line(line: str) -> StreamChunk | str | None:
+def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one line of a chat.completion.chunk event stream.
 
-    Returns a chunk, `STREAM_DONE` at the end, or None for lines that carry nothing
-    (blank lines, comments, other SSE fields). An in-band error raises ProviderError.
+    Returns a chunk (`STREAM_DONE`, marked `last`, at `[DONE]`), or None for lines that
+    carry nothing (blank lines, comments, other SSE fields). An in-band error raises ProviderError.
     """
     if not line.startswith("data:"):
         return None
     payload = line[5:].strip()
-    if payload == STREAM_DONE:
-        return STREAM_DONE
+    if payload == "[DONE]":
+        return StreamChunk(last=True)
     try:
         body = json.loads(payload)
     except ValueError:
