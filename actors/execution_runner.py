@@ -14,16 +14,23 @@ from actors import registry
 from actors.event_store import AsyncEventStore
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
+from actors.routing_view import RoutingView
 from actors.settings import Settings, configured_providers
 from domain.agent import Agent
 from domain.catalog import Catalog
 from domain.errors import CBError, Conflict, ExecutionInterrupted, NotFound
 from domain.execution import Execution
-from domain.llm import ChatMessage, LLMResponse, Usage
+from domain.llm import (
+    ChatMessage,
+    LLMResponse,
+    Usage,
+    estimate_prompt_tokens,
+    estimate_tokens,
+)
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
-from domain.routing import Route, resolve
-from domain.stream_log import estimate_tokens, terminal_event
+from domain.routing import Needs, Route, resolve
+from domain.stream_log import terminal_event
 
 
 class ExecutionRunner:
@@ -36,15 +43,19 @@ class ExecutionRunner:
         self.catalog = catalog
         self.store = store
         self.tenant_id = tenant_id
-        self.caller = ModelCaller(settings, catalog)
         self.providers = configured_providers(catalog)
+        self.view = RoutingView(settings, self.providers)
+        self.caller = ModelCaller(settings, catalog, self.view)
 
-    def check_model(self, model: str) -> None:
-        """Reject an agent whose model name resolves to nothing in the catalog."""
-        resolve(model, self.catalog, self.catalog.providers.keys())
+    def check_model(self, model: str, tools: list[str] | None = None) -> None:
+        """Reject an agent whose model resolves to nothing in the catalog, or to no model
+        that takes its tools."""
+        needs = Needs(capabilities=frozenset({"tools"})) if tools else Needs()
+        resolve(model, self.catalog, self.catalog.providers.keys(), needs=needs)
 
-    def _route(self, model: str) -> Route:
-        return resolve(model, self.catalog, self.providers)
+    def _route(self, model: str, needs: Needs) -> Route:
+        open_providers, stats = self.view.current()
+        return resolve(model, self.catalog, self.providers, open_providers, needs, stats)
 
     async def fail_interrupted(self) -> int:
         """Record as failed every execution a previous incarnation of this actor left running.
@@ -118,8 +129,18 @@ class ExecutionRunner:
             stream=stream,
         )
         result = _result_shell(execution, definition["model"], body)
+        messages = build_messages(definition, body["prompt"], body.get("context"))
+        parameters = {**definition.get("parameters", {}), **body.get("parameters", {})}
+        tools = body.get("tools") if body.get("tools") is not None else definition.get("tools")
+        needs = Needs(
+            capabilities=frozenset(
+                (["tools"] if tools else []) + (["streaming"] if stream else [])
+            ),
+            prompt_tokens=estimate_prompt_tokens(messages),
+            max_tokens=parameters.get("max_tokens"),
+        )
         try:
-            route = self._route(definition["model"])
+            route = self._route(definition["model"], needs)
         except CBError as err:
             await self._fail(execution, result, err, started, live)
         first = route.chain[0]
@@ -130,8 +151,8 @@ class ExecutionRunner:
             execution=execution,
             result=result,
             route=route,
-            messages=build_messages(definition, body["prompt"], body.get("context")),
-            parameters={**definition.get("parameters", {}), **body.get("parameters", {})},
+            messages=messages,
+            parameters=parameters,
             started=started,
             start_write_ms=_ms_since(started),
         )
@@ -191,27 +212,25 @@ class ExecutionRunner:
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(run, live))
             raise
-        outcome.response = LLMResponse(
-            content=live.text, finish_reason=finish, usage=usage or Usage()
-        )
-        if usage is None:
-            live.emit("usage_update", self._usage_event(execution_id, outcome, Usage()))
+        if usage is None:  # the provider counted nothing (the bundled local model): estimate
+            usage = self._estimate(run, live.text)
+            live.emit("usage_update", self._usage_event(execution_id, outcome, usage))
+        outcome.response = LLMResponse(content=live.text, finish_reason=finish, usage=usage)
         live.emit("execution_complete", await self._complete(run, outcome, live))
 
     def _checkpoint(self, run: Started, outcome: CallOutcome, live: LiveStream) -> None:
         """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
-        estimate = Usage.of(
-            sum(estimate_tokens(m.content or "") for m in run.messages), estimate_tokens(live.text)
-        )
-        usage = self._usage_event(live.execution_id, outcome, estimate, estimated=True)
+        usage = self._usage_event(live.execution_id, outcome, self._estimate(run, live.text))
         live.emit("usage_update", usage)
         run.execution.checkpoint(live.take_unrecorded(), usage)
         events = run.execution.collect_events()
         live.saving(events, self.store.save_events(events))
 
-    def _usage_event(
-        self, execution_id: str, outcome: CallOutcome, usage: Usage, estimated: bool = False
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _estimate(run: Started, text: str) -> Usage:
+        return Usage.of(estimate_prompt_tokens(run.messages), estimate_tokens(text), estimated=True)
+
+    def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
         model = self.catalog.models.get(outcome.model or "")
         cost = (
             cost_usd(model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
@@ -222,7 +241,6 @@ class ExecutionRunner:
             "execution_id": execution_id,
             **usage.model_dump(),
             "cost_usd": cost,
-            "estimated": estimated,
         }
 
     async def _complete(

@@ -18,10 +18,17 @@ import httpx
 from actors import registry
 from actors.http_client import shared_client
 from actors.provider_lease import ProviderLease
+from actors.routing_view import RoutingView
 from actors.settings import Settings, provider_api_key, provider_base_url
 from domain.catalog import Catalog
 from domain.codecs import codec_for
-from domain.errors import CBError, ProviderAuthenticationFailed, ProviderError, ProviderTimeout
+from domain.errors import (
+    CBError,
+    CircuitOpen,
+    ProviderAuthenticationFailed,
+    ProviderError,
+    ProviderTimeout,
+)
 from domain.llm import ChatMessage, LLMRequest, LLMResponse, StreamChunk
 from domain.retry import backoff_s, retry_after_s
 
@@ -42,9 +49,10 @@ class CallOutcome:
 class ModelCaller:
     """Owned by a tenant actor; shares the process's HTTP client."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, view: RoutingView) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.view = view
         self.leases: dict[str, ProviderLease] = {}
 
     def _lease(self, provider: str) -> ProviderLease:
@@ -122,6 +130,7 @@ class ModelCaller:
         url = provider_base_url(spec) + call.path
         timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
         lease = self._lease(model.provider)
+        loop = asyncio.get_running_loop()
         for attempt in range(spec.max_retries + 1):
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
@@ -132,27 +141,41 @@ class ModelCaller:
             outcome.attempts.append(record)
             if refusal is not None:
                 err = CBError.from_dict(refusal["error"])
+                if isinstance(err, CircuitOpen):
+                    self.view.mark_open(model.provider)
                 record.update(error=err.type, latency_ms=0)
                 raise err
             started = time.perf_counter()
+            deadlines = _Deadlines(loop.time(), spec.first_token_timeout_s, spec.timeout_s)
             err: CBError | None = None
             try:
-                async with shared_client().stream(
+                client = shared_client()
+                request = client.build_request(
                     "POST", url, json=call.body, headers=call.headers, timeout=timeout
-                ) as reply:
+                )
+                async with asyncio.timeout_at(deadlines.first):
+                    reply = await client.send(request, stream=True)
+                try:
                     if reply.status_code != 200:
-                        await reply.aread()
+                        async with asyncio.timeout_at(deadlines.total):
+                            await reply.aread()
                         err = codec.map_error(
                             reply.status_code, _json_or_none(reply), retry_after_s(reply.headers)
                         )
                     else:
                         outcome.model, outcome.provider = model_name, model.provider
                         if stream:
-                            async for chunk in _chunks(codec, reply):
+                            async for chunk in _chunks(codec, reply, deadlines):
                                 outcome.delivered = outcome.delivered or bool(chunk.delta)
                                 yield chunk
                         else:
-                            yield codec.parse_response(await _json(reply))
+                            async with asyncio.timeout_at(deadlines.total):
+                                body = await _json(reply)
+                            yield codec.parse_response(body)
+                finally:
+                    await reply.aclose()
+            except TimeoutError:
+                err = ProviderTimeout(deadlines.missed(loop.time(), model.provider))
             except httpx.TimeoutException as exc:
                 err = _timeout_or_unreachable(exc, model.provider)
             except httpx.HTTPError as exc:
@@ -167,6 +190,7 @@ class ModelCaller:
                     latency_ms,
                     err.type if err else None,
                     err.retry_after if err else None,
+                    model_name,
                 )
             if err is None:
                 return
@@ -177,16 +201,46 @@ class ModelCaller:
             )
 
 
-async def _chunks(codec: Any, reply: httpx.Response) -> AsyncIterator[StreamChunk]:
-    """Parsed chunks until one marked `last`; a stream cut off before it is a provider failure."""
-    async for line in reply.aiter_lines():
+class _Deadlines:
+    """An attempt's two clocks (event-loop time): the first token, and the whole reply."""
+
+    def __init__(self, now: float, first_token_s: float, total_s: float) -> None:
+        self.first_token_s, self.total_s = first_token_s, total_s
+        self.first, self.total = now + min(first_token_s, total_s), now + total_s
+        self.got_first = False
+
+    def current(self) -> float:
+        return self.total if self.got_first else self.first
+
+    def missed(self, now: float, provider: str) -> str:
+        if not self.got_first and now < self.total:
+            return f"provider {provider} sent no first token within {self.first_token_s:g} s"
+        return f"provider {provider} did not finish within {self.total_s:g} s"
+
+
+async def _chunks(
+    codec: Any, reply: httpx.Response, deadlines: _Deadlines
+) -> AsyncIterator[StreamChunk]:
+    """Parsed chunks until one marked `last`; a stream cut off before it is a provider failure.
+
+    Each line is awaited under the first-token deadline until content arrives, then under
+    the total one (a timer per line, no task).
+    """
+    lines = reply.aiter_lines()
+    while True:
+        try:
+            async with asyncio.timeout_at(deadlines.current()):
+                line = await anext(lines)
+        except StopAsyncIteration:
+            raise ProviderError("provider stream ended before it was complete") from None
         parsed = codec.parse_stream_line(line)
         if parsed is None:
             continue
+        if not deadlines.got_first and (parsed.delta or parsed.tool_call_deltas or parsed.last):
+            deadlines.got_first = True
         yield parsed
         if parsed.last:
             return
-    raise ProviderError("provider stream ended before it was complete")
 
 
 async def _json(reply: httpx.Response) -> Any:

@@ -11,7 +11,7 @@ import ray
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
 from domain.errors import CircuitOpen, ProviderRateLimited
-from domain.provider_health import HealthWindow
+from domain.provider_health import HealthWindow, ModelRecord
 from domain.ratelimit import TokenBucket
 
 
@@ -26,13 +26,20 @@ class ProviderActor:
         now = time.monotonic()
         self.bucket = TokenBucket.per_minute(spec.requests_per_minute, now)
         self.slots = asyncio.Semaphore(spec.max_concurrency)
-        self.breaker = CircuitBreaker(spec.breaker_failure_threshold, spec.breaker_reset_s)
+        self.breaker = CircuitBreaker(
+            spec.breaker_failure_threshold,
+            spec.breaker_reset_s,
+            failure_rate=spec.breaker_failure_rate,
+            min_samples=spec.breaker_min_samples,
+            window_s=spec.breaker_window_s,
+        )
         self.blocked_until = 0.0
         self.outstanding = 0
         self.requests = 0
         self.failures = 0
         self.latency_ewma_ms: float | None = None
         self.window = HealthWindow()
+        self.models: dict[str, ModelRecord] = {}
 
     async def lease(self, want: int, timeout_s: float = 30.0) -> dict[str, Any]:
         """Grant up to `want` credits (a request token and a concurrency slot each).
@@ -72,17 +79,19 @@ class ProviderActor:
         return {"granted": granted}
 
     def settle(
-        self, returned: int, outcomes: list[tuple[bool, float, str | None, float | None]]
+        self, returned: int, outcomes: list[tuple[bool, float, str | None, float | None, str]]
     ) -> None:
         """Take back spent or unused credits and fold attempt outcomes into the breaker."""
         for _ in range(min(returned, self.outstanding)):
             self.slots.release()
         self.outstanding = max(0, self.outstanding - returned)
         now = time.monotonic()
-        for ok, latency_ms, error_type, retry_after in outcomes:
+        wall = time.time()
+        for ok, latency_ms, error_type, retry_after, model in outcomes:
             self.requests += 1
             # a provider that says "slow down" is healthy; only outages trip the breaker
-            self.breaker.record(ok or error_type == "provider_rate_limited", now)
+            healthy = ok or error_type == "provider_rate_limited"
+            self.breaker.record(healthy, now)
             if ok:
                 prev = self.latency_ewma_ms
                 self.latency_ewma_ms = (
@@ -90,9 +99,20 @@ class ProviderActor:
                 )
             else:
                 self.failures += 1
-            self.window.record(ok or error_type == "provider_rate_limited", time.time(), error_type)
+            self.window.record(healthy, wall, error_type)
+            self.models.setdefault(model, ModelRecord()).record(
+                ok, latency_ms, wall, None if healthy else error_type
+            )
             if retry_after:
                 self.blocked_until = max(self.blocked_until, now + retry_after)
+
+    def routing_view(self) -> dict[str, Any]:
+        """What routing needs: the breaker's state and each model's latency and error rate."""
+        now = time.time()
+        return {
+            "breaker": self.breaker.current(time.monotonic()),
+            "models": {name: record.view(now) for name, record in self.models.items()},
+        }
 
     def health(self) -> dict[str, Any]:
         """The provider's state as operators and the legacy `healthStatus` read it."""
@@ -100,7 +120,8 @@ class ProviderActor:
         return {
             "provider": self.provider,
             "healthy": self.window.healthy(self.breaker.state, now),
-            "breaker": self.breaker.state,
+            "breaker": self.breaker.current(time.monotonic()),
+            "breaker_opened_because": self.breaker.opened_because,
             "consecutive_failures": self.breaker.consecutive_failures,
             "error_rate": self.window.error_rate(now),
             "requests": self.requests,

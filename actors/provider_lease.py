@@ -25,7 +25,7 @@ class ProviderLease:
         self.provider = provider
         self.credits = 0
         self.waiting = 0
-        self.outcomes: list[tuple[bool, float, str | None, float | None]] = []
+        self.outcomes: list[tuple[bool, float, str | None, float | None, str]] = []
         self.spent = 0
         self.last_take = time.monotonic()
         self._leasing: asyncio.Task[dict[str, Any]] | None = None
@@ -55,11 +55,19 @@ class ProviderLease:
         return reply
 
     def done(
-        self, ok: bool, latency_ms: float, error_type: str | None, retry_after: float | None
+        self,
+        ok: bool,
+        latency_ms: float,
+        error_type: str | None,
+        retry_after: float | None,
+        model: str,
     ) -> None:
         """Report an attempt's outcome; its slot goes back with the next batched settle."""
-        self.outcomes.append((ok, latency_ms, error_type, retry_after))
+        self.outcomes.append((ok, latency_ms, error_type, retry_after, model))
         self.spent += 1
+        if not ok:  # give back spare credits: the next attempt asks the breaker afresh
+            self.spent += self.credits
+            self.credits = 0
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:

@@ -102,9 +102,13 @@ def provider_api_key(spec: ProviderSpec) -> str | None:
 
 
 def configured_providers(catalog: Catalog) -> set[str]:
-    """Providers this process can call: those with a credential, or needing none."""
+    """Providers this process can call: those with a credential, or needing none.
+
+    A provider with `enabled_env` (the bundled local model) counts only while it is set.
+    """
     return {
         name
         for name, spec in catalog.providers.items()
-        if not spec.requires_api_key or provider_api_key(spec)
+        if (not spec.requires_api_key or provider_api_key(spec))
+        and (not spec.enabled_env or os.environ.get(spec.enabled_env))
     }

@@ -154,7 +154,7 @@ class TenantActor:
         """Create an agent; a provider credential given with it is kept encrypted."""
         await self._load()
         tenant = self._require_tenant()
-        self.runner.check_model(definition["model"])
+        self.runner.check_model(definition["model"], definition.get("tools"))
         agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
         tenant.add_agent(str(agent.id))
         if credential and credential.get("api_key"):
@@ -180,8 +180,9 @@ class TenantActor:
     async def update_agent(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         await self._load()
         agent = self._agent(agent_id)
-        if "model" in changes:
-            self.runner.check_model(changes["model"])
+        if "model" in changes or "tools" in changes:
+            merged = {**agent.definition, **changes}
+            self.runner.check_model(merged["model"], merged.get("tools"))
         if changes:
             agent.update(changes)
             await self.store.save(agent)

@@ -25,13 +25,18 @@ class ProviderSpec(_Strict):
     requires_api_key: bool = True
     requests_per_minute: int = Field(default=3000, gt=0)
     max_concurrency: int = Field(default=256, gt=0)
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0)  # the whole attempt, first byte to last
     connect_timeout_s: float = Field(default=5.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_s: float = Field(default=0.25, ge=0)
     max_retry_after_s: float = Field(default=20.0, ge=0)
     breaker_failure_threshold: int = Field(default=5, gt=0)
     breaker_reset_s: float = Field(default=30.0, gt=0)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_min_samples: int = Field(default=20, gt=0)
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    first_token_timeout_s: float = Field(default=60.0, gt=0)
+    enabled_env: str | None = None  # counted as configured only while this variable is set
 
 
 class ParamSpec(_Strict):
@@ -56,6 +61,7 @@ class ModelSpec(_Strict):
     cached_input_price_per_mtok: float | None = Field(default=None, ge=0)
     latency_prior_ms: float = Field(default=1000.0, gt=0)
     quality: float = Field(default=0.5, ge=0, le=1)
+    strengths: dict[str, float] = Field(default_factory=dict)  # task → score, else `quality`
 
 
 class VirtualModel(_Strict):

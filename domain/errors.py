@@ -112,6 +112,20 @@ class ModelNotFound(CBError):
     status = 400
 
 
+class ModelNotAllowed(CBError):
+    """The tenant's allow-list does not include the model."""
+
+    type = "model_not_allowed"
+    status = 403
+
+
+class CapabilityNotSupported(CBError):
+    """The request needs something (tools, streaming) that no candidate model has."""
+
+    type = "capability_not_supported"
+    status = 400
+
+
 class NoModelAvailable(CBError):
     type = "no_model_available"
     status = 503
@@ -181,6 +195,8 @@ ERROR_TYPES: dict[str, type[CBError]] = {
         ExecutionInterrupted,
         ResumeUnavailable,
         ModelNotFound,
+        ModelNotAllowed,
+        CapabilityNotSupported,
         NoModelAvailable,
         ProviderError,
         ProviderTimeout,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -30,15 +31,17 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     total_tokens: int = 0
     cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    estimated: bool = False  # counted by the gateway: the provider reported none
 
     @classmethod
-    def of(cls, prompt: int, completion: int, cached: int = 0) -> Usage:
+    def of(cls, prompt: int, completion: int, cached: int = 0, estimated: bool = False) -> Usage:
         """Usage whose total is prompt plus completion."""
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
             total_tokens=prompt + completion,
             cached_tokens=cached,
+            estimated=estimated,
         )
 
     def merged(self, newer: Usage) -> Usage:
@@ -80,3 +83,13 @@ class StreamChunk(BaseModel):
     finish_reason: str | None = None
     usage: Usage | None = None
     last: bool = False  # the stream's final piece: the codec saw its end
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-neutral token estimate (about four characters a token)."""
+    return math.ceil(len(text) / 4)
+
+
+def estimate_prompt_tokens(messages: list[ChatMessage]) -> int:
+    """An estimate of a prompt's tokens, for routing and for usage a stream did not report."""
+    return sum(estimate_tokens(m.content or "") + 4 for m in messages)

@@ -35,3 +35,26 @@ class HealthWindow:
             return False
         recent = sum(1 for at, _ in self.outcomes if now - at <= WINDOW_S)
         return recent < MIN_SAMPLES or self.error_rate(now) < UNHEALTHY_ERROR_RATE
+
+
+@dataclass
+class ModelRecord:
+    """One model's observed latency (moving average of successes) and recent outcomes."""
+
+    window: HealthWindow = field(default_factory=HealthWindow)
+    latency_ms: float | None = None
+    samples: int = 0
+
+    def record(self, ok: bool, latency_ms: float, at: float, error_type: str | None) -> None:
+        self.window.record(ok, at, error_type)
+        self.samples += 1
+        if ok:
+            prev = self.latency_ms
+            self.latency_ms = latency_ms if prev is None else prev + 0.3 * (latency_ms - prev)
+
+    def view(self, now: float) -> dict[str, float | int | None]:
+        return {
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "error_rate": self.window.error_rate(now),
+            "samples": self.samples,
+        }

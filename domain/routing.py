@@ -1,13 +1,44 @@
-"""Virtual-model resolution: a requested name to an ordered chain of concrete models."""
+"""Virtual-model resolution: a requested name to an ordered chain of concrete models.
+
+A candidate qualifies when its provider is configured and its breaker is not open, the tenant
+may use it, it has every capability the request needs, and its context window holds the
+estimated prompt plus `max_tokens`. Qualifying candidates are ranked by the strategy.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.catalog import Capability, Catalog, ModelSpec
-from domain.errors import ModelNotFound, NoModelAvailable
+from domain.catalog import Capability, Catalog, ModelSpec, VirtualModel
+from domain.errors import (
+    CapabilityNotSupported,
+    ContextLengthExceeded,
+    ModelNotAllowed,
+    ModelNotFound,
+    NoModelAvailable,
+)
+
+MIN_OBSERVED = 3  # attempts before observed latency replaces the catalog's prior
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """What the provider actors observed of one model lately."""
+
+    latency_ms: float | None = None  # moving average of successful attempts
+    error_rate: float = 0.0
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a request demands of a model."""
+
+    capabilities: frozenset[Capability] = frozenset()
+    prompt_tokens: int = 0
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -20,22 +51,55 @@ class Route:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def explain(self) -> dict[str, Any]:
+        """`metadata.routing`: every candidate, the chain first, each skip with its reason."""
         return {
             "requested": self.requested,
             "strategy": self.strategy,
-            "chosen": self.chain[0],
+            "resolved": self.chain[0],
             "fallbacks": self.chain[1:],
-            "skipped": self.skipped,
+            "candidates": [{"model": m, "skipped": None} for m in self.chain]
+            + [{"model": s["model"], "skipped": s["reason"]} for s in self.skipped],
         }
 
 
-def _rank(strategy: str, names: list[str], models: dict[str, ModelSpec]) -> list[str]:
-    if strategy == "cost_optimized":
-        key = lambda n: models[n].input_price_per_mtok + models[n].output_price_per_mtok  # noqa: E731
-        return sorted(names, key=key)
-    if strategy == "performance":
-        return sorted(names, key=lambda n: models[n].latency_prior_ms)
-    return list(names)  # balanced, reliability and task_specific keep the configured order
+def rank(
+    virtual: VirtualModel,
+    names: list[str],
+    models: Mapping[str, ModelSpec],
+    stats: Mapping[str, ModelStats],
+) -> list[str]:
+    """Order qualifying candidates by the strategy (stable: ties keep the configured order)."""
+    empty = ModelStats()
+    if virtual.strategy == "cost_optimized":
+        return sorted(
+            names, key=lambda n: models[n].input_price_per_mtok + models[n].output_price_per_mtok
+        )
+    if virtual.strategy == "performance":
+        return sorted(names, key=lambda n: latency_ms(models[n], stats.get(n, empty)))
+    if virtual.strategy == "reliability":
+        return sorted(names, key=lambda n: stats.get(n, empty).error_rate)
+    if virtual.strategy == "task_specific" and virtual.task:
+        task = virtual.task
+        return sorted(names, key=lambda n: -models[n].strengths.get(task, models[n].quality))
+    return list(names)  # balanced: the operator's order, minus what does not qualify
+
+
+def latency_ms(model: ModelSpec, observed: ModelStats) -> float:
+    """Observed latency once there are enough samples, the catalog's prior until then."""
+    if observed.samples >= MIN_OBSERVED and observed.latency_ms is not None:
+        return observed.latency_ms
+    return model.latency_prior_ms
+
+
+def _static_gap(spec: ModelSpec, needs: Needs) -> str | None:
+    """Why a model can never serve this request (capability or size), or None."""
+    missing = sorted(c for c in needs.capabilities if c not in spec.capabilities)
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    wanted = needs.prompt_tokens + (needs.max_tokens or 0)
+    if wanted > spec.context_window:
+        return f"context window {spec.context_window} < {wanted} tokens needed"
+    return None
 
 
 def resolve(
@@ -43,30 +107,53 @@ def resolve(
     catalog: Catalog,
     configured_providers: Collection[str],
     open_providers: Collection[str] = (),
-    needs: Collection[Capability] = (),
+    needs: Needs = Needs(),
+    stats: Mapping[str, ModelStats] | None = None,
+    virtual_models: Mapping[str, VirtualModel] | None = None,
+    allowed_models: Collection[str] | None = None,
 ) -> Route:
-    """Resolve a virtual or concrete name against what is configured and healthy now."""
-    virtual = catalog.virtual_models.get(requested)
-    if virtual is not None:
-        strategy, candidates = virtual.strategy, list(virtual.candidates)
-    elif requested in catalog.models:
-        strategy, candidates = "direct", [requested]
+    """Resolve a virtual or concrete name against what is configured and healthy now.
+
+    `virtual_models` defaults to the catalog's (a tenant passes its own mappings over them);
+    `allowed_models`, when given, is the tenant's allow-list of concrete models.
+    """
+    names = catalog.virtual_models if virtual_models is None else virtual_models
+    virtual = names.get(requested)
+    if virtual is None:
+        if requested not in catalog.models:
+            raise ModelNotFound(f"unknown model {requested!r}; GET /api/v1/models lists them")
+        if allowed_models is not None and requested not in allowed_models:
+            raise ModelNotAllowed(f"model {requested!r} is not allowed for this tenant")
+        virtual = VirtualModel(strategy="balanced", candidates=(requested,))
+        strategy = "direct"
     else:
-        raise ModelNotFound(f"unknown model {requested!r}; GET /api/v1/models lists them")
+        strategy = virtual.strategy
     chain: list[str] = []
     skipped: list[dict[str, str]] = []
-    for name in candidates:
-        spec = catalog.models[name]
-        missing = [c for c in needs if c not in spec.capabilities]
-        if spec.provider not in configured_providers:
+    static: list[str] = []  # reasons no runtime change would cure
+    for name in virtual.candidates:
+        spec = catalog.models.get(name)
+        gap = _static_gap(spec, needs) if spec is not None else "not in the catalog"
+        if gap is None and allowed_models is not None and name not in allowed_models:
+            gap = "not allowed for this tenant"
+        if gap is not None:
+            static.append(gap)
+            skipped.append({"model": name, "reason": gap})
+        elif spec.provider not in configured_providers:
             skipped.append({"model": name, "reason": f"provider {spec.provider} not configured"})
         elif spec.provider in open_providers:
             skipped.append({"model": name, "reason": f"provider {spec.provider} circuit open"})
-        elif missing:
-            skipped.append({"model": name, "reason": f"lacks {', '.join(sorted(missing))}"})
         else:
             chain.append(name)
     if not chain:
         reasons = "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
-        raise NoModelAvailable(f"no model can serve {requested!r} right now ({reasons})")
-    return Route(requested, strategy, _rank(strategy, chain, catalog.models), skipped)
+        message = f"no model can serve {requested!r} ({reasons})"
+        if len(static) == len(skipped):
+            if all(r.startswith("context window") for r in static):
+                raise ContextLengthExceeded(message)
+            if all(r.startswith("lacks") or r.startswith("context") for r in static):
+                raise CapabilityNotSupported(message)
+            raise ModelNotAllowed(message)
+        raise NoModelAvailable(message + " right now")
+    ranked = rank(virtual, chain, catalog.models, stats or {})
+    return Route(requested, strategy, ranked, skipped)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from domain.errors import ResumeUnavailable
@@ -66,8 +65,3 @@ def replay(
     if terminal is not None and after < last:
         events.append({"id": last, "event": terminal[0], "data": terminal[1]})
     return events
-
-
-def estimate_tokens(text: str) -> int:
-    """A provider-neutral token estimate (about four characters a token) for running usage."""
-    return math.ceil(len(text) / 4)

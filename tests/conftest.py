@@ -51,6 +51,56 @@ def _drop_database(url: str) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def write_test_config(path: Path) -> str:
+    """The default configuration plus `flaky` and `brittle` providers with short timeouts and
+    a quick breaker (two failures, 2.5 s cooldown), their models, and virtual names built for
+    the tests."""
+    import yaml
+
+    from actors.settings import DEFAULT_CONFIG
+
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    flaky = {
+        "type": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "base_url_env": "OPENAI_BASE_URL",
+        "api_key_env": "OPENAI_API_KEY",
+        "first_token_timeout_s": 0.6,
+        "timeout_s": 5,
+        "max_retries": 0,
+        "breaker_failure_threshold": 2,
+        "breaker_reset_s": 2.5,
+    }
+    # `brittle` is the same, kept for the breaker's own test so others do not trip it
+    config["providers"].update(flaky=flaky, brittle=flaky)
+    chat = {
+        "provider": "flaky",
+        "context_window": 4096,
+        "max_output_tokens": 1024,
+        "parameters": {"temperature": {"min": 0, "max": 2}, "max_tokens": {}},
+        "input_price_per_mtok": 1.0,
+        "output_price_per_mtok": 2.0,
+    }
+    config["models"]["flaky-chat"] = {
+        **chat,
+        "provider_model": "flaky-model",
+        "capabilities": ["chat", "tools", "streaming"],
+    }
+    config["models"]["plain-chat"] = {**chat, "capabilities": ["chat", "streaming"]}
+    config["models"]["brittle-chat"] = {
+        **chat,
+        "provider": "brittle",
+        "capabilities": ["chat", "tools", "streaming"],
+    }
+    for provider in ("flaky", "brittle"):
+        config["virtual_models"][f"test:{provider}-first"] = {
+            "strategy": "balanced",
+            "candidates": [f"{provider}-chat", "gpt-4o-mini"],
+        }
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
 @dataclass
 class Cluster:
     port: int
@@ -103,7 +153,11 @@ def cluster(
     pg_url = _postgres_database()
     # idle tenant actors leave soon, so a long session holds few processes and connections
     # streams checkpoint often, so tests of slow streams see checkpoints
-    common = {"tenant_idle_evict_s": 12.0, "stream_checkpoint_s": 0.2}
+    common = {
+        "tenant_idle_evict_s": 12.0,
+        "stream_checkpoint_s": 0.2,
+        "config_path": write_test_config(Path(data) / "config.yaml"),
+    }
     settings = {
         "sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"), **common)
     }

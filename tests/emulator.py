@@ -194,6 +194,7 @@ class _Rule:
     remaining: int | None
     finish_reason: str
     tool_calls: list[dict[str, Any]] | None = field(default=None)
+    stream_usage: bool = True
 
 
 @dataclass
@@ -381,6 +382,7 @@ class ProviderEmulator:
         times: int | None = None,
         finish_reason: str = "stop",
         tool_calls: list[dict] | None = None,
+        stream_usage: bool = True,
     ) -> None:
         """Answer requests whose message text contains ``match`` as described.
 
@@ -392,7 +394,8 @@ class ProviderEmulator:
         connection after k such delta chunks (no finish chunk, no ``[DONE]``); on a
         non-streaming request it drops the connection without any response. Tool calls may
         be given in OpenAI's shape or as ``{"name", "arguments"}``; dict arguments are
-        JSON-encoded and missing ids are generated per reply.
+        JSON-encoded and missing ids are generated per reply. ``stream_usage=False`` ignores
+        ``stream_options.include_usage``, as llama.cpp's server does.
         """
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
@@ -415,6 +418,7 @@ class ProviderEmulator:
             remaining=times,
             finish_reason=finish_reason,
             tool_calls=[_normalize_tool_call(c) for c in tool_calls] if tool_calls else None,
+            stream_usage=stream_usage,
         )
         with self._lock:
             self._rules.append(rule)
@@ -592,8 +596,10 @@ class ProviderEmulator:
             if pieces is None:
                 pieces = split_pieces(content) if content else []
             stream_options = body.get("stream_options")
-            include_usage = isinstance(stream_options, dict) and bool(
-                stream_options.get("include_usage")
+            include_usage = (
+                isinstance(stream_options, dict)
+                and bool(stream_options.get("include_usage"))
+                and (rule is None or rule.stream_usage)
             )
             frames = _stream_frames(
                 model, content, pieces, tool_calls, finish_reason, usage, include_usage

@@ -55,7 +55,8 @@ def test_failures_and_recovery_show_in_the_providers_health(gateway: Gateway) ->
     assert well["breaker"] == "closed" and well["average_latency_ms"] > 0
 
     listed = gateway.http.get("/api/v1/providers", headers=headers).json()["providers"]
-    assert {p["id"] for p in listed} == {"openai", "anthropic", "azure", "ollama", "gemini"}
+    expected = {"openai", "anthropic", "azure", "ollama", "gemini", "flaky", "brittle"}
+    assert {p["id"] for p in listed} == expected
     openai = next(p for p in listed if p["id"] == "openai")
     assert {"gpt-4o-mini", "o4-mini"} <= {m["id"] for m in openai["models"]}
     assert "test-provider-key" not in str(listed)

@@ -48,7 +48,7 @@ async def test_concurrent_attempts_share_one_lease_call_and_settle_every_slot() 
     async def attempt(i: int) -> None:
         assert await lease.take(1.0) is None
         await asyncio.sleep(0.001)
-        lease.done(i % 2 == 0, 1.0, None if i % 2 == 0 else "provider_error", None)
+        lease.done(i % 2 == 0, 1.0, None if i % 2 == 0 else "provider_error", None, "m")
 
     await asyncio.gather(*(attempt(i) for i in range(12)))
     assert provider.lease_calls <= 2  # 12 attempts, not 12 round trips
@@ -63,7 +63,7 @@ async def test_unused_credits_go_back_after_idling(monkeypatch: Any) -> None:
     provider = FakeProvider(capacity=100)
     lease = ProviderLease(provider)
     assert await lease.take(1.0) is None  # leases 2 (one prefetched)
-    lease.done(True, 1.0, None, None)
+    lease.done(True, 1.0, None, None, "m")
     await asyncio.sleep(0.3)
     assert provider.outstanding == 0 and lease.credits == 0
 

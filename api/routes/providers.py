@@ -63,6 +63,7 @@ def _view(catalog: Catalog, name: str, health: dict[str, Any]) -> dict[str, Any]
         "health": {
             "healthy": health["healthy"],
             "breaker": health["breaker"],
+            "breaker_opened_because": health["breaker_opened_because"],
             "error_rate": health["error_rate"],
             "average_latency_ms": health["average_latency_ms"],
             "consecutive_failures": health["consecutive_failures"],
