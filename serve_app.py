@@ -100,6 +100,7 @@ def main() -> None:
         print(f"CB_ADMIN_TOKEN={os.environ['CB_ADMIN_TOKEN']}  (generated; set it to keep one)")
     os.environ.setdefault("RAY_worker_niceness", "0")
     settings = Settings.from_env()
+    local = _start_local_model(settings)
     host = os.environ.get("CB_HOST", "127.0.0.1")
     port = int(os.environ.get("CB_PORT", "8000"))
     # in direct mode the replicas take CB_PORT upwards; Serve's own proxy moves aside
@@ -129,6 +130,29 @@ def main() -> None:
     print("shutting down")
     serve.shutdown()
     ray.shutdown()
+    if local is not None:
+        local.stop()
+
+
+def _start_local_model(settings: Settings) -> Any:
+    """Serve the bundled local model when no provider key is set (`CB_LOCAL_MODEL`)."""
+    from pathlib import Path
+
+    from actors import local_model
+
+    if not local_model.wanted(settings.load_catalog()):
+        return None
+    print("no provider key is set: starting the bundled local model (SmolLM2-135M-Instruct)")
+    sys.stdout.flush()
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        server = local_model.start(log_path=Path(settings.data_dir) / "local-model.log")
+    except Exception as exc:  # the gateway still serves; executions say no model is available
+        print(f"warning: the local model did not start ({exc}); set a provider key instead")
+        return None
+    os.environ[local_model.URL_ENV] = server.url
+    print(f"local model at {server.url} (the last candidate of every virtual model)")
+    return server
 
 
 def _answers(host: str, port: int, timeout_s: float = 30.0) -> bool:
