@@ -40,8 +40,10 @@ def build_call(
 
 
 def _message(message: dict[str, Any]) -> dict[str, Any]:
+    """An assistant tool-call turn carries `""`, not null: OpenAI takes both, llama.cpp's
+    server and others of the compatible family reject null."""
     if message.get("tool_calls") and "content" not in message:
-        message["content"] = None
+        message["content"] = ""
     return message
 
 
