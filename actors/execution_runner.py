@@ -17,8 +17,8 @@ from actors.model_calls import CallOutcome, ModelCaller
 from actors.routing_view import RoutingView
 from actors.settings import Settings, configured_providers
 from domain.agent import Agent
-from domain.catalog import Catalog
-from domain.errors import CBError, Conflict, ExecutionInterrupted, NotFound
+from domain.catalog import Catalog, parse_catalog
+from domain.errors import CBError, Conflict, ExecutionInterrupted, ModelNotFound, NotFound
 from domain.execution import Execution
 from domain.llm import (
     ChatMessage,
@@ -29,8 +29,9 @@ from domain.llm import (
 )
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
-from domain.routing import Needs, Route, resolve
+from domain.routing import NO_NEEDS, Needs, Route, resolve
 from domain.stream_log import terminal_event
+from domain.tenant_models import TenantModelPolicy
 
 
 class ExecutionRunner:
@@ -40,22 +41,52 @@ class ExecutionRunner:
         self, settings: Settings, catalog: Catalog, store: AsyncEventStore, tenant_id: str
     ) -> None:
         self.settings = settings
-        self.catalog = catalog
         self.store = store
         self.tenant_id = tenant_id
-        self.providers = configured_providers(catalog)
-        self.view = RoutingView(settings, self.providers)
+        self.policy = TenantModelPolicy()
+        self.view = RoutingView(settings, lambda: sorted(self.providers), self.use_config)
         self.caller = ModelCaller(settings, catalog, self.view)
+        self._use_catalog(catalog)
 
-    def check_model(self, model: str, tools: list[str] | None = None) -> None:
+    def use_config(self, data: dict[str, Any]) -> None:
+        """Adopt a new effective configuration (from the config actor)."""
+        self._use_catalog(parse_catalog(data))
+
+    def _use_catalog(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.caller.catalog = catalog
+        self.providers = configured_providers(catalog)
+
+    async def check_model(self, model: str, tools: list[str] | None = None) -> None:
         """Reject an agent whose model resolves to nothing in the catalog, or to no model
         that takes its tools."""
         needs = Needs(capabilities=frozenset({"tools"})) if tools else Needs()
-        resolve(model, self.catalog, self.catalog.providers.keys(), needs=needs)
+        await self.route(model, needs, any_provider=True)
 
-    def _route(self, model: str, needs: Needs) -> Route:
-        open_providers, stats = self.view.current()
-        return resolve(model, self.catalog, self.providers, open_providers, needs, stats)
+    async def route(self, model: str, needs: Needs = NO_NEEDS, any_provider: bool = False) -> Route:
+        """Resolve `model` for this tenant against the configuration and health of now.
+
+        A name it does not know sends it to the config actor once before it says so: the
+        name may have been added a moment ago.
+        """
+        await self.view.fresh()
+        try:
+            return self._resolve(model, needs, any_provider)
+        except ModelNotFound:
+            await self.view.refresh()
+            return self._resolve(model, needs, any_provider)
+
+    def _resolve(self, model: str, needs: Needs, any_provider: bool) -> Route:
+        return resolve(
+            model,
+            self.catalog,
+            self.catalog.providers.keys() if any_provider else self.providers,
+            () if any_provider else self.view.open,
+            needs,
+            self.view.stats,
+            virtual_models=self.policy.virtual_models(self.catalog),
+            allowed_models=self.policy.allowed_models,
+        )
 
     async def fail_interrupted(self) -> int:
         """Record as failed every execution a previous incarnation of this actor left running.
@@ -130,7 +161,11 @@ class ExecutionRunner:
         )
         result = _result_shell(execution, definition["model"], body)
         messages = build_messages(definition, body["prompt"], body.get("context"))
-        parameters = {**definition.get("parameters", {}), **body.get("parameters", {})}
+        parameters, capped = self.policy.parameters(
+            {**definition.get("parameters", {}), **body.get("parameters", {})}
+        )
+        if capped:
+            result["metadata"]["tenant_capped_parameters"] = capped
         tools = body.get("tools") if body.get("tools") is not None else definition.get("tools")
         needs = Needs(
             capabilities=frozenset(
@@ -140,7 +175,7 @@ class ExecutionRunner:
             max_tokens=parameters.get("max_tokens"),
         )
         try:
-            route = self._route(definition["model"], needs)
+            route = await self.route(definition["model"], needs)
         except CBError as err:
             await self._fail(execution, result, err, started, live)
         first = route.chain[0]

@@ -8,8 +8,10 @@ from typing import Any
 
 import ray
 
+from actors import registry
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
+from domain.catalog import ProviderSpec
 from domain.errors import CircuitOpen, ProviderRateLimited
 from domain.provider_health import HealthWindow, ModelRecord
 from domain.ratelimit import TokenBucket
@@ -20,19 +22,18 @@ class ProviderActor:
     """Holds the provider's rate-limit state; the HTTP call itself runs in the tenant actor."""
 
     def __init__(self, settings: Settings, provider: str) -> None:
-        spec = settings.load_catalog().providers[provider]
+        # defaults until the first call reads the config actor's settings (`_configured`)
+        spec = ProviderSpec(type="openai", base_url="")
+        self.settings = settings
         self.provider = provider
         self.spec = spec
+        self.configured = False
         now = time.monotonic()
         self.bucket = TokenBucket.per_minute(spec.requests_per_minute, now)
         self.slots = asyncio.Semaphore(spec.max_concurrency)
-        self.breaker = CircuitBreaker(
-            spec.breaker_failure_threshold,
-            spec.breaker_reset_s,
-            failure_rate=spec.breaker_failure_rate,
-            min_samples=spec.breaker_min_samples,
-            window_s=spec.breaker_window_s,
-        )
+        self.breaker = CircuitBreaker(spec.breaker_failure_threshold, spec.breaker_reset_s)
+        self.withheld = 0
+        self.reconfigure(spec.model_dump())
         self.blocked_until = 0.0
         self.outstanding = 0
         self.requests = 0
@@ -41,12 +42,35 @@ class ProviderActor:
         self.window = HealthWindow()
         self.models: dict[str, ModelRecord] = {}
 
+    def reconfigure(self, spec: dict[str, Any]) -> None:
+        """Adopt changed settings: request rate, concurrency, breaker thresholds."""
+        new = ProviderSpec.model_validate(spec)
+        old, self.spec = self.spec, new
+        if new.requests_per_minute != old.requests_per_minute:
+            self.bucket = TokenBucket.per_minute(new.requests_per_minute, time.monotonic())
+        # fewer slots: returned ones are withheld until the difference is made up
+        self.withheld += old.max_concurrency - new.max_concurrency
+        while self.withheld < 0:
+            self.slots.release()
+            self.withheld += 1
+        b = self.breaker
+        b.failure_threshold, b.reset_after_s = new.breaker_failure_threshold, new.breaker_reset_s
+        b.failure_rate, b.min_samples = new.breaker_failure_rate, new.breaker_min_samples
+        b.window_s = new.breaker_window_s
+
+    async def _configure(self) -> None:
+        if not self.configured:
+            self.configured = True
+            snapshot = await registry.config_actor(self.settings).snapshot.remote(None)
+            self.reconfigure(snapshot["data"]["providers"][self.provider])
+
     async def lease(self, want: int, timeout_s: float = 30.0) -> dict[str, Any]:
         """Grant up to `want` credits (a request token and a concurrency slot each).
 
         Waits for the first one up to `timeout_s`; the rest only if free right now. While
         the breaker is half-open a single probe credit is granted.
         """
+        await self._configure()
         deadline = time.monotonic() + timeout_s
         while True:
             now = time.monotonic()
@@ -83,7 +107,10 @@ class ProviderActor:
     ) -> None:
         """Take back spent or unused credits and fold attempt outcomes into the breaker."""
         for _ in range(min(returned, self.outstanding)):
-            self.slots.release()
+            if self.withheld:
+                self.withheld -= 1
+            else:
+                self.slots.release()
         self.outstanding = max(0, self.outstanding - returned)
         now = time.monotonic()
         wall = time.time()
@@ -106,16 +133,18 @@ class ProviderActor:
             if retry_after:
                 self.blocked_until = max(self.blocked_until, now + retry_after)
 
-    def routing_view(self) -> dict[str, Any]:
+    async def routing_view(self) -> dict[str, Any]:
         """What routing needs: the breaker's state and each model's latency and error rate."""
+        await self._configure()
         now = time.time()
         return {
             "breaker": self.breaker.current(time.monotonic()),
             "models": {name: record.view(now) for name, record in self.models.items()},
         }
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         """The provider's state as operators and the legacy `healthStatus` read it."""
+        await self._configure()
         now = time.time()
         return {
             "provider": self.provider,

@@ -55,6 +55,16 @@ def provider_actor(settings: Settings, provider: str) -> Any:
     return _get_or_create(name, ProviderActor, settings, provider)
 
 
+def config_actor_name(settings: Settings) -> str:
+    return f"{settings.instance}:config"
+
+
+def config_actor(settings: Settings) -> Any:
+    from actors.config_actor import ConfigActor
+
+    return _get_or_create(config_actor_name(settings), ConfigActor, settings)
+
+
 def projection_actor_name(settings: Settings) -> str:
     return f"{settings.instance}:projection"
 

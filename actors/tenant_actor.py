@@ -20,11 +20,14 @@ from actors.settings import Settings
 from actors.stream_channel import StreamChannel
 from domain import keys, stream_log
 from domain.agent import Agent
-from domain.errors import Conflict, NotFound, RateLimited, ResumeUnavailable
+from domain.catalog import Catalog, TenantDefaults
+from domain.errors import Conflict, InvalidRequest, NotFound, RateLimited, ResumeUnavailable
 from domain.execution import Execution
+from domain.model_listing import models_listing
 from domain.ratelimit import TokenBucket
 from domain.schemas import SCOPES
 from domain.tenant import Tenant
+from domain.tenant_models import TenantModelPolicy, mapping_problems
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +39,12 @@ class TenantActor:
     def __init__(self, settings: Settings, tenant_id: str) -> None:
         self.settings = settings
         self.tenant_id = tenant_id
-        self.catalog = settings.load_catalog()
         self.store = AsyncEventStore(settings)
-        self.runner = ExecutionRunner(settings, self.catalog, self.store, tenant_id)
-        limits = self.catalog.tenant_defaults
+        # empty until the first _load asks the config actor (never the file as it lies: an
+        # operator may be editing it)
+        empty = Catalog(providers={}, models={})
+        self.runner = ExecutionRunner(settings, empty, self.store, tenant_id)
+        limits = TenantDefaults()
         self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
         self.max_concurrent = limits.max_concurrent_executions
         self.idle_evict_s = settings.tenant_idle_evict_s or limits.idle_evict_s
@@ -64,10 +69,19 @@ class TenantActor:
         async with self._load_lock:
             if self._loaded:
                 return
+            await self.runner.view.refresh()
+            limits = self.runner.catalog.tenant_defaults
+            self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
+            self.max_concurrent = limits.max_concurrent_executions
+            self.idle_evict_s = self.settings.tenant_idle_evict_s or limits.idle_evict_s
             self.tenant, self.agents = await self.store.run(self._read_state)
             if self.tenant is not None:
+                self._adopt_policy(self.tenant)
                 await self.runner.fail_interrupted()
             self._loaded = True
+
+    def _adopt_policy(self, tenant: Tenant) -> None:
+        self.runner.policy = TenantModelPolicy.of(tenant.model_mappings, tenant.model_policy)
 
     def _read_state(self) -> tuple[Tenant | None, dict[str, Agent]]:
         try:
@@ -145,6 +159,76 @@ class TenantActor:
         await self._load()
         return _tenant_view(self._require_tenant())
 
+    # -- models ------------------------------------------------------------------------------
+
+    @replies
+    async def set_model_mapping(self, name: str, mapping: dict[str, Any], by: str) -> dict:
+        """Map a virtual name to this tenant's own candidates (over the platform's)."""
+        await self._load()
+        tenant = self._require_tenant()
+        await self.runner.view.fresh()
+        problems = mapping_problems(name, mapping, self.runner.catalog)
+        if problems:
+            raise InvalidRequest(problems[0], details={"problems": problems})
+        tenant.set_model_mapping(name, mapping, by)
+        await self.store.save(tenant)
+        self._adopt_policy(tenant)
+        return {"name": name, **mapping}
+
+    @replies
+    async def list_model_mappings(self) -> dict[str, Any]:
+        await self._load()
+        tenant = self._require_tenant()
+        return {"mappings": [{"name": n, **m} for n, m in sorted(tenant.model_mappings.items())]}
+
+    @replies
+    async def remove_model_mapping(self, name: str, by: str) -> dict[str, Any]:
+        await self._load()
+        tenant = self._require_tenant()
+        if name not in tenant.model_mappings:
+            raise NotFound(f"this tenant has no mapping for {name!r}")
+        tenant.remove_model_mapping(name, by)
+        await self.store.save(tenant)
+        self._adopt_policy(tenant)
+        return {"name": name, "removed": True}
+
+    @replies
+    async def set_model_policy(self, policy: dict[str, Any], by: str) -> dict[str, Any]:
+        """Allow-list, parameter defaults and caps for every execution of this tenant."""
+        await self._load()
+        tenant = self._require_tenant()
+        await self.runner.view.fresh()
+        unknown = [
+            f"allowed_models[{i}]: unknown model {m!r}"
+            for i, m in enumerate(policy.get("allowed_models") or [])
+            if m not in self.runner.catalog.models
+        ]
+        if unknown:
+            raise InvalidRequest(unknown[0], details={"problems": unknown})
+        tenant.set_model_policy(policy, by)
+        await self.store.save(tenant)
+        self._adopt_policy(tenant)
+        return policy
+
+    @replies
+    async def get_model_policy(self) -> dict[str, Any]:
+        await self._load()
+        return self._require_tenant().model_policy
+
+    @replies
+    async def models_view(self) -> dict[str, Any]:
+        """Every model this tenant can name, and what each virtual name resolves to now."""
+        await self._load()
+        self._require_tenant()
+        await self.runner.view.fresh()
+        return models_listing(
+            self.runner.catalog,
+            self.runner.policy,
+            self.runner.providers,
+            self.runner.view.open,
+            self.runner.view.stats,
+        )
+
     # -- agents ------------------------------------------------------------------------------
 
     @replies
@@ -154,7 +238,7 @@ class TenantActor:
         """Create an agent; a provider credential given with it is kept encrypted."""
         await self._load()
         tenant = self._require_tenant()
-        self.runner.check_model(definition["model"], definition.get("tools"))
+        await self.runner.check_model(definition["model"], definition.get("tools"))
         agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
         tenant.add_agent(str(agent.id))
         if credential and credential.get("api_key"):
@@ -182,7 +266,7 @@ class TenantActor:
         agent = self._agent(agent_id)
         if "model" in changes or "tools" in changes:
             merged = {**agent.definition, **changes}
-            self.runner.check_model(merged["model"], merged.get("tools"))
+            await self.runner.check_model(merged["model"], merged.get("tools"))
         if changes:
             agent.update(changes)
             await self.store.save(agent)

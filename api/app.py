@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.graphql.schema import graphql_router
-from api.routes import admin, agents, executions, health, providers
+from api.routes import admin, admin_config, agents, executions, health, models, providers
 
 
 def create_app() -> FastAPI:
@@ -19,6 +19,8 @@ def create_app() -> FastAPI:
     for router in (
         health.router,
         admin.router,
+        admin_config.router,
+        models.router,
         agents.router,
         executions.router,
         providers.router,

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from api import runtime
-from domain.errors import AuthenticationFailed, MissingTenant, PermissionDenied
+from domain.errors import AuthenticationFailed, MissingTenant, NotFound, PermissionDenied
 from domain.keys import hash_key
 
 TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -61,16 +61,51 @@ async def tenant_principal(
     """The caller, authenticated and bound to the tenant named by `X-Tenant-ID`."""
     if not x_tenant_id:
         raise MissingTenant("the X-Tenant-ID header is required")
-    if not TENANT_ID.match(x_tenant_id):
+    return await _key_principal(authorization, x_tenant_id)
+
+
+async def key_principal(
+    x_tenant_id: str | None = Header(default=None),
+    authorization: str | None = Header(default=None),
+) -> Principal:
+    """For OpenAI-compatible routes: the key names its tenant; `X-Tenant-ID` is optional."""
+    return await _key_principal(authorization, x_tenant_id)
+
+
+async def _key_principal(authorization: str | None, tenant_id: str | None) -> Principal:
+    if tenant_id is not None and not TENANT_ID.match(tenant_id):
         raise MissingTenant("X-Tenant-ID must be a tenant id (a lower-case UUID)")
     record = await _lookup(hash_key(_bearer(authorization)))
     if record is None or record["revoked"]:
         raise AuthenticationFailed("invalid API key")
     if record["expires_at"] is not None and record["expires_at"] < time.time():
         raise AuthenticationFailed("API key expired")
-    if record["tenant_id"] != x_tenant_id:
+    if tenant_id is not None and record["tenant_id"] != tenant_id:
         raise PermissionDenied("this API key does not belong to the tenant in X-Tenant-ID")
-    return Principal(x_tenant_id, record["key_id"], frozenset(record["scopes"]))
+    return Principal(record["tenant_id"], record["key_id"], frozenset(record["scopes"]))
+
+
+def _is_admin(authorization: str | None) -> bool:
+    expected = admin_token()
+    token = _bearer(authorization)
+    return bool(expected) and hmac.compare_digest(token.encode(), expected.encode())
+
+
+async def tenant_admin(
+    tenant_id: str,
+    x_tenant_id: str | None = Header(default=None),
+    authorization: str | None = Header(default=None),
+) -> str:
+    """The platform admin, or a key of `tenant_id` with `tenant:admin`; who it was."""
+    if not TENANT_ID.match(tenant_id):
+        raise NotFound(f"tenant {tenant_id} does not exist")
+    if _is_admin(authorization):
+        return "platform-admin"
+    who = await _key_principal(authorization, x_tenant_id or tenant_id)
+    if who.tenant_id != tenant_id:
+        raise PermissionDenied("this API key does not belong to that tenant")
+    who.require("tenant:admin")
+    return f"key:{who.key_id}"
 
 
 def admin_token() -> str:
@@ -79,10 +114,10 @@ def admin_token() -> str:
 
 async def require_admin(authorization: str | None = Header(default=None)) -> None:
     """The platform admin credential (`CB_ADMIN_TOKEN`), separate from tenant keys."""
-    expected = admin_token()
-    token = _bearer(authorization)
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not _is_admin(authorization):
         raise AuthenticationFailed("invalid admin token")
 
 
 Caller = Annotated[Principal, Depends(tenant_principal)]
+KeyCaller = Annotated[Principal, Depends(key_principal)]
+TenantAdmin = Annotated[str, Depends(tenant_admin)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -10,13 +11,18 @@ from typing import Any
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from actors import registry
+from actors.config_actor import current_config
 from actors.replies import unwrap
 from actors.settings import Settings, configured_providers
 from api.streaming import open_stream
-from domain.catalog import Catalog
+from domain.catalog import Catalog, parse_catalog
 
 _settings: Settings | None = None
 _catalog: Catalog | None = None
+_config_version: str | None = None
+_config_checked = 0.0
+_config_refresh: asyncio.Task[None] | None = None
+CONFIG_REFRESH_S = 2.0
 RECREATE_ATTEMPTS = 20
 
 
@@ -26,11 +32,50 @@ def configure(settings: Settings) -> None:
 
 
 def catalog() -> Catalog:
-    """The configuration this replica was started with (read once)."""
-    global _catalog
+    """The effective configuration as this replica last heard it from the config actor.
+
+    Read from the file at first; checked for news in the background at most every
+    `CONFIG_REFRESH_S`, so a change made on any replica reaches this one within seconds.
+    """
+    global _catalog, _config_checked, _config_refresh
     if _catalog is None:
         _catalog = settings().load_catalog()
+    now = time.monotonic()
+    if now - _config_checked > CONFIG_REFRESH_S:
+        _config_checked = now
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return _catalog
+        if _config_refresh is None or _config_refresh.done():
+            _config_refresh = loop.create_task(refresh_catalog())
     return _catalog
+
+
+async def refresh_catalog() -> Catalog:
+    """Ask the config actor for a newer configuration now; the current one either way."""
+    global _catalog, _config_version
+    snapshot = await registry.config_actor(settings()).snapshot.remote(_config_version)
+    if snapshot is not None:
+        _catalog = parse_catalog(snapshot["data"])
+        _config_version = snapshot["version"]
+    return catalog()
+
+
+def config_version() -> str | None:
+    """The configuration version this replica serves (None: the file, not yet confirmed)."""
+    catalog()
+    return _config_version
+
+
+async def call_config(method: str, *args: Any, changes: bool = True) -> Any:
+    """Call a ConfigActor method and unwrap its reply; a change is visible here at once."""
+    name = registry.config_actor_name(settings())
+    handle_of = lambda: registry.config_actor(settings())  # noqa: E731
+    reply = unwrap(await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args)))
+    if changes:
+        await refresh_catalog()
+    return reply
 
 
 def settings() -> Settings:
@@ -132,8 +177,11 @@ async def provider_health(only: str | None = None) -> dict[str, dict[str, Any]]:
 
 def warm_up() -> None:
     """Start the shared actors now, so the first request does not wait for their processes."""
+    global _catalog, _config_version
     current = settings()
     registry.projection_actor(current)
+    snapshot = current_config(current)
+    _catalog, _config_version = parse_catalog(snapshot["data"]), snapshot["version"]
     for provider in configured_providers(catalog()):
         registry.provider_actor(current, provider)
 

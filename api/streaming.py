@@ -41,12 +41,12 @@ def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
         headers={
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
-            "X-CB-Replica": _replica_id(),
+            "X-CB-Replica": replica_id(),
         },
     )
 
 
-def _replica_id() -> str:
+def replica_id() -> str:
     try:
         return serve.get_replica_context().replica_id.unique_id
     except Exception:  # outside a Serve replica (an app built for tests or tools)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 Capability = Literal["chat", "tools", "streaming", "vision", "json_mode", "reasoning"]
 Strategy = Literal["balanced", "cost_optimized", "performance", "reliability", "task_specific"]
@@ -89,21 +89,40 @@ class Catalog(_Strict):
     tenant_defaults: TenantDefaults = TenantDefaults()
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> Catalog:
-        for name, model in self.models.items():
-            if model.provider not in self.providers:
-                raise ValueError(f"models.{name}.provider: unknown provider {model.provider!r}")
-        for name, virtual in self.virtual_models.items():
-            for candidate in virtual.candidates:
-                if candidate not in self.models:
-                    raise ValueError(
-                        f"virtual_models.{name}.candidates: unknown model {candidate!r}"
-                    )
+    def _references_resolve(self, info: ValidationInfo) -> Catalog:
+        if (info.context or {}).get("skip_references"):
+            return self
+        problems = dangling_references(self.model_dump())
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def wire_model(self, model: str) -> str:
         """The name the provider knows a catalog model by."""
         return self.models[model].provider_model or model
+
+
+def dangling_references(data: dict[str, Any]) -> list[str]:
+    """Models naming unknown providers and candidates naming unknown models, with paths.
+
+    Reads the raw mapping, so it also works on a configuration that fails elsewhere.
+    """
+    providers = data.get("providers") if isinstance(data.get("providers"), dict) else {}
+    models = data.get("models") if isinstance(data.get("models"), dict) else {}
+    problems = []
+    for name, model in models.items():
+        provider = model.get("provider") if isinstance(model, dict) else None
+        if isinstance(provider, str) and provider not in providers:
+            problems.append(f"models.{name}.provider: unknown provider {provider!r}")
+    virtuals = data.get("virtual_models")
+    for name, virtual in (virtuals if isinstance(virtuals, dict) else {}).items():
+        candidates = virtual.get("candidates") if isinstance(virtual, dict) else None
+        for i, candidate in enumerate(candidates if isinstance(candidates, list | tuple) else []):
+            if isinstance(candidate, str) and candidate not in models:
+                problems.append(
+                    f"virtual_models.{name}.candidates[{i}]: unknown model {candidate!r}"
+                )
+    return problems
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:

@@ -41,6 +41,9 @@ class Needs:
     max_tokens: int | None = None
 
 
+NO_NEEDS = Needs()
+
+
 @dataclass
 class Route:
     """The decision: try `chain` in order; `skipped` says why others were left out."""
@@ -107,7 +110,7 @@ def resolve(
     catalog: Catalog,
     configured_providers: Collection[str],
     open_providers: Collection[str] = (),
-    needs: Needs = Needs(),
+    needs: Needs = NO_NEEDS,
     stats: Mapping[str, ModelStats] | None = None,
     virtual_models: Mapping[str, VirtualModel] | None = None,
     allowed_models: Collection[str] | None = None,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.errors import InvalidRequest
 
 SCOPES = (
     "agents:read",
@@ -106,3 +109,24 @@ class ExecuteRequest(_Body):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,99}$")
+
+
+def check_model_name(name: str) -> None:
+    """A virtual name: letters, digits and `:._-`, at most 100 characters."""
+    if not MODEL_NAME.match(name):
+        raise InvalidRequest(
+            f"name: {name!r} is not a model name (letters, digits and ':._-', at most 100)"
+        )
+
+
+class ModelPolicy(_Body):
+    """A tenant's limits on models: an allow-list, parameter defaults, parameter caps."""
+
+    allowed_models: list[str] | None = Field(default=None, max_length=500)
+    parameter_defaults: Parameters = Parameters()
+    parameter_caps: dict[Literal["max_tokens", "temperature", "top_p"], float] = Field(
+        default_factory=dict
+    )

@@ -18,6 +18,8 @@ class Tenant(Aggregate):
         self.api_keys: dict[str, dict[str, Any]] = {}
         self.agent_ids: list[str] = []
         self.provider_credentials: dict[str, dict[str, str]] = {}
+        self.model_mappings: dict[str, dict[str, Any]] = {}
+        self.model_policy: dict[str, Any] = {}
 
     def issue_api_key(
         self, key_id: str, key_hash: str, hint: str, scopes: list[str], expires_at: float | None
@@ -65,3 +67,26 @@ class Tenant(Aggregate):
         self, tenant_id: str, provider_type: str, ciphertext: str, hint: str
     ) -> None:
         self.provider_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}
+
+    def set_model_mapping(self, name: str, mapping: dict[str, Any], by: str) -> None:
+        self._model_mapping_set(self.tenant_id, name, mapping, by)
+
+    @event("ModelMappingSet")
+    def _model_mapping_set(
+        self, tenant_id: str, name: str, mapping: dict[str, Any], by: str
+    ) -> None:
+        self.model_mappings[name] = mapping
+
+    def remove_model_mapping(self, name: str, by: str) -> None:
+        self._model_mapping_removed(self.tenant_id, name, by)
+
+    @event("ModelMappingRemoved")
+    def _model_mapping_removed(self, tenant_id: str, name: str, by: str) -> None:
+        self.model_mappings.pop(name, None)
+
+    def set_model_policy(self, policy: dict[str, Any], by: str) -> None:
+        self._model_policy_set(self.tenant_id, policy, by)
+
+    @event("ModelPolicySet")
+    def _model_policy_set(self, tenant_id: str, policy: dict[str, Any], by: str) -> None:
+        self.model_policy = policy

@@ -195,6 +195,7 @@ class _Rule:
     finish_reason: str
     tool_calls: list[dict[str, Any]] | None = field(default=None)
     stream_usage: bool = True
+    model: str | None = None
 
 
 @dataclass
@@ -383,6 +384,7 @@ class ProviderEmulator:
         finish_reason: str = "stop",
         tool_calls: list[dict] | None = None,
         stream_usage: bool = True,
+        model: str | None = None,
     ) -> None:
         """Answer requests whose message text contains ``match`` as described.
 
@@ -395,7 +397,8 @@ class ProviderEmulator:
         non-streaming request it drops the connection without any response. Tool calls may
         be given in OpenAI's shape or as ``{"name", "arguments"}``; dict arguments are
         JSON-encoded and missing ids are generated per reply. ``stream_usage=False`` ignores
-        ``stream_options.include_usage``, as llama.cpp's server does.
+        ``stream_options.include_usage``, as llama.cpp's server does. ``model`` limits the
+        rule to OpenAI-format requests for that model.
         """
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
@@ -419,6 +422,7 @@ class ProviderEmulator:
             finish_reason=finish_reason,
             tool_calls=[_normalize_tool_call(c) for c in tool_calls] if tool_calls else None,
             stream_usage=stream_usage,
+            model=model,
         )
         with self._lock:
             self._rules.append(rule)
@@ -435,12 +439,14 @@ class ProviderEmulator:
             self._rules.clear()
             self.requests.clear()
 
-    def _pick_rule(self, texts: Iterable[str]) -> _Rule | None:
+    def _pick_rule(self, texts: Iterable[str], model: str | None = None) -> _Rule | None:
         texts = list(texts)
         with self._lock:
             rules = self._rules
             for i in range(len(rules) - 1, -1, -1):
                 rule = rules[i]
+                if rule.model is not None and rule.model != model:
+                    continue
                 if rule.match == "" or any(rule.match in t for t in texts):
                     if rule.remaining is not None:
                         rule.remaining -= 1
@@ -531,7 +537,7 @@ class ProviderEmulator:
             return await self._send_json(request, rec, 400, problem)
         messages: list[dict[str, Any]] = body["messages"]
         texts = [message_text(m) for m in messages]
-        rule = self._pick_rule(texts) if self._rules else None
+        rule = self._pick_rule(texts, body.get("model")) if self._rules else None
 
         content: str | None
         tool_calls: list[dict[str, Any]] | None = None

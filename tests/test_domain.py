@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from actors.settings import DEFAULT_CONFIG, load_catalog
@@ -290,3 +292,111 @@ def test_cached_prompt_tokens_are_priced_at_the_cached_rate() -> None:
         },
     }
     assert openai_chat.parse_response(body).usage.cached_tokens == 400
+
+
+def _strategy_catalog() -> Any:
+    from domain.catalog import Catalog
+
+    data = {
+        "providers": {"p": {"type": "openai", "base_url": "http://x"}},
+        "models": {
+            name: {
+                "provider": "p",
+                "context_window": window,
+                "max_output_tokens": 100,
+                "capabilities": caps,
+                "input_price_per_mtok": price,
+                "output_price_per_mtok": price,
+                "latency_prior_ms": prior,
+                "strengths": strengths,
+            }
+            for name, window, caps, price, prior, strengths in (
+                ("a", 1000, ["chat", "tools"], 3.0, 300, {"coding": 0.9}),
+                ("b", 8000, ["chat", "tools"], 1.0, 900, {"creative": 0.9}),
+                ("c", 8000, ["chat"], 0.5, 100, {}),
+            )
+        },
+        "virtual_models": {
+            s: {"strategy": s, "candidates": ["a", "b", "c"], "task": t}
+            for s, t in (
+                ("balanced", None),
+                ("cost_optimized", None),
+                ("performance", None),
+                ("reliability", None),
+                ("task_specific", "creative"),
+            )
+        },
+    }
+    catalog: Catalog = parse_catalog(data)
+    return catalog
+
+
+def test_each_strategy_ranks_its_candidates() -> None:
+    from domain.routing import ModelStats
+
+    catalog = _strategy_catalog()
+    chain = {s: resolve(s, catalog, {"p"}).chain for s in catalog.virtual_models}
+    assert chain == {
+        "balanced": ["a", "b", "c"],
+        "cost_optimized": ["c", "b", "a"],
+        "performance": ["c", "a", "b"],  # priors until there is data
+        "reliability": ["a", "b", "c"],  # no errors seen: the configured order
+        "task_specific": ["b", "a", "c"],  # creative: b's strength, then quality
+    }
+    observed = {
+        "c": ModelStats(latency_ms=2000.0, error_rate=0.5, samples=10),
+        "a": ModelStats(latency_ms=50.0, error_rate=0.2, samples=2),  # too few samples
+    }
+    assert resolve("performance", catalog, {"p"}, stats=observed).chain == ["a", "b", "c"]
+    assert resolve("reliability", catalog, {"p"}, stats=observed).chain == ["b", "a", "c"]
+
+
+def test_routing_filters_on_capability_context_and_breakers_with_reasons() -> None:
+    from domain.routing import Needs
+
+    catalog = _strategy_catalog()
+    route = resolve(
+        "balanced",
+        catalog,
+        {"p"},
+        needs=Needs(capabilities=frozenset({"tools"}), prompt_tokens=900, max_tokens=200),
+    )
+    assert route.chain == ["b"]
+    assert route.explain()["candidates"] == [
+        {"model": "b", "skipped": None},
+        {"model": "a", "skipped": "context window 1000 < 1100 tokens needed"},
+        {"model": "c", "skipped": "lacks tools"},
+    ]
+    with pytest.raises(errors.NoModelAvailable, match="circuit open"):
+        resolve("balanced", catalog, {"p"}, open_providers={"p"})
+    with pytest.raises(errors.CapabilityNotSupported):
+        resolve("c", catalog, {"p"}, needs=Needs(capabilities=frozenset({"tools"})))
+    with pytest.raises(errors.ContextLengthExceeded):
+        resolve("balanced", catalog, {"p"}, needs=Needs(prompt_tokens=9000))
+
+
+def test_a_tenant_policy_maps_names_allows_models_and_caps_parameters() -> None:
+    from domain.catalog import VirtualModel
+    from domain.tenant_models import TenantModelPolicy
+
+    catalog = _strategy_catalog()
+    policy = TenantModelPolicy(
+        mappings={"balanced": VirtualModel(strategy="cost_optimized", candidates=("a", "b"))},
+        allowed_models=frozenset({"a", "b"}),
+        parameter_defaults={"temperature": 0.1},
+        parameter_caps={"max_tokens": 50},
+    )
+    route = resolve(
+        "balanced",
+        catalog,
+        {"p"},
+        virtual_models=policy.virtual_models(catalog),
+        allowed_models=policy.allowed_models,
+    )
+    assert (route.strategy, route.chain) == ("cost_optimized", ["b", "a"])
+    with pytest.raises(errors.ModelNotAllowed):
+        resolve("c", catalog, {"p"}, allowed_models=policy.allowed_models)
+    assert policy.parameters({"max_tokens": 500}) == (
+        {"temperature": 0.1, "max_tokens": 50},
+        {"max_tokens": 50},
+    )

@@ -1,0 +1,178 @@
+"""ConfigActor: the one authority over the effective configuration of a deployment.
+
+It reads the file (`CB_CONFIG`), lays the operators' recorded changes over it, and hands
+out versioned snapshots. Tenant actors and ingress replicas poll it about every second or
+two; provider actors are told of their own changes at once. A change or reload that would
+leave the configuration invalid is refused with every problem and its path; the running
+configuration stays as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from typing import Any
+
+import ray
+import yaml
+from eventsourcing.application import AggregateNotFoundError
+
+from actors import registry
+from actors.event_store import AsyncEventStore
+from actors.replies import replies
+from actors.settings import Settings
+from domain.catalog import parse_catalog
+from domain.config_check import config_problems
+from domain.errors import InvalidRequest, NotFound
+from domain.platform_config import PlatformConfig, config_id, overlay
+
+
+@ray.remote
+class ConfigActor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = AsyncEventStore(settings, threads=1)
+        self.epoch = secrets.token_hex(4)  # versions of an earlier incarnation never match
+        self.serial = 0
+        self.base: dict[str, Any] = {}
+        self.digest = ""
+        self.config: PlatformConfig | None = None
+        self.data: dict[str, Any] = {}
+        self.lock = asyncio.Lock()
+
+    @property
+    def version(self) -> str:
+        return f"{self.epoch}:{self.serial}"
+
+    async def _load(self) -> PlatformConfig:
+        if self.config is not None:
+            return self.config
+        self.base, self.digest = _read(self.settings.config_path)
+        try:
+            config = await self.store.run(
+                self.store.app.repository.get, config_id(self.settings.instance)
+            )
+        except AggregateNotFoundError:
+            config = PlatformConfig(id=config_id(self.settings.instance))
+        data = overlay(self.base, config.virtual_models, config.providers)
+        # overrides that no longer fit the file are left out rather than refusing to serve
+        self.data = data if not config_problems(data) else self.base
+        self.config = config
+        self.serial += 1
+        return config
+
+    async def snapshot(self, known: str | None = None) -> dict[str, Any] | None:
+        """The effective configuration, or None when the caller's `known` version is current."""
+        await self._load()
+        if known == self.version:
+            return None
+        return {"version": self.version, "data": self.data}
+
+    @replies
+    async def describe(self) -> dict[str, Any]:
+        """Version, file digest and the operators' overrides (for GET /api/v1/admin/config)."""
+        config = await self._load()
+        return {
+            "version": self.version,
+            "file": self.settings.config_path,
+            "file_sha256": self.digest,
+            "virtual_model_overrides": config.virtual_models,
+            "provider_overrides": config.providers,
+            "virtual_models": self.data.get("virtual_models", {}),
+        }
+
+    @replies
+    async def set_virtual_model(
+        self, name: str, definition: dict[str, Any], by: str
+    ) -> dict[str, Any]:
+        async with self.lock:
+            config = await self._load()
+            overrides = {**config.virtual_models, name: definition}
+            candidate = _checked(overlay(self.base, overrides, config.providers))
+            config.set_virtual_model(name, definition, by)
+            await self.store.save(config)
+            self._adopt(candidate)
+            return {"name": name, **definition, "version": self.version}
+
+    @replies
+    async def remove_virtual_model(self, name: str, by: str) -> dict[str, Any]:
+        async with self.lock:
+            config = await self._load()
+            if name not in self.data.get("virtual_models", {}):
+                raise NotFound(f"virtual model {name!r} does not exist")
+            overrides = {**config.virtual_models, name: None}
+            candidate = _checked(overlay(self.base, overrides, config.providers))
+            config.remove_virtual_model(name, by)
+            await self.store.save(config)
+            self._adopt(candidate)
+            return {"name": name, "removed": True, "version": self.version}
+
+    @replies
+    async def set_provider(self, name: str, settings: dict[str, Any], by: str) -> dict[str, Any]:
+        async with self.lock:
+            config = await self._load()
+            if name not in self.base.get("providers", {}):
+                raise NotFound(f"provider {name!r} is not in the configuration file")
+            if "type" in settings:
+                raise InvalidRequest(f"providers.{name}.type: cannot change at runtime")
+            merged = {**config.providers, name: {**config.providers.get(name, {}), **settings}}
+            candidate = _checked(overlay(self.base, config.virtual_models, merged))
+            config.set_provider_settings(name, settings, by)
+            await self.store.save(config)
+            self._adopt(candidate)
+            self._push_provider(name)
+            return {"name": name, **self.data["providers"][name], "version": self.version}
+
+    @replies
+    async def reload(self, by: str) -> dict[str, Any]:
+        """Read the file again; a file that fails validation changes nothing."""
+        async with self.lock:
+            config = await self._load()
+            try:
+                base, digest = _read(self.settings.config_path)
+            except (OSError, yaml.YAMLError) as exc:
+                raise InvalidRequest(f"cannot read {self.settings.config_path}: {exc}") from None
+            changed = digest != self.digest
+            candidate = _checked(overlay(base, config.virtual_models, config.providers))
+            config.file_reloaded(digest, by)
+            await self.store.save(config)
+            self.base, self.digest = base, digest
+            self._adopt(candidate)
+            for provider in self.data.get("providers", {}):
+                self._push_provider(provider)
+            return {"version": self.version, "file_sha256": digest, "changed": changed}
+
+    def _adopt(self, candidate: dict[str, Any]) -> None:
+        self.data = candidate
+        self.serial += 1
+
+    def _push_provider(self, name: str) -> None:
+        spec = self.data["providers"][name]
+        registry.provider_actor(self.settings, name).reconfigure.remote(spec)
+
+
+def current_config(settings: Settings) -> dict[str, Any]:
+    """The effective configuration now, blocking (for constructors, which cannot await)."""
+    return ray.get(registry.config_actor(settings).snapshot.remote(None))
+
+
+def _checked(candidate: dict[str, Any]) -> dict[str, Any]:
+    """`candidate` if it is a valid configuration, else a refusal listing every problem."""
+    problems = config_problems(candidate)
+    if problems:
+        raise InvalidRequest(
+            f"the configuration would be invalid: {problems[0]}",
+            details={"problems": problems},
+        )
+    parse_catalog(candidate)  # a guard: config_problems found nothing, so this passes
+    return candidate
+
+
+def _read(path: str) -> tuple[dict[str, Any], str]:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    data = yaml.safe_load(raw) or {}
+    if not isinstance(data, dict):
+        raise yaml.YAMLError("the top level must be a mapping")
+    return data, hashlib.sha256(raw).hexdigest()

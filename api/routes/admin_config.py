@@ -1,0 +1,53 @@
+"""Platform configuration at runtime (admin token only): virtual models, providers, reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends
+
+from api import runtime
+from api.auth import require_admin
+from api.streaming import replica_id
+from domain.catalog import VirtualModel
+from domain.schemas import check_model_name
+
+router = APIRouter(
+    prefix="/api/v1/admin/config", dependencies=[Depends(require_admin)], tags=["admin"]
+)
+WHO = "platform-admin"
+
+
+@router.get("")
+async def describe() -> Any:
+    """The version, the file's digest and the operators' overrides; and which version the
+    answering ingress replica serves (it catches up within seconds)."""
+    described = await runtime.call_config("describe", changes=False)
+    replica = {"id": replica_id(), "version": runtime.config_version()}
+    return {**described, "replica": replica}
+
+
+@router.put("/virtual-models/{name}")
+async def set_virtual_model(name: str, body: VirtualModel) -> Any:
+    """Create or replace a virtual model for every tenant; recorded as an event."""
+    check_model_name(name)
+    definition = body.model_dump(mode="json", exclude_defaults=True)
+    definition.update(strategy=body.strategy, candidates=list(body.candidates))
+    return await runtime.call_config("set_virtual_model", name, definition, WHO)
+
+
+@router.delete("/virtual-models/{name}")
+async def remove_virtual_model(name: str) -> Any:
+    return await runtime.call_config("remove_virtual_model", name, WHO)
+
+
+@router.put("/providers/{name}")
+async def set_provider(name: str, settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
+    """Change a provider's settings (limits, timeouts, breaker); credentials stay env names."""
+    return await runtime.call_config("set_provider", name, settings, WHO)
+
+
+@router.post("/reload")
+async def reload() -> Any:
+    """Read `CB_CONFIG` again; a file that fails validation changes nothing."""
+    return await runtime.call_config("reload", WHO)

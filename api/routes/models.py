@@ -1,0 +1,84 @@
+"""Models: the tenant's view (`/api/v1/models`, OpenAI's `/v1/models`) and its own mappings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from api import runtime
+from api.auth import Caller, KeyCaller, TenantAdmin
+from domain.catalog import VirtualModel
+from domain.schemas import ModelPolicy, check_model_name
+
+router = APIRouter(tags=["models"])
+MAX_AGE_S = 30  # how long a client may cache what a virtual name resolves to
+
+
+def _cached_json(request: Request, body: dict[str, Any]) -> Response:
+    """JSON with a strong ETag over its content; 304 when the client's copy is current."""
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    etag = '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": f"private, max-age={MAX_AGE_S}"}
+    match = request.headers.get("if-none-match", "")
+    if etag in {tag.strip() for tag in match.split(",")} or match.strip() == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(raw, media_type="application/json", headers=headers)
+
+
+@router.get("/api/v1/models")
+async def list_models(request: Request, who: Caller) -> Response:
+    """Virtual names (with what each resolves to for this tenant now) and concrete models."""
+    who.require("agents:read")
+    return _cached_json(request, await runtime.call_tenant(who.tenant_id, "models_view"))
+
+
+@router.get("/v1/models")
+async def openai_models(request: Request, who: KeyCaller) -> Response:
+    """OpenAI's model list: the names this tenant can send, virtual ones included."""
+    who.require("agents:read")
+    view = await runtime.call_tenant(who.tenant_id, "models_view")
+    data = [
+        {
+            "id": m["id"],
+            "object": "model",
+            "created": 0,
+            "owned_by": "circuit-breaker" if m["kind"] == "virtual" else m["provider"],
+        }
+        for m in view["models"]
+    ]
+    return _cached_json(request, {"object": "list", "data": data})
+
+
+@router.put("/api/v1/tenants/{tenant_id}/model-mappings/{name}")
+async def set_mapping(tenant_id: str, name: str, body: VirtualModel, who: TenantAdmin) -> Any:
+    """Map a virtual name to this tenant's own candidates and strategy."""
+    check_model_name(name)
+    mapping = body.model_dump(mode="json", exclude_defaults=True)
+    mapping["candidates"] = list(body.candidates)
+    mapping["strategy"] = body.strategy
+    return await runtime.call_tenant(tenant_id, "set_model_mapping", name, mapping, who)
+
+
+@router.get("/api/v1/tenants/{tenant_id}/model-mappings")
+async def list_mappings(tenant_id: str, who: TenantAdmin) -> Any:
+    return await runtime.call_tenant(tenant_id, "list_model_mappings")
+
+
+@router.delete("/api/v1/tenants/{tenant_id}/model-mappings/{name}")
+async def remove_mapping(tenant_id: str, name: str, who: TenantAdmin) -> Any:
+    return await runtime.call_tenant(tenant_id, "remove_model_mapping", name, who)
+
+
+@router.put("/api/v1/tenants/{tenant_id}/model-policy")
+async def set_policy(tenant_id: str, body: ModelPolicy, who: TenantAdmin) -> Any:
+    """Which models the tenant's keys may use, parameter defaults, parameter caps."""
+    policy = body.model_dump(mode="json", exclude_none=True)
+    return await runtime.call_tenant(tenant_id, "set_model_policy", policy, who)
+
+
+@router.get("/api/v1/tenants/{tenant_id}/model-policy")
+async def get_policy(tenant_id: str, who: TenantAdmin) -> Any:
+    return await runtime.call_tenant(tenant_id, "get_model_policy")
