@@ -55,7 +55,17 @@ class ExecutionRunner:
     def _use_catalog(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.caller.catalog = catalog
-        self.providers = configured_providers(catalog)
+        self._count_providers()
+
+    def use_own_keys(self, keys: dict[str, str]) -> None:
+        """The tenant's own provider keys: used for its calls, and they configure a provider
+        the platform has no key for."""
+        self.caller.own_keys = keys
+        self._count_providers()
+
+    def _count_providers(self) -> None:
+        own = {p for p in self.caller.own_keys if p in self.catalog.providers}
+        self.providers = configured_providers(self.catalog) | own
 
     async def check_model(self, model: str, tools: list[str] | None = None) -> None:
         """Reject an agent whose model resolves to nothing in the catalog, or to no model

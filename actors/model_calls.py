@@ -54,6 +54,7 @@ class ModelCaller:
         self.catalog = catalog
         self.view = view
         self.leases: dict[str, ProviderLease] = {}
+        self.own_keys: dict[str, str] = {}  # the tenant's own provider keys, in memory only
 
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
@@ -124,7 +125,11 @@ class ModelCaller:
             model=model_name, messages=messages, parameters=parameters, stream=stream
         )
         call, params = codec.build_call(
-            request, model, self.catalog.wire_model(model_name), provider_api_key(spec), spec
+            request,
+            model,
+            self.catalog.wire_model(model_name),
+            self.own_keys.get(model.provider) or provider_api_key(spec),
+            spec,
         )
         outcome.dropped_parameters, outcome.adjusted_parameters = params.dropped, params.adjusted
         url = provider_base_url(spec) + call.path

@@ -82,6 +82,12 @@ class TenantActor:
 
     def _adopt_policy(self, tenant: Tenant) -> None:
         self.runner.policy = TenantModelPolicy.of(tenant.model_mappings, tenant.model_policy)
+        box = SecretBox(self.settings) if tenant.own_provider_keys else None
+        self.runner.use_own_keys(
+            {p: box.open(c["ciphertext"]) for p, c in tenant.own_provider_keys.items()}
+            if box
+            else {}
+        )
 
     def _read_state(self) -> tuple[Tenant | None, dict[str, Agent]]:
         try:
@@ -174,6 +180,41 @@ class TenantActor:
         await self.store.save(tenant)
         self._adopt_policy(tenant)
         return {"name": name, **mapping}
+
+    @replies
+    async def set_provider_credential(self, provider: str, api_key: str, by: str) -> dict:
+        """Keep the tenant's own key for a provider, encrypted; used only for its calls."""
+        await self._load()
+        tenant = self._require_tenant()
+        spec = self.runner.catalog.providers.get(provider)
+        if spec is None:
+            raise NotFound(f"provider {provider!r} is not configured on this platform")
+        if not spec.requires_api_key:
+            raise InvalidRequest(f"provider {provider!r} takes no key")
+        hint = api_key[:3] + "…" + api_key[-2:] if len(api_key) > 12 else "…"
+        tenant.set_own_provider_key(provider, SecretBox(self.settings).seal(api_key), hint, by)
+        await self.store.save(tenant)
+        self._adopt_policy(tenant)
+        return {"provider": provider, "hint": hint}
+
+    @replies
+    async def list_provider_credentials(self) -> dict[str, Any]:
+        await self._load()
+        creds = self._require_tenant().own_provider_keys
+        return {
+            "credentials": [{"provider": p, "hint": c["hint"]} for p, c in sorted(creds.items())]
+        }
+
+    @replies
+    async def remove_provider_credential(self, provider: str, by: str) -> dict[str, Any]:
+        await self._load()
+        tenant = self._require_tenant()
+        if provider not in tenant.own_provider_keys:
+            raise NotFound(f"this tenant has no key for {provider!r}")
+        tenant.remove_own_provider_key(provider, by)
+        await self.store.save(tenant)
+        self._adopt_policy(tenant)
+        return {"provider": provider, "removed": True}
 
     @replies
     async def list_model_mappings(self) -> dict[str, Any]:

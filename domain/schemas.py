@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from domain.errors import InvalidRequest
 
@@ -120,6 +120,12 @@ def check_model_name(name: str) -> None:
         raise InvalidRequest(
             f"name: {name!r} is not a model name (letters, digits and ':._-', at most 100)"
         )
+
+
+class ProviderCredential(_Body):
+    """A tenant's own provider key (write-only)."""
+
+    api_key: SecretStr = Field(min_length=1, max_length=4096)
 
 
 class ModelPolicy(_Body):

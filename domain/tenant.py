@@ -17,7 +17,8 @@ class Tenant(Aggregate):
         self.name = name
         self.api_keys: dict[str, dict[str, Any]] = {}
         self.agent_ids: list[str] = []
-        self.provider_credentials: dict[str, dict[str, str]] = {}
+        self.provider_credentials: dict[str, dict[str, str]] = {}  # legacy GraphQL apiKey
+        self.own_provider_keys: dict[str, dict[str, str]] = {}
         self.model_mappings: dict[str, dict[str, Any]] = {}
         self.model_policy: dict[str, Any] = {}
 
@@ -67,6 +68,23 @@ class Tenant(Aggregate):
         self, tenant_id: str, provider_type: str, ciphertext: str, hint: str
     ) -> None:
         self.provider_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}
+
+    def set_own_provider_key(self, provider: str, ciphertext: str, hint: str, by: str) -> None:
+        """The tenant's own key for a platform provider, encrypted (never in clear here)."""
+        self._own_provider_key_set(self.tenant_id, provider, ciphertext, hint, by)
+
+    @event("OwnProviderKeySet")
+    def _own_provider_key_set(
+        self, tenant_id: str, provider: str, ciphertext: str, hint: str, by: str
+    ) -> None:
+        self.own_provider_keys[provider] = {"ciphertext": ciphertext, "hint": hint}
+
+    def remove_own_provider_key(self, provider: str, by: str) -> None:
+        self._own_provider_key_removed(self.tenant_id, provider, by)
+
+    @event("OwnProviderKeyRemoved")
+    def _own_provider_key_removed(self, tenant_id: str, provider: str, by: str) -> None:
+        self.own_provider_keys.pop(provider, None)
 
     def set_model_mapping(self, name: str, mapping: dict[str, Any], by: str) -> None:
         self._model_mapping_set(self.tenant_id, name, mapping, by)

@@ -251,3 +251,50 @@ def test_models_listing_has_an_etag_and_the_openai_list_reads_with_the_sdk(
     assert {"cb:smart-chat", "gpt-4o-mini", "claude-sonnet-4-6"} <= set(listed)
     assert listed["gpt-4o-mini"].owned_by == "openai"
     assert gateway.http.get("/v1/models").status_code == 401
+
+
+def test_a_tenant_own_provider_key_is_used_for_its_calls_only(gateway: Gateway) -> None:
+    from actors.event_store import EventStore
+
+    a, b = gateway.new_tenant("A"), gateway.new_tenant("B")
+    own = "sk-own-" + uuid.uuid4().hex
+    path = f"/api/v1/tenants/{a.id}/provider-credentials/openai"
+    assert gateway.http.put(path, json={"api_key": own}, headers=b.headers()).status_code == 403
+    stored = gateway.http.put(path, json={"api_key": own}, headers=a.headers())
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"provider": "openai", "hint": own[:3] + "…" + own[-2:]}
+    listed = gateway.http.get(f"/api/v1/tenants/{a.id}/provider-credentials", headers=a.headers())
+    assert listed.json()["credentials"] == [stored.json()]
+
+    tag = f"own-{uuid.uuid4().hex[:8]}"
+    for tenant in (a, b):
+        agent = gateway.new_agent(tenant, model="gpt-4o-mini")
+        assert gateway.execute(tenant, agent["id"], f"{tag} {tenant.id}").status_code == 200
+    auth = {
+        t.id: gateway.cluster.emulator.requests_matching(f"{tag} {t.id}")[-1].headers[
+            "authorization"
+        ]
+        for t in (a, b)
+    }
+    assert auth == {a.id: f"Bearer {own}", b.id: "Bearer test-provider-key"}
+
+    app = EventStore(env=gateway.settings.store_env())
+    try:
+        notes = app.recorder.select_notifications(start=None, limit=10**6)
+    finally:
+        app.close()
+    assert own.encode() not in b"".join(bytes(n.state) for n in notes)
+    kept = [bytes(n.state) for n in notes if n.topic.endswith("OwnProviderKeySet")]
+    assert kept and all(b'"ciphertext"' in state for state in kept)
+
+    assert gateway.http.delete(path, headers=a.headers()).status_code == 200
+    agent = gateway.new_agent(a, model="gpt-4o-mini")
+    assert gateway.execute(a, agent["id"], f"{tag} after").status_code == 200
+    after = gateway.cluster.emulator.requests_matching(f"{tag} after")[-1]
+    assert after.headers["authorization"] == "Bearer test-provider-key"
+    unknown = gateway.http.put(
+        f"/api/v1/tenants/{a.id}/provider-credentials/nowhere",
+        json={"api_key": "x"},
+        headers=a.headers(),
+    )
+    assert unknown.status_code == 404

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 from api import runtime
 from api.auth import Caller, KeyCaller, TenantAdmin
 from domain.catalog import VirtualModel
-from domain.schemas import ModelPolicy, check_model_name
+from domain.schemas import ModelPolicy, ProviderCredential, check_model_name
 
 router = APIRouter(tags=["models"])
 MAX_AGE_S = 30  # how long a client may cache what a virtual name resolves to
@@ -60,6 +60,27 @@ async def set_mapping(tenant_id: str, name: str, body: VirtualModel, who: Tenant
     mapping["candidates"] = list(body.candidates)
     mapping["strategy"] = body.strategy
     return await runtime.call_tenant(tenant_id, "set_model_mapping", name, mapping, who)
+
+
+@router.put("/api/v1/tenants/{tenant_id}/provider-credentials/{provider}")
+async def set_credential(
+    tenant_id: str, provider: str, body: ProviderCredential, who: TenantAdmin
+) -> Any:
+    """The tenant's own key for a provider: stored encrypted, never returned, used only for
+    this tenant's executions."""
+    return await runtime.call_tenant(
+        tenant_id, "set_provider_credential", provider, body.api_key.get_secret_value(), who
+    )
+
+
+@router.get("/api/v1/tenants/{tenant_id}/provider-credentials")
+async def list_credentials(tenant_id: str, who: TenantAdmin) -> Any:
+    return await runtime.call_tenant(tenant_id, "list_provider_credentials")
+
+
+@router.delete("/api/v1/tenants/{tenant_id}/provider-credentials/{provider}")
+async def remove_credential(tenant_id: str, provider: str, who: TenantAdmin) -> Any:
+    return await runtime.call_tenant(tenant_id, "remove_provider_credential", provider, who)
 
 
 @router.get("/api/v1/tenants/{tenant_id}/model-mappings")
