@@ -16,6 +16,8 @@ from domain.errors import CircuitOpen, ProviderRateLimited
 from domain.provider_health import HealthWindow, ModelRecord
 from domain.ratelimit import TokenBucket
 
+VIEW_TTL_S = 0.5
+
 
 @ray.remote
 class ProviderActor:
@@ -41,6 +43,8 @@ class ProviderActor:
         self.latency_ewma_ms: float | None = None
         self.window = HealthWindow()
         self.models: dict[str, ModelRecord] = {}
+        self.model_views: dict[str, dict[str, Any]] = {}
+        self.view_at = 0.0
 
     def reconfigure(self, spec: dict[str, Any]) -> None:
         """Adopt changed settings: request rate, concurrency, breaker thresholds."""
@@ -134,13 +138,18 @@ class ProviderActor:
                 self.blocked_until = max(self.blocked_until, now + retry_after)
 
     async def routing_view(self) -> dict[str, Any]:
-        """What routing needs: the breaker's state and each model's latency and error rate."""
+        """What routing needs: the breaker's state and each model's latency and error rate.
+
+        Every active tenant actor asks about once a second; the model statistics are
+        computed at most every `VIEW_TTL_S` (the breaker's state is always current).
+        """
         await self._configure()
-        now = time.time()
-        return {
-            "breaker": self.breaker.current(time.monotonic()),
-            "models": {name: record.view(now) for name, record in self.models.items()},
-        }
+        now = time.monotonic()
+        if now - self.view_at > VIEW_TTL_S:
+            wall = time.time()
+            self.model_views = {n: r.view(wall) for n, r in self.models.items()}
+            self.view_at = now
+        return {"breaker": self.breaker.current(now), "models": self.model_views}
 
     async def health(self) -> dict[str, Any]:
         """The provider's state as operators and the legacy `healthStatus` read it."""

@@ -94,24 +94,19 @@ def write_test_config(path: Path) -> str:
     }
     # two OpenAI-format models for the routing strategies: `speedy-a` is faster by prior,
     # dearer, and better at coding; `speedy-b` cheaper and better at creative work
-    config["models"]["speedy-a"] = {
-        **chat,
-        "provider": "openai",
-        "capabilities": ["chat", "tools", "streaming"],
-        "latency_prior_ms": 100,
-        "input_price_per_mtok": 5.0,
-        "output_price_per_mtok": 10.0,
-        "strengths": {"coding": 0.9, "creative": 0.2},
-    }
-    config["models"]["speedy-b"] = {
-        **chat,
-        "provider": "openai",
-        "capabilities": ["chat", "tools", "streaming"],
-        "latency_prior_ms": 200,
-        "input_price_per_mtok": 0.1,
-        "output_price_per_mtok": 0.2,
-        "strengths": {"coding": 0.3, "creative": 0.9},
-    }
+    for name, prior, price, strengths in (
+        ("speedy-a", 100, 5.0, {"coding": 0.9, "creative": 0.2}),
+        ("speedy-b", 200, 0.1, {"coding": 0.3, "creative": 0.9}),
+    ):
+        config["models"][name] = {
+            **chat,
+            "provider": "openai",
+            "capabilities": ["chat", "tools", "streaming"],
+            "latency_prior_ms": prior,
+            "input_price_per_mtok": price,
+            "output_price_per_mtok": 2 * price,
+            "strengths": strengths,
+        }
     for provider in ("flaky", "brittle"):
         config["virtual_models"][f"test:{provider}-first"] = {
             "strategy": "balanced",

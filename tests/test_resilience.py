@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from tests.conftest import Gateway
+from tests.test_provider_health import health_of
 from tests.test_streaming import read_events, stream
 
 
@@ -65,16 +66,6 @@ def _routing_skip(result: dict[str, Any], model: str) -> str | None:
     return next(c["skipped"] for c in candidates if c["model"] == model)
 
 
-def _health(gateway: Gateway, headers: dict[str, str], until: Any) -> dict[str, Any]:
-    """The brittle provider's health once `until` holds (outcomes settle in batches)."""
-    deadline = time.monotonic() + 3
-    while True:
-        health = gateway.http.get("/api/v1/providers/brittle", headers=headers).json()["health"]
-        if until(health) or time.monotonic() > deadline:
-            return health
-        time.sleep(0.05)
-
-
 def test_the_breaker_opens_routing_skips_it_then_a_probe_closes_it(gateway: Gateway) -> None:
     emu = gateway.cluster.emulator
     tenant = gateway.new_tenant()
@@ -87,7 +78,7 @@ def test_the_breaker_opens_routing_skips_it_then_a_probe_closes_it(gateway: Gate
         result = gateway.execute(tenant, agent["id"], tag).json()
         assert result["status"] == "completed" and result["metadata"]["fallback_used"] is True
 
-    opened = _health(gateway, headers, lambda h: h["breaker"] == "open")
+    opened = health_of(gateway, headers, "brittle", lambda h: h["breaker"] == "open")
     assert opened["breaker"] == "open"
     assert opened["breaker_opened_because"] == "2 consecutive failures"
 
@@ -111,7 +102,7 @@ def test_the_breaker_opens_routing_skips_it_then_a_probe_closes_it(gateway: Gate
             break
         time.sleep(0.3)
     assert probe is not None and probe["metadata"]["model_resolved"] == "brittle-chat", probe
-    closed = _health(gateway, headers, lambda h: h["breaker"] == "closed")
+    closed = health_of(gateway, headers, "brittle", lambda h: h["breaker"] == "closed")
     assert closed["breaker"] == "closed" and closed["consecutive_failures"] == 0
 
 
