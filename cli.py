@@ -1,12 +1,19 @@
-"""The project's command line: `python cli.py validate-config FILE` (also `cb` once installed)."""
+"""The project's command line (`python cli.py …`, or `cb …` once installed).
+
+`validate-config FILE` checks a configuration file; `install-reference-agents TENANT` installs
+the four reference agents for a tenant through a running server's admin API.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 from domain.catalog import parse_catalog
@@ -42,14 +49,72 @@ def validate_config(path: str) -> int:
     return 0
 
 
+def install_reference_agents(url: str, admin_token: str, tenant_id: str) -> list[dict[str, Any]]:
+    """Install the reference agents for `tenant_id` (idempotent); the agents as stored."""
+    reply = httpx.post(
+        f"{url.rstrip('/')}/api/v1/admin/tenants/{tenant_id}/reference-agents",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=60,
+    )
+    if reply.status_code != 200:
+        raise RuntimeError(f"{reply.status_code}: {reply.text[:500]}")
+    return list(reply.json()["agents"])
+
+
+def ensure_demo_tenant(url: str, admin_token: str, data_dir: Path) -> dict[str, Any]:
+    """The demo tenant of the embedded default, with the reference agents installed.
+
+    Made on first start; its id and API key are kept in `data_dir/demo-tenant.json` (mode
+    0600, beside the master key), never printed.
+    """
+    path = data_dir / "demo-tenant.json"
+    if path.exists():
+        demo = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        reply = httpx.post(
+            f"{url.rstrip('/')}/api/v1/admin/tenants",
+            headers={"Authorization": f"Bearer {admin_token}"},
+            json={"name": "Demo"},
+            timeout=60,
+        )
+        if reply.status_code != 201:
+            raise RuntimeError(f"{reply.status_code}: {reply.text[:500]}")
+        created = reply.json()
+        demo = {"tenant_id": created["tenant"]["id"], "api_key": created["api_key"]}
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(demo, indent=2) + "\n", encoding="utf-8")
+    agents = install_reference_agents(url, admin_token, demo["tenant_id"])
+    return {**demo, "agents": {agent["name"]: agent["id"] for agent in agents}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cb", description="Circuit Breaker tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate-config", help="validate a configuration file")
     check.add_argument("path", nargs="?", default=os.environ.get("CB_CONFIG", str(DEFAULT_CONFIG)))
+    install = commands.add_parser(
+        "install-reference-agents",
+        help="install the four reference agents for a tenant (needs CB_ADMIN_TOKEN)",
+    )
+    install.add_argument("tenant_id")
+    host, port = os.environ.get("CB_HOST", "127.0.0.1"), os.environ.get("CB_PORT", "8000")
+    install.add_argument("--url", default=f"http://{host}:{port}", help="the running server")
     args = parser.parse_args(argv)
     if args.command == "validate-config":
         return validate_config(args.path)
+    if args.command == "install-reference-agents":
+        token = os.environ.get("CB_ADMIN_TOKEN")
+        if not token:
+            print("set CB_ADMIN_TOKEN to the server's admin token")
+            return 2
+        try:
+            agents = install_reference_agents(args.url, token, args.tenant_id)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            print(f"could not install the reference agents: {exc}")
+            return 1
+        for agent in agents:
+            print(f"{agent['id']}  {agent['name']}  ({agent['model']})")
+        return 0
     return 2
 
 

@@ -93,6 +93,7 @@ def forwarded_env() -> dict[str, str]:
 def main() -> None:
     """Start a local Ray, the Serve app on CB_HOST:CB_PORT, and wait for Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request of our own
     import ray
 
     if not os.environ.get("CB_ADMIN_TOKEN"):
@@ -121,6 +122,7 @@ def main() -> None:
     if not _answers(host, port):
         print(f"warning: nothing answers on {host}:{port}; Serve's proxy is on {proxy_port}")
     print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
+    _demo_tenant(f"http://{host}:{port}", settings)
     sys.stdout.flush()
 
     stop = threading.Event()
@@ -153,6 +155,25 @@ def _start_local_model(settings: Settings) -> Any:
     os.environ[local_model.URL_ENV] = server.url
     print(f"local model at {server.url} (the last candidate of every virtual model)")
     return server
+
+
+def _demo_tenant(url: str, settings: Settings) -> None:
+    """Make (once) the demo tenant with the reference agents, unless CB_DEMO=off."""
+    from pathlib import Path
+
+    from cli import ensure_demo_tenant
+
+    if os.environ.get("CB_DEMO", "on").lower() in ("off", "0", "false"):
+        return
+    try:
+        demo = ensure_demo_tenant(url, os.environ["CB_ADMIN_TOKEN"], Path(settings.data_dir))
+    except Exception as exc:  # the server still serves; only the demo is missing
+        print(f"warning: the demo tenant was not set up ({exc})")
+        return
+    print(
+        f"demo tenant {demo['tenant_id']} with {len(demo['agents'])} reference agents; "
+        f"its API key is in {Path(settings.data_dir) / 'demo-tenant.json'}"
+    )
 
 
 def _answers(host: str, port: int, timeout_s: float = 30.0) -> bool:

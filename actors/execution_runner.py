@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
@@ -16,9 +16,19 @@ from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.routing_view import RoutingView
 from actors.settings import Settings, configured_providers
+from actors.tool_box import ToolBox
 from domain.agent import Agent
 from domain.catalog import Catalog, parse_catalog
-from domain.errors import CBError, Conflict, ExecutionInterrupted, ModelNotFound, NotFound
+from domain.codecs.tool_calls import arguments as tool_arguments
+from domain.codecs.tool_calls import assemble
+from domain.errors import (
+    CBError,
+    Conflict,
+    ExecutionInterrupted,
+    ModelNotFound,
+    NotFound,
+    ToolIterationLimit,
+)
 from domain.execution import Execution
 from domain.llm import (
     ChatMessage,
@@ -32,6 +42,7 @@ from domain.prompting import build_messages
 from domain.routing import NO_NEEDS, Needs, Route, resolve
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
+from domain.tool_specs import MAX_ITERATIONS, ToolSpec, narrowed
 
 
 class ExecutionRunner:
@@ -46,6 +57,7 @@ class ExecutionRunner:
         self.policy = TenantModelPolicy()
         self.view = RoutingView(settings, lambda: sorted(self.providers), self.use_config)
         self.caller = ModelCaller(settings, catalog, self.view)
+        self.tools = ToolBox()
         self._use_catalog(catalog)
 
     def use_config(self, data: dict[str, Any]) -> None:
@@ -176,15 +188,16 @@ class ExecutionRunner:
         )
         if capped:
             result["metadata"]["tenant_capped_parameters"] = capped
-        tools = body.get("tools") if body.get("tools") is not None else definition.get("tools")
-        needs = Needs(
-            capabilities=frozenset(
-                (["tools"] if tools else []) + (["streaming"] if stream else [])
-            ),
-            prompt_tokens=estimate_prompt_tokens(messages),
-            max_tokens=parameters.get("max_tokens"),
-        )
         try:
+            tools = narrowed(definition.get("tools") or [], body.get("tools"))
+            needs = Needs(
+                capabilities=frozenset(
+                    (["tools"] if tools else []) + (["streaming"] if stream else [])
+                ),
+                prompt_tokens=estimate_prompt_tokens(messages),
+                max_tokens=parameters.get("max_tokens"),
+            )
+            specs = await self.tools.resolve(tools)
             route = await self.route(definition["model"], needs)
         except CBError as err:
             await self._fail(execution, result, err, started, live)
@@ -200,15 +213,31 @@ class ExecutionRunner:
             parameters=parameters,
             started=started,
             start_write_ms=_ms_since(started),
+            tools={spec.name: spec for spec in specs},
         )
 
     async def run(self, agent: Agent, body: dict[str, Any], execution_id: str) -> dict[str, Any]:
         run = await self._begin(agent, body, execution_id, stream=False)
+        total = CallOutcome()
+        messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
         try:
-            outcome = await self.caller.complete(run.route.chain, run.messages, run.parameters)
+            for turn in range(1, MAX_ITERATIONS + 1):
+                outcome = await self.caller.complete(
+                    chain, messages, run.parameters, run.definitions()
+                )
+                total.absorb(outcome)
+                assert outcome.response is not None
+                usage = usage.plus(outcome.response.usage)
+                calls = outcome.response.tool_calls if run.tools else []
+                if not calls:
+                    total.response = outcome.response.model_copy(update={"usage": usage})
+                    return await self._complete(run, total)
+                chain = _sticking_to(outcome.model, chain)
+                await self._use_tools(run, messages, outcome.response.content, calls, turn)
+            raise _iteration_limit()
         except CBError as err:
+            err.details = _with_attempts(err, total)
             await self._fail_after_attempts(run, err)
-        return await self._complete(run, outcome)
 
     async def run_stream(
         self, agent: Agent, body: dict[str, Any], execution_id: str, live: LiveStream
@@ -233,23 +262,44 @@ class ExecutionRunner:
                 "provider": self.catalog.models[run.route.chain[0]].provider,
             },
         )
-        outcome = CallOutcome()
+        total = CallOutcome()
+        messages, chain = list(run.messages), list(run.route.chain)
         usage: Usage | None = None
         finish: str | None = None
         try:
-            async for chunk in self.caller.stream(
-                run.route.chain, run.messages, run.parameters, outcome
-            ):
-                if chunk.delta:
-                    live.emit("content_chunk", {"execution_id": execution_id, "delta": chunk.delta})
-                if chunk.usage is not None:
-                    usage = chunk.usage if usage is None else usage.merged(chunk.usage)
-                    live.emit("usage_update", self._usage_event(execution_id, outcome, usage))
-                finish = chunk.finish_reason or finish
-                if live.checkpoint_due():
-                    self._checkpoint(run, outcome, live)
+            for turn in range(1, MAX_ITERATIONS + 1):
+                outcome, turn_usage, deltas, text = CallOutcome(), None, [], ""
+                async for chunk in self.caller.stream(
+                    chain, messages, run.parameters, outcome, run.definitions()
+                ):
+                    if chunk.delta:
+                        text += chunk.delta
+                        live.emit(
+                            "content_chunk", {"execution_id": execution_id, "delta": chunk.delta}
+                        )
+                    deltas.extend(chunk.tool_call_deltas)
+                    if chunk.usage is not None:
+                        turn_usage = (
+                            chunk.usage if turn_usage is None else turn_usage.merged(chunk.usage)
+                        )
+                        shown = turn_usage if usage is None else usage.plus(turn_usage)
+                        live.emit("usage_update", self._usage_event(execution_id, outcome, shown))
+                    finish = chunk.finish_reason or finish
+                    if live.checkpoint_due():
+                        self._checkpoint(run, outcome, live)
+                total.absorb(outcome)
+                if turn_usage is not None:
+                    usage = turn_usage if usage is None else usage.plus(turn_usage)
+                calls = assemble(deltas) if run.tools and deltas else []
+                if not calls:
+                    break
+                chain = _sticking_to(outcome.model, chain)
+                await self._use_tools(run, messages, text, calls, turn, live)
+            else:
+                raise _iteration_limit()
         except CBError as err:
             run.result["response"] = {"content": live.text, "tool_calls": []}
+            err.details = _with_attempts(err, total)
             try:
                 await self._fail_after_attempts(run, err, live)
             except CBError:
@@ -259,9 +309,44 @@ class ExecutionRunner:
             raise
         if usage is None:  # the provider counted nothing (the bundled local model): estimate
             usage = self._estimate(run, live.text)
-            live.emit("usage_update", self._usage_event(execution_id, outcome, usage))
-        outcome.response = LLMResponse(content=live.text, finish_reason=finish, usage=usage)
-        live.emit("execution_complete", await self._complete(run, outcome, live))
+            live.emit("usage_update", self._usage_event(execution_id, total, usage))
+        total.response = LLMResponse(content=live.text, finish_reason=finish, usage=usage)
+        live.emit("execution_complete", await self._complete(run, total, live))
+
+    async def _use_tools(
+        self,
+        run: Started,
+        messages: list[ChatMessage],
+        content: str | None,
+        calls: list[dict[str, Any]],
+        turn: int,
+        live: LiveStream | None = None,
+    ) -> None:
+        """Run one turn's tool calls concurrently; record, emit and answer each."""
+        messages.append(ChatMessage(role="assistant", content=content or None, tool_calls=calls))
+        execution_id = str(run.execution.id)
+        for call in calls:
+            fn = call["function"]
+            run.execution.call_tool(call["id"], fn["name"], tool_arguments(fn), turn)
+            if live is not None:
+                live.emit("tool_call", {"execution_id": execution_id, "turn": turn, **call})
+        outcomes = await asyncio.gather(*(self.tools.run(c, run.tools) for c in calls))
+        for outcome in outcomes:
+            run.execution.record_tool_result(
+                outcome.call_id, outcome.name, outcome.result, outcome.error, outcome.duration_ms
+            )
+            run.tool_results.append(outcome.view())
+            if live is not None:
+                live.emit("tool_result", {"execution_id": execution_id, **outcome.view()})
+            messages.append(
+                ChatMessage(
+                    role="tool",
+                    tool_call_id=outcome.call_id,
+                    name=outcome.name,
+                    content=outcome.content(),
+                )
+            )
+        await self.store.save_events(run.execution.collect_events())
 
     def _checkpoint(self, run: Started, outcome: CallOutcome, live: LiveStream) -> None:
         """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
@@ -292,7 +377,7 @@ class ExecutionRunner:
         self, run: Started, outcome: CallOutcome, live: LiveStream | None = None
     ) -> dict[str, Any]:
         result = run.result
-        self._fill(result, outcome, run.route, run.started)
+        self._fill(run, outcome)
         result["metadata"]["timings_ms"] = _timings(run.start_write_ms, outcome.attempts)
         run.execution.complete(result, live.take_unrecorded() if live else None)
         finishing = time.perf_counter()
@@ -327,9 +412,8 @@ class ExecutionRunner:
         live.emit(*terminal_event("cancelled", run.result, live.execution_id))
         await self._save_end(run.execution, live)
 
-    def _fill(
-        self, result: dict[str, Any], outcome: CallOutcome, route: Route, started: float
-    ) -> None:
+    def _fill(self, run: Started, outcome: CallOutcome) -> None:
+        result, route, started = run.result, run.route, run.started
         response = outcome.response
         assert response is not None and outcome.model is not None
         usage = response.usage
@@ -339,6 +423,7 @@ class ExecutionRunner:
             "content": response.content,
             "tool_calls": response.tool_calls,
             "finish_reason": response.finish_reason,
+            "tool_results": run.tool_results,
         }
         result["usage"] = {
             **usage.model_dump(),
@@ -358,6 +443,12 @@ class ExecutionRunner:
             adjusted_parameters=outcome.adjusted_parameters,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+        if run.tools:
+            meta.update(
+                tool_calls=run.execution.tool_calls,
+                tool_errors=run.execution.tool_errors,
+                tools_offered=sorted(run.tools),
+            )
 
     async def _fail(
         self,
@@ -391,6 +482,29 @@ class Started:
     parameters: dict[str, Any]
     started: float
     start_write_ms: float
+    tools: dict[str, ToolSpec] = field(default_factory=dict)
+    tool_results: list[dict[str, Any]] = field(default_factory=list)
+
+    def definitions(self) -> list[dict[str, Any]] | None:
+        return [t.definition() for t in self.tools.values()] or None
+
+
+def _with_attempts(err: CBError, total: CallOutcome) -> dict[str, Any]:
+    """The error's details with every attempt of the execution, earlier turns first."""
+    details = err.details if isinstance(err.details, dict) else {}
+    return {**details, "attempts": total.attempts + details.get("attempts", [])}
+
+
+def _sticking_to(model: str | None, chain: list[str]) -> list[str]:
+    """Later turns of a tool loop go to the model that answered, the rest as fallbacks."""
+    return [model, *(m for m in chain if m != model)] if model else chain
+
+
+def _iteration_limit() -> ToolIterationLimit:
+    return ToolIterationLimit(
+        f"the model was still calling tools after {MAX_ITERATIONS} turns",
+        details={"max_iterations": MAX_ITERATIONS},
+    )
 
 
 def _ms_since(mark: float) -> float:

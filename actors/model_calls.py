@@ -45,6 +45,14 @@ class CallOutcome:
     adjusted_parameters: dict[str, Any] = field(default_factory=dict)
     delivered: bool = False  # a stream's content already reached the client
 
+    def absorb(self, turn: CallOutcome) -> None:
+        """Fold one turn of a tool loop into the execution's outcome."""
+        self.attempts.extend(turn.attempts)
+        self.model, self.provider = turn.model or self.model, turn.provider or self.provider
+        self.dropped_parameters = turn.dropped_parameters
+        self.adjusted_parameters = turn.adjusted_parameters
+        self.delivered = self.delivered or turn.delivered
+
 
 class ModelCaller:
     """Owned by a tenant actor; shares the process's HTTP client."""
@@ -64,11 +72,15 @@ class ModelCaller:
         return lease
 
     async def complete(
-        self, chain: list[str], messages: list[ChatMessage], parameters: dict[str, Any]
+        self,
+        chain: list[str],
+        messages: list[ChatMessage],
+        parameters: dict[str, Any],
+        tools: list[dict[str, Any]] | None = None,
     ) -> CallOutcome:
         """The first whole reply along the chain; raises the last error if none came."""
         outcome = CallOutcome()
-        async for reply in self._run(chain, messages, parameters, outcome, stream=False):
+        async for reply in self._run(chain, messages, parameters, outcome, False, tools):
             assert isinstance(reply, LLMResponse)
             outcome.response = reply
         return outcome
@@ -79,9 +91,10 @@ class ModelCaller:
         messages: list[ChatMessage],
         parameters: dict[str, Any],
         outcome: CallOutcome,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[StreamChunk]:
         """Stream chunks from the first model that answers; `outcome` records the attempts."""
-        async for chunk in self._run(chain, messages, parameters, outcome, stream=True):
+        async for chunk in self._run(chain, messages, parameters, outcome, True, tools):
             assert isinstance(chunk, StreamChunk)
             yield chunk
 
@@ -92,12 +105,13 @@ class ModelCaller:
         parameters: dict[str, Any],
         outcome: CallOutcome,
         stream: bool,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMResponse | StreamChunk]:
         last: CBError = ProviderError("no attempt was made")
         for model_name in chain:
             try:
                 async for item in self._try_model(
-                    model_name, messages, parameters, outcome, stream
+                    model_name, messages, parameters, outcome, stream, tools
                 ):
                     yield item
                 return
@@ -117,12 +131,17 @@ class ModelCaller:
         parameters: dict[str, Any],
         outcome: CallOutcome,
         stream: bool,
+        tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMResponse | StreamChunk]:
         model = self.catalog.models[model_name]
         spec = self.catalog.providers[model.provider]
         codec = codec_for(spec.type)
         request = LLMRequest(
-            model=model_name, messages=messages, parameters=parameters, stream=stream
+            model=model_name,
+            messages=messages,
+            parameters=parameters,
+            stream=stream,
+            tools=tools or [],
         )
         call, params = codec.build_call(
             request,

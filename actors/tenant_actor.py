@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -14,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.live_stream import LiveStream
+from actors.mcp_sessions import McpConnection, check_stdio_command
 from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
@@ -77,8 +79,17 @@ class TenantActor:
             self.tenant, self.agents = await self.store.run(self._read_state)
             if self.tenant is not None:
                 self._adopt_policy(self.tenant)
+                self._open_mcp_servers(self.tenant)
                 await self.runner.fail_interrupted()
             self._loaded = True
+
+    def _open_mcp_servers(self, tenant: Tenant) -> None:
+        """A connection object per registered server (each connects on first use)."""
+        box = SecretBox(self.settings)
+        for server_id, record in tenant.mcp_servers.items():
+            server = {k: v for k, v in record.items() if k != "sealed_secrets"}
+            secrets = json.loads(box.open(record["sealed_secrets"]))
+            self.runner.tools.servers[server_id] = McpConnection(server, secrets)
 
     def _adopt_policy(self, tenant: Tenant) -> None:
         self.runner.policy = TenantModelPolicy.of(tenant.model_mappings, tenant.model_policy)
@@ -125,6 +136,7 @@ class TenantActor:
             self._reaper = asyncio.get_running_loop().create_task(self._evict_when_idle())
             return False
         log.info("tenant %s idle for %.0f s, evicting its actor", self.tenant_id, self.idle_evict_s)
+        await self.runner.tools.close()  # ends the tenant's stdio server processes
         self.store.close()
         self.channel.close()
         ray.actor.exit_actor()
@@ -216,6 +228,73 @@ class TenantActor:
         self._adopt_policy(tenant)
         return {"provider": provider, "removed": True}
 
+    # -- tools and MCP servers ----------------------------------------------------------------
+
+    @replies
+    async def register_mcp_server(
+        self, server: dict[str, Any], secrets: dict[str, dict[str, str]], by: str
+    ) -> dict[str, Any]:
+        """Register an MCP server, connect to it and list its tools (a failure shows in its
+        health; the registration stands)."""
+        await self._load()
+        tenant = self._require_tenant()
+        if any(s["name"] == server["name"] for s in tenant.mcp_servers.values()):
+            raise Conflict(f"an MCP server named {server['name']!r} is already registered")
+        if server["transport"] == "stdio":
+            check_stdio_command(server["command"])
+        server = {**server, "id": uuid.uuid4().hex}
+        sealed = SecretBox(self.settings).seal(json.dumps(secrets))
+        tenant.register_mcp_server(server, sealed, by)
+        await self.store.save(tenant)
+        connection = McpConnection(server, secrets)
+        self.runner.tools.servers[server["id"]] = connection
+        await self.runner.tools.open(connection)
+        return connection.view()
+
+    @replies
+    async def list_mcp_servers(self) -> dict[str, Any]:
+        await self._load()
+        self._require_tenant()
+        return {"servers": [s.view() for s in self.runner.tools.servers.values()]}
+
+    @replies
+    async def remove_mcp_server(self, server_id: str, by: str) -> dict[str, Any]:
+        await self._load()
+        tenant = self._require_tenant()
+        connection = self.runner.tools.servers.pop(server_id, None)
+        if connection is None:
+            raise NotFound(f"MCP server {server_id} not found")
+        tenant.remove_mcp_server(server_id, by)
+        await self.store.save(tenant)
+        await connection.close()
+        return {"id": server_id, "removed": True}
+
+    @replies
+    async def refresh_mcp_server(self, server_id: str) -> dict[str, Any]:
+        await self._load()
+        connection = self.runner.tools.servers.get(server_id)
+        if connection is None:
+            raise NotFound(f"MCP server {server_id} not found")
+        try:
+            await connection.refresh(self.runner.tools.taken_by_others(connection))
+        except Exception:  # shown in the server's health
+            pass
+        return connection.view()
+
+    @replies
+    async def list_tools(self) -> dict[str, Any]:
+        """Built-in tools and the tools of this tenant's MCP servers, with their health."""
+        await self._load()
+        self._require_tenant()
+        await self.runner.tools.reopen_failed()
+        health = {s.name: s.view()["health"] for s in self.runner.tools.servers.values()}
+        return {
+            "tools": [
+                {**spec.view(), "health": health.get(spec.source, {"status": "ready"})}
+                for spec in self.runner.tools.specs().values()
+            ]
+        }
+
     @replies
     async def list_model_mappings(self) -> dict[str, Any]:
         await self._load()
@@ -279,6 +358,7 @@ class TenantActor:
         """Create an agent; a provider credential given with it is kept encrypted."""
         await self._load()
         tenant = self._require_tenant()
+        await self.runner.tools.resolve(definition.get("tools") or [])
         await self.runner.check_model(definition["model"], definition.get("tools"))
         agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
         tenant.add_agent(str(agent.id))
@@ -289,6 +369,27 @@ class TenantActor:
         await self.store.save(tenant, agent)
         self.agents[str(agent.id)] = agent
         return agent.view()
+
+    @replies
+    async def install_agents(self, definitions: list[dict[str, Any]]) -> dict[str, Any]:
+        """Create each agent unless one of that name exists (so installing twice is a no-op)."""
+        await self._load()
+        tenant = self._require_tenant()
+        by_name = {a.definition["name"]: a for a in self.agents.values() if not a.deleted}
+        created, installed = [], []
+        for definition in definitions:
+            agent = by_name.get(definition["name"])
+            if agent is None:
+                await self.runner.tools.resolve(definition.get("tools") or [])
+                await self.runner.check_model(definition["model"], definition.get("tools"))
+                agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
+                tenant.add_agent(str(agent.id))
+                created.append(agent)
+            installed.append(agent)
+        if created:
+            await self.store.save(tenant, *created)
+            self.agents.update({str(a.id): a for a in created})
+        return {"agents": [a.view() for a in installed], "created": len(created)}
 
     @replies
     async def list_agents(self) -> list[dict[str, Any]]:
@@ -307,6 +408,7 @@ class TenantActor:
         agent = self._agent(agent_id)
         if "model" in changes or "tools" in changes:
             merged = {**agent.definition, **changes}
+            await self.runner.tools.resolve(merged.get("tools") or [])
             await self.runner.check_model(merged["model"], merged.get("tools"))
         if changes:
             agent.update(changes)

@@ -6,7 +6,16 @@ from fastapi import FastAPI
 
 from api import errors
 from api.graphql.schema import graphql_router
-from api.routes import admin, admin_config, agents, executions, health, models, providers
+from api.routes import (
+    admin,
+    admin_config,
+    agents,
+    executions,
+    health,
+    models,
+    providers,
+    tools,
+)
 
 
 def create_app() -> FastAPI:
@@ -21,6 +30,7 @@ def create_app() -> FastAPI:
         admin.router,
         admin_config.router,
         models.router,
+        tools.router,
         agents.router,
         executions.router,
         providers.router,

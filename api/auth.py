@@ -28,6 +28,11 @@ class Principal:
     key_id: str
     scopes: frozenset[str]
 
+    @property
+    def actor(self) -> str:
+        """Who acted, as recorded in events: the key's id, never its secret."""
+        return f"key:{self.key_id}"
+
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise PermissionDenied(f"this credential lacks the {scope!r} scope")
@@ -105,7 +110,7 @@ async def tenant_admin(
     if who.tenant_id != tenant_id:
         raise PermissionDenied("this API key does not belong to that tenant")
     who.require("tenant:admin")
-    return f"key:{who.key_id}"
+    return who.actor
 
 
 def admin_token() -> str:

@@ -126,6 +126,20 @@ class CapabilityNotSupported(CBError):
     status = 400
 
 
+class UnknownTool(CBError):
+    """A tool name that resolves to no built-in tool and no tool of the tenant's MCP servers."""
+
+    type = "unknown_tool"
+    status = 400
+
+
+class ToolIterationLimit(CBError):
+    """The model kept calling tools past the execution's iteration cap."""
+
+    type = "tool_iteration_limit"
+    status = 422
+
+
 class NoModelAvailable(CBError):
     type = "no_model_available"
     status = 503
@@ -197,6 +211,8 @@ ERROR_TYPES: dict[str, type[CBError]] = {
         ModelNotFound,
         ModelNotAllowed,
         CapabilityNotSupported,
+        UnknownTool,
+        ToolIterationLimit,
         NoModelAvailable,
         ProviderError,
         ProviderTimeout,

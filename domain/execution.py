@@ -38,6 +38,8 @@ class Execution(Aggregate):
         self.stream_events: list[list[Any]] = []
         self.stream_complete = False
         self.result: dict[str, Any] = {}
+        self.tool_calls = 0
+        self.tool_errors = 0
 
     def resolve_model(self, model: str, provider: str, routing: dict[str, Any]) -> None:
         self._model_resolved(self.tenant_id, model, provider, routing)
@@ -47,6 +49,40 @@ class Execution(Aggregate):
         self, tenant_id: str, model: str, provider: str, routing: dict[str, Any]
     ) -> None:
         self.model_resolved = model
+
+    def call_tool(self, call_id: str, name: str, arguments: dict[str, Any], turn: int) -> None:
+        """The model asked for a tool (turn counts the model's replies, from 1)."""
+        self._tool_called(self.tenant_id, call_id, name, arguments, turn)
+
+    @event("ToolCalled")
+    def _tool_called(
+        self, tenant_id: str, call_id: str, name: str, arguments: dict[str, Any], turn: int
+    ) -> None:
+        self.tool_calls += 1
+
+    def record_tool_result(
+        self,
+        call_id: str,
+        name: str,
+        result: Any,
+        error: dict[str, Any] | None,
+        duration_ms: float,
+    ) -> None:
+        """What the tool answered, or the structured error the model was shown."""
+        self._tool_result_recorded(self.tenant_id, call_id, name, result, error, duration_ms)
+
+    @event("ToolResultRecorded")
+    def _tool_result_recorded(
+        self,
+        tenant_id: str,
+        call_id: str,
+        name: str,
+        result: Any,
+        error: dict[str, Any] | None,
+        duration_ms: float,
+    ) -> None:
+        if error is not None:
+            self.tool_errors += 1
 
     def checkpoint(self, stream_events: list[list[Any]], usage: dict[str, Any]) -> None:
         """Record the stream events sent since the last checkpoint, and the usage so far."""

@@ -44,6 +44,16 @@ class Usage(BaseModel):
             estimated=estimated,
         )
 
+    def plus(self, other: Usage) -> Usage:
+        """Usage of two model calls together (the turns of a tool loop)."""
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
     def merged(self, newer: Usage) -> Usage:
         """Usage from two stream events (Anthropic sends input and output counts apart)."""
         prompt = max(self.prompt_tokens, newer.prompt_tokens)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from domain.errors import InvalidRequest
 
@@ -67,6 +67,13 @@ class AgentCreate(_Body):
     tags: list[str] = Field(default_factory=list, max_length=64)
     provider_type: str | None = Field(default=None, max_length=100)
     context_instructions: str | None = Field(default=None, max_length=100_000)
+
+
+def agent_definition(body: AgentCreate) -> dict[str, Any]:
+    """The stored definition of a new agent: parameters only as set."""
+    definition = body.model_dump()
+    definition["parameters"] = body.parameters.set_values()
+    return definition
 
 
 class AgentUpdate(_Body):
@@ -136,3 +143,36 @@ class ModelPolicy(_Body):
     parameter_caps: dict[Literal["max_tokens", "temperature", "top_p"], float] = Field(
         default_factory=dict
     )
+
+
+class McpServerCreate(_Body):
+    """An MCP server for the tenant: a command over stdio, or a streamable HTTP URL."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,40}$")
+    transport: Literal["stdio", "http"]
+    command: str | None = Field(default=None, max_length=500)
+    args: list[str] = Field(default_factory=list, max_length=64)
+    env: dict[str, SecretStr] = Field(default_factory=dict, max_length=64)
+    url: str | None = Field(default=None, pattern=r"^https?://", max_length=2000)
+    headers: dict[str, SecretStr] = Field(default_factory=dict, max_length=64)
+    bearer_token: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _transport_fields(self) -> McpServerCreate:
+        if self.transport == "stdio" and not self.command:
+            raise ValueError("a stdio server needs `command`")
+        if self.transport == "http" and not self.url:
+            raise ValueError("an http server needs `url`")
+        return self
+
+    def server(self) -> dict[str, Any]:
+        """What is stored in clear: no environment value, header or token."""
+        return self.model_dump(include={"name", "transport", "command", "args", "url", "timeout_s"})
+
+    def secrets(self) -> dict[str, dict[str, str]]:
+        """Environment values and headers (incl. the bearer token) in clear, to be sealed."""
+        headers = {k: v.get_secret_value() for k, v in self.headers.items()}
+        if self.bearer_token is not None:
+            headers["Authorization"] = "Bearer " + self.bearer_token.get_secret_value()
+        return {"env": {k: v.get_secret_value() for k, v in self.env.items()}, "headers": headers}

@@ -19,6 +19,7 @@ class Tenant(Aggregate):
         self.agent_ids: list[str] = []
         self.provider_credentials: dict[str, dict[str, str]] = {}  # legacy GraphQL apiKey
         self.own_provider_keys: dict[str, dict[str, str]] = {}
+        self.mcp_servers: dict[str, dict[str, Any]] = {}
         self.model_mappings: dict[str, dict[str, Any]] = {}
         self.model_policy: dict[str, Any] = {}
 
@@ -108,3 +109,20 @@ class Tenant(Aggregate):
     @event("ModelPolicySet")
     def _model_policy_set(self, tenant_id: str, policy: dict[str, Any], by: str) -> None:
         self.model_policy = policy
+
+    def register_mcp_server(self, server: dict[str, Any], sealed_secrets: str, by: str) -> None:
+        """An MCP server of this tenant; its environment and headers only as ciphertext."""
+        self._mcp_server_registered(self.tenant_id, server, sealed_secrets, by)
+
+    @event("McpServerRegistered")
+    def _mcp_server_registered(
+        self, tenant_id: str, server: dict[str, Any], sealed_secrets: str, by: str
+    ) -> None:
+        self.mcp_servers[server["id"]] = {**server, "sealed_secrets": sealed_secrets}
+
+    def remove_mcp_server(self, server_id: str, by: str) -> None:
+        self._mcp_server_removed(self.tenant_id, server_id, by)
+
+    @event("McpServerRemoved")
+    def _mcp_server_removed(self, tenant_id: str, server_id: str, by: str) -> None:
+        self.mcp_servers.pop(server_id, None)

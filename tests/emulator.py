@@ -196,6 +196,7 @@ class _Rule:
     tool_calls: list[dict[str, Any]] | None = field(default=None)
     stream_usage: bool = True
     model: str | None = None
+    with_tool_results: bool = False
 
 
 @dataclass
@@ -385,6 +386,7 @@ class ProviderEmulator:
         tool_calls: list[dict] | None = None,
         stream_usage: bool = True,
         model: str | None = None,
+        with_tool_results: bool = False,
     ) -> None:
         """Answer requests whose message text contains ``match`` as described.
 
@@ -398,7 +400,8 @@ class ProviderEmulator:
         be given in OpenAI's shape or as ``{"name", "arguments"}``; dict arguments are
         JSON-encoded and missing ids are generated per reply. ``stream_usage=False`` ignores
         ``stream_options.include_usage``, as llama.cpp's server does. ``model`` limits the
-        rule to OpenAI-format requests for that model.
+        rule to OpenAI-format requests for that model. ``with_tool_results`` appends the
+        request's tool messages to ``content``, as a model answering from its tools would.
         """
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
@@ -423,6 +426,7 @@ class ProviderEmulator:
             tool_calls=[_normalize_tool_call(c) for c in tool_calls] if tool_calls else None,
             stream_usage=stream_usage,
             model=model,
+            with_tool_results=with_tool_results,
         )
         with self._lock:
             self._rules.append(rule)
@@ -559,6 +563,9 @@ class ProviderEmulator:
                 )
                 return await self._send_json(request, rec, rule.status, payload, rule.headers)
             content = rule.content
+            if rule.with_tool_results:
+                results = [message_text(m) for m in messages if m.get("role") == "tool"]
+                content = " ".join([content or "From the tools:", " | ".join(results)])
             pieces = rule.chunks
             extra_headers = rule.headers
             chunk_delay = rule.chunk_delay

@@ -20,8 +20,16 @@ from api.graphql.legacy_types import (
     definition_from_input,
     provider_to_gql,
 )
+from api.graphql.tool_types import (
+    McpServerGQL,
+    McpServerInput,
+    ToolGQL,
+    server_to_gql,
+    tool_to_gql,
+)
 from api.routes.providers import provider_views
 from domain.errors import NotFound
+from domain.schemas import McpServerCreate
 
 
 def _who(info: Info) -> Principal:
@@ -63,6 +71,22 @@ class Query:
         found = await provider_views(id)
         return provider_to_gql(found[0], *_times()) if found else None
 
+    @strawberry.field
+    async def mcp_servers(self, info: Info) -> list[McpServerGQL]:
+        """The tenant's MCP servers with health and tool count (never their secrets)."""
+        who = _who(info)
+        who.require("agents:read")
+        found = await runtime.call_tenant(who.tenant_id, "list_mcp_servers")
+        return [server_to_gql(view) for view in found["servers"]]
+
+    @strawberry.field
+    async def tools(self, info: Info) -> list[ToolGQL]:
+        """Built-in tools and the tenant's MCP tools, by the names agents list."""
+        who = _who(info)
+        who.require("agents:read")
+        found = await runtime.call_tenant(who.tenant_id, "list_tools")
+        return [tool_to_gql(view) for view in found["tools"]]
+
 
 def _times() -> tuple[str, str]:
     """When the configuration was written (the providers' legacy created/updated), and now."""
@@ -85,6 +109,24 @@ class Mutation:
             who.tenant_id, "create_agent", definition_from_input(input), credential
         )
         return agent_to_gql(view)
+
+    @strawberry.mutation
+    async def register_mcp_server(self, info: Info, input: McpServerInput) -> McpServerGQL:  # noqa: A002
+        """Register an MCP server, as `POST /api/v1/mcp/servers` does."""
+        who = _who(info)
+        who.require("tenant:admin")
+        body = McpServerCreate.model_validate(input.body())
+        view = await runtime.call_tenant(
+            who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.actor
+        )
+        return server_to_gql(view)
+
+    @strawberry.mutation
+    async def remove_mcp_server(self, info: Info, id: str) -> bool:  # noqa: A002
+        who = _who(info)
+        who.require("tenant:admin")
+        await runtime.call_tenant(who.tenant_id, "remove_mcp_server", id, who.actor)
+        return True
 
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends
 from api import runtime
 from api.auth import TENANT_ID, require_admin
 from domain.errors import NotFound
-from domain.schemas import ApiKeyCreate, TenantCreate
+from domain.reference_agents import REFERENCE_AGENTS
+from domain.schemas import AgentCreate, ApiKeyCreate, TenantCreate, agent_definition
 
 router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
 
@@ -34,6 +35,14 @@ async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dic
     _check_id(tenant_id)
     body = body or ApiKeyCreate()
     return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at)
+
+
+@router.post("/tenants/{tenant_id}/reference-agents")
+async def install_reference_agents(tenant_id: str) -> dict[str, Any]:
+    """Install the four reference agents of PED 13.1 for the tenant (idempotent)."""
+    _check_id(tenant_id)
+    definitions = [agent_definition(AgentCreate(**agent)) for agent in REFERENCE_AGENTS]
+    return await runtime.call_tenant(tenant_id, "install_agents", definitions)
 
 
 def _check_id(tenant_id: str) -> None:

@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from api import runtime
 from api.auth import Caller
 from api.streaming import sse_response
-from domain.schemas import AgentCreate, AgentUpdate, ExecuteRequest, StreamOptions
+from domain.schemas import (
+    AgentCreate,
+    AgentUpdate,
+    ExecuteRequest,
+    StreamOptions,
+    agent_definition,
+)
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -18,9 +24,7 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post("", status_code=201)
 async def create_agent(body: AgentCreate, who: Caller) -> dict[str, Any]:
     who.require("agents:write")
-    definition = body.model_dump()
-    definition["parameters"] = body.parameters.set_values()
-    return await runtime.call_tenant(who.tenant_id, "create_agent", definition)
+    return await runtime.call_tenant(who.tenant_id, "create_agent", agent_definition(body))
 
 
 @router.get("")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import APIRouter
 
@@ -13,6 +12,7 @@ from api import runtime
 from api.auth import Caller
 from domain.catalog import Catalog
 from domain.errors import NotFound
+from domain.urls import shown_url
 
 router = APIRouter(prefix="/api/v1/providers", tags=["providers"])
 
@@ -46,7 +46,7 @@ def _view(catalog: Catalog, name: str, health: dict[str, Any]) -> dict[str, Any]
     return {
         "id": name,
         "type": spec.type,
-        "base_url": _without_userinfo(provider_base_url(spec)),
+        "base_url": shown_url(provider_base_url(spec)),
         "models": [
             {
                 "id": model_id,
@@ -72,14 +72,6 @@ def _view(catalog: Catalog, name: str, health: dict[str, Any]) -> dict[str, Any]
             "last_check": _iso(last) if last else None,
         },
     }
-
-
-def _without_userinfo(url: str) -> str:
-    """A base URL as shown: never a user name or password someone put in it."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _iso(at: float) -> str:
