@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import ray
@@ -62,7 +63,11 @@ class ProjectionActor:
         return await self.store.run(runner.position, self.db)
 
     async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
-        return await self._read(directory.lookup_key, key_hash)
+        return await self._read(directory.lookup_key, key_hash, time.time())
+
+    async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+        await self.catch_up()  # a key issued a moment ago is listed
+        return await self.store.run(directory.list_keys, self.db, tenant_id)
 
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
         return await self._read(

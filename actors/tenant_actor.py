@@ -23,12 +23,17 @@ from actors.stream_channel import StreamChannel
 from domain import keys, stream_log
 from domain.agent import Agent
 from domain.catalog import Catalog, TenantDefaults
-from domain.errors import Conflict, InvalidRequest, NotFound, RateLimited, ResumeUnavailable
+from domain.errors import Conflict, InvalidRequest, NotFound, ResumeUnavailable
 from domain.execution import Execution
 from domain.model_listing import models_listing
-from domain.ratelimit import TokenBucket
 from domain.schemas import SCOPES
 from domain.tenant import Tenant
+from domain.tenant_limits import (
+    RATE_LIMIT_HEADERS,
+    LimitGate,
+    TenantLimits,
+    estimated_tokens,
+)
 from domain.tenant_models import TenantModelPolicy, mapping_problems
 
 log = logging.getLogger(__name__)
@@ -46,11 +51,9 @@ class TenantActor:
         # operator may be editing it)
         empty = Catalog(providers={}, models={})
         self.runner = ExecutionRunner(settings, empty, self.store, tenant_id)
-        limits = TenantDefaults()
-        self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
-        self.max_concurrent = limits.max_concurrent_executions
-        self.idle_evict_s = settings.tenant_idle_evict_s or limits.idle_evict_s
-        self.running = 0
+        defaults = TenantDefaults()
+        self.gate = LimitGate(_limits(defaults, {}), time.monotonic())
+        self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
         self.live: dict[str, LiveStream] = {}
         self.channel = StreamChannel()
         self.last_used = time.monotonic()
@@ -72,11 +75,11 @@ class TenantActor:
             if self._loaded:
                 return
             await self.runner.view.refresh()
-            limits = self.runner.catalog.tenant_defaults
-            self.rpm = TokenBucket.per_minute(limits.requests_per_minute, time.monotonic())
-            self.max_concurrent = limits.max_concurrent_executions
-            self.idle_evict_s = self.settings.tenant_idle_evict_s or limits.idle_evict_s
+            defaults = self.runner.catalog.tenant_defaults
+            self.idle_evict_s = self.settings.tenant_idle_evict_s or defaults.idle_evict_s
             self.tenant, self.agents = await self.store.run(self._read_state)
+            own = self.tenant.limits if self.tenant is not None else {}
+            self.gate = LimitGate(_limits(defaults, own), time.monotonic())
             if self.tenant is not None:
                 self._adopt_policy(self.tenant)
                 self._open_mcp_servers(self.tenant)
@@ -120,7 +123,7 @@ class TenantActor:
         return agent
 
     def _idle(self) -> bool:
-        return self.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s
+        return self.gate.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s
 
     async def _evict_when_idle(self) -> None:
         while True:
@@ -171,6 +174,35 @@ class TenantActor:
             key_id, keys.hash_key(secret), keys.key_hint(secret), scopes, expires_at
         )
         return {"id": key_id, "api_key": secret, "scopes": scopes, "expires_at": expires_at}
+
+    @replies
+    async def revoke_api_key(self, key_id: str, by: str) -> dict[str, Any]:
+        """Revoke a key: every replica refuses it once its key cache expires (≤ 5 s)."""
+        await self._load()
+        tenant = self._require_tenant()
+        key = tenant.api_keys.get(key_id)
+        if key is None or key["revoked"]:
+            raise NotFound(f"API key {key_id} not found (or already revoked)")
+        tenant.revoke_api_key(key_id, by)
+        await self.store.save(tenant)
+        return {"id": key_id, "revoked": True}
+
+    @replies
+    async def set_limits(self, own: dict[str, Any], by: str) -> dict[str, Any]:
+        """The tenant's own limits (omitted fields take the configured defaults), at once."""
+        await self._load()
+        tenant = self._require_tenant()
+        limits = _limits(self.runner.catalog.tenant_defaults, own)  # validates the mix
+        tenant.set_limits(own, by)
+        await self.store.save(tenant)
+        self.gate.reconfigure(limits, time.monotonic())
+        return self.gate.view(time.monotonic())
+
+    @replies
+    async def get_limits(self) -> dict[str, Any]:
+        await self._load()
+        self._require_tenant()
+        return self.gate.view(time.monotonic())
 
     @replies
     async def describe(self) -> dict[str, Any]:
@@ -428,20 +460,9 @@ class TenantActor:
 
     # -- executions --------------------------------------------------------------------------
 
-    def _admit(self) -> None:
-        if self.running >= self.max_concurrent:
-            raise RateLimited(
-                f"tenant is at its limit of {self.max_concurrent} concurrent executions",
-                retry_after=1.0,
-                details={"limit": "max_concurrent_executions"},
-            )
-        wait = self.rpm.take(time.monotonic())
-        if wait:
-            raise RateLimited(
-                "tenant is over its requests-per-minute limit",
-                retry_after=round(wait, 3),
-                details={"limit": "requests_per_minute"},
-            )
+    def _admit(self, agent: Agent, body: dict[str, Any]) -> int:
+        """Let one execution in under the tenant's limits; the tokens it reserved."""
+        return self.gate.admit(time.monotonic(), estimated_tokens(body, agent.definition))
 
     @replies
     async def execute(
@@ -452,12 +473,15 @@ class TenantActor:
         agent = self._agent(agent_id)
         if retried:
             await self.runner.raise_if_recorded(execution_id)
-        self._admit()
-        self.running += 1
+        reserved = self._admit(agent, body)
+        headers = self.gate.headers(time.monotonic())  # what was left once it was let in
+        used = None
         try:
-            return await self.runner.run(agent, body, execution_id)
+            result = await self.runner.run(agent, body, execution_id)
+            used = result["usage"]["total_tokens"]
+            return {**result, RATE_LIMIT_HEADERS: headers}
         finally:
-            self.running -= 1
+            self.gate.settle(time.monotonic(), reserved, used)
             self.last_used = time.monotonic()
 
     @replies
@@ -478,15 +502,16 @@ class TenantActor:
         agent = self._agent(agent_id)
         if retried:
             await self.runner.raise_if_recorded(execution_id)
-        self._admit()
+        reserved = self._admit(agent, body)
+        headers = self.gate.headers(time.monotonic())
         live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
         self.live[execution_id] = live
-        self.running += 1
         live.task = asyncio.get_running_loop().create_task(
             self.runner.run_stream(agent, body, execution_id, live)
         )
-        live.task.add_done_callback(lambda _: self._finished(execution_id))
-        return await self.channel.offer(live, 0)
+        live.task.add_done_callback(lambda _: self._finished(execution_id, reserved))
+        offer = await self.channel.offer(live, 0)
+        return {**offer, RATE_LIMIT_HEADERS: headers}
 
     @replies
     async def resume_stream(self, execution_id: str, after: int) -> dict[str, Any]:
@@ -522,13 +547,20 @@ class TenantActor:
         live = self.live.get(execution_id)
         return live.state() if live is not None else None
 
-    def _finished(self, execution_id: str) -> None:
-        self.live.pop(execution_id, None)
-        self.running -= 1
+    def _finished(self, execution_id: str, reserved: int) -> None:
+        live = self.live.pop(execution_id, None)
+        used = (live.usage or {}).get("total_tokens") if live is not None else None
+        self.gate.settle(time.monotonic(), reserved, used)
         self.last_used = time.monotonic()
 
     async def ping(self) -> str:
         return self.tenant_id
+
+
+def _limits(defaults: TenantDefaults, own: dict[str, Any]) -> TenantLimits:
+    """The tenant's effective limits: its own over the configured defaults."""
+    base = defaults.model_dump(exclude={"idle_evict_s"})
+    return TenantLimits.model_validate({**base, **own})
 
 
 def _terminal(execution: Execution) -> tuple[str, Any] | None:

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def error_response(err: CBError) -> JSONResponse:
-    headers = {}
+    headers: dict[str, str] = {}
+    if isinstance(err.details, dict) and isinstance(err.details.get("headers"), dict):
+        headers.update(err.details["headers"])  # X-RateLimit-* of a limit refusal
     if err.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(err.retry_after + 0.499)))
     body: dict[str, object] = {"error": err.to_dict()}

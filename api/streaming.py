@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.responses import StreamingResponse
@@ -13,6 +13,7 @@ from ray import serve
 from actors.stream_channel import HEADER
 from domain.errors import ExecutionInterrupted
 from domain.sse import comment, frame, frame_batch
+from domain.tenant_limits import RATE_LIMIT_HEADERS
 
 
 @dataclass
@@ -22,6 +23,7 @@ class Opened:
     events: list[dict[str, Any]]
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of a new execution
 
 
 async def open_stream(offer: dict[str, Any]) -> Opened:
@@ -30,7 +32,7 @@ async def open_stream(offer: dict[str, Any]) -> Opened:
         return Opened(offer["events"])
     reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
     writer.write(offer["token"].encode() + b"\n")
-    return Opened([], reader, writer)
+    return Opened([], reader, writer, offer.get(RATE_LIMIT_HEADERS) or {})
 
 
 def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
@@ -42,6 +44,7 @@ def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
             "X-CB-Replica": replica_id(),
+            **opened.headers,
         },
     )
 

@@ -75,7 +75,9 @@ class VirtualModel(_Strict):
 
 class TenantDefaults(_Strict):
     requests_per_minute: int = Field(default=600, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
     max_concurrent_executions: int = Field(default=64, gt=0)
+    burst: int | None = Field(default=None, gt=0)
     idle_evict_s: float = Field(default=900.0, gt=0)
 
 

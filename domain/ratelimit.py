@@ -32,6 +32,17 @@ class TokenBucket:
             return 0.0
         return (amount - self.tokens) / self.rate_per_s
 
-    def remaining(self, now: float) -> int:
+    def level(self, now: float) -> float:
+        """Tokens available now (negative after a charge beyond what was there)."""
         self._refill(now)
-        return int(self.tokens)
+        return self.tokens
+
+    def charge(self, amount: float, now: float) -> None:
+        """Take `amount` whether or not it is there (a negative amount gives back, up to the
+        capacity): settling a reservation with what was really used."""
+        self._refill(now)
+        self.tokens = min(self.capacity, self.tokens - amount)
+
+    def seconds_to_full(self, now: float) -> float:
+        self._refill(now)
+        return max(0.0, (self.capacity - self.tokens) / self.rate_per_s)

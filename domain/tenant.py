@@ -22,6 +22,7 @@ class Tenant(Aggregate):
         self.mcp_servers: dict[str, dict[str, Any]] = {}
         self.model_mappings: dict[str, dict[str, Any]] = {}
         self.model_policy: dict[str, Any] = {}
+        self.limits: dict[str, Any] = {}
 
     def issue_api_key(
         self, key_id: str, key_hash: str, hint: str, scopes: list[str], expires_at: float | None
@@ -45,6 +46,21 @@ class Tenant(Aggregate):
             "expires_at": expires_at,
             "revoked": False,
         }
+
+    def revoke_api_key(self, key_id: str, by: str) -> None:
+        self._api_key_revoked(self.tenant_id, key_id, by)
+
+    @event("ApiKeyRevoked")
+    def _api_key_revoked(self, tenant_id: str, key_id: str, by: str) -> None:
+        self.api_keys[key_id]["revoked"] = True
+
+    def set_limits(self, limits: dict[str, Any], by: str) -> None:
+        """The tenant's own limits, over the configured tenant defaults."""
+        self._limits_set(self.tenant_id, limits, by)
+
+    @event("LimitsSet")
+    def _limits_set(self, tenant_id: str, limits: dict[str, Any], by: str) -> None:
+        self.limits = limits
 
     def add_agent(self, agent_id: str) -> None:
         self._agent_added(self.tenant_id, agent_id)

@@ -56,6 +56,17 @@ class ReadModelDB:
             rows = self._conn.execute(self._sql(sql), tuple(params)).fetchall()
         return [dict(row) for row in rows]
 
+    def columns(self, table: str) -> set[str]:
+        """The column names of `table` (a name from our own DDL, never user input)."""
+        if self.is_postgres:
+            rows = self.query(
+                "SELECT column_name AS name FROM information_schema.columns WHERE table_name = ?",
+                (table,),
+            )
+        else:
+            rows = self.query(f"PRAGMA table_info({table})")
+        return {row["name"] for row in rows}
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

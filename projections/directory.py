@@ -22,9 +22,13 @@ DDL = (
         scopes TEXT NOT NULL,
         expires_at DOUBLE PRECISION,
         issued_at DOUBLE PRECISION,
-        revoked_at DOUBLE PRECISION
+        revoked_at DOUBLE PRECISION,
+        last_used_at DOUBLE PRECISION
     )""",
 )
+# columns added after the first release, for read models made before them
+COLUMNS = (("api_keys", "last_used_at", "DOUBLE PRECISION"),)
+LAST_USED_EVERY_S = 60.0  # a key's last-used time is written at most this often
 
 
 def on_created(cur: Cursor, event: Any) -> None:
@@ -51,18 +55,34 @@ def on_key_issued(cur: Cursor, event: Any) -> None:
     )
 
 
-HANDLERS = {Tenant.Created: on_created, Tenant.ApiKeyIssued: on_key_issued}
+def on_key_revoked(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND tenant_id = ?",
+        (event.timestamp.timestamp(), event.key_id, event.tenant_id),
+    )
 
 
-def lookup_key(db: ReadModelDB, key_hash: str) -> dict[str, Any] | None:
-    """The key's tenant, scopes and validity, or None if no such key was ever issued."""
+HANDLERS = {
+    Tenant.Created: on_created,
+    Tenant.ApiKeyIssued: on_key_issued,
+    Tenant.ApiKeyRevoked: on_key_revoked,
+}
+
+
+def lookup_key(db: ReadModelDB, key_hash: str, now: float) -> dict[str, Any] | None:
+    """The key's tenant, scopes and validity, or None if no such key was ever issued; notes
+    that it was presented (to the minute)."""
     rows = db.query(
-        "SELECT key_id, tenant_id, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = ?",
+        "SELECT key_id, tenant_id, scopes, expires_at, revoked_at, last_used_at FROM api_keys"
+        " WHERE key_hash = ?",
         (key_hash,),
     )
     if not rows:
         return None
     row = rows[0]
+    if row["last_used_at"] is None or now - row["last_used_at"] >= LAST_USED_EVERY_S:
+        with db.transaction() as cur:
+            cur.execute("UPDATE api_keys SET last_used_at = ? WHERE key_hash = ?", (now, key_hash))
     return {
         "key_id": row["key_id"],
         "tenant_id": row["tenant_id"],
@@ -70,3 +90,24 @@ def lookup_key(db: ReadModelDB, key_hash: str) -> dict[str, Any] | None:
         "expires_at": row["expires_at"],
         "revoked": row["revoked_at"] is not None,
     }
+
+
+def list_keys(db: ReadModelDB, tenant_id: str) -> list[dict[str, Any]]:
+    """A tenant's keys, newest first: never the secret or its hash."""
+    rows = db.query(
+        "SELECT key_id, hint, scopes, expires_at, issued_at, revoked_at, last_used_at"
+        " FROM api_keys WHERE tenant_id = ? ORDER BY issued_at DESC",
+        (tenant_id,),
+    )
+    return [
+        {
+            "id": row["key_id"],
+            "hint": row["hint"],
+            "scopes": json.loads(row["scopes"]),
+            "expires_at": row["expires_at"],
+            "issued_at": row["issued_at"],
+            "revoked_at": row["revoked_at"],
+            "last_used_at": row["last_used_at"],
+        }
+        for row in rows
+    ]

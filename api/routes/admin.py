@@ -12,6 +12,7 @@ from api.auth import TENANT_ID, require_admin
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
 from domain.schemas import AgentCreate, ApiKeyCreate, TenantCreate, agent_definition
+from domain.tenant_limits import TenantLimitsUpdate
 
 router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
 
@@ -35,6 +36,35 @@ async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dic
     _check_id(tenant_id)
     body = body or ApiKeyCreate()
     return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at)
+
+
+@router.get("/tenants/{tenant_id}/api-keys")
+async def list_api_keys(tenant_id: str) -> dict[str, Any]:
+    """The tenant's keys (hint, scopes, expiry, issued, revoked, last used); no secrets."""
+    _check_id(tenant_id)
+    await runtime.call_tenant(tenant_id, "describe")  # 404 for a tenant that does not exist
+    return {"api_keys": await runtime.query("list_keys", tenant_id)}
+
+
+@router.delete("/tenants/{tenant_id}/api-keys/{key_id}")
+async def revoke_api_key(tenant_id: str, key_id: str) -> dict[str, Any]:
+    """Revoke a key; every ingress replica refuses it within seconds."""
+    _check_id(tenant_id)
+    return await runtime.call_tenant(tenant_id, "revoke_api_key", key_id, "platform-admin")
+
+
+@router.put("/tenants/{tenant_id}/limits")
+async def set_limits(tenant_id: str, body: TenantLimitsUpdate) -> dict[str, Any]:
+    """Set the tenant's limits at runtime; omitted fields take the configured defaults."""
+    _check_id(tenant_id)
+    return await runtime.call_tenant(tenant_id, "set_limits", body.own(), "platform-admin")
+
+
+@router.get("/tenants/{tenant_id}/limits")
+async def get_limits(tenant_id: str) -> dict[str, Any]:
+    """The tenant's effective limits and what is left of them now."""
+    _check_id(tenant_id)
+    return await runtime.call_tenant(tenant_id, "get_limits")
 
 
 @router.post("/tenants/{tenant_id}/reference-agents")

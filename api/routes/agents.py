@@ -17,6 +17,7 @@ from domain.schemas import (
     StreamOptions,
     agent_definition,
 )
+from domain.tenant_limits import RATE_LIMIT_HEADERS
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -61,7 +62,7 @@ async def execute(agent_id: str, body: ExecuteRequest, who: Caller) -> JSONRespo
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
     result = await runtime.execute(who.tenant_id, agent_id, request)
-    return JSONResponse(result)
+    return JSONResponse(result, headers=result.pop(RATE_LIMIT_HEADERS, None))
 
 
 @router.post("/{agent_id}/execute/stream")
