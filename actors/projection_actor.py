@@ -11,7 +11,8 @@ import ray
 
 from actors.event_store import AsyncEventStore
 from actors.settings import Settings
-from projections import directory, history, runner
+from domain.audit import SecurityRecord
+from projections import audit, directory, history, runner
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,23 @@ class ProjectionActor:
 
     async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
         return await self._read(directory.lookup_key, key_hash, time.time())
+
+    async def record_security(self, entries: list[dict[str, Any]]) -> None:
+        """Keep a batch of refusals seen by an ingress replica as one event."""
+        await self.store.save(SecurityRecord(entries))
+
+    async def list_audit(
+        self,
+        tenant_id: str,
+        kinds: list[str],
+        since: float | None,
+        until: float | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        await self.catch_up()  # a change made a moment ago is listed
+        return await self.store.run(
+            audit.list_entries, self.db, tenant_id, kinds, since, until, limit
+        )
 
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         await self.catch_up()  # a key issued a moment ago is listed

@@ -10,6 +10,7 @@ from api.routes import (
     admin,
     admin_config,
     agents,
+    audit,
     executions,
     health,
     models,
@@ -34,6 +35,7 @@ def create_app() -> FastAPI:
         agents.router,
         executions.router,
         providers.router,
+        audit.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

@@ -7,7 +7,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header
 
@@ -35,7 +35,10 @@ class Principal:
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
-            raise PermissionDenied(f"this credential lacks the {scope!r} scope")
+            raise PermissionDenied(
+                f"this credential lacks the {scope!r} scope",
+                audit=[_entry("permission_denied", self.tenant_id, self.actor, scope=scope)],
+            )
 
 
 def _bearer(authorization: str | None) -> str:
@@ -82,12 +85,36 @@ async def _key_principal(authorization: str | None, tenant_id: str | None) -> Pr
         raise MissingTenant("X-Tenant-ID must be a tenant id (a lower-case UUID)")
     record = await _lookup(hash_key(_bearer(authorization)))
     if record is None or record["revoked"]:
-        raise AuthenticationFailed("invalid API key")
+        reason = "revoked key" if record else "unknown key"
+        raise AuthenticationFailed(
+            "invalid API key",
+            audit=[_entry("authentication_failed", tenant_id, None, reason=reason)],
+        )
+    key = f"key:{record['key_id']}"
     if record["expires_at"] is not None and record["expires_at"] < time.time():
-        raise AuthenticationFailed("API key expired")
+        raise AuthenticationFailed(
+            "API key expired",
+            audit=[_entry("authentication_failed", record["tenant_id"], key, reason="expired")],
+        )
     if tenant_id is not None and record["tenant_id"] != tenant_id:
-        raise PermissionDenied("this API key does not belong to the tenant in X-Tenant-ID")
+        raise _cross_tenant(tenant_id, record["tenant_id"], key)
     return Principal(record["tenant_id"], record["key_id"], frozenset(record["scopes"]))
+
+
+def _entry(kind: str, tenant_id: str | None, actor: str | None, **detail: Any) -> dict[str, Any]:
+    return {"kind": kind, "tenant_id": tenant_id, "actor": actor, "detail": detail}
+
+
+def _cross_tenant(target: str, owner: str, key: str) -> PermissionDenied:
+    """A key used for another tenant: in the target's trail without the key, in the owner's
+    with it and the target."""
+    return PermissionDenied(
+        "this API key does not belong to the tenant in X-Tenant-ID",
+        audit=[
+            _entry("cross_tenant_attempt", target, None),
+            _entry("cross_tenant_attempt", owner, key, target_tenant=target),
+        ],
+    )
 
 
 def _is_admin(authorization: str | None) -> bool:
@@ -108,7 +135,7 @@ async def tenant_admin(
         return "platform-admin"
     who = await _key_principal(authorization, x_tenant_id or tenant_id)
     if who.tenant_id != tenant_id:
-        raise PermissionDenied("this API key does not belong to that tenant")
+        raise _cross_tenant(tenant_id, who.tenant_id, who.actor)
     who.require("tenant:admin")
     return who.actor
 

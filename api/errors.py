@@ -12,7 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from domain.errors import CBError
+from api import security_log
+from api.auth import TENANT_ID
+from domain.errors import AuthenticationFailed, CBError
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,17 @@ def error_response(err: CBError) -> JSONResponse:
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 
-async def on_cb_error(_: Request, err: Exception) -> JSONResponse:
+async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, CBError)
+    entries = err.audit
+    if entries is None and isinstance(err, AuthenticationFailed):  # no or malformed key
+        tenant = request.headers.get("x-tenant-id")
+        entries = [{"kind": "authentication_failed", "tenant_id": tenant, "actor": None,
+                    "detail": {"reason": "missing or invalid credential"}}]  # fmt: skip
+    if entries:
+        entries = [e for e in entries if e.get("tenant_id") and TENANT_ID.match(e["tenant_id"])]
+        client = request.client.host if request.client else None
+        security_log.note(entries, client, request.method, request.url.path)
     return error_response(err)
 
 

@@ -19,12 +19,14 @@ class CBError(Exception):
         retry_after: float | None = None,
         execution_id: str | None = None,
         details: Any = None,
+        audit: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
         self.execution_id = execution_id
         self.details = details
+        self.audit = audit  # audit-trail entries this refusal makes; never sent to the client
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of this error (never a stack trace, never a secret)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections import directory, history
+from projections import audit, directory, history
 from projections.db import ReadModelDB
 
 TRACKING_DDL = (
@@ -15,12 +15,16 @@ TRACKING_DDL = (
 )
 NAME = "read_models"
 
-HANDLERS: dict[type, Callable[[Any, Any], None]] = {**history.HANDLERS, **directory.HANDLERS}
+Handler = Callable[[Any, Any], None]
+HANDLERS: dict[type, list[Handler]] = {}
+for _handlers in (history.HANDLERS, directory.HANDLERS, audit.HANDLERS):
+    for _type, _handler in _handlers.items():
+        HANDLERS.setdefault(_type, []).append(_handler)
 
 
 def create_tables(db: ReadModelDB) -> None:
     with db.transaction() as cur:
-        for ddl in (TRACKING_DDL, *history.DDL, *directory.DDL):
+        for ddl in (TRACKING_DDL, *history.DDL, *directory.DDL, *audit.DDL):
             cur.execute(ddl)
     for table, column, kind in directory.COLUMNS:
         if column not in db.columns(table):
@@ -44,8 +48,7 @@ def catch_up(app: Application[Any], db: ReadModelDB, batch: int = 500) -> int:
     with db.transaction() as cur:
         for notification in notifications:
             event = app.mapper.to_domain_event(notification)
-            handler = HANDLERS.get(type(event))
-            if handler is not None:
+            for handler in HANDLERS.get(type(event), ()):
                 handler(cur, event)
         cur.execute(
             "INSERT INTO projection_tracking (name, position) VALUES (?, ?)"

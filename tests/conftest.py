@@ -265,6 +265,11 @@ class Gateway:
         )
 
 
+# for behaviour the storage backend cannot change (provider codecs, routing, heartbeats…):
+# run it against the SQLite app only, which also has two ingress replicas
+SQLITE_ONLY = pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def gateway(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[Gateway]:
     if request.param not in cluster.settings:

@@ -8,11 +8,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
-from tests.conftest import Gateway, Tenant
-
-SQLITE_ONLY = pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)  # two replicas
+from tests.conftest import SQLITE_ONLY, Gateway, Tenant
 
 
 def _limits(gateway: Gateway, tenant: Tenant, **limits: object) -> httpx.Response:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import Gateway
+from tests.conftest import SQLITE_ONLY, Gateway
 from tests.test_streaming import read_events, stream
+
+pytestmark = SQLITE_ONLY  # provider behaviour: the storage backend cannot change it
 
 
 def marker() -> str:

@@ -12,9 +12,11 @@ import time
 import uuid
 from typing import Any
 
-from tests.conftest import Gateway
+from tests.conftest import SQLITE_ONLY, Gateway
 from tests.test_provider_health import health_of
 from tests.test_streaming import read_events, stream
+
+pytestmark = SQLITE_ONLY  # provider behaviour: the storage backend cannot change it
 
 
 def _tag(prefix: str) -> str:

@@ -10,7 +10,7 @@ from ray import serve
 import serve_app
 from actors import registry
 from actors.registry import NAMESPACE
-from tests.conftest import Gateway
+from tests.conftest import SQLITE_ONLY, Gateway
 
 
 def restart(gateway: Gateway) -> None:
@@ -47,6 +47,7 @@ def test_tenants_agents_keys_and_history_survive_a_restart(gateway: Gateway) -> 
     assert again.status_code == 200 and again.json()["status"] == "completed"
 
 
+@SQLITE_ONLY
 def test_an_idle_tenant_actor_is_evicted_and_comes_back_on_demand(gateway: Gateway) -> None:
     tenant = gateway.new_tenant("Sleepy")
     agent = gateway.new_agent(tenant)

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Gateway, Tenant
+from tests.conftest import SQLITE_ONLY, Gateway, Tenant
 
 
 def iter_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
@@ -121,6 +121,7 @@ def test_a_refused_stream_is_a_plain_json_error(gateway: Gateway) -> None:
         assert response.json()["error"]["type"] == "not_found"
 
 
+@SQLITE_ONLY
 def test_heartbeats_keep_an_idle_stream_alive(gateway: Gateway) -> None:
     emu = gateway.cluster.emulator
     tenant = gateway.new_tenant()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import Gateway
+from tests.conftest import SQLITE_ONLY, Gateway
 
 
 def test_admin_creates_tenants_and_issues_keys(gateway: Gateway) -> None:
@@ -29,6 +29,7 @@ def test_admin_creates_tenants_and_issues_keys(gateway: Gateway) -> None:
     assert denied.status_code == 403 and denied.json()["error"]["type"] == "permission_denied"
 
 
+@SQLITE_ONLY
 def test_admin_routes_need_the_admin_token(gateway: Gateway) -> None:
     tenant = gateway.new_tenant()
     for headers in ({}, {"Authorization": "Bearer wrong"}, tenant.headers()):

@@ -15,14 +15,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Gateway, Tenant
+from tests.conftest import SQLITE_ONLY, Gateway, Tenant
 from tests.test_builtin_tools import DATES, MOVES, VOLUMES
 from tests.test_streaming import read_events, stream
 
 EVERYTHING = "@modelcontextprotocol/server-everything@2026.8.31"
 NPM_DIR = Path.home() / ".cache" / "circuit-breaker" / "npm"
-# behaviour that does not depend on the storage backend runs against the SQLite app only
-SQLITE_ONLY = pytest.mark.parametrize("gateway", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="session")

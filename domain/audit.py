@@ -1,0 +1,76 @@
+"""The audit trail: which recorded events are audit entries, and the security record.
+
+Changes (keys, limits, agents, model configuration, credentials, MCP servers) are audited
+from the events that made them. What the ingress refused (authentication failures,
+permission denials, cross-tenant attempts) is recorded as `SecurityRecord` events, in
+batches, with how many times each happened in the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.agent import Agent
+from domain.tenant import Tenant
+
+Detail = Callable[[Any], dict[str, Any]]
+
+
+class SecurityRecord(Aggregate):
+    """Refusals seen by one ingress replica in one flush interval."""
+
+    @event("Created")
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+
+
+def _fields(*names: str) -> Detail:
+    return lambda e: {n: getattr(e, n, None) for n in names}
+
+
+# event class → (kind, what of it goes into the entry's detail); never a secret or a hash
+AUDITED: dict[type, tuple[str, Detail]] = {
+    Tenant.Created: ("tenant.created", _fields("name")),
+    Tenant.ApiKeyIssued: ("api_key.issued", _fields("key_id", "hint", "scopes", "expires_at")),
+    Tenant.ApiKeyRevoked: ("api_key.revoked", _fields("key_id")),
+    Tenant.LimitsSet: ("limits.set", _fields("limits")),
+    Tenant.ModelMappingSet: ("model_mapping.set", _fields("name", "mapping")),
+    Tenant.ModelMappingRemoved: ("model_mapping.removed", _fields("name")),
+    Tenant.ModelPolicySet: ("model_policy.set", _fields("policy")),
+    Tenant.OwnProviderKeySet: ("provider_key.set", _fields("provider", "hint")),
+    Tenant.OwnProviderKeyRemoved: ("provider_key.removed", _fields("provider")),
+    Tenant.ProviderCredentialStored: ("provider_credential.stored", _fields("provider_type")),
+    Tenant.McpServerRegistered: (
+        "mcp_server.registered",
+        lambda e: {k: e.server.get(k) for k in ("id", "name", "transport", "command")},
+    ),
+    Tenant.McpServerRemoved: ("mcp_server.removed", _fields("server_id")),
+    Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
+    Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
+    Agent.Deleted: ("agent.deleted", lambda e: {}),
+}
+
+SECURITY_KINDS = ("authentication_failed", "permission_denied", "cross_tenant_attempt")
+
+
+def entry_of(event: Any) -> dict[str, Any] | None:
+    """The audit entry a domain event stands for, or None if it is not audited."""
+    found = AUDITED.get(type(event))
+    if found is None:
+        return None
+    kind, detail = found
+    target = str(event.originator_id) if isinstance(event, Agent.Created | Agent.Updated |
+                                                     Agent.Deleted) else None  # fmt: skip
+    return {
+        "tenant_id": event.tenant_id,
+        "at": event.timestamp.timestamp(),
+        "kind": kind,
+        "actor": getattr(event, "by", None),
+        "target": target,
+        "detail": detail(event),
+        "source": None,
+        "count": 1,
+    }
