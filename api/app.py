@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
 from api import errors
@@ -18,6 +20,8 @@ from api.routes import (
     tools,
 )
 
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a request body over this is a 413
+
 
 def create_app() -> FastAPI:
     app = FastAPI(
@@ -26,6 +30,8 @@ def create_app() -> FastAPI:
         description="Multi-tenant execution of LLM agents.",
     )
     errors.install(app)
+    limit = int(os.environ.get("CB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    app.add_middleware(errors.BodyLimit, limit=limit)
     for router in (
         health.router,
         admin.router,

@@ -12,8 +12,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Header
 
 from api import runtime
+from api.jwt_auth import JwtSettings, TokenRejected, looks_like_jwt, verify
 from domain.errors import AuthenticationFailed, MissingTenant, NotFound, PermissionDenied
 from domain.keys import hash_key
+from domain.schemas import SCOPES
 
 TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CACHE_TTL_S = 5.0
@@ -30,8 +32,8 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """Who acted, as recorded in events: the key's id, never its secret."""
-        return f"key:{self.key_id}"
+        """Who acted, as recorded in events: the key's id (never its secret), or `jwt:<sub>`."""
+        return self.key_id if self.key_id.startswith("jwt:") else f"key:{self.key_id}"
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -83,7 +85,10 @@ async def key_principal(
 async def _key_principal(authorization: str | None, tenant_id: str | None) -> Principal:
     if tenant_id is not None and not TENANT_ID.match(tenant_id):
         raise MissingTenant("X-Tenant-ID must be a tenant id (a lower-case UUID)")
-    record = await _lookup(hash_key(_bearer(authorization)))
+    token = _bearer(authorization)
+    if looks_like_jwt(token):
+        return await _jwt_principal(token, tenant_id)
+    record = await _lookup(hash_key(token))
     if record is None or record["revoked"]:
         reason = "revoked key" if record else "unknown key"
         raise AuthenticationFailed(
@@ -99,6 +104,25 @@ async def _key_principal(authorization: str | None, tenant_id: str | None) -> Pr
     if tenant_id is not None and record["tenant_id"] != tenant_id:
         raise _cross_tenant(tenant_id, record["tenant_id"], key)
     return Principal(record["tenant_id"], record["key_id"], frozenset(record["scopes"]))
+
+
+async def _jwt_principal(token: str, tenant_id: str | None) -> Principal:
+    settings = JwtSettings.from_env()
+    try:
+        claims = await verify(token, settings)
+    except TokenRejected as exc:
+        raise AuthenticationFailed(
+            f"invalid token: {exc}",
+            audit=[_entry("authentication_failed", tenant_id, None, reason=f"jwt: {exc}")],
+        ) from None
+    owner = claims.get(settings.tenant_claim)
+    if not isinstance(owner, str) or not TENANT_ID.match(owner):
+        raise AuthenticationFailed(f"the token's {settings.tenant_claim!r} claim is no tenant id")
+    subject = f"jwt:{claims.get('sub', '?')}"
+    if tenant_id is not None and owner != tenant_id:
+        raise _cross_tenant(tenant_id, owner, subject)
+    scopes = frozenset(s for s in str(claims.get("scope", "")).split() if s in SCOPES)
+    return Principal(owner, subject, scopes)
 
 
 def _entry(kind: str, tenant_id: str | None, actor: str | None, **detail: Any) -> dict[str, Any]:

@@ -11,12 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import security_log
 from api.auth import TENANT_ID
-from domain.errors import AuthenticationFailed, CBError
+from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
+TOO_LARGE = "cb.body_too_large"  # scope key: the body passed the limit while being read
 
 
 def error_response(err: CBError) -> JSONResponse:
@@ -55,9 +57,14 @@ async def on_invalid(_: Request, err: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
-async def on_http(_: Request, err: Exception) -> JSONResponse:
+async def on_http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, HTTPException)
-    kind = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+    if TOO_LARGE in request.scope:
+        limit = request.scope[TOO_LARGE]
+        return error_response(PayloadTooLarge(f"the request body is over {limit} bytes"))
+    kinds = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
+             413: "payload_too_large"}  # fmt: skip
+    kind = kinds.get(err.status_code, "http_error")
     body = {"error": {"type": kind, "message": str(err.detail)}}
     return JSONResponse(body, status_code=err.status_code)
 
@@ -66,6 +73,39 @@ async def on_unexpected(_: Request, err: Exception) -> JSONResponse:
     log.error("unhandled %s", type(err).__name__, exc_info=err)
     body = {"error": {"type": "internal_error", "message": "internal error"}}
     return JSONResponse(body, status_code=500)
+
+
+class BodyLimit:
+    """A request body over `limit` bytes is a JSON 413: at once when its length is declared,
+    as soon as the limit is passed when it is chunked."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await error_response(self._too_large())(scope, receive, send)
+                return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                scope[TOO_LARGE] = self.limit  # FastAPI turns what a body read raises into 400
+                raise self._too_large()
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"the request body is over {self.limit} bytes")
 
 
 def install(app: FastAPI) -> None:

@@ -59,6 +59,11 @@ class InvalidRequest(CBError):
     status = 400
 
 
+class PayloadTooLarge(CBError):
+    type = "payload_too_large"
+    status = 413
+
+
 class MissingTenant(CBError):
     type = "missing_tenant"
     status = 400
@@ -200,6 +205,7 @@ ERROR_TYPES: dict[str, type[CBError]] = {
     cls.type: cls
     for cls in (
         CBError,
+        PayloadTooLarge,
         InvalidRequest,
         MissingTenant,
         AuthenticationFailed,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -102,13 +102,37 @@ class StreamOptions(_Body):
     include_usage: bool = True
 
 
+MAX_CONTEXT_MESSAGES = 1000
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """How deeply `value` nests lists and objects (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
 class ExecuteRequest(_Body):
     prompt: str = Field(min_length=1, max_length=1_000_000)
-    context: list[ContextMessage] | dict[str, Any] | str | None = None
+    context: (
+        list[ContextMessage] | dict[str, Any] | Annotated[str, Field(max_length=1_000_000)] | None
+    ) = Field(default=None)
     parameters: Parameters = Parameters()
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    tools: list[str] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    tools: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=128)
     stream_options: StreamOptions | None = None
+
+    @field_validator("context", "metadata")
+    @classmethod
+    def _bounded(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) > MAX_CONTEXT_MESSAGES:
+            raise ValueError(f"at most {MAX_CONTEXT_MESSAGES} messages")
+        if isinstance(value, dict) and json_depth(value) > MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        return value
 
     @field_validator("prompt")
     @classmethod

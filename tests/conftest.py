@@ -146,6 +146,7 @@ def cluster(
 
     import serve_app
     from actors.settings import Settings
+    from tests import jwt_keys
 
     os.environ.update(
         {
@@ -159,6 +160,10 @@ def cluster(
             "OLLAMA_HOST": emulator.base_url.removesuffix("/v1").removeprefix("http://"),
             "AZURE_OPENAI_ENDPOINT": emulator.base_url.removesuffix("/v1"),
             "CB_ADMIN_TOKEN": ADMIN_TOKEN,
+            "CB_JWT_SECRET": jwt_keys.SECRET,
+            "CB_JWT_JWKS": jwt_keys.write_jwks(tmp_path_factory.mktemp("jwks") / "jwks.json"),
+            "CB_JWT_AUDIENCE": jwt_keys.AUDIENCE,
+            "CB_JWT_ISSUER": jwt_keys.ISSUER,
             "RAY_worker_niceness": "0",
             # a replaced ingress replica need not drain for 30 s (it does for a load balancer)
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
