@@ -9,10 +9,11 @@ from typing import Any
 
 import ray
 
+from actors import tenant_data
 from actors.event_store import AsyncEventStore
 from actors.settings import Settings
 from domain.audit import SecurityRecord
-from projections import audit, directory, history, runner
+from projections import audit, directory, history, runner, tenant_rows
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,27 @@ class ProjectionActor:
         return await self.store.run(
             audit.list_entries, self.db, tenant_id, kinds, since, until, limit
         )
+
+    async def export_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
+        """Every event and read-model row the platform holds about the tenant."""
+        await self.catch_up()
+        app = self.store.app
+        executions = await self.store.run(tenant_rows.execution_ids, self.db, tenant_id)
+        ids = await self.store.run(tenant_data.aggregate_ids, app, tenant_id, executions)
+        events = await self.store.run(lambda: list(tenant_data.exported_events(app, ids)))
+        rows = await self.store.run(tenant_rows.exported_rows, self.db, tenant_id)
+        return events + rows
+
+    async def erase_tenant(self, tenant_id: str) -> dict[str, int]:
+        """Delete the tenant's events and read-model rows (its actor is stopped first)."""
+        async with self._lock:  # no catch-up folds the tenant's events back meanwhile
+            await self.store.run(runner.catch_up, self.store.app, self.db)
+            app = self.store.app
+            executions = await self.store.run(tenant_rows.execution_ids, self.db, tenant_id)
+            ids = await self.store.run(tenant_data.aggregate_ids, app, tenant_id, executions)
+            events = await self.store.run(tenant_data.erase_events, app, ids)
+            rows = await self.store.run(tenant_rows.erase_rows, self.db, tenant_id)
+        return {"aggregates": len(ids), "events": events, "rows": rows}
 
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         await self.catch_up()  # a key issued a moment ago is listed

@@ -139,6 +139,13 @@ class TenantActor:
             self._reaper = asyncio.get_running_loop().create_task(self._evict_when_idle())
             return False
         log.info("tenant %s idle for %.0f s, evicting its actor", self.tenant_id, self.idle_evict_s)
+        return await self.stop()
+
+    async def stop(self) -> bool:
+        """Stop now (the tenant is being erased): end its stdio servers, close the store."""
+        for live in list(self.live.values()):
+            if live.task is not None:
+                live.task.cancel()
         await self.runner.tools.close()  # ends the tenant's stdio server processes
         self.store.close()
         self.channel.close()

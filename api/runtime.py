@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ray.exceptions import ActorDiedError, ActorUnavailableError
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors import registry
 from actors.config_actor import current_config
@@ -114,6 +115,20 @@ async def call_tenant(tenant_id: str, method: str, *args: Any) -> Any:
     name, handle_of = _tenant(tenant_id)
     reply = await _call(name, handle_of, lambda h, _: getattr(h, method).remote(*args))
     return unwrap(reply)
+
+
+async def stop_tenant(tenant_id: str) -> None:
+    """Stop the tenant's actor if it runs (its sessions and processes end with it)."""
+    name = registry.tenant_actor_name(settings(), tenant_id)
+    try:
+        handle = ray.get_actor(name, namespace=registry.NAMESPACE)
+    except ValueError:  # not running
+        return
+    try:
+        await handle.stop.remote()
+    except RayActorError:  # it exited, as asked
+        pass
+    registry.forget(name)
 
 
 async def execute(tenant_id: str, agent_id: str, request: dict[str, Any]) -> dict[str, Any]:

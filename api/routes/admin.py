@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
 
 from api import runtime
 from api.auth import TENANT_ID, require_admin
@@ -36,6 +38,27 @@ async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dic
     _check_id(tenant_id)
     body = body or ApiKeyCreate()
     return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at)
+
+
+@router.get("/tenants/{tenant_id}/export")
+async def export_tenant(tenant_id: str) -> StreamingResponse:
+    """Everything the platform holds about the tenant, as JSON lines: its events (sealed
+    secrets and key hashes redacted) and its read-model rows."""
+    _check_id(tenant_id)
+    await runtime.call_tenant(tenant_id, "describe")  # 404 for a tenant that does not exist
+    lines = await runtime.query("export_tenant", tenant_id)
+    body = (json.dumps(line, default=str) + "\n" for line in lines)
+    return StreamingResponse(body, media_type="application/x-ndjson")
+
+
+@router.delete("/tenants/{tenant_id}")
+async def erase_tenant(tenant_id: str) -> dict[str, Any]:
+    """Erase the tenant: its actor stops, its events and read-model rows are deleted."""
+    _check_id(tenant_id)
+    await runtime.call_tenant(tenant_id, "describe")
+    await runtime.stop_tenant(tenant_id)
+    erased = await runtime.query("erase_tenant", tenant_id)
+    return {"id": tenant_id, "erased": True, **erased}
 
 
 @router.get("/tenants/{tenant_id}/api-keys")

@@ -1,0 +1,74 @@
+"""Tenant export (JSON lines, secrets sealed) and erasure (nothing of it left anywhere)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from tests.conftest import Gateway
+
+
+def _in_store(gateway: Gateway, canary: str) -> bool:
+    """Whether the canary's bytes are anywhere in the backend's stored data."""
+    if gateway.backend == "sqlite":
+        files = Path(gateway.settings.data_dir).glob("*.sqlite*")
+        return any(canary.encode() in f.read_bytes() for f in files if f.is_file())
+    with psycopg.connect(gateway.settings.database_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM circuitbreaker_events"
+            " WHERE position(convert_to(%s, 'UTF8') in state) > 0",
+            (canary,),
+        ).fetchone()
+        rows = conn.execute(
+            "SELECT count(*) FROM executions WHERE result_json LIKE %s", (f"%{canary}%",)
+        ).fetchone()
+    return bool(found[0] or rows[0])
+
+
+def test_export_holds_everything_and_erasure_leaves_nothing(gateway: Gateway) -> None:
+    canary = f"CANARY-{uuid.uuid4().hex}"
+    secret = f"sk-{canary}-provider-secret"
+    tenant, other = gateway.new_tenant(), gateway.new_tenant()
+    headers = tenant.headers()
+    agent = gateway.new_agent(tenant, system_prompt=f"Remember {canary}.")
+    done = gateway.execute(tenant, agent["id"], f"Say {canary}")
+    assert done.status_code == 200 and canary in done.json()["response"]["content"]
+    put = gateway.http.put(
+        f"/api/v1/tenants/{tenant.id}/provider-credentials/openai",
+        json={"api_key": secret}, headers=headers,
+    )  # fmt: skip
+    assert put.status_code == 200, put.text
+    other_agent = gateway.new_agent(other)
+
+    exported = gateway.http.get(f"/api/v1/admin/tenants/{tenant.id}/export", headers=gateway.admin)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in exported.text.splitlines()]
+    topics = {line["topic"].rsplit(".", 1)[-1] for line in lines if line["kind"] == "event"}
+    assert {"Created", "ApiKeyIssued", "AgentAdded", "Started", "Completed"} <= topics
+    assert {"OwnProviderKeySet"} <= topics
+    tables = {line["table"] for line in lines if line["kind"] == "row"}
+    assert {"tenants", "api_keys", "executions", "audit_log"} <= tables
+    assert canary in exported.text  # its prompts, answers and definitions
+    assert secret not in exported.text and tenant.api_key not in exported.text
+    assert '"key_hash": "[sealed]"' in exported.text
+    assert all(other.id not in json.dumps(line) for line in lines)
+    assert _in_store(gateway, canary)
+
+    erased = gateway.http.delete(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["events"] > 5 and erased.json()["aggregates"] >= 3
+    assert not _in_store(gateway, canary)
+    gone = gateway.http.get(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
+    assert gone.status_code == 404
+    deadline = time.monotonic() + 8
+    while gateway.http.get("/api/v1/agents", headers=headers).status_code != 401:
+        assert time.monotonic() < deadline, "the erased tenant's key still works"
+        time.sleep(0.25)
+    assert gateway.execute(other, other_agent["id"], "still here").status_code == 200
+    again = gateway.http.delete(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
+    assert again.status_code == 404
