@@ -23,6 +23,7 @@ def _wait_for(gateway: Gateway, tenant: Tenant, kind: str, count: int = 1) -> li
         time.sleep(0.2)
 
 
+@SQLITE_ONLY  # the audit table on PostgreSQL is exercised by the export test
 def test_changes_and_refusals_are_in_the_tenant_trail_and_nowhere_else(
     gateway: Gateway,
 ) -> None:
