@@ -27,10 +27,10 @@ class TenantLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int = Field(gt=0, le=10_000_000)
-    tokens_per_minute: int | None = Field(default=None, gt=0, le=10_000_000_000)
-    max_concurrent_executions: int = Field(gt=0, le=100_000)
-    burst: int | None = Field(default=None, gt=0, le=10_000_000)
+    requests_per_minute: int = Field(gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+    max_concurrent_executions: int = Field(gt=0)
+    burst: int | None = Field(default=None, gt=0)
 
 
 class TenantLimitsUpdate(BaseModel):
@@ -39,10 +39,10 @@ class TenantLimitsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    requests_per_minute: int | None = Field(default=None, gt=0, le=10_000_000)
-    tokens_per_minute: int | None = Field(default=None, gt=0, le=10_000_000_000)
-    max_concurrent_executions: int | None = Field(default=None, gt=0, le=100_000)
-    burst: int | None = Field(default=None, gt=0, le=10_000_000)
+    requests_per_minute: int | None = Field(default=None, gt=0, le=1_000_000_000)
+    tokens_per_minute: int | None = Field(default=None, gt=0, le=1_000_000_000_000)
+    max_concurrent_executions: int | None = Field(default=None, gt=0, le=1_000_000)
+    burst: int | None = Field(default=None, gt=0, le=1_000_000_000)
 
     def own(self) -> dict[str, int]:
         return self.model_dump(exclude_none=True)

@@ -82,3 +82,8 @@ def test_the_estimate_counts_the_prompt_and_the_answer_ceiling() -> None:
     assert estimated_tokens(body, {"system_prompt": "y" * 40}) == 20 + 100
     assert estimated_tokens({"prompt": "hi"}, {"parameters": {"max_tokens": 7}}) == 1 + 7
     assert estimated_tokens({"prompt": "hi"}, {}) == 1 + 256
+
+
+def test_the_configured_defaults_always_make_valid_limits() -> None:
+    huge = TenantLimits(requests_per_minute=100_000_000, max_concurrent_executions=100_000)
+    assert LimitGate(huge, 0.0).headers(0.0)["X-RateLimit-Limit"] == "100000000"
