@@ -11,6 +11,7 @@ import ray
 
 from actors import tenant_data
 from actors.event_store import AsyncEventStore
+from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
 from projections import audit, directory, history, runner, tenant_rows
@@ -27,6 +28,7 @@ class ProjectionActor:
         self.settings = settings
         self.store = AsyncEventStore(settings, threads=2)
         self.db = ReadModelDB(settings.read_model_url())
+        history.seal_results_with(SecretBox(settings) if settings.encrypt_payloads else None)
         runner.create_tables(self.db)
         self._lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None

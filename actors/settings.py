@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
 
 
+CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a process needs to find the store, the config and its peers."""
@@ -28,6 +31,7 @@ class Settings:
     store_max_overflow: int = 2
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
+    encrypt_payloads: bool = False  # events and stored results under the master key
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -41,6 +45,8 @@ class Settings:
             values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
         if os.environ.get("CB_STREAM_CHECKPOINT_S"):
             values["stream_checkpoint_s"] = float(os.environ["CB_STREAM_CHECKPOINT_S"])
+        if os.environ.get("CB_ENCRYPT_PAYLOADS", "").lower() in ("1", "true", "on", "yes"):
+            values["encrypt_payloads"] = True
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]
@@ -50,16 +56,24 @@ class Settings:
         return bool(self.database_url and self.database_url.startswith("postgres"))
 
     def store_env(self) -> dict[str, str]:
-        """The `eventsourcing` persistence settings for this deployment."""
+        """The `eventsourcing` persistence settings for this deployment (with its AES-GCM
+        cipher over every event's state when `encrypt_payloads` is on)."""
+        cipher: dict[str, str] = {}
+        if self.encrypt_payloads:
+            from actors.secrets import master_key
+
+            cipher = {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": master_key(self)}
         if not self.uses_postgres:
             Path(self.data_dir).mkdir(parents=True, exist_ok=True)
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(Path(self.data_dir) / "events.sqlite"),
                 "SQLITE_LOCK_TIMEOUT": "30",
+                **cipher,
             }
         url = urlparse(self.database_url or "")
         return {
+            **cipher,
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",

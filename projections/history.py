@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from domain.execution import Execution
 from projections.db import Cursor, ReadModelDB
@@ -95,10 +95,38 @@ def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) 
             meta.get("duration_ms"),
             (error or {}).get("type"),
             (error or {}).get("message"),
-            json.dumps(result),
+            _stored(result),
             str(event.originator_id),
         ),
     )
+
+
+class _Box(Protocol):
+    def seal(self, plaintext: str) -> str: ...
+    def open(self, token: str) -> str: ...
+
+
+SEALED = "sealed:"
+_box: _Box | None = None  # set in the projection actor when payloads are encrypted
+
+
+def seal_results_with(box: _Box | None) -> None:
+    """Keep results (prompts' answers, tool outputs) sealed in the read model from now on."""
+    global _box
+    _box = box
+
+
+def _stored(result: dict[str, Any]) -> str:
+    text = json.dumps(result)
+    return SEALED + _box.seal(text) if _box is not None else text
+
+
+def _loaded(text: str) -> Any:
+    if text.startswith(SEALED):
+        if _box is None:
+            raise RuntimeError("a sealed result, and no key to open it (CB_ENCRYPT_PAYLOADS)")
+        text = _box.open(text[len(SEALED) :])
+    return json.loads(text)
 
 
 def on_completed(cur: Cursor, event: Any) -> None:
@@ -131,7 +159,7 @@ _COLUMNS = (
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     """An execution as the API shows it: the stored result, or the running state."""
-    result = json.loads(row["result_json"]) if row.get("result_json") else None
+    result = _loaded(row["result_json"]) if row.get("result_json") else None
     view = {
         "execution_id": row["execution_id"],
         "agent_id": row["agent_id"],
