@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import signal
 import sys
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def serve_mode() -> str:
@@ -83,11 +85,29 @@ FORWARDED_ENV_PREFIXES = (
 )
 
 
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
+
+
 def forwarded_env() -> dict[str, str]:
-    """Environment the Ray workers need (config, store, provider endpoints and credentials)."""
-    env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    """Settings the Ray workers need (config, store, provider endpoints), never a secret.
+
+    Ray writes a job's runtime_env, env_vars included, into its logs
+    (`runtime_env_agent.log`), so credentials must not travel that way: workers of the local
+    Ray that `python serve_app.py` starts inherit them from this process's environment, and
+    on a cluster they come from each node's environment (docs/operations.md).
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.startswith(FORWARDED_ENV_PREFIXES) and not _secret(k, v)
+    }
     env.setdefault("RAY_worker_niceness", "0")
     return env
+
+
+def _secret(name: str, value: str) -> bool:
+    """A credential, or a URL with a password in it."""
+    return bool(SECRET_NAME.search(name) or urlsplit(value).password)
 
 
 def main() -> None:
