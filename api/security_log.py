@@ -1,5 +1,5 @@
-"""Refusals this ingress replica saw (authentication failures, permission denials,
-cross-tenant attempts), sent to the audit trail in batches.
+"""Audit entries only the ingress sees (authentication failures, permission denials,
+cross-tenant attempts, data exports), sent to the audit trail in batches.
 
 Recording never slows or fails a request: entries wait in a bounded buffer, repeats within
 a flush interval are counted rather than stored again, and a flush that fails is logged.
@@ -25,7 +25,7 @@ _flusher: asyncio.Task[None] | None = None
 
 
 def note(entries: list[dict[str, Any]], source: str | None, method: str, path: str) -> None:
-    """Queue the refusal's audit entries (those naming a tenant)."""
+    """Queue audit entries (those naming a tenant), with where the request came from."""
     global _dropped, _flusher
     for entry in entries:
         if not entry.get("tenant_id"):

@@ -58,6 +58,16 @@ def test_export_holds_everything_and_erasure_leaves_nothing(gateway: Gateway) ->
     assert '"key_hash": "[sealed]"' in exported.text
     assert all(other.id not in json.dumps(line) for line in lines)
     assert _in_store(gateway, canary)
+    deadline = time.monotonic() + 10
+    while True:  # the export is in the tenant's audit trail, with who and from where
+        trail = gateway.http.get(
+            "/api/v1/audit", params={"kind": "data.exported"}, headers=headers
+        ).json()["entries"]
+        if trail or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert trail[0]["actor"] == "platform-admin" and trail[0]["source"] == "127.0.0.1"
+    assert trail[0]["detail"]["lines"] == len(lines)
 
     erased = gateway.http.delete(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
     assert erased.status_code == 200, erased.text

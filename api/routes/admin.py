@@ -6,10 +6,10 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from api import runtime
+from api import runtime, security_log
 from api.auth import TENANT_ID, require_admin
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
@@ -41,12 +41,16 @@ async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dic
 
 
 @router.get("/tenants/{tenant_id}/export")
-async def export_tenant(tenant_id: str) -> StreamingResponse:
+async def export_tenant(tenant_id: str, request: Request) -> StreamingResponse:
     """Everything the platform holds about the tenant, as JSON lines: its events (sealed
-    secrets and key hashes redacted) and its read-model rows."""
+    secrets and key hashes redacted) and its read-model rows. Recorded in its audit trail."""
     _check_id(tenant_id)
     await runtime.call_tenant(tenant_id, "describe")  # 404 for a tenant that does not exist
     lines = await runtime.query("export_tenant", tenant_id)
+    entry = {"kind": "data.exported", "tenant_id": tenant_id, "actor": "platform-admin",
+             "detail": {"lines": len(lines)}}  # fmt: skip
+    client = request.client.host if request.client else None
+    security_log.note([entry], client, request.method, request.url.path)
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
