@@ -62,8 +62,7 @@ def entry_of(event: Any) -> dict[str, Any] | None:
     if found is None:
         return None
     kind, detail = found
-    target = str(event.originator_id) if isinstance(event, Agent.Created | Agent.Updated |
-                                                     Agent.Deleted) else None  # fmt: skip
+    target = str(event.originator_id) if kind.startswith("agent.") else None  # the agent
     return {
         "tenant_id": event.tenant_id,
         "at": event.timestamp.timestamp(),

@@ -78,9 +78,4 @@ def server_to_gql(view: dict[str, Any]) -> McpServerGQL:
 
 
 def tool_to_gql(view: dict[str, Any]) -> ToolGQL:
-    return ToolGQL(
-        name=view["name"],
-        description=view["description"],
-        input_schema=view["input_schema"],
-        source=view["source"],
-    )
+    return ToolGQL(**{k: view[k] for k in ("name", "description", "input_schema", "source")})
