@@ -1,7 +1,8 @@
 """The project's command line (`python cli.py …`, or `cb …` once installed).
 
 `validate-config FILE` checks a configuration file; `install-reference-agents TENANT` installs
-the four reference agents for a tenant through a running server's admin API.
+the four reference agents for a tenant through a running server's admin API;
+`rotate-master-key` re-encrypts what is sealed at rest under a new master key, offline.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,32 @@ def ensure_demo_tenant(url: str, admin_token: str, data_dir: Path) -> dict[str, 
     return {**demo, "agents": {agent["name"]: agent["id"] for agent in agents}}
 
 
+def rotate_key(new_key_file: Path | None, force: bool, host: str, port: int) -> int:
+    """Run the offline rotation; refuses while something serves on the server's port."""
+    from actors.key_rotation import rotate_master_key
+    from actors.settings import Settings
+
+    if not force and _port_answers(host, port):
+        print(f"something serves on {host}:{port}: stop the server first (or --force)")
+        return 1
+    try:
+        done = rotate_master_key(Settings.from_env(), new_key_file)
+    except (ValueError, RuntimeError) as exc:
+        print(f"could not rotate the master key: {exc}")
+        return 1
+    print(
+        f"re-encrypted {done.sealed_secrets} sealed secrets and {done.events} events, "
+        f"{done.history_results} history results; the new key is in {done.key_file}"
+    )
+    return 0
+
+
+def _port_answers(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cb", description="Circuit Breaker tools.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -99,7 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     install.add_argument("tenant_id")
     host, port = os.environ.get("CB_HOST", "127.0.0.1"), os.environ.get("CB_PORT", "8000")
     install.add_argument("--url", default=f"http://{host}:{port}", help="the running server")
+    rotate = commands.add_parser(
+        "rotate-master-key",
+        help="re-encrypt every secret (and encrypted payload) under a new master key; "
+        "stop the server first",
+    )
+    rotate.add_argument("--new-key-file", type=Path, help="write the new key here instead")
+    rotate.add_argument("--force", action="store_true", help="even if the port answers")
     args = parser.parse_args(argv)
+    if args.command == "rotate-master-key":
+        return rotate_key(args.new_key_file, args.force, host, int(port))
     if args.command == "validate-config":
         return validate_config(args.path)
     if args.command == "install-reference-agents":

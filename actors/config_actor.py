@@ -55,7 +55,7 @@ class ConfigActor:
             )
         except AggregateNotFoundError:
             config = PlatformConfig(id=config_id(self.settings.instance))
-        data = overlay(self.base, config.virtual_models, config.providers)
+        data = overlay(self.base, config.virtual_models, config.providers, config.ingress)
         # overrides that no longer fit the file are left out rather than refusing to serve
         self.data = data if not config_problems(data) else self.base
         self.config = config
@@ -79,6 +79,8 @@ class ConfigActor:
             "file_sha256": self.digest,
             "virtual_model_overrides": config.virtual_models,
             "provider_overrides": config.providers,
+            "ingress_overrides": config.ingress,
+            "ingress": self.data.get("ingress", {}),
             "virtual_models": self.data.get("virtual_models", {}),
         }
 
@@ -89,7 +91,7 @@ class ConfigActor:
         async with self.lock:
             config = await self._load()
             overrides = {**config.virtual_models, name: definition}
-            candidate = _checked(overlay(self.base, overrides, config.providers))
+            candidate = _checked(overlay(self.base, overrides, config.providers, config.ingress))
             config.set_virtual_model(name, definition, by)
             await self.store.save(config)
             self._adopt(candidate)
@@ -102,7 +104,7 @@ class ConfigActor:
             if name not in self.data.get("virtual_models", {}):
                 raise NotFound(f"virtual model {name!r} does not exist")
             overrides = {**config.virtual_models, name: None}
-            candidate = _checked(overlay(self.base, overrides, config.providers))
+            candidate = _checked(overlay(self.base, overrides, config.providers, config.ingress))
             config.remove_virtual_model(name, by)
             await self.store.save(config)
             self._adopt(candidate)
@@ -117,12 +119,26 @@ class ConfigActor:
             if "type" in settings:
                 raise InvalidRequest(f"providers.{name}.type: cannot change at runtime")
             merged = {**config.providers, name: {**config.providers.get(name, {}), **settings}}
-            candidate = _checked(overlay(self.base, config.virtual_models, merged))
+            candidate = _checked(overlay(self.base, config.virtual_models, merged, config.ingress))
             config.set_provider_settings(name, settings, by)
             await self.store.save(config)
             self._adopt(candidate)
             self._push_provider(name)
             return {"name": name, **self.data["providers"][name], "version": self.version}
+
+    @replies
+    async def set_ingress(self, settings: dict[str, Any], by: str) -> dict[str, Any]:
+        """Change every ingress replica's overload limits (they poll within seconds)."""
+        async with self.lock:
+            config = await self._load()
+            merged = {**config.ingress, **settings}
+            candidate = _checked(
+                overlay(self.base, config.virtual_models, config.providers, merged)
+            )
+            config.set_ingress(settings, by)
+            await self.store.save(config)
+            self._adopt(candidate)
+            return {**parse_catalog(candidate).ingress.model_dump(), "version": self.version}
 
     @replies
     async def reload(self, by: str) -> dict[str, Any]:
@@ -134,7 +150,9 @@ class ConfigActor:
             except (OSError, yaml.YAMLError) as exc:
                 raise InvalidRequest(f"cannot read {self.settings.config_path}: {exc}") from None
             changed = digest != self.digest
-            candidate = _checked(overlay(base, config.virtual_models, config.providers))
+            candidate = _checked(
+                overlay(base, config.virtual_models, config.providers, config.ingress)
+            )
             config.file_reloaded(digest, by)
             await self.store.save(config)
             self.base, self.digest = base, digest

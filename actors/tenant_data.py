@@ -16,9 +16,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+from actors.secrets import SEALED_FIELDS
+
 log = logging.getLogger(__name__)
 
-REDACTED_FIELDS = {"key_hash", "ciphertext", "sealed_secrets"}
+REDACTED_FIELDS = {"key_hash", *SEALED_FIELDS}
 SKIPPED_FIELDS = {"originator_id", "originator_version", "timestamp"}
 
 

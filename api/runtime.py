@@ -15,6 +15,7 @@ from actors import registry
 from actors.config_actor import current_config
 from actors.replies import unwrap
 from actors.settings import Settings, configured_providers
+from api.admission import admitted
 from api.streaming import open_stream
 from domain.catalog import Catalog, parse_catalog
 
@@ -139,13 +140,15 @@ async def execute(tenant_id: str, agent_id: str, request: dict[str, Any]) -> dic
     def invoke(handle: Any, attempt: int) -> Awaitable[Any]:
         return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
 
-    return unwrap(await _call(name, handle_of, invoke))
+    async with admitted(tenant_id, catalog().ingress):
+        return unwrap(await _call(name, handle_of, invoke))
 
 
 async def execute_stream(
     tenant_id: str, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool
 ) -> Any:
-    """Start a streamed execution; where to read it (a refusal raises here)."""
+    """Start a streamed execution; where to read it (a refusal raises here). The stream
+    holds an ingress slot until it has started."""
     execution_id = str(uuid.uuid4())
     name, handle_of = _tenant(tenant_id)
 
@@ -154,7 +157,8 @@ async def execute_stream(
             agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
         )
 
-    return await open_stream(unwrap(await _call(name, handle_of, invoke)))
+    async with admitted(tenant_id, catalog().ingress):
+        return await open_stream(unwrap(await _call(name, handle_of, invoke)))
 
 
 async def resume_stream(tenant_id: str, execution_id: str, after: int) -> Any:

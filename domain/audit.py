@@ -54,6 +54,7 @@ AUDITED: dict[type, tuple[str, Detail]] = {
 }
 
 SECURITY_KINDS = ("authentication_failed", "permission_denied", "cross_tenant_attempt")
+OUTLIVES_TENANT = ("data.erased",)  # kept after the tenant is gone: the proof of erasure
 
 
 def entry_of(event: Any) -> dict[str, Any] | None:

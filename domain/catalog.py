@@ -1,4 +1,5 @@
-"""The configuration model: providers, the model catalog, virtual models, tenant defaults."""
+"""The configuration model: providers, the model catalog, virtual models, tenant defaults,
+ingress limits."""
 
 from __future__ import annotations
 
@@ -81,6 +82,16 @@ class TenantDefaults(_Strict):
     idle_evict_s: float = Field(default=900.0, gt=0)
 
 
+class IngressLimits(_Strict):
+    """Overload protection of each ingress replica: executions it runs at once, and a
+    bounded wait, shared round-robin among tenants, for the rest (beyond it: 503)."""
+
+    max_in_flight: int = Field(default=256, gt=0)
+    max_queued: int = Field(default=512, ge=0)
+    max_queued_per_tenant: int = Field(default=128, ge=0)
+    max_queue_wait_s: float = Field(default=10.0, gt=0)
+
+
 class Catalog(_Strict):
     """The whole configuration file, validated."""
 
@@ -89,6 +100,7 @@ class Catalog(_Strict):
     models: dict[str, ModelSpec]
     virtual_models: dict[str, VirtualModel] = Field(default_factory=dict)
     tenant_defaults: TenantDefaults = TenantDefaults()
+    ingress: IngressLimits = IngressLimits()
 
     @model_validator(mode="after")
     def _references_resolve(self, info: ValidationInfo) -> Catalog:

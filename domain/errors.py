@@ -100,6 +100,13 @@ class ServiceUnavailable(CBError):
     retryable = True
 
 
+class Overloaded(ServiceUnavailable):
+    """The ingress replica is at capacity and its bounded queue (or this tenant's share of
+    it) is full, or the wait in it ran out."""
+
+    type = "overloaded"
+
+
 class ExecutionInterrupted(CBError):
     """The runtime running the execution stopped; it is recorded as failed, never rerun."""
 

@@ -21,12 +21,13 @@ def config_id(instance: str) -> uuid.UUID:
 
 
 class PlatformConfig(Aggregate):
-    """Virtual-model and provider-setting overrides, with who made each change."""
+    """Virtual-model, provider-setting and ingress overrides, with who made each change."""
 
     @event("Created")
     def __init__(self, id: uuid.UUID) -> None:  # noqa: A002
         self.virtual_models: dict[str, dict[str, Any] | None] = {}  # None: removed
         self.providers: dict[str, dict[str, Any]] = {}
+        self.ingress: dict[str, Any] = {}
         self.file_digest: str | None = None
 
     @event("VirtualModelSet")
@@ -41,6 +42,10 @@ class PlatformConfig(Aggregate):
     def set_provider_settings(self, name: str, settings: dict[str, Any], by: str) -> None:
         self.providers[name] = {**self.providers.get(name, {}), **settings}
 
+    @event("IngressSet")
+    def set_ingress(self, settings: dict[str, Any], by: str) -> None:
+        self.ingress = {**self.ingress, **settings}
+
     @event("FileReloaded")
     def file_reloaded(self, digest: str, by: str) -> None:
         self.file_digest = digest
@@ -50,6 +55,7 @@ def overlay(
     base: dict[str, Any],
     virtual_models: dict[str, dict[str, Any] | None],
     providers: dict[str, dict[str, Any]],
+    ingress: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The file's data with the overrides applied (a new mapping; `base` is untouched)."""
     data = copy.deepcopy(base)
@@ -62,4 +68,6 @@ def overlay(
     for name, settings in providers.items():
         if name in data.get("providers", {}):
             data["providers"][name] = {**data["providers"][name], **settings}
+    if ingress:
+        data["ingress"] = {**data.get("ingress", {}), **ingress}
     return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.audit import AUDITED, SecurityRecord, entry_of
+from domain.audit import AUDITED, OUTLIVES_TENANT, SecurityRecord, entry_of
 from projections.db import Cursor, ReadModelDB
 
 DDL = (
@@ -50,9 +50,10 @@ def on_audited(cur: Cursor, event: Any) -> None:
 
 
 def on_security(cur: Cursor, event: Any) -> None:
-    """Refusals, kept only for tenants that exist (a flood of made-up ids stores nothing)."""
+    """Refusals, kept only for tenants that exist (a flood of made-up ids stores nothing),
+    and an erased tenant's `data.erased` entry."""
     for index, entry in enumerate(event.entries):
-        known = cur.execute(
+        known = entry["kind"] in OUTLIVES_TENANT or cur.execute(
             "SELECT 1 FROM tenants WHERE tenant_id = ?", (entry["tenant_id"],)
         ).fetchone()
         if known:

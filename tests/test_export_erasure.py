@@ -58,14 +58,8 @@ def test_export_holds_everything_and_erasure_leaves_nothing(gateway: Gateway) ->
     assert '"key_hash": "[sealed]"' in exported.text
     assert all(other.id not in json.dumps(line) for line in lines)
     assert _in_store(gateway, canary)
-    deadline = time.monotonic() + 10
-    while True:  # the export is in the tenant's audit trail, with who and from where
-        trail = gateway.http.get(
-            "/api/v1/audit", params={"kind": "data.exported"}, headers=headers
-        ).json()["entries"]
-        if trail or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    # the export is in the tenant's audit trail, with who and from where
+    trail = _trail(gateway, "/api/v1/audit", "data.exported", headers)
     assert trail[0]["actor"] == "platform-admin" and trail[0]["source"] == "127.0.0.1"
     assert trail[0]["detail"]["lines"] == len(lines)
 
@@ -82,3 +76,25 @@ def test_export_holds_everything_and_erasure_leaves_nothing(gateway: Gateway) ->
     assert gateway.execute(other, other_agent["id"], "still here").status_code == 200
     again = gateway.http.delete(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
     assert again.status_code == 404
+    # what stays: one entry saying who erased it, from where, and how much
+    path = f"/api/v1/admin/tenants/{tenant.id}/audit"
+    trail = _trail(gateway, path, "data.erased", gateway.admin)
+    assert [e["kind"] for e in gateway.http.get(path, headers=gateway.admin).json()["entries"]] \
+        == ["data.erased"]  # fmt: skip
+    assert trail[0]["actor"] == "platform-admin" and trail[0]["source"] == "127.0.0.1"
+    counts = {k: erased.json()[k] for k in ("aggregates", "events", "rows")}
+    assert trail[0]["detail"] == {**counts, "method": "DELETE", "path": trail[0]["detail"]["path"]}
+    assert trail[0]["detail"]["path"].endswith(f"/api/v1/admin/tenants/{tenant.id}")
+    assert not _in_store(gateway, canary)
+
+
+def _trail(gateway: Gateway, path: str, kind: str, headers: dict[str, str]) -> list[dict]:
+    """The trail's entries of `kind`, once there are any (refusals and exports are recorded
+    in batches about every second)."""
+    deadline = time.monotonic() + 10
+    while True:
+        reply = gateway.http.get(path, params={"kind": kind}, headers=headers)
+        assert reply.status_code == 200, reply.text
+        if reply.json()["entries"] or time.monotonic() > deadline:
+            return reply.json()["entries"]
+        time.sleep(0.2)

@@ -9,8 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from api import runtime, security_log
+from api import admission, runtime, security_log
 from api.auth import TENANT_ID, require_admin
+from api.routes.audit import AuditQuery
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
 from domain.schemas import AgentCreate, ApiKeyCreate, TenantCreate, agent_definition
@@ -56,13 +57,25 @@ async def export_tenant(tenant_id: str, request: Request) -> StreamingResponse:
 
 
 @router.delete("/tenants/{tenant_id}")
-async def erase_tenant(tenant_id: str) -> dict[str, Any]:
-    """Erase the tenant: its actor stops, its events and read-model rows are deleted."""
+async def erase_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
+    """Erase the tenant: its actor stops, its events and read-model rows are deleted. What
+    stays is one `data.erased` entry (who, from where, how much), for the platform admin."""
     _check_id(tenant_id)
     await runtime.call_tenant(tenant_id, "describe")
     await runtime.stop_tenant(tenant_id)
     erased = await runtime.query("erase_tenant", tenant_id)
+    entry = {"kind": "data.erased", "tenant_id": tenant_id, "actor": "platform-admin",
+             "detail": erased}  # fmt: skip
+    client = request.client.host if request.client else None
+    security_log.note([entry], client, request.method, request.url.path)
     return {"id": tenant_id, "erased": True, **erased}
+
+
+@router.get("/tenants/{tenant_id}/audit")
+async def tenant_audit_trail(tenant_id: str, query: AuditQuery) -> dict[str, Any]:
+    """Any tenant's audit trail, an erased tenant's `data.erased` entry included."""
+    _check_id(tenant_id)
+    return {"entries": await query.entries(tenant_id)}
 
 
 @router.get("/tenants/{tenant_id}/api-keys")
@@ -82,9 +95,13 @@ async def revoke_api_key(tenant_id: str, key_id: str) -> dict[str, Any]:
 
 @router.put("/tenants/{tenant_id}/limits")
 async def set_limits(tenant_id: str, body: TenantLimitsUpdate) -> dict[str, Any]:
-    """Set the tenant's limits at runtime; omitted fields take the configured defaults."""
+    """Set the tenant's limits at runtime; omitted fields take the configured defaults.
+
+    A rate refusal another replica remembers still holds until its Retry-After."""
     _check_id(tenant_id)
-    return await runtime.call_tenant(tenant_id, "set_limits", body.own(), "platform-admin")
+    limits = await runtime.call_tenant(tenant_id, "set_limits", body.own(), "platform-admin")
+    admission.refusals.forget(tenant_id)
+    return limits
 
 
 @router.get("/tenants/{tenant_id}/limits")

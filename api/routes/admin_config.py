@@ -1,4 +1,5 @@
-"""Platform configuration at runtime (admin token only): virtual models, providers, reload."""
+"""Platform configuration at runtime (admin token only): virtual models, providers, ingress
+limits, reload."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends
 
-from api import runtime
+from api import admission, runtime
 from api.auth import require_admin
 from api.streaming import replica_id
 from domain.catalog import VirtualModel
@@ -23,7 +24,11 @@ async def describe() -> Any:
     """The version, the file's digest and the operators' overrides; and which version the
     answering ingress replica serves (it catches up within seconds)."""
     described = await runtime.call_config("describe", changes=False)
-    replica = {"id": replica_id(), "version": runtime.config_version()}
+    replica = {
+        "id": replica_id(),
+        "version": runtime.config_version(),
+        "ingress": admission.gate.stats(),
+    }
     return {**described, "replica": replica}
 
 
@@ -45,6 +50,13 @@ async def remove_virtual_model(name: str) -> Any:
 async def set_provider(name: str, settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
     """Change a provider's settings (limits, timeouts, breaker); credentials stay env names."""
     return await runtime.call_config("set_provider", name, settings, WHO)
+
+
+@router.put("/ingress")
+async def set_ingress(settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
+    """Change each ingress replica's overload limits (`max_in_flight`, `max_queued`,
+    `max_queued_per_tenant`, `max_queue_wait_s`); replicas pick it up within seconds."""
+    return await runtime.call_config("set_ingress", settings, WHO)
 
 
 @router.post("/reload")

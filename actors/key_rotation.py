@@ -1,0 +1,174 @@
+"""Master key rotation, run offline: every secret sealed under the old key, and with payload
+encryption every event and sealed result, is re-encrypted under a new key.
+
+Each database is rewritten in one transaction. The new key is written to a `.next` file
+before anything changes and replaces the old key only once every row is rewritten, so a run
+that stops half-way is finished by running it again: a row already under the new key is
+recognised and left alone.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.cryptography import AESCipher
+from eventsourcing.utils import Environment
+
+from actors.event_store import EventStore
+from actors.secrets import SEALED_FIELDS, SecretBox, master_key, master_key_file, new_key, write_key
+from actors.settings import Settings
+from projections.db import ReadModelDB
+from projections.history import SEALED
+
+
+@dataclass
+class Rotation:
+    """What a rotation re-encrypted, and where the new key now is."""
+
+    events: int = 0
+    sealed_secrets: int = 0
+    history_results: int = 0
+    key_file: str = ""
+
+
+class _Resealer:
+    """Opens with the old key and seals with the new; knows a token already rotated."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.old, self.new = SecretBox(key=old), SecretBox(key=new)
+        self.count = 0
+
+    def token(self, token: str) -> str:
+        try:
+            plaintext = self.old.open(token)
+        except ValueError:
+            self.new.open(token)  # raises if neither key opens it
+            return token
+        self.count += 1
+        return self.new.seal(plaintext)
+
+    def walk(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                k: self.token(v) if k in SEALED_FIELDS and isinstance(v, str) else self.walk(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self.walk(v) for v in value]
+        return value
+
+
+def _cipher(key: str) -> AESCipher:
+    return AESCipher(Environment(env={"CIPHER_KEY": key}))
+
+
+def _rotate_events(settings: Settings, resealer: _Resealer, old: str, new: str) -> int:
+    """Rewrite every stored event whose bytes depend on the key; how many were rewritten."""
+    app = EventStore(env=settings.store_env())
+    try:
+        mapper, recorder = app.mapper, app.recorder
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        postgres = "postgres" in type(recorder).__module__
+        mark = "%s" if postgres else "?"
+        old_cipher = _cipher(old) if settings.encrypt_payloads else None
+        new_cipher = _cipher(new) if settings.encrypt_payloads else None
+        rewritten = 0
+        datastore: Any = recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"SELECT originator_id, originator_version, state FROM {table}")
+            rows = [dict(row) for row in cursor.fetchall()]
+            for row in rows:
+                state = bytes(row["state"])
+                if old_cipher is not None and new_cipher is not None:
+                    try:
+                        state = old_cipher.decrypt(state)
+                    except ValueError:
+                        new_cipher.decrypt(state)  # already rotated, or raises
+                        continue
+                plain = mapper.compressor.decompress(state) if mapper.compressor else state
+                before = resealer.count
+                event_state = resealer.walk(mapper.transcoder.decode(plain))
+                if resealer.count > before:
+                    plain = mapper.transcoder.encode(event_state)
+                    state = mapper.compressor.compress(plain) if mapper.compressor else plain
+                elif new_cipher is None:
+                    continue
+                if new_cipher is not None:
+                    state = new_cipher.encrypt(state)
+                cursor.execute(
+                    f"UPDATE {table} SET state = {mark} "
+                    f"WHERE originator_id = {mark} AND originator_version = {mark}",
+                    (state, _same_id(row["originator_id"]), row["originator_version"]),
+                )
+                rewritten += 1
+        return rewritten
+    finally:
+        app.close()
+
+
+def _same_id(value: Any) -> Any:
+    return value if isinstance(value, (str, UUID)) else bytes(value)
+
+
+def _rotate_history(settings: Settings, old: str, new: str) -> int:
+    """Reseal the history read model's sealed results; how many there were."""
+    db = ReadModelDB(settings.read_model_url())
+    old_box, new_box = SecretBox(key=old), SecretBox(key=new)
+    count = 0
+    try:
+        if "result_json" not in db.columns("executions"):
+            return 0
+        with db.transaction() as cur:
+            sealed = cur.execute(
+                "SELECT execution_id, result_json FROM executions WHERE result_json LIKE ?",
+                (SEALED + "%",),
+            ).fetchall()
+            for row in sealed:
+                token = row["result_json"][len(SEALED) :]
+                try:
+                    text = old_box.open(token)
+                except ValueError:
+                    new_box.open(token)
+                    continue
+                cur.execute(
+                    "UPDATE executions SET result_json = ? WHERE execution_id = ?",
+                    (SEALED + new_box.seal(text), row["execution_id"]),
+                )
+                count += 1
+    finally:
+        db.close()
+    return count
+
+
+def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> Rotation:
+    """Re-encrypt everything under a new key; the server must be stopped.
+
+    Without `new_key_file` the key file is replaced by the new key. With it (required when
+    the key comes from `CB_MASTER_KEY`), the new key is written there for the operator to
+    deploy and the old key stays where it was.
+    """
+    old = master_key(settings)
+    from_env = bool(os.environ.get("CB_MASTER_KEY"))
+    if from_env and new_key_file is None:
+        raise ValueError("the key comes from CB_MASTER_KEY: name a file for the new key")
+    current = master_key_file(settings)
+    target = new_key_file or current.with_name(current.name + ".next")
+    if not target.exists():
+        write_key(target, new_key())
+    new = target.read_text().strip()
+    _cipher(new)  # a malformed key file stops here, before anything is rewritten
+    if new == old:
+        raise ValueError(f"{target} holds the current key")
+    resealer = _Resealer(old, new)
+    rotation = Rotation(events=_rotate_events(settings, resealer, old, new))
+    rotation.sealed_secrets = resealer.count
+    rotation.history_results = _rotate_history(settings, old, new)
+    if not from_env and new_key_file is None:
+        os.replace(target, current)
+        target = current
+    rotation.key_file = str(target)
+    return rotation

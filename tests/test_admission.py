@@ -1,0 +1,193 @@
+"""Ingress admission: the fair bounded queue (503 `overloaded` with Retry-After, a flooding
+tenant delaying another by one turn), and remembered rate refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from api.admission import Gate, Refusals, admitted, refusals
+from domain.admission import FairQueue, retry_after_s
+from domain.catalog import IngressLimits
+from domain.errors import Overloaded, RateLimited
+from tests.conftest import Gateway
+
+SMALL = IngressLimits(max_in_flight=2, max_queued=4, max_queued_per_tenant=2, max_queue_wait_s=5)
+
+
+def test_the_queue_serves_tenants_in_turn_within_its_bounds() -> None:
+    queue: FairQueue[str] = FairQueue()
+    for item in ("a1", "a2"):
+        queue.push("a", item, SMALL, 1)
+    queue.push("b", "b1", SMALL, 1)
+    with pytest.raises(Overloaded) as per_tenant:
+        queue.push("a", "a3", SMALL, 7)
+    assert per_tenant.value.details["limit"] == "max_queued_per_tenant"
+    assert per_tenant.value.retry_after == 7 and per_tenant.value.status == 503
+    queue.push("c", "c1", SMALL, 1)
+    with pytest.raises(Overloaded) as full:
+        queue.push("d", "d1", SMALL, 1)
+    assert full.value.details["limit"] == "max_queued"
+    assert queue.remove("c", "c1") and not queue.remove("c", "c1")
+    assert [queue.pop() for _ in range(4)] == ["a1", "b1", "a2", None]
+    assert queue.size == 0
+
+
+def test_retry_after_follows_the_queue_and_the_pace() -> None:
+    assert retry_after_s(0, SMALL, 0.05) == 1  # never below a second
+    assert retry_after_s(9, SMALL, 1.0) == 5  # ten waiting, two slots, a second each
+    assert retry_after_s(10_000, SMALL, 1.0) == 30  # capped
+
+
+def test_a_flooding_tenant_delays_another_by_one_turn() -> None:
+    """Ten of A's executions wait; B's one is let in at the next free slot."""
+
+    async def scenario() -> list[str]:
+        gate, order = Gate(), []
+        limits = IngressLimits(max_in_flight=1, max_queued=64, max_queued_per_tenant=32)
+
+        async def run(tenant: str, name: str) -> None:
+            async with gate.slot(tenant, limits):
+                order.append(name)
+                await asyncio.sleep(0.01)
+
+        flood = [asyncio.create_task(run("a", f"a{i}")) for i in range(10)]
+        await asyncio.sleep(0.001)  # a0 runs, a1..a9 wait
+        late = asyncio.create_task(run("b", "b"))
+        await asyncio.gather(*flood, late)
+        assert gate.stats()["in_flight"] == 0 and gate.stats()["queued"] == 0
+        return order
+
+    order = asyncio.run(scenario())
+    assert order.index("b") == 2  # after a0 and a1 (whose turn came first), not after a9
+
+
+def test_a_wait_that_runs_out_is_overloaded_and_gives_its_place_back() -> None:
+    async def scenario() -> None:
+        gate = Gate()
+        limits = IngressLimits(max_in_flight=1, max_queue_wait_s=0.05)
+        async with gate.slot("a", limits):
+            with pytest.raises(Overloaded) as waited:
+                async with gate.slot("b", limits):
+                    raise AssertionError("no slot was free")
+            assert waited.value.details == {"limit": "max_queue_wait_s"}
+            assert gate.stats()["queued"] == 0
+        async with gate.slot("b", limits):  # the slot is free again
+            assert gate.stats()["in_flight"] == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_rate_refusal_is_answered_again_without_asking_the_actor() -> None:
+    async def scenario() -> int:
+        calls = 0
+        tenant = f"t-{uuid.uuid4()}"
+        headers = {"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0",
+                   "X-RateLimit-Reset": "60"}  # fmt: skip
+        for _ in range(3):
+            with pytest.raises(RateLimited) as refused:
+                async with admitted(tenant, IngressLimits()):
+                    calls += 1  # the actor's answer:
+                    raise RateLimited("over", retry_after=30.0,
+                                      details={"limit": "requests_per_minute",
+                                               "headers": headers})  # fmt: skip
+            assert refused.value.details["headers"]["X-RateLimit-Remaining"] == "0"
+            assert 29 < refused.value.retry_after <= 30
+        refusals.forget(tenant)
+        return calls
+
+    assert asyncio.run(scenario()) == 1
+
+
+def test_only_request_rate_refusals_are_remembered() -> None:
+    remembered = Refusals()
+    busy = RateLimited("busy", retry_after=1.0, details={"limit": "max_concurrent_executions"})
+    remembered.note("t", busy)
+    remembered.check("t")  # nothing held: a concurrency slot can free at any moment
+    remembered.note("t", RateLimited("rate", retry_after=0.05,
+                                     details={"limit": "requests_per_minute"}))  # fmt: skip
+    with pytest.raises(RateLimited):
+        remembered.check("t")
+    time.sleep(0.06)
+    remembered.check("t")  # its time is up
+
+
+def _replica_ingress(gw: Gateway) -> dict[str, Any]:
+    reply = gw.http.get("/api/v1/admin/config", headers=gw.admin)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["replica"]["ingress"]
+
+
+@pytest.mark.parametrize("gateway", ["postgres"], indirect=True)
+def test_overload_is_a_503_with_retry_after_and_another_tenant_gets_the_next_turn(
+    gateway: Gateway,
+) -> None:
+    """On the one-replica app: two slots, two of A's executions held at the provider, two
+    more waiting; A's fifth is refused at once, and B's request runs before A's fourth."""
+    gw, emulator = gateway, gateway.cluster.emulator
+    tag = f"flood-{uuid.uuid4().hex[:8]}"
+    emulator.script(tag, delay=2.5)
+    a, b = gw.new_tenant("Flooder"), gw.new_tenant("Steady")
+    agent_a, agent_b = gw.new_agent(a)["id"], gw.new_agent(b)["id"]
+    limits = {"max_in_flight": 2, "max_queued": 4, "max_queued_per_tenant": 2}
+    set_reply = gw.http.put("/api/v1/admin/config/ingress", json=limits, headers=gw.admin)
+    assert set_reply.status_code == 200, set_reply.text
+    replies: dict[str, httpx.Response] = {}
+
+    def send(name: str, tenant: Any, agent: str, prompt: str) -> threading.Thread:
+        worker = threading.Thread(
+            target=lambda: replies.update({name: gw.execute(tenant, agent, prompt)})
+        )
+        worker.start()
+        return worker
+
+    try:
+        workers = [send(f"a{i}", a, agent_a, f"{tag} {i}") for i in range(2)]
+        deadline = time.monotonic() + 10
+        while len(emulator.requests_matching(tag)) < 2:
+            assert time.monotonic() < deadline, "the first two never reached the provider"
+            time.sleep(0.02)
+        workers += [send(f"a{i}", a, agent_a, f"{tag} {i}") for i in (2, 3)]
+        while _replica_ingress(gw)["queued"] < 2:
+            assert time.monotonic() < deadline, "the next two never queued"
+            time.sleep(0.02)
+
+        refused = gw.execute(a, agent_a, f"{tag} 4")
+        assert refused.status_code == 503, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "overloaded"
+        assert error["details"]["limit"] == "max_queued_per_tenant"
+        assert int(refused.headers["Retry-After"]) >= 1
+
+        b_tag = f"steady-{uuid.uuid4().hex[:8]}"
+        started = time.monotonic()
+        steady = gw.execute(b, agent_b, b_tag)
+        waited = time.monotonic() - started
+        assert steady.status_code == 200, steady.text  # queued, not refused
+        for worker in workers:
+            worker.join(timeout=30)
+        assert all(replies[f"a{i}"].status_code == 200 for i in range(4)), replies
+
+        seen = sorted(emulator.requests, key=lambda r: r.received_at)
+        order = [r for r in seen if any(tag in t or b_tag in t for t in r.texts)]
+        names = ["b" if any(b_tag in t for t in r.texts) else r.texts[-1][-1] for r in order]
+        assert names.index("b") < names.index("3"), names  # B before A's fourth
+        assert waited < 2.5 + 2.0  # one turn: the first slot freed, not A's whole queue
+    finally:
+        defaults = IngressLimits().model_dump()
+        gw.http.put("/api/v1/admin/config/ingress", json=defaults, headers=gw.admin)
+
+
+@pytest.mark.parametrize("gateway", ["postgres"], indirect=True)
+def test_invalid_ingress_limits_are_refused_with_their_path(gateway: Gateway) -> None:
+    reply = gateway.http.put(
+        "/api/v1/admin/config/ingress", json={"max_in_flight": 0}, headers=gateway.admin
+    )
+    assert reply.status_code == 400, reply.text
+    assert "ingress.max_in_flight" in reply.json()["error"]["message"]
