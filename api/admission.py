@@ -2,18 +2,23 @@
 503 with Retry-After), and refusals of a tenant over its request rate answered from memory.
 
 A tenant actor's requests-per-minute refusal says when a request can next be admitted; until
-then the replica refuses that tenant's executions itself, without a call to the actor, so a
-tenant hammering past its limit costs the replica little and other tenants nothing.
+then the replica refuses that tenant's executions itself, without a call to the actor (and,
+for a credential already refused, before any parsing), so a tenant hammering past its limit
+costs the replica little and other tenants little.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.admission import FairQueue, retry_after_s
 from domain.catalog import IngressLimits
@@ -21,6 +26,9 @@ from domain.errors import CBError, Overloaded, RateLimited
 
 SERVICE_EWMA = 0.1  # weight of the newest slot hold time in the running estimate
 MAX_REMEMBERED = 10_000
+EXECUTION_PATHS = ("/execute", "/execute/stream")
+# a digest of the Authorization header of the request being served (set by RefusalShortcut)
+CREDENTIAL: ContextVar[str | None] = ContextVar("cb_credential", default=None)
 
 
 class Gate:
@@ -87,32 +95,41 @@ class Gate:
 
 
 class Refusals:
-    """Tenants refused for their request rate, and until when."""
+    """Tenants refused for their request rate, until when, and the credentials refused."""
 
     def __init__(self) -> None:
-        self._until: dict[str, tuple[float, float, RateLimited]] = {}
+        self._until: dict[str, tuple[float, float, RateLimited, set[str]]] = {}
 
     def check(self, tenant: str) -> None:
         """Raise the tenant's refusal again, with its figures brought up to now."""
+        err = self.held(tenant)
+        if err is not None:
+            raise err
+
+    def held(self, tenant: str, credential: str | None = None) -> RateLimited | None:
+        """The tenant's refusal as of now; with `credential`, only if that one was refused."""
         held = self._until.get(tenant)
         if held is None:
-            return
-        noted, until, err = held
+            return None
+        noted, until, err, credentials = held
         now = time.monotonic()
         if now >= until:
             del self._until[tenant]
-            return
+            return None
+        if credential is not None and credential not in credentials:
+            return None
         details = dict(err.details) if isinstance(err.details, dict) else {}
         headers = dict(details.get("headers") or {})
         if "X-RateLimit-Reset" in headers:
             left = int(headers["X-RateLimit-Reset"]) - math.floor(now - noted)
             headers["X-RateLimit-Reset"] = str(max(0, left))
         headers["X-RateLimit-Remaining"] = "0"
-        raise RateLimited(err.message, retry_after=until - now, details={**details,
-                          "headers": headers})  # fmt: skip
+        return RateLimited(err.message, retry_after=until - now, details={**details,
+                           "headers": headers})  # fmt: skip
 
     def note(self, tenant: str, err: CBError) -> None:
-        """Remember a requests-per-minute refusal until its Retry-After."""
+        """Remember a requests-per-minute refusal until its Retry-After, with the credential
+        of the request refused (see RefusalShortcut)."""
         limit = err.details.get("limit") if isinstance(err.details, dict) else None
         if not isinstance(err, RateLimited) or limit != "requests_per_minute":
             return  # concurrency and token refusals can clear before their estimate
@@ -121,11 +138,48 @@ class Refusals:
         now = time.monotonic()
         if len(self._until) >= MAX_REMEMBERED:
             self._until = {t: h for t, h in self._until.items() if h[1] > now}
-        self._until[tenant] = (now, now + err.retry_after, err)
+        before = self._until.get(tenant)
+        credentials = before[3] if before is not None and before[1] > now else set()
+        credential = CREDENTIAL.get()
+        if credential is not None:
+            credentials.add(credential)
+        self._until[tenant] = (now, now + err.retry_after, err, credentials)
 
     def forget(self, tenant: str) -> None:
         """The tenant's limits changed: ask its actor again."""
         self._until.pop(tenant, None)
+
+
+class RefusalShortcut:
+    """ASGI: an execution request from a tenant this replica holds a rate refusal for, with
+    a credential that was refused, is answered 429 before routing, parsing or auth.
+
+    Only a credential the full path authenticated for that tenant is ever remembered, so the
+    answer tells nothing to anyone who does not hold it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope.get("method") != "POST" or not path.endswith(EXECUTION_PATHS):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        tenant = headers.get(b"x-tenant-id", b"").decode("latin-1")
+        credential = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
+        err = refusals.held(tenant, credential)
+        if err is not None:
+            from api.errors import error_response  # api.errors imports the runtime
+
+            await error_response(err)(scope, receive, send)
+            return
+        token = CREDENTIAL.set(credential)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CREDENTIAL.reset(token)
 
 
 gate = Gate()

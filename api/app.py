@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI
 
-from api import errors
+from api import admission, errors
 from api.graphql.schema import graphql_router
 from api.routes import (
     admin,
@@ -32,6 +32,7 @@ def create_app() -> FastAPI:
     errors.install(app)
     limit = int(os.environ.get("CB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(errors.BodyLimit, limit=limit)
+    app.add_middleware(admission.RefusalShortcut)  # outermost: the cheapest refusal first
     for router in (
         health.router,
         admin.router,

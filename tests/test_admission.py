@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.admission import Gate, Refusals, admitted, refusals
+from api.admission import Gate, Refusals, RefusalShortcut, admitted, refusals
 from domain.admission import FairQueue, retry_after_s
 from domain.catalog import IngressLimits
 from domain.errors import Overloaded, RateLimited
@@ -103,6 +103,51 @@ def test_a_rate_refusal_is_answered_again_without_asking_the_actor() -> None:
         return calls
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_a_refused_credential_is_answered_before_routing_and_no_other_is() -> None:
+    """RefusalShortcut: the app behind it is not reached again for the refused credential
+    until the Retry-After; another credential (or none) still reaches it."""
+    reached: list[str] = []
+    tenant = f"t-{uuid.uuid4()}"
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # the full path, refusing
+        reached.append(dict(scope["headers"]).get(b"authorization", b"").decode())
+        refusals.note(tenant, RateLimited("over", retry_after=30.0,
+                                          details={"limit": "requests_per_minute"}))  # fmt: skip
+        await send({"type": "http.response.start", "status": 429, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=RefusalShortcut(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            statuses = []
+            for key in ("Bearer one", "Bearer one", "Bearer two", "Bearer one"):
+                reply = await client.post(
+                    "/api/v1/agents/x/execute",
+                    json={},
+                    headers={"X-Tenant-ID": tenant, "Authorization": key},
+                )
+                statuses.append(reply.status_code)
+            other = await client.post(
+                "/api/v1/agents/x/execute",
+                json={},
+                headers={"X-Tenant-ID": "another", "Authorization": "Bearer one"},
+            )
+            statuses.append(other.status_code)
+            shortcut = await client.post(
+                "/api/v1/agents/x/execute",
+                json={},
+                headers={"X-Tenant-ID": tenant, "Authorization": "Bearer two"},
+            )
+            assert shortcut.json()["error"]["type"] == "rate_limited"
+            assert shortcut.headers["X-RateLimit-Remaining"] == "0"
+            assert 29 <= int(shortcut.headers["Retry-After"]) <= 30
+        refusals.forget(tenant)
+        return statuses
+
+    assert asyncio.run(scenario()) == [429] * 5
+    assert reached == ["Bearer one", "Bearer two", "Bearer one"]  # the last: tenant "another"
 
 
 def test_only_request_rate_refusals_are_remembered() -> None:
