@@ -20,10 +20,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from domain.admission import FairQueue, retry_after_s
+from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
 from domain.catalog import IngressLimits
 from domain.errors import CBError, Overloaded, RateLimited
 
+PROBE_S = 0.05  # how often the event loop's lag is sampled
 SERVICE_EWMA = 0.1  # weight of the newest slot hold time in the running estimate
 MAX_REMEMBERED = 10_000
 EXECUTION_PATHS = ("/execute", "/execute/stream")
@@ -38,18 +39,41 @@ class Gate:
         self.in_flight = 0
         self.queue: FairQueue[asyncio.Future[None]] = FairQueue()
         self.service_s = 0.05  # running estimate of how long a slot is held
+        self.limits = IngressLimits()
+        self.adaptive = AdaptiveLimit(self.limits.max_in_flight, self.limits.min_in_flight)
+        self.loop_lag_s = 0.0
+        self._probe: asyncio.Task[None] | None = None
 
     def stats(self) -> dict[str, Any]:
         return {
             "in_flight": self.in_flight,
+            "limit": self.limit(self.limits),
             "queued": self.queue.size,
             "slot_hold_ms": round(self.service_s * 1000, 1),
+            "loop_lag_ms": round(self.loop_lag_s * 1000, 1),
         }
+
+    def limit(self, limits: IngressLimits) -> int:
+        """Executions to run at once now: the configured bound, lowered while CPU is short."""
+        return min(limits.max_in_flight, int(self.adaptive.limit))
+
+    async def _watch_the_loop(self) -> None:
+        """Measure how late the event loop runs a timer; adapt the limit to it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(PROBE_S)
+            self.loop_lag_s = loop.time() - started - PROBE_S
+            self.adaptive.update(self.loop_lag_s, self.in_flight, self.limits)
+            self._fill(self.limits)  # a raised limit lets waiters in
 
     @asynccontextmanager
     async def slot(self, tenant: str, limits: IngressLimits) -> AsyncIterator[None]:
         """Hold a slot for the block; wait for one in turn, or raise Overloaded."""
-        if self.in_flight < limits.max_in_flight and not self.queue.size:
+        self.limits = limits
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._watch_the_loop())
+        if self.in_flight < self.limit(limits) and not self.queue.size:
             self.in_flight += 1
         else:
             await self._wait(tenant, limits)
@@ -64,7 +88,7 @@ class Gate:
 
     async def _wait(self, tenant: str, limits: IngressLimits) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        wait = retry_after_s(self.queue.size, limits, self.service_s)
+        wait = retry_after_s(self.queue.size, self.limit(limits), self.service_s)
         self.queue.push(tenant, waiter, limits, wait)
         self._fill(limits)  # room may have been made (a raised limit)
         try:
@@ -79,13 +103,13 @@ class Gate:
             if isinstance(exc, TimeoutError):
                 raise Overloaded(
                     f"no capacity within {limits.max_queue_wait_s:g} s; retry later",
-                    retry_after=retry_after_s(self.queue.size, limits, self.service_s),
+                    retry_after=retry_after_s(self.queue.size, self.limit(limits), self.service_s),
                     details={"limit": "max_queue_wait_s"},
                 ) from None
             raise
 
     def _fill(self, limits: IngressLimits) -> None:
-        while self.in_flight < limits.max_in_flight:
+        while self.in_flight < self.limit(limits):
             waiter = self.queue.pop()
             if waiter is None:
                 return

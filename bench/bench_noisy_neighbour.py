@@ -3,9 +3,10 @@ without the flood, beside direct calls to the provider in the same run.
 
 Phases (each B phase is a closed loop of `--requests` at concurrency `--b-concurrency`):
 direct to the emulator; B alone through the gateway; B while A floods at `--a-concurrency`
-with the default limits; the same with the ingress running at most `--in-flight` executions
-at once (the rest queued fairly by tenant); B while A floods with A limited to `--a-limit`
-requests a minute (refusals answered by the ingress from memory).
+with the ingress running a fixed 256 executions at once, a fixed `--in-flight`, and the
+default adaptive number (lowered while the replica's event loop lags; the rest queued fairly
+by tenant); B while A floods with A limited to `--a-limit` requests a minute (refusals
+answered by the ingress from memory).
 
     python bench/bench_noisy_neighbour.py [--requests 300] [--a-concurrency 64] [--a-limit 600]
                                           [--in-flight 8]
@@ -86,15 +87,16 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
         )
         limits_url = f"{base}/api/v1/admin/tenants/{a_tenant}/limits"
         ingress_url = f"{base}/api/v1/admin/config/ingress"
-        default_in_flight = {"max_in_flight": 256}
+        defaults = {"max_in_flight": 256, "target_loop_lag_ms": 20}
         phases = (
-            ("B + A flooding (default limits)", None, None),
-            (f"B + A flooding (ingress in flight {args.in_flight})", None, args.in_flight),
-            (f"B + A flooding (A limited to {args.a_limit}/min)", args.a_limit, None),
-        )
-        for name, limit, in_flight in phases:
-            body = {"max_in_flight": in_flight} if in_flight else default_in_flight
-            async with http.put(ingress_url, json=body, headers=admin) as reply:
+            ("B + A flooding, fixed 256 in flight", None, {"target_loop_lag_ms": 0}),
+            (f"B + A flooding, fixed {args.in_flight} in flight", None,
+             {"max_in_flight": args.in_flight, "target_loop_lag_ms": 0}),
+            ("B + A flooding, adaptive (default)", None, {}),
+            (f"B + A flooding, A limited to {args.a_limit}/min", args.a_limit, {}),
+        )  # fmt: skip
+        for name, limit, ingress in phases:
+            async with http.put(ingress_url, json={**defaults, **ingress}, headers=admin) as reply:
                 assert reply.status == 200, await reply.text()
             if limit is not None:
                 body = {"requests_per_minute": limit}
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--b-concurrency", type=int, default=1)
     parser.add_argument("--a-concurrency", type=int, default=64)
     parser.add_argument("--a-limit", type=int, default=600, help="A's requests/min, last phase")
-    parser.add_argument("--in-flight", type=int, default=8, help="ingress slots, 3rd phase")
+    parser.add_argument("--in-flight", type=int, default=8, help="fixed ingress slots, one phase")
     parser.add_argument("--mode", choices=("proxy", "direct"), default="direct")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)

@@ -1,6 +1,8 @@
 """Fair admission at an ingress replica: a bounded queue served round-robin among tenants.
 
-A replica runs at most `max_in_flight` executions. The rest wait in one queue per tenant,
+A replica runs at most `max_in_flight` executions, fewer while it is short of CPU: an
+AdaptiveLimit lowers the number when the replica's event loop lags and raises it again
+when the loop keeps up and demand presses on the limit. The rest wait in one queue per tenant,
 and a freed slot goes to the next tenant in turn, so a tenant with a thousand waiting
 requests delays another tenant's one by a single turn, not a thousand. The queue is
 bounded in total and per tenant; past either bound a request is refused at once.
@@ -77,7 +79,38 @@ class FairQueue(Generic[T]):
         return True
 
 
-def retry_after_s(queued: int, limits: IngressLimits, service_s: float) -> float:
-    """When a refused request may find room: the queue drained at the observed pace."""
-    estimate = (queued + 1) * service_s / limits.max_in_flight
+def retry_after_s(queued: int, slots: int, service_s: float) -> float:
+    """When a refused request may find room: the queue drained through `slots` at the
+    observed pace."""
+    estimate = (queued + 1) * service_s / max(1, slots)
     return min(MAX_RETRY_AFTER_S, max(1.0, math.ceil(estimate)))
+
+
+class AdaptiveLimit:
+    """How many executions to run at once, from the event loop's lag (AIMD-like).
+
+    Over the target lag the limit drops to 80 % of what was in flight; well under it, with
+    the limit in use, it grows by 10 % plus one. It stays within [floor, ceiling]; the
+    replica updates it at every sample of its loop (about every 50 ms).
+    """
+
+    DECREASE = 0.8
+    INCREASE = 1.1
+
+    def __init__(self, ceiling: int, floor: int) -> None:
+        self.limit = float(ceiling)
+        self.ceiling, self.floor = ceiling, floor
+
+    def update(self, lag_s: float, in_flight: int, limits: IngressLimits) -> int:
+        """One observation: the worst lag of the last interval and how many ran."""
+        self.ceiling, self.floor = limits.max_in_flight, min(limits.min_in_flight,
+                                                             limits.max_in_flight)  # fmt: skip
+        target = limits.target_loop_lag_ms / 1000
+        if not target:
+            self.limit = float(self.ceiling)
+        elif lag_s > target:
+            self.limit = min(self.limit, max(in_flight, self.floor)) * self.DECREASE
+        elif lag_s < target / 2 and in_flight >= int(self.limit) - 1:
+            self.limit = self.limit * self.INCREASE + 1
+        self.limit = min(float(self.ceiling), max(float(self.floor), self.limit))
+        return int(self.limit)

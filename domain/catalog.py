@@ -90,6 +90,9 @@ class IngressLimits(_Strict):
     max_queued: int = Field(default=512, ge=0)
     max_queued_per_tenant: int = Field(default=128, ge=0)
     max_queue_wait_s: float = Field(default=10.0, gt=0)
+    # adaptive: the replica runs fewer at once while its event loop lags past this (0: off)
+    target_loop_lag_ms: float = Field(default=20.0, ge=0)
+    min_in_flight: int = Field(default=4, gt=0)
 
 
 class Catalog(_Strict):

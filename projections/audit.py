@@ -53,9 +53,12 @@ def on_security(cur: Cursor, event: Any) -> None:
     """Refusals, kept only for tenants that exist (a flood of made-up ids stores nothing),
     and an erased tenant's `data.erased` entry."""
     for index, entry in enumerate(event.entries):
-        known = entry["kind"] in OUTLIVES_TENANT or cur.execute(
-            "SELECT 1 FROM tenants WHERE tenant_id = ?", (entry["tenant_id"],)
-        ).fetchone()
+        known = (
+            entry["kind"] in OUTLIVES_TENANT
+            or cur.execute(
+                "SELECT 1 FROM tenants WHERE tenant_id = ?", (entry["tenant_id"],)
+            ).fetchone()
+        )
         if known:
             _insert(cur, f"{event.originator_id}:{index}", entry)
 

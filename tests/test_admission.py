@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from api.admission import Gate, Refusals, RefusalShortcut, admitted, refusals
-from domain.admission import FairQueue, retry_after_s
+from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
 from domain.catalog import IngressLimits
 from domain.errors import Overloaded, RateLimited
 from tests.conftest import Gateway
 
-SMALL = IngressLimits(max_in_flight=2, max_queued=4, max_queued_per_tenant=2, max_queue_wait_s=5)
+SMALL = IngressLimits(max_in_flight=2, max_queued=4, max_queued_per_tenant=2)
 
 
 def test_the_queue_serves_tenants_in_turn_within_its_bounds() -> None:
@@ -40,9 +40,48 @@ def test_the_queue_serves_tenants_in_turn_within_its_bounds() -> None:
 
 
 def test_retry_after_follows_the_queue_and_the_pace() -> None:
-    assert retry_after_s(0, SMALL, 0.05) == 1  # never below a second
-    assert retry_after_s(9, SMALL, 1.0) == 5  # ten waiting, two slots, a second each
-    assert retry_after_s(10_000, SMALL, 1.0) == 30  # capped
+    assert retry_after_s(0, 2, 0.05) == 1  # never below a second
+    assert retry_after_s(9, 2, 1.0) == 5  # ten waiting, two slots, a second each
+    assert retry_after_s(10_000, 2, 1.0) == 30  # capped
+
+
+def test_the_adaptive_limit_falls_with_loop_lag_and_recovers_under_demand() -> None:
+    limits = IngressLimits(max_in_flight=100, min_in_flight=4, target_loop_lag_ms=20)
+    adaptive = AdaptiveLimit(100, 4)
+    assert adaptive.update(0.080, 50, limits) == 40  # lagging: 80 % of what ran
+    assert adaptive.update(0.080, 40, limits) == 32
+    assert adaptive.update(0.015, 32, limits) == 32  # neither lagging nor well clear
+    assert adaptive.update(0.002, 10, limits) == 32  # clear, but the limit is not in use
+    assert adaptive.update(0.002, 32, limits) == 36  # clear and in use: +10 % + 1
+    for _ in range(40):
+        adaptive.update(0.5, 1, limits)
+    assert int(adaptive.limit) == 4  # never under the floor
+    for _ in range(100):
+        adaptive.update(0.0, int(adaptive.limit), limits)
+    assert int(adaptive.limit) == 100  # nor over the configured bound
+    off = IngressLimits(max_in_flight=100, target_loop_lag_ms=0)
+    assert adaptive.update(5.0, 100, off) == 100  # adaptation off
+
+
+def test_a_replica_short_of_cpu_runs_fewer_at_once() -> None:
+    """Executions that hog the event loop (blocking 3 ms each) make it lag; the gate
+    lowers its limit from 16 to the floor while the work queues fairly."""
+
+    async def scenario() -> tuple[int, int]:
+        gate = Gate()
+        limits = IngressLimits(max_in_flight=16, min_in_flight=2, target_loop_lag_ms=10)
+
+        async def hog(tenant: str) -> None:
+            async with gate.slot(tenant, limits):
+                await asyncio.sleep(0)
+                time.sleep(0.003)  # CPU work the loop cannot interleave
+
+        started = gate.limit(limits)
+        await asyncio.gather(*(hog(f"t{i % 4}") for i in range(300)))
+        return started, gate.limit(limits)
+
+    started, ended = asyncio.run(scenario())
+    assert started == 16 and ended <= 3
 
 
 def test_a_flooding_tenant_delays_another_by_one_turn() -> None:
