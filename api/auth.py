@@ -6,13 +6,14 @@ import hmac
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 
 from api import runtime
 from api.jwt_auth import JwtSettings, TokenRejected, looks_like_jwt, verify
+from domain.audit import recorded_by
 from domain.errors import AuthenticationFailed, MissingTenant, NotFound, PermissionDenied
 from domain.keys import hash_key
 from domain.schemas import SCOPES
@@ -29,11 +30,17 @@ class Principal:
     tenant_id: str
     key_id: str
     scopes: frozenset[str]
+    source: str | None = None  # the client's address
 
     @property
     def actor(self) -> str:
-        """Who acted, as recorded in events: the key's id (never its secret), or `jwt:<sub>`."""
+        """Who acted: the key's id (never its secret), or `jwt:<sub>`."""
         return self.key_id if self.key_id.startswith("jwt:") else f"key:{self.key_id}"
+
+    @property
+    def by(self) -> str:
+        """Who acted and from where, as a change records it."""
+        return recorded_by(self.actor, self.source)
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -65,21 +72,35 @@ async def _lookup(key_hash: str) -> dict | None:
 
 
 async def tenant_principal(
+    request: Request,
     x_tenant_id: str | None = Header(default=None),
     authorization: str | None = Header(default=None),
 ) -> Principal:
     """The caller, authenticated and bound to the tenant named by `X-Tenant-ID`."""
     if not x_tenant_id:
         raise MissingTenant("the X-Tenant-ID header is required")
-    return await _key_principal(authorization, x_tenant_id)
+    who = await _key_principal(authorization, x_tenant_id)
+    return replace(who, source=client_of(request))
 
 
 async def key_principal(
+    request: Request,
     x_tenant_id: str | None = Header(default=None),
     authorization: str | None = Header(default=None),
 ) -> Principal:
     """For OpenAI-compatible routes: the key names its tenant; `X-Tenant-ID` is optional."""
-    return await _key_principal(authorization, x_tenant_id)
+    who = await _key_principal(authorization, x_tenant_id)
+    return replace(who, source=client_of(request))
+
+
+def client_of(request: Request) -> str | None:
+    """The address the request came from."""
+    return request.client.host if request.client else None
+
+
+def admin_by(request: Request) -> str:
+    """The platform admin and where it acted from, as a change records it."""
+    return recorded_by("platform-admin", client_of(request))
 
 
 async def _key_principal(authorization: str | None, tenant_id: str | None) -> Principal:
@@ -149,19 +170,21 @@ def _is_admin(authorization: str | None) -> bool:
 
 async def tenant_admin(
     tenant_id: str,
+    request: Request,
     x_tenant_id: str | None = Header(default=None),
     authorization: str | None = Header(default=None),
 ) -> str:
-    """The platform admin, or a key of `tenant_id` with `tenant:admin`; who it was."""
+    """The platform admin, or a key of `tenant_id` with `tenant:admin`; who it was and
+    from where."""
     if not TENANT_ID.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
     if _is_admin(authorization):
-        return "platform-admin"
+        return admin_by(request)
     who = await _key_principal(authorization, x_tenant_id or tenant_id)
     if who.tenant_id != tenant_id:
         raise _cross_tenant(tenant_id, who.tenant_id, who.actor)
     who.require("tenant:admin")
-    return who.actor
+    return replace(who, source=client_of(request)).by
 
 
 def admin_token() -> str:
@@ -177,3 +200,4 @@ async def require_admin(authorization: str | None = Header(default=None)) -> Non
 Caller = Annotated[Principal, Depends(tenant_principal)]
 KeyCaller = Annotated[Principal, Depends(key_principal)]
 TenantAdmin = Annotated[str, Depends(tenant_admin)]
+AdminBy = Annotated[str, Depends(admin_by)]

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import security_log
-from api.auth import TENANT_ID
+from api.auth import TENANT_ID, client_of
 from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
                     "detail": {"reason": "missing or invalid credential"}}]  # fmt: skip
     if entries:
         entries = [e for e in entries if e.get("tenant_id") and TENANT_ID.match(e["tenant_id"])]
-        client = request.client.host if request.client else None
-        security_log.note(entries, client, request.method, request.url.path)
+        security_log.note(entries, client_of(request), request.method, request.url.path)
     return error_response(err)
 
 

@@ -57,6 +57,22 @@ SECURITY_KINDS = ("authentication_failed", "permission_denied", "cross_tenant_at
 OUTLIVES_TENANT = ("data.erased",)  # kept after the tenant is gone: the proof of erasure
 
 
+FROM = " from "  # joins who acted and their address in a change's `by`
+
+
+def recorded_by(actor: str, source: str | None) -> str:
+    """`by` as a change records it: who acted, and from which address when known."""
+    return f"{actor}{FROM}{source}" if source else actor
+
+
+def split_by(by: str | None) -> tuple[str | None, str | None]:
+    """`by` back into who acted and from where."""
+    if by is None:
+        return None, None
+    actor, joined, source = by.rpartition(FROM)
+    return (actor, source) if joined else (by, None)
+
+
 def entry_of(event: Any) -> dict[str, Any] | None:
     """The audit entry a domain event stands for, or None if it is not audited."""
     found = AUDITED.get(type(event))
@@ -64,13 +80,14 @@ def entry_of(event: Any) -> dict[str, Any] | None:
         return None
     kind, detail = found
     target = str(event.originator_id) if kind.startswith("agent.") else None  # the agent
+    actor, source = split_by(getattr(event, "by", None))
     return {
         "tenant_id": event.tenant_id,
         "at": event.timestamp.timestamp(),
         "kind": kind,
-        "actor": getattr(event, "by", None),
+        "actor": actor,
         "target": target,
         "detail": detail(event),
-        "source": None,
+        "source": source,
         "count": 1,
     }

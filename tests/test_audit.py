@@ -47,6 +47,14 @@ def test_changes_and_refusals_are_in_the_tenant_trail_and_nowhere_else(
     assert limits["actor"] == "platform-admin" and limits["detail"]["limits"] == {
         "requests_per_minute": 99
     }
+    assert limits["source"] == "127.0.0.1"  # a change says where it came from
+    mapped = gateway.http.put(
+        f"/api/v1/tenants/{a.id}/model-mappings/cb:audited",
+        json={"strategy": "balanced", "candidates": ["gpt-4o-mini"]}, headers=a.headers(),
+    )  # fmt: skip
+    assert mapped.status_code == 200, mapped.text
+    [mapping] = _trail(gateway, a, kind="model_mapping.set")
+    assert mapping["actor"].startswith("key:") and mapping["source"] == "127.0.0.1"
     issued = _trail(gateway, a, kind="api_key.issued")
     assert {e["detail"]["key_id"] for e in issued} >= {reader["id"]}
     assert reader["api_key"] not in str(issued)  # the hint only, never the secret

@@ -400,3 +400,12 @@ def test_a_tenant_policy_maps_names_allows_models_and_caps_parameters() -> None:
         {"temperature": 0.1, "max_tokens": 50},
         {"max_tokens": 50},
     )
+
+
+def test_a_change_records_who_and_from_where_and_gives_both_back() -> None:
+    from domain.audit import recorded_by, split_by
+
+    assert split_by(recorded_by("key:k1", "10.0.0.5")) == ("key:k1", "10.0.0.5")
+    assert split_by(recorded_by("jwt:ann@example.com", "::1")) == ("jwt:ann@example.com", "::1")
+    assert split_by(recorded_by("platform-admin", None)) == ("platform-admin", None)
+    assert split_by(None) == (None, None)

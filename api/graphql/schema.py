@@ -117,7 +117,7 @@ class Mutation:
         who.require("tenant:admin")
         body = McpServerCreate.model_validate(input.body())
         view = await runtime.call_tenant(
-            who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.actor
+            who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.by
         )
         return server_to_gql(view)
 
@@ -125,7 +125,7 @@ class Mutation:
     async def remove_mcp_server(self, info: Info, id: str) -> bool:  # noqa: A002
         who = _who(info)
         who.require("tenant:admin")
-        await runtime.call_tenant(who.tenant_id, "remove_mcp_server", id, who.actor)
+        await runtime.call_tenant(who.tenant_id, "remove_mcp_server", id, who.by)
         return True
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from api import admission, runtime, security_log
-from api.auth import TENANT_ID, require_admin
+from api.auth import TENANT_ID, admin_by, client_of, require_admin
 from api.routes.audit import AuditQuery
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
@@ -50,8 +50,7 @@ async def export_tenant(tenant_id: str, request: Request) -> StreamingResponse:
     lines = await runtime.query("export_tenant", tenant_id)
     entry = {"kind": "data.exported", "tenant_id": tenant_id, "actor": "platform-admin",
              "detail": {"lines": len(lines)}}  # fmt: skip
-    client = request.client.host if request.client else None
-    security_log.note([entry], client, request.method, request.url.path)
+    security_log.note([entry], client_of(request), request.method, request.url.path)
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
@@ -66,8 +65,7 @@ async def erase_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     erased = await runtime.query("erase_tenant", tenant_id)
     entry = {"kind": "data.erased", "tenant_id": tenant_id, "actor": "platform-admin",
              "detail": erased}  # fmt: skip
-    client = request.client.host if request.client else None
-    security_log.note([entry], client, request.method, request.url.path)
+    security_log.note([entry], client_of(request), request.method, request.url.path)
     return {"id": tenant_id, "erased": True, **erased}
 
 
@@ -87,19 +85,19 @@ async def list_api_keys(tenant_id: str) -> dict[str, Any]:
 
 
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}")
-async def revoke_api_key(tenant_id: str, key_id: str) -> dict[str, Any]:
+async def revoke_api_key(tenant_id: str, key_id: str, request: Request) -> dict[str, Any]:
     """Revoke a key; every ingress replica refuses it within seconds."""
     _check_id(tenant_id)
-    return await runtime.call_tenant(tenant_id, "revoke_api_key", key_id, "platform-admin")
+    return await runtime.call_tenant(tenant_id, "revoke_api_key", key_id, admin_by(request))
 
 
 @router.put("/tenants/{tenant_id}/limits")
-async def set_limits(tenant_id: str, body: TenantLimitsUpdate) -> dict[str, Any]:
+async def set_limits(tenant_id: str, body: TenantLimitsUpdate, request: Request) -> dict[str, Any]:
     """Set the tenant's limits at runtime; omitted fields take the configured defaults.
 
     A rate refusal another replica remembers still holds until its Retry-After."""
     _check_id(tenant_id)
-    limits = await runtime.call_tenant(tenant_id, "set_limits", body.own(), "platform-admin")
+    limits = await runtime.call_tenant(tenant_id, "set_limits", body.own(), admin_by(request))
     admission.refusals.forget(tenant_id)
     return limits
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 
 from api import admission, runtime
-from api.auth import require_admin
+from api.auth import AdminBy, require_admin
 from api.streaming import replica_id
 from domain.catalog import VirtualModel
 from domain.schemas import check_model_name
@@ -16,7 +16,6 @@ from domain.schemas import check_model_name
 router = APIRouter(
     prefix="/api/v1/admin/config", dependencies=[Depends(require_admin)], tags=["admin"]
 )
-WHO = "platform-admin"
 
 
 @router.get("")
@@ -33,33 +32,37 @@ async def describe() -> Any:
 
 
 @router.put("/virtual-models/{name}")
-async def set_virtual_model(name: str, body: VirtualModel) -> Any:
+async def set_virtual_model(name: str, body: VirtualModel, who: AdminBy) -> Any:
     """Create or replace a virtual model for every tenant; recorded as an event."""
     check_model_name(name)
     definition = body.model_dump(mode="json", exclude_defaults=True)
     definition.update(strategy=body.strategy, candidates=list(body.candidates))
-    return await runtime.call_config("set_virtual_model", name, definition, WHO)
+    return await runtime.call_config("set_virtual_model", name, definition, who)
 
 
 @router.delete("/virtual-models/{name}")
-async def remove_virtual_model(name: str) -> Any:
-    return await runtime.call_config("remove_virtual_model", name, WHO)
+async def remove_virtual_model(name: str, who: AdminBy) -> Any:
+    return await runtime.call_config("remove_virtual_model", name, who)
 
 
 @router.put("/providers/{name}")
-async def set_provider(name: str, settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
+async def set_provider(
+    name: str,
+    who: AdminBy,
+    settings: dict[str, Any] = Body(...),  # noqa: B008
+) -> Any:
     """Change a provider's settings (limits, timeouts, breaker); credentials stay env names."""
-    return await runtime.call_config("set_provider", name, settings, WHO)
+    return await runtime.call_config("set_provider", name, settings, who)
 
 
 @router.put("/ingress")
-async def set_ingress(settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
+async def set_ingress(who: AdminBy, settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
     """Change each ingress replica's overload limits (`max_in_flight`, `max_queued`,
     `max_queued_per_tenant`, `max_queue_wait_s`); replicas pick it up within seconds."""
-    return await runtime.call_config("set_ingress", settings, WHO)
+    return await runtime.call_config("set_ingress", settings, who)
 
 
 @router.post("/reload")
-async def reload() -> Any:
+async def reload(who: AdminBy) -> Any:
     """Read `CB_CONFIG` again; a file that fails validation changes nothing."""
-    return await runtime.call_config("reload", WHO)
+    return await runtime.call_config("reload", who)

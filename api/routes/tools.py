@@ -18,7 +18,7 @@ async def register_server(body: McpServerCreate, who: Caller) -> Any:
     """Register an MCP server (stdio or streamable HTTP); its secrets are stored encrypted."""
     who.require("tenant:admin")
     return await runtime.call_tenant(
-        who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.actor
+        who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.by
     )
 
 
@@ -31,7 +31,7 @@ async def list_servers(who: Caller) -> Any:
 @router.delete("/api/v1/mcp/servers/{server_id}")
 async def remove_server(server_id: str, who: Caller) -> Any:
     who.require("tenant:admin")
-    return await runtime.call_tenant(who.tenant_id, "remove_mcp_server", server_id, who.actor)
+    return await runtime.call_tenant(who.tenant_id, "remove_mcp_server", server_id, who.by)
 
 
 @router.post("/api/v1/mcp/servers/{server_id}/refresh")
