@@ -22,7 +22,7 @@ from actors.event_store import EventStore
 from actors.secrets import SEALED_FIELDS, SecretBox, master_key, master_key_file, new_key, write_key
 from actors.settings import Settings
 from projections.db import ReadModelDB
-from projections.history import SEALED
+from projections.history import SEALED, SEALED_COLUMNS
 
 
 @dataclass
@@ -115,30 +115,30 @@ def _same_id(value: Any) -> Any:
 
 
 def _rotate_history(settings: Settings, old: str, new: str) -> int:
-    """Reseal the history read model's sealed results; how many there were."""
+    """Reseal the history read model's sealed values; how many there were."""
     db = ReadModelDB(settings.read_model_url())
     old_box, new_box = SecretBox(key=old), SecretBox(key=new)
     count = 0
     try:
-        if "result_json" not in db.columns("executions"):
-            return 0
+        present = db.columns("executions")
         with db.transaction() as cur:
-            sealed = cur.execute(
-                "SELECT execution_id, result_json FROM executions WHERE result_json LIKE ?",
-                (SEALED + "%",),
-            ).fetchall()
-            for row in sealed:
-                token = row["result_json"][len(SEALED) :]
-                try:
-                    text = old_box.open(token)
-                except ValueError:
-                    new_box.open(token)
-                    continue
-                cur.execute(
-                    "UPDATE executions SET result_json = ? WHERE execution_id = ?",
-                    (SEALED + new_box.seal(text), row["execution_id"]),
-                )
-                count += 1
+            for column in (c for c in SEALED_COLUMNS if c in present):
+                sealed = cur.execute(
+                    f"SELECT execution_id, {column} AS value FROM executions WHERE {column} LIKE ?",
+                    (SEALED + "%",),
+                ).fetchall()
+                for row in sealed:
+                    token = row["value"][len(SEALED) :]
+                    try:
+                        text = old_box.open(token)
+                    except ValueError:
+                        new_box.open(token)
+                        continue
+                    cur.execute(
+                        f"UPDATE executions SET {column} = ? WHERE execution_id = ?",
+                        (SEALED + new_box.seal(text), row["execution_id"]),
+                    )
+                    count += 1
     finally:
         db.close()
     return count

@@ -94,8 +94,8 @@ def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) 
             event.timestamp.timestamp(),
             meta.get("duration_ms"),
             (error or {}).get("type"),
-            (error or {}).get("message"),
-            _stored(result),
+            _sealed((error or {}).get("message")),
+            _sealed(json.dumps(result)),
             str(event.originator_id),
         ),
     )
@@ -110,23 +110,26 @@ SEALED = "sealed:"
 _box: _Box | None = None  # set in the projection actor when payloads are encrypted
 
 
+SEALED_COLUMNS = ("result_json", "error_message")  # may echo prompts and answers
+
+
 def seal_results_with(box: _Box | None) -> None:
-    """Keep results (prompts' answers, tool outputs) sealed in the read model from now on."""
+    """Keep results (prompts' answers, tool outputs) and error messages (a provider's may
+    quote the prompt) sealed in the read model from now on."""
     global _box
     _box = box
 
 
-def _stored(result: dict[str, Any]) -> str:
-    text = json.dumps(result)
-    return SEALED + _box.seal(text) if _box is not None else text
+def _sealed(text: str | None) -> str | None:
+    return SEALED + _box.seal(text) if _box is not None and text is not None else text
 
 
-def _loaded(text: str) -> Any:
-    if text.startswith(SEALED):
+def _opened(text: str | None) -> str | None:
+    if text is not None and text.startswith(SEALED):
         if _box is None:
             raise RuntimeError("a sealed result, and no key to open it (CB_ENCRYPT_PAYLOADS)")
         text = _box.open(text[len(SEALED) :])
-    return json.loads(text)
+    return text
 
 
 def on_completed(cur: Cursor, event: Any) -> None:
@@ -159,7 +162,7 @@ _COLUMNS = (
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     """An execution as the API shows it: the stored result, or the running state."""
-    result = _loaded(row["result_json"]) if row.get("result_json") else None
+    result = json.loads(_opened(row["result_json"]) or "null")
     view = {
         "execution_id": row["execution_id"],
         "agent_id": row["agent_id"],
@@ -177,7 +180,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
             "cost_usd": row["cost_usd"] or 0.0,
         },
         "duration_ms": row["duration_ms"],
-        "error": {"type": row["error_type"], "message": row["error_message"]}
+        "error": {"type": row["error_type"], "message": _opened(row["error_message"])}
         if row["error_type"]
         else None,
     }

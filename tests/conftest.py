@@ -181,8 +181,11 @@ def cluster(
     settings = {
         "sqlite": Settings(instance="sqlite", data_dir=str(Path(data) / "sqlite"), **common)
     }
-    if pg_url:
-        settings["postgres"] = Settings(instance="pg", database_url=pg_url, **common)
+    if pg_url:  # with payload encryption: every PostgreSQL test runs with it on
+        settings["postgres"] = Settings(
+            instance="pg", database_url=pg_url, data_dir=str(Path(data) / "pg"),
+            encrypt_payloads=True, **common,
+        )  # fmt: skip
     # two ingress replicas in front of SQLite: requests of one client land on either
     apps = {name: serve_app.build(s, replicas=REPLICAS[name]) for name, s in settings.items()}
     ray.init(
@@ -268,6 +271,32 @@ class Gateway:
             json={"prompt": prompt, **body},
             headers=tenant.headers(),
         )
+
+
+def canary_in_store(gateway: Gateway, canary: str) -> bool:
+    """Whether the canary's bytes are anywhere in the backend's stored data: any SQLite file
+    (and WAL) of the app, or any row of any PostgreSQL table and the events' state bytes."""
+    if gateway.backend == "sqlite":
+        files = Path(gateway.settings.data_dir).glob("*.sqlite*")
+        return any(canary.encode() in f.read_bytes() for f in files if f.is_file())
+    import psycopg
+
+    with psycopg.connect(gateway.settings.database_url, autocommit=True) as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()]  # fmt: skip
+        in_rows = sum(
+            conn.execute(
+                f"SELECT count(*) FROM {t} AS r WHERE r::text LIKE %s", (f"%{canary}%",)
+            ).fetchone()[0]
+            for t in tables
+        )
+        in_events = conn.execute(
+            "SELECT count(*) FROM circuitbreaker_events"
+            " WHERE position(convert_to(%s, 'UTF8') in state) > 0",
+            (canary,),
+        ).fetchone()[0]
+    return bool(in_rows or in_events)
 
 
 # for behaviour the storage backend cannot change (provider codecs, routing, heartbeats…):
