@@ -10,12 +10,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.emulator import ProviderEmulator
+
+if TYPE_CHECKING:
+    from actors.settings import Settings
 
 ADMIN_TOKEN = "test-admin-token"
 REPLICAS = {"sqlite": 2, "postgres": 1}
@@ -271,6 +274,18 @@ class Gateway:
             json={"prompt": prompt, **body},
             headers=tenant.headers(),
         )
+
+
+def stored_events(settings: Settings) -> list[tuple[bytes, Any]]:
+    """Every stored event of the app: its bytes as stored, and the event decoded."""
+    from actors.event_store import EventStore
+
+    app = EventStore(env=settings.store_env())
+    try:
+        notes = app.recorder.select_notifications(start=None, limit=10**6)
+        return [(bytes(n.state), app.mapper.to_domain_event(n)) for n in notes]
+    finally:
+        app.close()
 
 
 def canary_in_store(gateway: Gateway, canary: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, stored_events
 
 CREATE = """
 mutation Create($input: AgentDefinitionInput!) {
@@ -67,17 +67,10 @@ def test_legacy_create_agent_then_execute_over_rest(gateway: Gateway) -> None:
 
     # the legacy apiKey is never returned and never stored in clear
     assert "sk-legacy" not in str(listed) + str(created)
-    from actors.event_store import EventStore
-
-    app = EventStore(env=gateway.settings.store_env())
-    try:
-        blob = b"".join(
-            bytes(n.state) for n in app.recorder.select_notifications(start=None, limit=10**6)
-        )
-    finally:
-        app.close()
-    assert b"sk-legacy-123456" not in blob
-    assert b"ProviderCredentialStored" in blob or b"provider_type" in blob
+    events = stored_events(gateway.settings)
+    assert b"sk-legacy-123456" not in b"".join(raw for raw, _ in events)
+    kept = [e for _, e in events if type(e).__name__ == "ProviderCredentialStored"]
+    assert kept and all(e.ciphertext and "sk-legacy" not in e.ciphertext for e in kept)
 
 
 def test_graphql_is_tenant_scoped(gateway: Gateway) -> None:
