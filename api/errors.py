@@ -6,6 +6,7 @@ The handlers are module-level so Ray pickles the app by reference to them.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,9 +42,14 @@ async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
         entries = [{"kind": "authentication_failed", "tenant_id": tenant, "actor": None,
                     "detail": {"reason": "missing or invalid credential"}}]  # fmt: skip
     if entries:
-        entries = [e for e in entries if e.get("tenant_id") and TENANT_ID.match(e["tenant_id"])]
-        security_log.note(entries, client_of(request), request.method, request.url.path)
+        audit_refusal(request, entries)
     return error_response(err)
+
+
+def audit_refusal(request: Request, entries: list[dict[str, Any]]) -> None:
+    """Queue a refusal's audit entries (those naming a well-formed tenant id)."""
+    entries = [e for e in entries if e.get("tenant_id") and TENANT_ID.match(e["tenant_id"])]
+    security_log.note(entries, client_of(request), request.method, request.url.path)
 
 
 async def on_invalid(_: Request, err: Exception) -> JSONResponse:

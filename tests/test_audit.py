@@ -77,8 +77,16 @@ def test_changes_and_refusals_are_in_the_tenant_trail_and_nowhere_else(
     assert attempt["actor"] is None  # A does not learn B's key
     [own] = _wait_for(gateway, b, "cross_tenant_attempt")
     assert own["actor"].startswith("key:") and own["detail"]["target_tenant"] == a.id
-    [scope] = _wait_for(gateway, a, "permission_denied")
-    assert scope["actor"] == f"key:{weak['id']}" and scope["detail"]["scope"] == "agents:write"
+    mutation = 'mutation { removeMcpServer(id: "x") }'  # a GraphQL field needing a scope
+    gql = gateway.http.post("/graphql", json={"query": mutation},
+                            headers=a.headers(weak["api_key"]))  # fmt: skip
+    assert "tenant:admin" in gql.json()["errors"][0]["message"]
+    denials = _wait_for(gateway, a, "permission_denied", 2)
+    by_path = {e["detail"]["path"].rsplit("/", 1)[-1]: e for e in denials}
+    assert set(by_path) == {"agents", "graphql"}, denials  # REST and GraphQL alike
+    assert {p: e["detail"]["scope"] for p, e in by_path.items()} == {
+        "agents": "agents:write", "graphql": "tenant:admin"}  # fmt: skip
+    assert all(e["actor"] == f"key:{weak['id']}" for e in denials)
 
     b_kinds = {e["kind"] for e in _trail(gateway, b)}
     assert "limits.set" not in b_kinds and "agent.created" not in b_kinds

@@ -7,11 +7,14 @@ import os
 from typing import Any
 
 import strawberry
+from fastapi import Request
+from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from api import runtime
 from api.auth import Caller, Principal
+from api.errors import audit_refusal
 from api.graphql.legacy_types import (
     AgentDefinitionGQL,
     AgentDefinitionInput,
@@ -28,7 +31,7 @@ from api.graphql.tool_types import (
     tool_to_gql,
 )
 from api.routes.providers import provider_views
-from domain.errors import NotFound
+from domain.errors import CBError, NotFound
 from domain.schemas import McpServerCreate
 
 
@@ -129,11 +132,30 @@ class Mutation:
         return True
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+class _AuditedSchema(strawberry.Schema):
+    """A refusal inside a resolver (a missing scope) goes to the audit trail as it does on
+    REST, and is not logged as a server error; anything else is logged as before."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context = execution_context.context if execution_context else None
+        request = context.get("request") if isinstance(context, dict) else None
+        unexpected = []
+        for error in errors:
+            refusal = error.original_error
+            if not isinstance(refusal, CBError):
+                unexpected.append(error)
+            elif refusal.audit and request is not None:
+                audit_refusal(request, refusal.audit)
+        super().process_errors(unexpected, execution_context)
 
 
-async def _context(who: Caller) -> dict[str, Any]:
-    return {"principal": who}
+schema = _AuditedSchema(query=Query, mutation=Mutation)
+
+
+async def _context(who: Caller, request: Request) -> dict[str, Any]:
+    return {"principal": who, "request": request}
 
 
 def graphql_router() -> GraphQLRouter:
