@@ -155,30 +155,34 @@ class TenantActor:
     # -- tenant and keys ---------------------------------------------------------------------
 
     @replies
-    async def create_tenant(self, name: str) -> dict[str, Any]:
+    async def create_tenant(self, name: str, by: str | None = None) -> dict[str, Any]:
         await self._load()
         if self.tenant is not None:
             raise Conflict(f"tenant {self.tenant_id} already exists")
-        tenant = Tenant(id=uuid.UUID(self.tenant_id), tenant_id=self.tenant_id, name=name)
-        key = self._new_key(tenant, list(SCOPES), None)
+        tenant = Tenant(id=uuid.UUID(self.tenant_id), tenant_id=self.tenant_id, name=name, by=by)
+        key = self._new_key(tenant, list(SCOPES), None, by)
         await self.store.save(tenant)
         self.tenant = tenant
         return {"tenant": _tenant_view(tenant), **key}
 
     @replies
-    async def issue_api_key(self, scopes: list[str], expires_at: float | None) -> dict[str, Any]:
+    async def issue_api_key(
+        self, scopes: list[str], expires_at: float | None, by: str | None = None
+    ) -> dict[str, Any]:
         await self._load()
         tenant = self._require_tenant()
-        key = self._new_key(tenant, scopes, expires_at)
+        key = self._new_key(tenant, scopes, expires_at, by)
         await self.store.save(tenant)
         return key
 
     @staticmethod
-    def _new_key(tenant: Tenant, scopes: list[str], expires_at: float | None) -> dict[str, Any]:
+    def _new_key(
+        tenant: Tenant, scopes: list[str], expires_at: float | None, by: str | None
+    ) -> dict[str, Any]:
         secret = keys.new_api_key()
         key_id = uuid.uuid4().hex
         tenant.issue_api_key(
-            key_id, keys.hash_key(secret), keys.key_hint(secret), scopes, expires_at
+            key_id, keys.hash_key(secret), keys.key_hint(secret), scopes, expires_at, by
         )
         return {"id": key_id, "api_key": secret, "scopes": scopes, "expires_at": expires_at}
 
@@ -392,25 +396,30 @@ class TenantActor:
 
     @replies
     async def create_agent(
-        self, definition: dict[str, Any], credential: dict[str, str] | None = None
+        self,
+        definition: dict[str, Any],
+        credential: dict[str, str] | None = None,
+        by: str | None = None,
     ) -> dict[str, Any]:
         """Create an agent; a provider credential given with it is kept encrypted."""
         await self._load()
         tenant = self._require_tenant()
         await self.runner.tools.resolve(definition.get("tools") or [])
         await self.runner.check_model(definition["model"], definition.get("tools"))
-        agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
+        agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition, by=by)
         tenant.add_agent(str(agent.id))
         if credential and credential.get("api_key"):
             sealed = SecretBox(self.settings).seal(credential["api_key"])
             hint = credential["api_key"][:3] + "…"
-            tenant.store_provider_credential(credential["provider_type"], sealed, hint)
+            tenant.store_provider_credential(credential["provider_type"], sealed, hint, by)
         await self.store.save(tenant, agent)
         self.agents[str(agent.id)] = agent
         return agent.view()
 
     @replies
-    async def install_agents(self, definitions: list[dict[str, Any]]) -> dict[str, Any]:
+    async def install_agents(
+        self, definitions: list[dict[str, Any]], by: str | None = None
+    ) -> dict[str, Any]:
         """Create each agent unless one of that name exists (so installing twice is a no-op)."""
         await self._load()
         tenant = self._require_tenant()
@@ -421,7 +430,9 @@ class TenantActor:
             if agent is None:
                 await self.runner.tools.resolve(definition.get("tools") or [])
                 await self.runner.check_model(definition["model"], definition.get("tools"))
-                agent = Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition)
+                agent = Agent(
+                    id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition, by=by
+                )
                 tenant.add_agent(str(agent.id))
                 created.append(agent)
             installed.append(agent)
@@ -442,7 +453,9 @@ class TenantActor:
         return self._agent(agent_id).view()
 
     @replies
-    async def update_agent(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    async def update_agent(
+        self, agent_id: str, changes: dict[str, Any], by: str | None = None
+    ) -> dict[str, Any]:
         await self._load()
         agent = self._agent(agent_id)
         if "model" in changes or "tools" in changes:
@@ -450,15 +463,15 @@ class TenantActor:
             await self.runner.tools.resolve(merged.get("tools") or [])
             await self.runner.check_model(merged["model"], merged.get("tools"))
         if changes:
-            agent.update(changes)
+            agent.update(changes, by)
             await self.store.save(agent)
         return agent.view()
 
     @replies
-    async def delete_agent(self, agent_id: str) -> dict[str, Any]:
+    async def delete_agent(self, agent_id: str, by: str | None = None) -> dict[str, Any]:
         await self._load()
         agent = self._agent(agent_id)
-        agent.delete()
+        agent.delete(by)
         tenant = self._require_tenant()
         tenant.remove_agent(agent_id)
         await self.store.save(tenant, agent)

@@ -12,23 +12,29 @@ class Agent(Aggregate):
     """An agent definition; each update is a new version, deletion is a fact too."""
 
     @event("Created")
-    def __init__(self, id: UUID, tenant_id: str, definition: dict[str, Any]) -> None:  # noqa: A002
+    def __init__(  # `by`: who and from where (None in events written before it was kept)
+        self,
+        id: UUID,  # noqa: A002
+        tenant_id: str,
+        definition: dict[str, Any],
+        by: str | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.definition = definition
         self.deleted = False
 
-    def update(self, changes: dict[str, Any]) -> None:
-        self._updated(self.tenant_id, changes)
+    def update(self, changes: dict[str, Any], by: str | None = None) -> None:
+        self._updated(self.tenant_id, changes, by)
 
     @event("Updated")
-    def _updated(self, tenant_id: str, changes: dict[str, Any]) -> None:
+    def _updated(self, tenant_id: str, changes: dict[str, Any], by: str | None = None) -> None:
         self.definition = {**self.definition, **changes}
 
-    def delete(self) -> None:
-        self._deleted(self.tenant_id)
+    def delete(self, by: str | None = None) -> None:
+        self._deleted(self.tenant_id, by)
 
     @event("Deleted")
-    def _deleted(self, tenant_id: str) -> None:
+    def _deleted(self, tenant_id: str, by: str | None = None) -> None:
         self.deleted = True
 
     def view(self) -> dict[str, Any]:

@@ -12,7 +12,13 @@ class Tenant(Aggregate):
     """A tenant; every event carries `tenant_id` so projections can filter on it."""
 
     @event("Created")
-    def __init__(self, id: UUID, tenant_id: str, name: str) -> None:  # noqa: A002
+    def __init__(  # `by`: who and from where (None in events written before it was kept)
+        self,
+        id: UUID,  # noqa: A002
+        tenant_id: str,
+        name: str,
+        by: str | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.name = name
         self.api_keys: dict[str, dict[str, Any]] = {}
@@ -25,9 +31,15 @@ class Tenant(Aggregate):
         self.limits: dict[str, Any] = {}
 
     def issue_api_key(
-        self, key_id: str, key_hash: str, hint: str, scopes: list[str], expires_at: float | None
+        self,
+        key_id: str,
+        key_hash: str,
+        hint: str,
+        scopes: list[str],
+        expires_at: float | None,
+        by: str | None = None,
     ) -> None:
-        self._api_key_issued(self.tenant_id, key_id, key_hash, hint, scopes, expires_at)
+        self._api_key_issued(self.tenant_id, key_id, key_hash, hint, scopes, expires_at, by)
 
     @event("ApiKeyIssued")
     def _api_key_issued(
@@ -38,6 +50,7 @@ class Tenant(Aggregate):
         hint: str,
         scopes: list[str],
         expires_at: float | None,
+        by: str | None = None,
     ) -> None:
         self.api_keys[key_id] = {
             "key_hash": key_hash,
@@ -76,13 +89,15 @@ class Tenant(Aggregate):
     def _agent_removed(self, tenant_id: str, agent_id: str) -> None:
         self.agent_ids.remove(agent_id)
 
-    def store_provider_credential(self, provider_type: str, ciphertext: str, hint: str) -> None:
+    def store_provider_credential(
+        self, provider_type: str, ciphertext: str, hint: str, by: str | None = None
+    ) -> None:
         """Keep an encrypted provider credential (the clear text never enters an event)."""
-        self._provider_credential_stored(self.tenant_id, provider_type, ciphertext, hint)
+        self._provider_credential_stored(self.tenant_id, provider_type, ciphertext, hint, by)
 
     @event("ProviderCredentialStored")
     def _provider_credential_stored(
-        self, tenant_id: str, provider_type: str, ciphertext: str, hint: str
+        self, tenant_id: str, provider_type: str, ciphertext: str, hint: str, by: str | None = None
     ) -> None:
         self.provider_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}
 

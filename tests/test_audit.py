@@ -55,6 +55,12 @@ def test_changes_and_refusals_are_in_the_tenant_trail_and_nowhere_else(
     assert mapped.status_code == 200, mapped.text
     [mapping] = _trail(gateway, a, kind="model_mapping.set")
     assert mapping["actor"].startswith("key:") and mapping["source"] == "127.0.0.1"
+    trail = {e["kind"]: e for e in _trail(gateway, a)}  # one entry of each kind
+    for kind in ("tenant.created", "api_key.issued", "api_key.revoked"):
+        assert trail[kind]["actor"] == "platform-admin", trail[kind]
+    for kind in ("agent.created", "agent.updated"):  # made with the tenant's first key
+        assert trail[kind]["actor"].startswith("key:"), trail[kind]
+    assert {e["source"] for e in trail.values()} == {"127.0.0.1"}  # every change says where
     issued = _trail(gateway, a, kind="api_key.issued")
     assert {e["detail"]["key_id"] for e in issued} >= {reader["id"]}
     assert reader["api_key"] not in str(issued)  # the hint only, never the secret

@@ -109,7 +109,7 @@ class Mutation:
             "api_key": input.llm_provider.api_key,
         }
         view = await runtime.call_tenant(
-            who.tenant_id, "create_agent", definition_from_input(input), credential
+            who.tenant_id, "create_agent", definition_from_input(input), credential, who.by
         )
         return agent_to_gql(view)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from api import admission, runtime, security_log
-from api.auth import TENANT_ID, admin_by, client_of, require_admin
+from api.auth import TENANT_ID, AdminBy, admin_by, client_of, require_admin
 from api.routes.audit import AuditQuery
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
@@ -21,10 +21,10 @@ router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_admin)]
 
 
 @router.post("/tenants", status_code=201)
-async def create_tenant(body: TenantCreate) -> dict[str, Any]:
+async def create_tenant(body: TenantCreate, who: AdminBy) -> dict[str, Any]:
     """Create a tenant; the answer holds its first API key, shown this once."""
     tenant_id = str(uuid.uuid4())
-    return await runtime.call_tenant(tenant_id, "create_tenant", body.name)
+    return await runtime.call_tenant(tenant_id, "create_tenant", body.name, who)
 
 
 @router.get("/tenants/{tenant_id}")
@@ -34,11 +34,13 @@ async def get_tenant(tenant_id: str) -> dict[str, Any]:
 
 
 @router.post("/tenants/{tenant_id}/api-keys", status_code=201)
-async def issue_api_key(tenant_id: str, body: ApiKeyCreate | None = None) -> dict[str, Any]:
+async def issue_api_key(
+    tenant_id: str, who: AdminBy, body: ApiKeyCreate | None = None
+) -> dict[str, Any]:
     """Issue another key for the tenant (the secret is shown once, stored only as a hash)."""
     _check_id(tenant_id)
     body = body or ApiKeyCreate()
-    return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at)
+    return await runtime.call_tenant(tenant_id, "issue_api_key", body.scopes, body.expires_at, who)
 
 
 @router.get("/tenants/{tenant_id}/export")
@@ -110,11 +112,11 @@ async def get_limits(tenant_id: str) -> dict[str, Any]:
 
 
 @router.post("/tenants/{tenant_id}/reference-agents")
-async def install_reference_agents(tenant_id: str) -> dict[str, Any]:
+async def install_reference_agents(tenant_id: str, who: AdminBy) -> dict[str, Any]:
     """Install the four reference agents of PED 13.1 for the tenant (idempotent)."""
     _check_id(tenant_id)
     definitions = [agent_definition(AgentCreate(**agent)) for agent in REFERENCE_AGENTS]
-    return await runtime.call_tenant(tenant_id, "install_agents", definitions)
+    return await runtime.call_tenant(tenant_id, "install_agents", definitions, who)
 
 
 def _check_id(tenant_id: str) -> None:

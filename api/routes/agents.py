@@ -25,7 +25,9 @@ router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 @router.post("", status_code=201)
 async def create_agent(body: AgentCreate, who: Caller) -> dict[str, Any]:
     who.require("agents:write")
-    return await runtime.call_tenant(who.tenant_id, "create_agent", agent_definition(body))
+    return await runtime.call_tenant(
+        who.tenant_id, "create_agent", agent_definition(body), None, who.by
+    )
 
 
 @router.get("")
@@ -46,13 +48,13 @@ async def update_agent(agent_id: str, body: AgentUpdate, who: Caller) -> dict[st
     changes = body.model_dump(exclude_unset=True)
     if body.parameters is not None:
         changes["parameters"] = body.parameters.set_values()
-    return await runtime.call_tenant(who.tenant_id, "update_agent", agent_id, changes)
+    return await runtime.call_tenant(who.tenant_id, "update_agent", agent_id, changes, who.by)
 
 
 @router.delete("/{agent_id}")
 async def delete_agent(agent_id: str, who: Caller) -> dict[str, Any]:
     who.require("agents:write")
-    return await runtime.call_tenant(who.tenant_id, "delete_agent", agent_id)
+    return await runtime.call_tenant(who.tenant_id, "delete_agent", agent_id, who.by)
 
 
 @router.post("/{agent_id}/execute")
