@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
@@ -42,19 +41,23 @@ class _Resealer:
         self.old, self.new = SecretBox(key=old), SecretBox(key=new)
         self.count = 0
 
-    def token(self, token: str) -> str:
+    def reseal(self, token: str) -> str | None:
+        """`token` under the new key, or None if it already is (raises if neither opens it)."""
         try:
             plaintext = self.old.open(token)
         except ValueError:
-            self.new.open(token)  # raises if neither key opens it
-            return token
+            self.new.open(token)
+            return None
         self.count += 1
         return self.new.seal(plaintext)
 
     def walk(self, value: Any) -> Any:
+        """`value` with every sealed field resealed."""
         if isinstance(value, dict):
             return {
-                k: self.token(v) if k in SEALED_FIELDS and isinstance(v, str) else self.walk(v)
+                k: (self.reseal(v) or v)
+                if k in SEALED_FIELDS and isinstance(v, str)
+                else self.walk(v)
                 for k, v in value.items()
             }
         if isinstance(value, list):
@@ -102,7 +105,7 @@ def _rotate_events(settings: Settings, resealer: _Resealer, old: str, new: str) 
                 cursor.execute(
                     f"UPDATE {table} SET state = {mark} "
                     f"WHERE originator_id = {mark} AND originator_version = {mark}",
-                    (state, _same_id(row["originator_id"]), row["originator_version"]),
+                    (state, row["originator_id"], row["originator_version"]),
                 )
                 rewritten += 1
         return rewritten
@@ -110,15 +113,10 @@ def _rotate_events(settings: Settings, resealer: _Resealer, old: str, new: str) 
         app.close()
 
 
-def _same_id(value: Any) -> Any:
-    return value if isinstance(value, (str, UUID)) else bytes(value)
-
-
 def _rotate_history(settings: Settings, old: str, new: str) -> int:
     """Reseal the history read model's sealed values; how many there were."""
     db = ReadModelDB(settings.read_model_url())
-    old_box, new_box = SecretBox(key=old), SecretBox(key=new)
-    count = 0
+    resealer = _Resealer(old, new)
     try:
         present = db.columns("executions")
         with db.transaction() as cur:
@@ -128,20 +126,15 @@ def _rotate_history(settings: Settings, old: str, new: str) -> int:
                     (SEALED + "%",),
                 ).fetchall()
                 for row in sealed:
-                    token = row["value"][len(SEALED) :]
-                    try:
-                        text = old_box.open(token)
-                    except ValueError:
-                        new_box.open(token)
-                        continue
-                    cur.execute(
-                        f"UPDATE executions SET {column} = ? WHERE execution_id = ?",
-                        (SEALED + new_box.seal(text), row["execution_id"]),
-                    )
-                    count += 1
+                    token = resealer.reseal(row["value"][len(SEALED) :])
+                    if token is not None:
+                        cur.execute(
+                            f"UPDATE executions SET {column} = ? WHERE execution_id = ?",
+                            (SEALED + token, row["execution_id"]),
+                        )
     finally:
         db.close()
-    return count
+    return resealer.count
 
 
 def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> Rotation:

@@ -40,7 +40,7 @@ class Gate:
         self.queue: FairQueue[asyncio.Future[None]] = FairQueue()
         self.service_s = 0.05  # running estimate of how long a slot is held
         self.limits = IngressLimits()
-        self.adaptive = AdaptiveLimit(self.limits.max_in_flight, self.limits.min_in_flight)
+        self.adaptive = AdaptiveLimit(self.limits.max_in_flight)
         self.loop_lag_s = 0.0
         self._probe: asyncio.Task[None] | None = None
 

@@ -97,20 +97,19 @@ class AdaptiveLimit:
     DECREASE = 0.8
     INCREASE = 1.1
 
-    def __init__(self, ceiling: int, floor: int) -> None:
+    def __init__(self, ceiling: int) -> None:
         self.limit = float(ceiling)
-        self.ceiling, self.floor = ceiling, floor
 
     def update(self, lag_s: float, in_flight: int, limits: IngressLimits) -> int:
-        """One observation: the worst lag of the last interval and how many ran."""
-        self.ceiling, self.floor = limits.max_in_flight, min(limits.min_in_flight,
-                                                             limits.max_in_flight)  # fmt: skip
+        """One observation: the loop's lag and how many ran; the limit now."""
+        ceiling = limits.max_in_flight
+        floor = min(limits.min_in_flight, ceiling)
         target = limits.target_loop_lag_ms / 1000
         if not target:
-            self.limit = float(self.ceiling)
+            self.limit = float(ceiling)
         elif lag_s > target:
-            self.limit = min(self.limit, max(in_flight, self.floor)) * self.DECREASE
+            self.limit = min(self.limit, max(in_flight, floor)) * self.DECREASE
         elif lag_s < target / 2 and in_flight >= int(self.limit) - 1:
             self.limit = self.limit * self.INCREASE + 1
-        self.limit = min(float(self.ceiling), max(float(self.floor), self.limit))
+        self.limit = float(min(ceiling, max(floor, self.limit)))
         return int(self.limit)

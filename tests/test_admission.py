@@ -47,7 +47,7 @@ def test_retry_after_follows_the_queue_and_the_pace() -> None:
 
 def test_the_adaptive_limit_falls_with_loop_lag_and_recovers_under_demand() -> None:
     limits = IngressLimits(max_in_flight=100, min_in_flight=4, target_loop_lag_ms=20)
-    adaptive = AdaptiveLimit(100, 4)
+    adaptive = AdaptiveLimit(100)
     assert adaptive.update(0.080, 50, limits) == 40  # lagging: 80 % of what ran
     assert adaptive.update(0.080, 40, limits) == 32
     assert adaptive.update(0.015, 32, limits) == 32  # neither lagging nor well clear

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from api import admission, runtime, security_log
-from api.auth import TENANT_ID, AdminBy, admin_by, client_of, require_admin
+from api.auth import TENANT_ID, AdminBy, client_of, require_admin
 from api.routes.audit import AuditQuery
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
@@ -50,9 +50,7 @@ async def export_tenant(tenant_id: str, request: Request) -> StreamingResponse:
     _check_id(tenant_id)
     await runtime.call_tenant(tenant_id, "describe")  # 404 for a tenant that does not exist
     lines = await runtime.query("export_tenant", tenant_id)
-    entry = {"kind": "data.exported", "tenant_id": tenant_id, "actor": "platform-admin",
-             "detail": {"lines": len(lines)}}  # fmt: skip
-    security_log.note([entry], client_of(request), request.method, request.url.path)
+    _note(request, "data.exported", tenant_id, {"lines": len(lines)})
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
@@ -65,10 +63,14 @@ async def erase_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     await runtime.call_tenant(tenant_id, "describe")
     await runtime.stop_tenant(tenant_id)
     erased = await runtime.query("erase_tenant", tenant_id)
-    entry = {"kind": "data.erased", "tenant_id": tenant_id, "actor": "platform-admin",
-             "detail": erased}  # fmt: skip
-    security_log.note([entry], client_of(request), request.method, request.url.path)
+    _note(request, "data.erased", tenant_id, erased)
     return {"id": tenant_id, "erased": True, **erased}
+
+
+def _note(request: Request, kind: str, tenant_id: str, detail: dict[str, Any]) -> None:
+    """An audit entry for what the platform admin did with a tenant's data."""
+    entry = {"kind": kind, "tenant_id": tenant_id, "actor": "platform-admin", "detail": detail}
+    security_log.note([entry], client_of(request), request.method, request.url.path)
 
 
 @router.get("/tenants/{tenant_id}/audit")
@@ -87,19 +89,19 @@ async def list_api_keys(tenant_id: str) -> dict[str, Any]:
 
 
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}")
-async def revoke_api_key(tenant_id: str, key_id: str, request: Request) -> dict[str, Any]:
+async def revoke_api_key(tenant_id: str, key_id: str, who: AdminBy) -> dict[str, Any]:
     """Revoke a key; every ingress replica refuses it within seconds."""
     _check_id(tenant_id)
-    return await runtime.call_tenant(tenant_id, "revoke_api_key", key_id, admin_by(request))
+    return await runtime.call_tenant(tenant_id, "revoke_api_key", key_id, who)
 
 
 @router.put("/tenants/{tenant_id}/limits")
-async def set_limits(tenant_id: str, body: TenantLimitsUpdate, request: Request) -> dict[str, Any]:
+async def set_limits(tenant_id: str, body: TenantLimitsUpdate, who: AdminBy) -> dict[str, Any]:
     """Set the tenant's limits at runtime; omitted fields take the configured defaults.
 
     A rate refusal another replica remembers still holds until its Retry-After."""
     _check_id(tenant_id)
-    limits = await runtime.call_tenant(tenant_id, "set_limits", body.own(), admin_by(request))
+    limits = await runtime.call_tenant(tenant_id, "set_limits", body.own(), who)
     admission.refusals.forget(tenant_id)
     return limits
 
