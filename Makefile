@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test unit lint bench clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -30,6 +30,10 @@ run: install
 test: install
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# the in-process unit tests only (no Ray, no servers): seconds
+unit: install
+	$(PY) -m pytest -q tests/unit
 
 bench: install
 	$(PY) bench/bench_execute.py

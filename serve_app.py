@@ -39,8 +39,8 @@ _direct_ingress_env()
 from ray import serve
 
 from actors.settings import Settings
-from api import runtime
 from api.app import create_app
+from api.runtime import Runtime
 
 log = logging.getLogger("circuitbreaker")
 
@@ -58,12 +58,13 @@ class Gateway:
     """The stateless ingress: authenticates, validates, calls actors, frames responses."""
 
     def __init__(self, settings: Settings) -> None:
-        runtime.configure(settings)
-        runtime.warm_up()
+        self.runtime = Runtime(settings)
+        self.runtime.warm_up()
 
     def __serve_build_asgi_app__(self) -> Any:
-        """The FastAPI app, built inside the replica (nothing of it is pickled)."""
-        return create_app()
+        """The FastAPI app over this replica's runtime, built inside the replica (nothing of
+        it is pickled); Serve calls this after `__init__`."""
+        return create_app(self.runtime)
 
 
 def build(settings: Settings | None = None, replicas: int = 1) -> Any:

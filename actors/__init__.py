@@ -1,1 +1,1 @@
-"""Ray actors: tenant runtimes, provider state, projections; and the registry that finds them."""
+"""Ray actors: tenant runtimes, provider state, projections, config; `names` names them."""

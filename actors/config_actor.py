@@ -18,9 +18,9 @@ import ray
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import registry
+from actors import names
 from actors.event_store import AsyncEventStore
-from actors.replies import replies
+from actors.replies import replies, unwrap
 from actors.settings import Settings
 from domain.catalog import parse_catalog
 from domain.config_check import config_problems
@@ -62,6 +62,7 @@ class ConfigActor:
         self.serial += 1
         return config
 
+    @replies
     async def snapshot(self, known: str | None = None) -> dict[str, Any] | None:
         """The effective configuration, or None when the caller's `known` version is current."""
         await self._load()
@@ -166,13 +167,20 @@ class ConfigActor:
         self.serial += 1
 
     def _push_provider(self, name: str) -> None:
-        spec = self.data["providers"][name]
-        registry.provider_actor(self.settings, name).reconfigure.remote(spec)
+        """Tell a running provider actor of its new spec; one not running reads it at start."""
+        provider = names.existing(names.provider_actor_name(self.settings, name))
+        if provider is not None:
+            provider.reconfigure.remote(self.data["providers"][name])
 
 
 def current_config(settings: Settings) -> dict[str, Any]:
     """The effective configuration now, blocking (for constructors, which cannot await)."""
-    return ray.get(registry.config_actor(settings).snapshot.remote(None))
+    return unwrap(ray.get(handle(settings).snapshot.remote(None)))
+
+
+def handle(settings: Settings) -> Any:
+    """The deployment's config actor, started if none runs."""
+    return names.get_or_create(names.config_actor_name(settings), ConfigActor, settings)
 
 
 def _checked(candidate: dict[str, Any]) -> dict[str, Any]:

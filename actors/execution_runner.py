@@ -10,12 +10,13 @@ from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import registry
 from actors.event_store import AsyncEventStore
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
+from actors.peers import Peers
+from actors.replies import unwrap
 from actors.routing_view import RoutingView
-from actors.settings import Settings, configured_providers
+from actors.settings import configured_providers
 from actors.tool_box import ToolBox
 from domain.agent import Agent
 from domain.catalog import Catalog, parse_catalog
@@ -39,6 +40,7 @@ from domain.llm import (
 )
 from domain.pricing import cost_usd
 from domain.prompting import build_messages
+from domain.results import Answer, Attempt, ErrorInfo, ExecutionResult, Outcome, Timings
 from domain.routing import NO_NEEDS, Needs, Route, resolve
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
@@ -46,17 +48,21 @@ from domain.tool_specs import MAX_ITERATIONS, ToolSpec, narrowed
 
 
 class ExecutionRunner:
-    """Two store writes per execution: Started+ModelResolved before the call, the end after."""
+    """Runs a tenant's executions. Writes to the store: Started+ModelResolved before the
+    first call, each tool turn's calls and results, a streamed execution's checkpoints, and
+    the terminal event with the `Outcome`."""
 
     def __init__(
-        self, settings: Settings, catalog: Catalog, store: AsyncEventStore, tenant_id: str
+        self, catalog: Catalog, store: AsyncEventStore, tenant_id: str, peers: Peers
     ) -> None:
-        self.settings = settings
         self.store = store
         self.tenant_id = tenant_id
+        self.peers = peers
         self.policy = TenantModelPolicy()
-        self.view = RoutingView(settings, lambda: sorted(self.providers), self.use_config)
-        self.caller = ModelCaller(settings, catalog, self.view)
+        self.routing = RoutingView(
+            peers.config, peers.provider, lambda: sorted(self.providers), self.use_config
+        )
+        self.caller = ModelCaller(catalog, self.routing, peers.provider, peers.http)
         self.tools = ToolBox()
         self._use_catalog(catalog)
 
@@ -91,11 +97,11 @@ class ExecutionRunner:
         A name it does not know sends it to the config actor once before it says so: the
         name may have been added a moment ago.
         """
-        await self.view.fresh()
+        await self.routing.fresh()
         try:
             return self._resolve(model, needs, any_provider)
         except ModelNotFound:
-            await self.view.refresh()
+            await self.routing.refresh()
             return self._resolve(model, needs, any_provider)
 
     def _resolve(self, model: str, needs: Needs, any_provider: bool) -> Route:
@@ -103,9 +109,9 @@ class ExecutionRunner:
             model,
             self.catalog,
             self.catalog.providers.keys() if any_provider else self.providers,
-            () if any_provider else self.view.open,
+            () if any_provider else self.routing.open,
             needs,
-            self.view.stats,
+            self.routing.stats,
             virtual_models=self.policy.virtual_models(self.catalog),
             allowed_models=self.policy.allowed_models,
         )
@@ -115,8 +121,10 @@ class ExecutionRunner:
 
         Only this tenant's actor runs its executions, so at its start none can be live.
         """
-        running = await registry.projection_actor(self.settings).list_executions.remote(
-            self.tenant_id, {"status": "running", "limit": 500}
+        running = unwrap(
+            await self.peers.projection().list_executions.remote(
+                self.tenant_id, {"status": "running", "limit": 500}
+            )
         )
         for row in running:
             execution = await self._stored(row["execution_id"])
@@ -125,10 +133,8 @@ class ExecutionRunner:
             error = ExecutionInterrupted(
                 "the tenant's runtime stopped before the execution finished",
                 execution_id=row["execution_id"],
-            ).to_dict()
-            result = {**_result_shell(execution, execution.model_requested, {}), "error": error}
-            result["status"] = "failed"
-            execution.fail(error, result)
+            )
+            execution.fail(Outcome(error=ErrorInfo.model_validate(error.to_dict())))
             await self.store.save(execution)
         return len(running)
 
@@ -168,7 +174,7 @@ class ExecutionRunner:
         execution_id: str,
         stream: bool,
         live: LiveStream | None = None,
-    ) -> Started:
+    ) -> Run:
         """Record the start and the routing decision durably; routing failures end it here."""
         definition = agent.definition
         started = time.perf_counter()
@@ -181,13 +187,13 @@ class ExecutionRunner:
             model_requested=definition["model"],
             stream=stream,
         )
-        result = _result_shell(execution, definition["model"], body)
+        outcome = Outcome(request_metadata=body.get("metadata") or {})
         messages = build_messages(definition, body["prompt"], body.get("context"))
         parameters, capped = self.policy.parameters(
             {**definition.get("parameters", {}), **body.get("parameters", {})}
         )
         if capped:
-            result["metadata"]["tenant_capped_parameters"] = capped
+            outcome.capped_parameters = capped
         try:
             tools = narrowed(definition.get("tools") or [], body.get("tools"))
             needs = Needs(
@@ -200,14 +206,14 @@ class ExecutionRunner:
             specs = await self.tools.resolve(tools)
             route = await self.route(definition["model"], needs)
         except CBError as err:
-            await self._fail(execution, result, err, started, live)
+            await self._fail(execution, outcome, err, started, live)
         first = route.chain[0]
-        execution.resolve_model(first, self.catalog.models[first].provider, route.explain())
-        result["metadata"]["routing"] = route.explain()
+        outcome.routing = route.explain()
+        execution.resolve_model(first, self.catalog.models[first].provider, outcome.routing)
         await self.store.save(execution)
-        return Started(
+        return Run(
             execution=execution,
-            result=result,
+            outcome=outcome,
             route=route,
             messages=messages,
             parameters=parameters,
@@ -216,7 +222,10 @@ class ExecutionRunner:
             tools={spec.name: spec for spec in specs},
         )
 
-    async def run(self, agent: Agent, body: dict[str, Any], execution_id: str) -> dict[str, Any]:
+    async def execute(
+        self, agent: Agent, body: dict[str, Any], execution_id: str
+    ) -> ExecutionResult:
+        """Run one execution to its end; its result (a failure raises, recorded)."""
         run = await self._begin(agent, body, execution_id, stream=False)
         total = CallOutcome()
         messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
@@ -239,10 +248,10 @@ class ExecutionRunner:
             err.details = _with_attempts(err, total)
             await self._fail_after_attempts(run, err)
 
-    async def run_stream(
+    async def execute_stream(
         self, agent: Agent, body: dict[str, Any], execution_id: str, live: LiveStream
     ) -> None:
-        """Like `run`, emitting each step into `live` as it happens; ends with a terminal event.
+        """Like `execute`, emitting each step into `live` as it happens; ends with a terminal event.
 
         Every `live.checkpoint_s` the events sent so far are checkpointed into the store, with
         an estimate of the usage so far, so the stream can be resumed from the store.
@@ -251,13 +260,12 @@ class ExecutionRunner:
             run = await self._begin(agent, body, execution_id, stream=True, live=live)
         except CBError:
             return  # recorded, and emitted as the terminal event
-        meta = run.result["metadata"]
         live.emit(
             "execution_start",
             {
                 "execution_id": execution_id,
                 "agent_id": run.execution.agent_id,
-                "model_requested": meta["model_requested"],
+                "model_requested": run.execution.model_requested,
                 "model_resolved": run.route.chain[0],
                 "provider": self.catalog.models[run.route.chain[0]].provider,
             },
@@ -298,7 +306,7 @@ class ExecutionRunner:
             else:
                 raise _iteration_limit()
         except CBError as err:
-            run.result["response"] = {"content": live.text, "tool_calls": []}
+            run.outcome.answer = Answer(content=live.text)
             err.details = _with_attempts(err, total)
             try:
                 await self._fail_after_attempts(run, err, live)
@@ -311,11 +319,11 @@ class ExecutionRunner:
             usage = self._estimate(run, live.text)
             live.emit("usage_update", self._usage_event(execution_id, total, usage))
         total.response = LLMResponse(content=live.text, finish_reason=finish, usage=usage)
-        live.emit("execution_complete", await self._complete(run, total, live))
+        live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
 
     async def _use_tools(
         self,
-        run: Started,
+        run: Run,
         messages: list[ChatMessage],
         content: str | None,
         calls: list[dict[str, Any]],
@@ -335,9 +343,9 @@ class ExecutionRunner:
             run.execution.record_tool_result(
                 outcome.call_id, outcome.name, outcome.result, outcome.error, outcome.duration_ms
             )
-            run.tool_results.append(outcome.view())
+            run.tool_results.append(outcome.as_api())
             if live is not None:
-                live.emit("tool_result", {"execution_id": execution_id, **outcome.view()})
+                live.emit("tool_result", {"execution_id": execution_id, **outcome.as_api()})
             messages.append(
                 ChatMessage(
                     role="tool",
@@ -348,7 +356,7 @@ class ExecutionRunner:
             )
         await self.store.save_events(run.execution.collect_events())
 
-    def _checkpoint(self, run: Started, outcome: CallOutcome, live: LiveStream) -> None:
+    def _checkpoint(self, run: Run, outcome: CallOutcome, live: LiveStream) -> None:
         """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
         usage = self._usage_event(live.execution_id, outcome, self._estimate(run, live.text))
         live.emit("usage_update", usage)
@@ -357,7 +365,7 @@ class ExecutionRunner:
         live.saving(events, self.store.save_events(events))
 
     @staticmethod
-    def _estimate(run: Started, text: str) -> Usage:
+    def _estimate(run: Run, text: str) -> Usage:
         return Usage.of(estimate_prompt_tokens(run.messages), estimate_tokens(text), estimated=True)
 
     def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
@@ -374,20 +382,17 @@ class ExecutionRunner:
         }
 
     async def _complete(
-        self, run: Started, outcome: CallOutcome, live: LiveStream | None = None
-    ) -> dict[str, Any]:
-        result = run.result
+        self, run: Run, outcome: CallOutcome, live: LiveStream | None = None
+    ) -> ExecutionResult:
+        """Record the completion; the result, which alone says how long its own recording
+        took."""
         self._fill(run, outcome)
-        result["metadata"]["timings_ms"] = _timings(run.start_write_ms, outcome.attempts)
-        run.execution.complete(result, live.take_unrecorded() if live else None)
+        run.execution.complete(run.outcome, live.take_unrecorded() if live else None)
         finishing = time.perf_counter()
         await self._save_end(run.execution, live)
-        # only the live answer knows how long its own recording took
-        result = {**result, "metadata": {**result["metadata"]}}
-        result["metadata"]["timings_ms"] = {
-            **result["metadata"]["timings_ms"],
-            "finish_write": _ms_since(finishing),
-        }
+        result = run.execution.typed_result()
+        assert result.metadata.timings_ms is not None
+        result.metadata.timings_ms.finish_write = _ms_since(finishing)
         return result
 
     async def _save_end(self, execution: Execution, live: LiveStream | None) -> None:
@@ -396,87 +401,77 @@ class ExecutionRunner:
         await self.store.save_events(retry + execution.collect_events())
 
     async def _fail_after_attempts(
-        self, run: Started, err: CBError, live: LiveStream | None = None
+        self, run: Run, err: CBError, live: LiveStream | None = None
     ) -> NoReturn:
-        attempts = (err.details or {}).get("attempts", [])
-        run.result["metadata"]["attempts"] = len(attempts)
-        run.result["metadata"]["attempt_log"] = attempts
-        await self._fail(run.execution, run.result, err, run.started, live)
+        run.outcome.attempts = [
+            Attempt.model_validate(a) for a in (err.details or {}).get("attempts", [])
+        ]
+        await self._fail(run.execution, run.outcome, err, run.started, live)
 
-    async def _cancel(self, run: Started, live: LiveStream) -> None:
+    async def _cancel(self, run: Run, live: LiveStream) -> None:
         """The client went away: record what was produced, as cancelled."""
-        run.result["status"] = "cancelled"
-        run.result["response"] = {"content": live.text, "tool_calls": []}
-        run.result["metadata"]["duration_ms"] = _ms_since(run.started)
-        run.execution.cancel(run.result, live.take_unrecorded())
-        live.emit(*terminal_event("cancelled", run.result, live.execution_id))
+        run.outcome.answer = Answer(content=live.text)
+        run.outcome.duration_ms = _ms_since(run.started)
+        run.execution.cancel(run.outcome, live.take_unrecorded())
+        live.emit(*terminal_event("cancelled", run.execution.result, live.execution_id))
         await self._save_end(run.execution, live)
 
-    def _fill(self, run: Started, outcome: CallOutcome) -> None:
-        result, route, started = run.result, run.route, run.started
-        response = outcome.response
-        assert response is not None and outcome.model is not None
+    def _fill(self, run: Run, call: CallOutcome) -> None:
+        """What the model answered, what it cost, and how it got there."""
+        response, out = call.response, run.outcome
+        assert response is not None and call.model is not None
         usage = response.usage
-        model = self.catalog.models[outcome.model]
-        result["status"] = "completed"
-        result["response"] = {
-            "content": response.content,
-            "tool_calls": response.tool_calls,
-            "finish_reason": response.finish_reason,
-            "tool_results": run.tool_results,
-        }
-        result["usage"] = {
-            **usage.model_dump(),
-            "cost_usd": cost_usd(
-                model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
-            ),
-        }
-        meta = result["metadata"]
-        meta.update(
-            model_resolved=outcome.model,
-            provider=outcome.provider,
-            provider_model=response.provider_model,
-            attempts=len(outcome.attempts),
-            attempt_log=outcome.attempts,
-            fallback_used=outcome.model != route.chain[0],
-            dropped_parameters=outcome.dropped_parameters,
-            adjusted_parameters=outcome.adjusted_parameters,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        out.answer = Answer(
+            content=response.content,
+            tool_calls=response.tool_calls,
+            finish_reason=response.finish_reason,
+            tool_results=run.tool_results,
         )
+        out.usage = usage
+        out.cost_usd = cost_usd(
+            self.catalog.models[call.model],
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+        )
+        out.model_resolved, out.provider = call.model, call.provider
+        out.provider_model = response.provider_model
+        out.attempts = call.attempts
+        out.fallback_used = call.model != run.route.chain[0]
+        out.dropped_parameters = call.dropped_parameters
+        out.adjusted_parameters = call.adjusted_parameters
+        out.duration_ms = _ms_since(run.started)
+        out.timings = Timings.of(run.start_write_ms, call.attempts)
         if run.tools:
-            meta.update(
-                tool_calls=run.execution.tool_calls,
-                tool_errors=run.execution.tool_errors,
-                tools_offered=sorted(run.tools),
-            )
+            out.tool_calls = run.execution.tool_calls
+            out.tool_errors = run.execution.tool_errors
+            out.tools_offered = sorted(run.tools)
 
     async def _fail(
         self,
         execution: Execution,
-        result: dict[str, Any],
+        outcome: Outcome,
         err: CBError,
         started: float,
         live: LiveStream | None = None,
     ) -> NoReturn:
         """Record the failure (a stream's terminal `error` event is the same error) and raise."""
-        err.execution_id = str(execution.id)
-        error = {"type": err.type, "message": err.message, "execution_id": str(execution.id)}
-        result["status"] = "failed"
-        result["error"] = error
-        result["metadata"]["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        execution.fail(error, result, live.take_unrecorded() if live else None)
+        err.execution_id = execution_id = str(execution.id)
+        outcome.error = ErrorInfo(type=err.type, message=err.message, execution_id=execution_id)
+        outcome.duration_ms = _ms_since(started)
+        execution.fail(outcome, live.take_unrecorded() if live else None)
         if live is not None:
-            live.emit("error", error)
+            live.emit("error", outcome.error.model_dump())
         await self._save_end(execution, live)
         raise err
 
 
 @dataclass
-class Started:
+class Run:
     """An execution whose start is durable, with everything needed to call the model."""
 
     execution: Execution
-    result: dict[str, Any]
+    outcome: Outcome
     route: Route
     messages: list[ChatMessage]
     parameters: dict[str, Any]
@@ -492,7 +487,8 @@ class Started:
 def _with_attempts(err: CBError, total: CallOutcome) -> dict[str, Any]:
     """The error's details with every attempt of the execution, earlier turns first."""
     details = err.details if isinstance(err.details, dict) else {}
-    return {**details, "attempts": total.attempts + details.get("attempts", [])}
+    earlier = [a.model_dump() for a in total.attempts]
+    return {**details, "attempts": earlier + details.get("attempts", [])}
 
 
 def _sticking_to(model: str | None, chain: list[str]) -> list[str]:
@@ -509,30 +505,3 @@ def _iteration_limit() -> ToolIterationLimit:
 
 def _ms_since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000, 3)
-
-
-def _timings(start_write_ms: float, attempts: list[dict[str, Any]]) -> dict[str, float]:
-    """Where an execution's time went inside its tenant actor."""
-    return {
-        "start_write": start_write_ms,
-        "permit": round(sum(a.get("permit_ms", 0) for a in attempts), 3),
-        "provider": round(sum(a.get("latency_ms", 0) for a in attempts), 3),
-    }
-
-
-def _result_shell(execution: Execution, model: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "execution_id": str(execution.id),
-        "agent_id": execution.agent_id,
-        "status": "running",
-        "response": None,
-        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "cost_usd": 0.0},
-        "metadata": {
-            "model_requested": model,
-            "model_resolved": None,
-            "provider": None,
-            "attempts": 0,
-            "request_metadata": body.get("metadata") or {},
-        },
-        "error": None,
-    }

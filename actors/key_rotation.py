@@ -18,8 +18,8 @@ from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 from actors.event_store import EventStore
-from actors.secrets import SEALED_FIELDS, SecretBox, master_key, master_key_file, new_key, write_key
-from actors.settings import Settings
+from actors.secrets import SEALED_FIELDS, SecretBox
+from actors.settings import Settings, master_key, master_key_file, new_key, write_key
 from projections.db import ReadModelDB
 from projections.history import SEALED, SEALED_COLUMNS
 

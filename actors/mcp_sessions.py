@@ -59,7 +59,7 @@ class McpConnection:
     def name(self) -> str:
         return str(self.server["name"])
 
-    def view(self) -> dict[str, Any]:
+    def as_api(self) -> dict[str, Any]:
         """What `GET /api/v1/mcp/servers` shows: never an environment value or a header."""
         server = self.server
         return {

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import httpx
 
-from actors import registry
-from actors.http_client import shared_client
 from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
-from actors.settings import Settings, provider_api_key, provider_base_url
+from actors.settings import provider_api_key, provider_base_url
 from domain.catalog import Catalog
 from domain.codecs import codec_for
 from domain.errors import (
@@ -30,6 +28,7 @@ from domain.errors import (
     ProviderTimeout,
 )
 from domain.llm import ChatMessage, LLMRequest, LLMResponse, StreamChunk
+from domain.results import Attempt
 from domain.retry import backoff_s, retry_after_s
 
 
@@ -37,7 +36,7 @@ from domain.retry import backoff_s, retry_after_s
 class CallOutcome:
     """What happened across attempts; `response` is set when a whole reply succeeded."""
 
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     response: LLMResponse | None = None
     model: str | None = None
     provider: str | None = None
@@ -55,19 +54,27 @@ class CallOutcome:
 
 
 class ModelCaller:
-    """Owned by a tenant actor; shares the process's HTTP client."""
+    """Owned by a tenant actor. `provider(name)` gives a provider actor's handle (for its
+    permits); `http()` the HTTP client the calls go through."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, view: RoutingView) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        catalog: Catalog,
+        routing: RoutingView,
+        provider: Callable[[str], Any],
+        http: Callable[[], httpx.AsyncClient],
+    ) -> None:
         self.catalog = catalog
-        self.view = view
+        self.routing = routing
+        self.provider = provider
+        self.http = http
         self.leases: dict[str, ProviderLease] = {}
         self.own_keys: dict[str, str] = {}  # the tenant's own provider keys, in memory only
 
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
         if lease is None:
-            lease = ProviderLease(registry.provider_actor(self.settings, provider))
+            lease = ProviderLease(self.provider(provider))
             self.leases[provider] = lease
         return lease
 
@@ -121,7 +128,7 @@ class ModelCaller:
                     err.retryable or isinstance(err, ProviderAuthenticationFailed)
                 ):
                     break
-        last.details = {"attempts": outcome.attempts}
+        last.details = {"attempts": [a.model_dump() for a in outcome.attempts]}
         raise last
 
     async def _try_model(
@@ -158,22 +165,19 @@ class ModelCaller:
         for attempt in range(spec.max_retries + 1):
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
-            record = {
-                "model": model_name,
-                "permit_ms": round((time.perf_counter() - asked) * 1000, 3),
-            }
+            record = Attempt(model=model_name, permit_ms=_ms_since(asked))
             outcome.attempts.append(record)
             if refusal is not None:
                 err = CBError.from_dict(refusal["error"])
                 if isinstance(err, CircuitOpen):
-                    self.view.mark_open(model.provider)
-                record.update(error=err.type, latency_ms=0)
+                    self.routing.mark_open(model.provider)
+                record.error = err.type
                 raise err
             started = time.perf_counter()
             deadlines = _Deadlines(loop.time(), spec.first_token_timeout_s, spec.timeout_s)
             err: CBError | None = None
             try:
-                client = shared_client()
+                client = self.http()
                 request = client.build_request(
                     "POST", url, json=call.body, headers=call.headers, timeout=timeout
                 )
@@ -208,7 +212,7 @@ class ModelCaller:
                 err = exc
             finally:
                 latency_ms = (time.perf_counter() - started) * 1000
-                record.update(latency_ms=round(latency_ms, 3), error=err.type if err else None)
+                record.latency_ms, record.error = round(latency_ms, 3), err.type if err else None
                 lease.done(
                     err is None,
                     latency_ms,
@@ -277,6 +281,10 @@ def _timeout_or_unreachable(exc: httpx.TimeoutException, provider: str) -> CBErr
     if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
         return ProviderError(f"could not reach provider {provider}: connection failed")
     return ProviderTimeout(f"provider {provider} did not answer in time")
+
+
+def _ms_since(mark: float) -> float:
+    return round((time.perf_counter() - mark) * 1000, 3)
 
 
 def _json_or_none(reply: httpx.Response) -> Any:

@@ -9,8 +9,9 @@ from typing import Any
 
 import ray
 
-from actors import tenant_data
+from actors import names, tenant_data
 from actors.event_store import AsyncEventStore
+from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
@@ -40,14 +41,19 @@ class ProjectionActor:
     async def _follow(self) -> None:
         while True:
             try:
-                read = await self.catch_up()
+                read = await self._catch_up()
             except Exception:  # keep following; the next poll retries from the tracked position
                 log.exception("projection catch-up failed")
                 read = 0
             if not read:
                 await asyncio.sleep(self.settings.projection_poll_s)
 
+    @replies
     async def catch_up(self) -> int:
+        """Fold whatever is new now; the number of events read."""
+        return await self._catch_up()
+
+    async def _catch_up(self) -> int:
         """Fold whatever is new; concurrent callers share one pass."""
         async with self._lock:
             return await self.store.run(runner.catch_up, self.store.app, self.db)
@@ -57,22 +63,26 @@ class ProjectionActor:
         self._ensure_following()
         found = await self.store.run(fn, self.db, *args)
         if not found or not settled(found):
-            await self.catch_up()
+            await self._catch_up()
             found = await self.store.run(fn, self.db, *args)
         return found
 
+    @replies
     async def ping(self) -> int:
         """The tracked position; proves the store and the read models answer."""
         self._ensure_following()
         return await self.store.run(runner.position, self.db)
 
+    @replies
     async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
         return await self._read(directory.lookup_key, key_hash, time.time())
 
+    @replies
     async def record_security(self, entries: list[dict[str, Any]]) -> None:
         """Keep a batch of refusals seen by an ingress replica as one event."""
         await self.store.save(SecurityRecord(entries))
 
+    @replies
     async def list_audit(
         self,
         tenant_id: str,
@@ -81,14 +91,15 @@ class ProjectionActor:
         until: float | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        await self.catch_up()  # a change made a moment ago is listed
+        await self._catch_up()  # a change made a moment ago is listed
         return await self.store.run(
             audit.list_entries, self.db, tenant_id, kinds, since, until, limit
         )
 
+    @replies
     async def export_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
         """Every event and read-model row the platform holds about the tenant."""
-        await self.catch_up()
+        await self._catch_up()
         app = self.store.app
         executions = await self.store.run(tenant_rows.execution_ids, self.db, tenant_id)
         ids = await self.store.run(tenant_data.aggregate_ids, app, tenant_id, executions)
@@ -96,6 +107,7 @@ class ProjectionActor:
         rows = await self.store.run(tenant_rows.exported_rows, self.db, tenant_id)
         return events + rows
 
+    @replies
     async def erase_tenant(self, tenant_id: str) -> dict[str, int]:
         """Delete the tenant's events and read-model rows (its actor is stopped first)."""
         async with self._lock:  # no catch-up folds the tenant's events back meanwhile
@@ -107,10 +119,12 @@ class ProjectionActor:
             rows = await self.store.run(tenant_rows.erase_rows, self.db, tenant_id)
         return {"aggregates": len(ids), "events": events, "rows": rows}
 
+    @replies
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
-        await self.catch_up()  # a key issued a moment ago is listed
+        await self._catch_up()  # a key issued a moment ago is listed
         return await self.store.run(directory.list_keys, self.db, tenant_id)
 
+    @replies
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
         return await self._read(
             history.get_execution,
@@ -119,11 +133,17 @@ class ProjectionActor:
             settled=lambda found: found["status"] != "running",
         )
 
+    @replies
     async def list_executions(
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         self._ensure_following()
-        await self.catch_up()
+        await self._catch_up()
         return await self.store.run(
             lambda db: history.list_executions(db, tenant_id, **filters), self.db
         )
+
+
+def handle(settings: Settings) -> Any:
+    """The deployment's projection actor, started if none runs."""
+    return names.get_or_create(names.projection_actor_name(settings), ProjectionActor, settings)

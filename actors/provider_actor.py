@@ -8,7 +8,8 @@ from typing import Any
 
 import ray
 
-from actors import registry
+from actors import config_actor, names
+from actors.replies import replies, unwrap
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
 from domain.catalog import ProviderSpec
@@ -43,7 +44,7 @@ class ProviderActor:
         self.latency_ewma_ms: float | None = None
         self.window = HealthWindow()
         self.models: dict[str, ModelRecord] = {}
-        self.model_views: dict[str, dict[str, Any]] = {}
+        self.model_stats: dict[str, dict[str, Any]] = {}
         self.view_at = 0.0
 
     def reconfigure(self, spec: dict[str, Any]) -> None:
@@ -65,10 +66,11 @@ class ProviderActor:
     async def _configure(self) -> None:
         if not self.configured:
             self.configured = True
-            snapshot = await registry.config_actor(self.settings).snapshot.remote(None)
+            snapshot = unwrap(await config_actor.handle(self.settings).snapshot.remote(None))
             self.reconfigure(snapshot["data"]["providers"][self.provider])
 
-    async def lease(self, want: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    @replies
+    async def lease(self, want: int, timeout_s: float = 30.0) -> int:
         """Grant up to `want` credits (a request token and a concurrency slot each).
 
         Waits for the first one up to `timeout_s`; the rest only if free right now. While
@@ -82,18 +84,18 @@ class ProviderActor:
             if not wait:
                 break
             if now + wait > deadline:
-                err = ProviderRateLimited(
+                raise ProviderRateLimited(
                     f"provider {self.provider} is at its request limit", retry_after=wait
                 )
-                return {"error": err.to_dict()}
             await asyncio.sleep(wait)
         if not self.breaker.allows(time.monotonic()):
-            return {"error": CircuitOpen(f"provider {self.provider} circuit is open").to_dict()}
+            raise CircuitOpen(f"provider {self.provider} circuit is open")
         try:
             await asyncio.wait_for(self.slots.acquire(), max(deadline - time.monotonic(), 0.001))
         except TimeoutError:
-            err = ProviderRateLimited(f"provider {self.provider} is at its concurrency limit")
-            return {"error": err.to_dict()}
+            raise ProviderRateLimited(
+                f"provider {self.provider} is at its concurrency limit"
+            ) from None
         granted = 1
         while (
             granted < want
@@ -104,7 +106,7 @@ class ProviderActor:
             await self.slots.acquire()  # free right now: returns without waiting
             granted += 1
         self.outstanding += granted
-        return {"granted": granted}
+        return granted
 
     def settle(
         self, returned: int, outcomes: list[tuple[bool, float, str | None, float | None, str]]
@@ -137,6 +139,7 @@ class ProviderActor:
             if retry_after:
                 self.blocked_until = max(self.blocked_until, now + retry_after)
 
+    @replies
     async def routing_view(self) -> dict[str, Any]:
         """What routing needs: the breaker's state and each model's latency and error rate.
 
@@ -147,10 +150,11 @@ class ProviderActor:
         now = time.monotonic()
         if now - self.view_at > VIEW_TTL_S:
             wall = time.time()
-            self.model_views = {n: r.view(wall) for n, r in self.models.items()}
+            self.model_stats = {n: r.snapshot(wall) for n, r in self.models.items()}
             self.view_at = now
-        return {"breaker": self.breaker.current(now), "models": self.model_views}
+        return {"breaker": self.breaker.current(now), "models": self.model_stats}
 
+    @replies
     async def health(self) -> dict[str, Any]:
         """The provider's state as operators and the legacy `healthStatus` read it."""
         await self._configure()
@@ -169,3 +173,10 @@ class ProviderActor:
             "last_error": self.window.last_error,
             "last_check": self.window.last_check,
         }
+
+
+def handle(settings: Settings, provider: str) -> Any:
+    """The provider's actor, started if none runs."""
+    return names.get_or_create(
+        names.provider_actor_name(settings, provider), ProviderActor, settings, provider
+    )

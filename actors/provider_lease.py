@@ -50,7 +50,7 @@ class ProviderLease:
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         reply = await self.provider.lease.remote(want, timeout_s)
-        self.credits += reply.get("granted", 0)
+        self.credits += reply.get("value", 0)
         self._ensure_flusher()
         return reply
 

@@ -14,8 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from actors import registry
-from actors.settings import Settings
+from actors.replies import unwrap
 from domain.routing import ModelStats
 
 REFRESH_S = 1.0
@@ -25,13 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class RoutingView:
+    """`config()` and `provider(name)` give the peers' handles; `providers()` the names to ask;
+    `on_config` takes each newer configuration."""
+
     def __init__(
         self,
-        settings: Settings,
+        config: Callable[[], Any],
+        provider: Callable[[str], Any],
         providers: Callable[[], list[str]],
         on_config: Callable[[dict[str, Any]], None],
     ) -> None:
-        self.settings = settings
+        self.config = config
+        self.provider = provider
         self.providers = providers
         self.on_config = on_config
         self.config_version: str | None = None
@@ -54,14 +58,13 @@ class RoutingView:
 
     async def refresh(self) -> None:
         """Ask the config actor for news and every configured provider for its view, at once."""
-        snapshot = await registry.config_actor(self.settings).snapshot.remote(self.config_version)
+        snapshot = unwrap(await self.config().snapshot.remote(self.config_version))
         if snapshot is not None:
             self.config_version = snapshot["version"]
             self.on_config(snapshot["data"])
         providers = self.providers()
         views = await asyncio.gather(
-            *(registry.provider_actor(self.settings, p).routing_view.remote() for p in providers),
-            return_exceptions=True,
+            *(self._provider_view(p) for p in providers), return_exceptions=True
         )
         opened: set[str] = set()
         stats: dict[str, ModelStats] = {}
@@ -81,6 +84,9 @@ class RoutingView:
                 )
         self.open, self.stats = opened, stats
         self.refreshed_at = time.monotonic()
+
+    async def _provider_view(self, provider: str) -> dict[str, Any]:
+        return unwrap(await self.provider(provider).routing_view.remote())
 
     async def _refresh_while_used(self) -> None:
         while time.monotonic() - self.last_used < ACTIVE_S:

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import yaml
+from eventsourcing.cryptography import AESCipher
 
 from domain.catalog import Catalog, ProviderSpec, parse_catalog
 
@@ -60,8 +61,6 @@ class Settings:
         cipher over every event's state when `encrypt_payloads` is on)."""
         cipher: dict[str, str] = {}
         if self.encrypt_payloads:
-            from actors.secrets import master_key
-
             cipher = {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": master_key(self)}
         if not self.uses_postgres:
             Path(self.data_dir).mkdir(parents=True, exist_ok=True)
@@ -126,3 +125,36 @@ def configured_providers(catalog: Catalog) -> set[str]:
         if (not spec.requires_api_key or provider_api_key(spec))
         and (not spec.enabled_env or os.environ.get(spec.enabled_env))
     }
+
+
+# the master key (AES, base64) that seals tenant secrets and, when asked, event payloads
+
+
+def master_key_file(settings: Settings) -> Path:
+    """`CB_MASTER_KEY_FILE`, else `master.key` in the data directory."""
+    return Path(os.environ.get("CB_MASTER_KEY_FILE") or Path(settings.data_dir) / "master.key")
+
+
+def new_key() -> str:
+    return AESCipher.create_key(32)
+
+
+def write_key(path: Path, key: str) -> None:
+    """Write a key file readable by its owner only (never over an existing file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+
+
+def master_key(settings: Settings) -> str:
+    """`CB_MASTER_KEY` (base64 AES key), else the key file; the embedded default makes one."""
+    from_env = os.environ.get("CB_MASTER_KEY")
+    if from_env:
+        return from_env
+    path = master_key_file(settings)
+    if not path.exists():
+        if os.environ.get("CB_MASTER_KEY_FILE"):
+            raise RuntimeError("CB_MASTER_KEY_FILE names a file that does not exist")
+        write_key(path, new_key())
+    return path.read_text().strip()

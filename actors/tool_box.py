@@ -35,7 +35,7 @@ class ToolOutcome:
         body = {"error": self.error} if self.error else {"result": self.result}
         return json.dumps(body, default=str)
 
-    def view(self) -> dict[str, Any]:
+    def as_api(self) -> dict[str, Any]:
         return {
             "call_id": self.call_id,
             "name": self.name,

@@ -16,10 +16,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.responses import error_response
 from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
 from domain.catalog import IngressLimits
 from domain.errors import CBError, Overloaded, RateLimited
@@ -182,8 +184,9 @@ class RefusalShortcut:
     answer tells nothing to anyone who does not hold it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, refusals: Refusals) -> None:
         self.app = app
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -193,10 +196,8 @@ class RefusalShortcut:
         headers = dict(scope["headers"])
         tenant = headers.get(b"x-tenant-id", b"").decode("latin-1")
         credential = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
-        err = refusals.held(tenant, credential)
+        err = self.refusals.held(tenant, credential)
         if err is not None:
-            from api.errors import error_response  # api.errors imports the runtime
-
             await error_response(err)(scope, receive, send)
             return
         token = CREDENTIAL.set(credential)
@@ -206,17 +207,28 @@ class RefusalShortcut:
             CREDENTIAL.reset(token)
 
 
-gate = Gate()
-refusals = Refusals()
+class Admission:
+    """One replica's admission: its execution slots and the rate refusals it remembers."""
+
+    def __init__(self) -> None:
+        self.gate = Gate()
+        self.refusals = Refusals()
+
+    @asynccontextmanager
+    async def admitted(self, tenant: str, limits: IngressLimits) -> AsyncIterator[None]:
+        """An execution's way in: a remembered refusal, else a slot; refusals are remembered."""
+        self.refusals.check(tenant)
+        async with self.gate.slot(tenant, limits):
+            try:
+                yield
+            except RateLimited as err:
+                self.refusals.note(tenant, err)
+                raise
 
 
-@asynccontextmanager
-async def admitted(tenant: str, limits: IngressLimits) -> AsyncIterator[None]:
-    """An execution's way in: a remembered refusal, else a slot; refusals are remembered."""
-    refusals.check(tenant)
-    async with gate.slot(tenant, limits):
-        try:
-            yield
-        except RateLimited as err:
-            refusals.note(tenant, err)
-            raise
+def admission_of(request: Request) -> Admission:
+    """The admission of the app serving `request` (kept on `app.state.admission`)."""
+    return request.app.state.admission
+
+
+Admitting = Annotated[Admission, Depends(admission_of)]

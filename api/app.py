@@ -1,4 +1,4 @@
-"""Builds the FastAPI application: routers, error handlers, GraphQL."""
+"""Builds the FastAPI application: routers, error handlers, GraphQL, and its state."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 
 from fastapi import FastAPI
 
-from api import admission, errors
+from api import errors
+from api.admission import Admission, RefusalShortcut
 from api.graphql.schema import graphql_router
 from api.routes import (
     admin,
@@ -19,20 +20,25 @@ from api.routes import (
     providers,
     tools,
 )
+from api.runtime import Runtime
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a request body over this is a 413
 
 
-def create_app() -> FastAPI:
+def create_app(runtime: Runtime) -> FastAPI:
+    """The app over `runtime`; each app has its own admission (slots, remembered refusals)."""
     app = FastAPI(
         title="Circuit Breaker",
         version="0.1.0",
         description="Multi-tenant execution of LLM agents.",
     )
+    app.state.runtime = runtime
+    app.state.admission = admission = Admission()
     errors.install(app)
     limit = int(os.environ.get("CB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(errors.BodyLimit, limit=limit)
-    app.add_middleware(admission.RefusalShortcut)  # outermost: the cheapest refusal first
+    # outermost: the cheapest refusal first
+    app.add_middleware(RefusalShortcut, refusals=admission.refusals)
     for router in (
         health.router,
         admin.router,

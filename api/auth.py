@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import hmac
 import os
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from api import runtime
+from api.ids import UUID_PATTERN, client_of
 from api.jwt_auth import JwtSettings, TokenRejected, looks_like_jwt, verify
+from api.runtime import Runtime, runtime_of
 from domain.audit import recorded_by
 from domain.errors import AuthenticationFailed, MissingTenant, NotFound, PermissionDenied
 from domain.keys import hash_key
 from domain.schemas import SCOPES
-
-TENANT_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-CACHE_TTL_S = 5.0
-NEGATIVE_TTL_S = 1.0
-
-_cache: dict[str, tuple[float, dict | None]] = {}
 
 
 @dataclass(frozen=True)
@@ -59,18 +53,6 @@ def _bearer(authorization: str | None) -> str:
     return token
 
 
-async def _lookup(key_hash: str) -> dict | None:
-    now = time.monotonic()
-    hit = _cache.get(key_hash)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    record = await runtime.query("lookup_key", key_hash)
-    _cache[key_hash] = (now + (CACHE_TTL_S if record else NEGATIVE_TTL_S), record)
-    if len(_cache) > 100_000:
-        _cache.clear()
-    return record
-
-
 async def tenant_principal(
     request: Request,
     x_tenant_id: str | None = Header(default=None),
@@ -79,7 +61,7 @@ async def tenant_principal(
     """The caller, authenticated and bound to the tenant named by `X-Tenant-ID`."""
     if not x_tenant_id:
         raise MissingTenant("the X-Tenant-ID header is required")
-    who = await _key_principal(authorization, x_tenant_id)
+    who = await _key_principal(runtime_of(request), authorization, x_tenant_id)
     return replace(who, source=client_of(request))
 
 
@@ -89,13 +71,8 @@ async def key_principal(
     authorization: str | None = Header(default=None),
 ) -> Principal:
     """For OpenAI-compatible routes: the key names its tenant; `X-Tenant-ID` is optional."""
-    who = await _key_principal(authorization, x_tenant_id)
+    who = await _key_principal(runtime_of(request), authorization, x_tenant_id)
     return replace(who, source=client_of(request))
-
-
-def client_of(request: Request) -> str | None:
-    """The address the request came from."""
-    return request.client.host if request.client else None
 
 
 def admin_by(request: Request) -> str:
@@ -103,13 +80,15 @@ def admin_by(request: Request) -> str:
     return recorded_by("platform-admin", client_of(request))
 
 
-async def _key_principal(authorization: str | None, tenant_id: str | None) -> Principal:
-    if tenant_id is not None and not TENANT_ID.match(tenant_id):
+async def _key_principal(
+    runtime: Runtime, authorization: str | None, tenant_id: str | None
+) -> Principal:
+    if tenant_id is not None and not UUID_PATTERN.match(tenant_id):
         raise MissingTenant("X-Tenant-ID must be a tenant id (a lower-case UUID)")
     token = _bearer(authorization)
     if looks_like_jwt(token):
         return await _jwt_principal(token, tenant_id)
-    record = await _lookup(hash_key(token))
+    record = await runtime.keys.lookup(hash_key(token))
     if record is None or record["revoked"]:
         reason = "revoked key" if record else "unknown key"
         raise AuthenticationFailed(
@@ -137,7 +116,7 @@ async def _jwt_principal(token: str, tenant_id: str | None) -> Principal:
             audit=[_entry("authentication_failed", tenant_id, None, reason=f"jwt: {exc}")],
         ) from None
     owner = claims.get(settings.tenant_claim)
-    if not isinstance(owner, str) or not TENANT_ID.match(owner):
+    if not isinstance(owner, str) or not UUID_PATTERN.match(owner):
         raise AuthenticationFailed(f"the token's {settings.tenant_claim!r} claim is no tenant id")
     subject = f"jwt:{claims.get('sub', '?')}"
     if tenant_id is not None and owner != tenant_id:
@@ -176,11 +155,11 @@ async def tenant_admin(
 ) -> str:
     """The platform admin, or a key of `tenant_id` with `tenant:admin`; who it was and
     from where."""
-    if not TENANT_ID.match(tenant_id):
+    if not UUID_PATTERN.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
     if _is_admin(authorization):
         return admin_by(request)
-    who = await _key_principal(authorization, x_tenant_id or tenant_id)
+    who = await _key_principal(runtime_of(request), authorization, x_tenant_id or tenant_id)
     if who.tenant_id != tenant_id:
         raise _cross_tenant(tenant_id, who.tenant_id, who.actor)
     who.require("tenant:admin")

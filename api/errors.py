@@ -1,4 +1,5 @@
-"""JSON error bodies: `{"error": {"type", "message", …}}` with the right status and headers.
+"""The app's error handlers: every failure is a JSON body `{"error": {"type", "message", …}}`
+with the right status and headers (`api.responses`), and refusals go to the audit trail.
 
 The handlers are module-level so Ray pickles the app by reference to them.
 """
@@ -14,24 +15,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import security_log
-from api.auth import TENANT_ID, client_of
+from api.ids import UUID_PATTERN, client_of
+from api.responses import error_response
+from api.runtime import runtime_of
 from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 TOO_LARGE = "cb.body_too_large"  # scope key: the body passed the limit while being read
-
-
-def error_response(err: CBError) -> JSONResponse:
-    headers: dict[str, str] = {}
-    if isinstance(err.details, dict) and isinstance(err.details.get("headers"), dict):
-        headers.update(err.details["headers"])  # X-RateLimit-* of a limit refusal
-    if err.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(err.retry_after + 0.499)))
-    body: dict[str, object] = {"error": err.to_dict()}
-    if err.execution_id:
-        body["execution_id"] = err.execution_id
-    return JSONResponse(body, status_code=err.status, headers=headers)
 
 
 async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
@@ -48,8 +38,10 @@ async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
 
 def audit_refusal(request: Request, entries: list[dict[str, Any]]) -> None:
     """Queue a refusal's audit entries (those naming a well-formed tenant id)."""
-    entries = [e for e in entries if e.get("tenant_id") and TENANT_ID.match(e["tenant_id"])]
-    security_log.note(entries, client_of(request), request.method, request.url.path)
+    entries = [e for e in entries if e.get("tenant_id") and UUID_PATTERN.match(e["tenant_id"])]
+    runtime_of(request).security_log.note(
+        entries, client_of(request), request.method, request.url.path
+    )
 
 
 async def on_invalid(_: Request, err: Exception) -> JSONResponse:

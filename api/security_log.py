@@ -11,47 +11,52 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
-
-from api import runtime
 
 FLUSH_S = 1.0
 MAX_PENDING = 1000  # distinct entries per interval; more are counted as dropped
 log = logging.getLogger(__name__)
 
-_pending: dict[str, dict[str, Any]] = {}
-_dropped = 0
-_flusher: asyncio.Task[None] | None = None
+Record = Callable[[list[dict[str, Any]]], Awaitable[None]]
 
 
-def note(entries: list[dict[str, Any]], source: str | None, method: str, path: str) -> None:
-    """Queue audit entries (those naming a tenant), with where the request came from."""
-    global _dropped, _flusher
-    for entry in entries:
-        if not entry.get("tenant_id"):
-            continue
-        full = {**entry, "source": source, "detail": {**entry["detail"], "method": method,
-                                                      "path": path}}  # fmt: skip
-        key = json.dumps(full, sort_keys=True)
-        if key in _pending:
-            _pending[key]["count"] += 1
-        elif len(_pending) < MAX_PENDING:
-            _pending[key] = {**full, "at": time.time(), "target": None, "count": 1}
-        else:
-            _dropped += 1
-    if _pending and (_flusher is None or _flusher.done()):
-        _flusher = asyncio.get_running_loop().create_task(_flush_soon())
+class SecurityLog:
+    """One replica's buffer of refusals and data accesses, flushed to `record` each second."""
 
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._dropped = 0
+        self._flusher: asyncio.Task[None] | None = None
 
-async def _flush_soon() -> None:
-    global _dropped
-    await asyncio.sleep(FLUSH_S)
-    entries = list(_pending.values())
-    _pending.clear()
-    if _dropped:
-        log.warning("audit: %d refusals over the buffer were not recorded", _dropped)
-        _dropped = 0
-    try:
-        await runtime.query("record_security", entries)
-    except Exception as exc:  # the trail misses this batch; the requests were answered
-        log.error("audit: could not record %d refusals: %s", len(entries), type(exc).__name__)
+    def note(
+        self, entries: list[dict[str, Any]], source: str | None, method: str, path: str
+    ) -> None:
+        """Queue audit entries (those naming a tenant), with where the request came from."""
+        for entry in entries:
+            if not entry.get("tenant_id"):
+                continue
+            full = {**entry, "source": source, "detail": {**entry["detail"], "method": method,
+                                                          "path": path}}  # fmt: skip
+            key = json.dumps(full, sort_keys=True)
+            if key in self._pending:
+                self._pending[key]["count"] += 1
+            elif len(self._pending) < MAX_PENDING:
+                self._pending[key] = {**full, "at": time.time(), "target": None, "count": 1}
+            else:
+                self._dropped += 1
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_S)
+        entries = list(self._pending.values())
+        self._pending.clear()
+        if self._dropped:
+            log.warning("audit: %d refusals over the buffer were not recorded", self._dropped)
+            self._dropped = 0
+        try:
+            await self.record(entries)
+        except Exception as exc:  # the trail misses this batch; the requests were answered
+            log.error("audit: could not record %d refusals: %s", len(entries), type(exc).__name__)

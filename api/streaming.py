@@ -13,7 +13,6 @@ from ray import serve
 from actors.stream_channel import HEADER
 from domain.errors import ExecutionInterrupted
 from domain.sse import comment, frame, frame_batch
-from domain.tenant_limits import RATE_LIMIT_HEADERS
 
 
 @dataclass
@@ -26,13 +25,14 @@ class Opened:
     headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of a new execution
 
 
-async def open_stream(offer: dict[str, Any]) -> Opened:
-    """Claim a tenant actor's offer (connect and send the token), or take replayed events."""
+async def open_stream(offer: dict[str, Any], headers: dict[str, str] | None = None) -> Opened:
+    """Claim a tenant actor's offer (connect and send the token), or take replayed events;
+    `headers` go out with the response."""
     if "events" in offer:
         return Opened(offer["events"])
     reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
     writer.write(offer["token"].encode() + b"\n")
-    return Opened([], reader, writer, offer.get(RATE_LIMIT_HEADERS) or {})
+    return Opened([], reader, writer, headers or {})
 
 
 def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:

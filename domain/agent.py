@@ -7,6 +7,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.errors import NotFound
+
 
 class Agent(Aggregate):
     """An agent definition; each update is a new version, deletion is a fact too."""
@@ -23,7 +25,13 @@ class Agent(Aggregate):
         self.definition = definition
         self.deleted = False
 
+    def check_exists(self) -> None:
+        """A deleted agent is gone for every command."""
+        if self.deleted:
+            raise NotFound(f"agent {self.id} not found")
+
     def update(self, changes: dict[str, Any], by: str | None = None) -> None:
+        self.check_exists()
         self._updated(self.tenant_id, changes, by)
 
     @event("Updated")
@@ -31,13 +39,14 @@ class Agent(Aggregate):
         self.definition = {**self.definition, **changes}
 
     def delete(self, by: str | None = None) -> None:
+        self.check_exists()
         self._deleted(self.tenant_id, by)
 
     @event("Deleted")
     def _deleted(self, tenant_id: str, by: str | None = None) -> None:
         self.deleted = True
 
-    def view(self) -> dict[str, Any]:
+    def as_api(self) -> dict[str, Any]:
         """The agent as the API shows it."""
         return {
             "id": str(self.id),

@@ -12,6 +12,20 @@ class CBError(Exception):
     status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register a subclass that declares its own `type`, so `from_dict` can rebuild it.
+
+        A subclass that inherits its parent's `type` is not registered: it crosses a process
+        boundary as its parent.
+        """
+        super().__init_subclass__(**kwargs)
+        if "type" not in cls.__dict__:
+            return
+        known = ERROR_TYPES.get(cls.type)
+        if known is not None and known is not cls:
+            raise TypeError(f"error type {cls.type!r} is already taken by {known.__name__}")
+        ERROR_TYPES[cls.type] = cls
+
     def __init__(
         self,
         message: str,
@@ -51,7 +65,12 @@ class CBError(Exception):
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the client-visible dict, so the class survives Ray's process boundary."""
         return (CBError.from_dict, (self.to_dict(),))
+
+
+ERROR_TYPES: dict[str, type[CBError]] = {CBError.type: CBError}
+"""Every error class by its `type`; filled by `CBError.__init_subclass__`."""
 
 
 class InvalidRequest(CBError):
@@ -206,36 +225,3 @@ class ContextLengthExceeded(ProviderError):
 class CircuitOpen(ProviderError):
     type = "provider_circuit_open"
     status = 503
-
-
-ERROR_TYPES: dict[str, type[CBError]] = {
-    cls.type: cls
-    for cls in (
-        CBError,
-        PayloadTooLarge,
-        InvalidRequest,
-        MissingTenant,
-        AuthenticationFailed,
-        PermissionDenied,
-        NotFound,
-        Conflict,
-        RateLimited,
-        ServiceUnavailable,
-        ExecutionInterrupted,
-        ResumeUnavailable,
-        ModelNotFound,
-        ModelNotAllowed,
-        CapabilityNotSupported,
-        UnknownTool,
-        ToolIterationLimit,
-        NoModelAvailable,
-        ProviderError,
-        ProviderTimeout,
-        ProviderRateLimited,
-        ProviderAuthenticationFailed,
-        ProviderRejectedRequest,
-        ProviderOverloaded,
-        ContextLengthExceeded,
-        CircuitOpen,
-    )
-}

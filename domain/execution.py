@@ -7,6 +7,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.results import ExecutionResult, Outcome, outcome_from_document
+
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -37,7 +39,7 @@ class Execution(Aggregate):
         self.stream = stream
         self.stream_events: list[list[Any]] = []
         self.stream_complete = False
-        self.result: dict[str, Any] = {}
+        self.outcome = Outcome(request_metadata=request.get("metadata") or {})
         self.tool_calls = 0
         self.tool_errors = 0
 
@@ -96,45 +98,88 @@ class Execution(Aggregate):
 
     # A terminal event's `stream_tail` holds the stream events not yet checkpointed; None
     # means they are unknown (the runtime died), so the recorded stream has a hole at its end.
+    # Version 2 of the terminal events records the `Outcome` (facts); version 1 recorded the
+    # API's result document and is read through `outcome_from_document`.
 
-    def complete(self, result: dict[str, Any], stream_tail: list[list[Any]] | None = None) -> None:
-        self._completed(self.tenant_id, result, stream_tail)
+    class Completed(Aggregate.Event):
+        tenant_id: str
+        outcome: dict[str, Any]
+        stream_tail: list[list[Any]] | None
 
-    @event("Completed")
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["outcome"] = outcome_from_document(state.pop("result"))
+
+    class Failed(Aggregate.Event):
+        tenant_id: str
+        outcome: dict[str, Any]
+        stream_tail: list[list[Any]] | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            result = state.pop("result")
+            state["outcome"] = outcome_from_document(
+                {**result, "error": result.get("error") or state.pop("error", None)}
+            )
+            state.pop("error", None)
+
+    class Cancelled(Aggregate.Event):
+        tenant_id: str
+        outcome: dict[str, Any]
+        stream_tail: list[list[Any]] | None
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["outcome"] = outcome_from_document(state.pop("result"))
+
+    def complete(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
+        self._completed(self.tenant_id, outcome.facts(), stream_tail)
+
+    @event(Completed)
     def _completed(
-        self, tenant_id: str, result: dict[str, Any], stream_tail: list[list[Any]] | None = None
+        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
     ) -> None:
-        self._end("completed", result, stream_tail)
+        self._end("completed", outcome, stream_tail)
 
-    def fail(
-        self,
-        error: dict[str, Any],
-        result: dict[str, Any],
-        stream_tail: list[list[Any]] | None = None,
-    ) -> None:
-        self._failed(self.tenant_id, error, result, stream_tail)
+    def fail(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
+        """End in failure; `outcome.error` says why."""
+        assert outcome.error is not None, "a failed execution says why"
+        self._failed(self.tenant_id, outcome.facts(), stream_tail)
 
-    @event("Failed")
+    @event(Failed)
     def _failed(
-        self,
-        tenant_id: str,
-        error: dict[str, Any],
-        result: dict[str, Any],
-        stream_tail: list[list[Any]] | None = None,
+        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
     ) -> None:
-        self._end("failed", result, stream_tail)
+        self._end("failed", outcome, stream_tail)
 
-    def cancel(self, result: dict[str, Any], stream_tail: list[list[Any]] | None = None) -> None:
-        self._cancelled(self.tenant_id, result, stream_tail)
+    def cancel(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
+        self._cancelled(self.tenant_id, outcome.facts(), stream_tail)
 
-    @event("Cancelled")
+    @event(Cancelled)
     def _cancelled(
-        self, tenant_id: str, result: dict[str, Any], stream_tail: list[list[Any]] | None = None
+        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
     ) -> None:
-        self._end("cancelled", result, stream_tail)
+        self._end("cancelled", outcome, stream_tail)
 
-    def _end(self, status: str, result: dict[str, Any], tail: list[list[Any]] | None) -> None:
+    def _end(self, status: str, outcome: dict[str, Any], tail: list[list[Any]] | None) -> None:
         self.status = status
-        self.result = result
+        self.outcome = Outcome.model_validate(outcome)
         self.stream_complete = tail is not None
         self.stream_events.extend(tail or [])
+
+    def typed_result(self) -> ExecutionResult:
+        """The execution's result (its terminal state, or running)."""
+        return ExecutionResult.of(
+            str(self.id), self.agent_id, self.status, self.model_requested, self.outcome
+        )
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The execution as the API shows it."""
+        return self.typed_result().as_api()

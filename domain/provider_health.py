@@ -52,7 +52,7 @@ class ModelRecord:
             prev = self.latency_ms
             self.latency_ms = latency_ms if prev is None else prev + 0.3 * (latency_ms - prev)
 
-    def view(self, now: float) -> dict[str, float | int | None]:
+    def snapshot(self, now: float) -> dict[str, float | int | None]:
         return {
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
             "error_rate": self.window.error_rate(now),

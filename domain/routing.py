@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from domain.catalog import Capability, Catalog, ModelSpec, VirtualModel
 from domain.errors import (
     CapabilityNotSupported,
+    CBError,
     ContextLengthExceeded,
     ModelNotAllowed,
     ModelNotFound,
@@ -94,15 +96,82 @@ def latency_ms(model: ModelSpec, observed: ModelStats) -> float:
     return model.latency_prior_ms
 
 
-def _static_gap(spec: ModelSpec, needs: Needs) -> str | None:
+class GapKind(StrEnum):
+    """Why a candidate was left out; the first four are static: no runtime change cures them."""
+
+    CAPABILITY = "capability"  # it lacks a capability the request needs
+    CONTEXT = "context"  # its context window cannot hold the prompt plus `max_tokens`
+    UNKNOWN = "unknown"  # it is not in the catalog
+    NOT_ALLOWED = "not_allowed"  # the tenant's allow-list leaves it out
+    UNCONFIGURED = "unconfigured"  # its provider is not configured
+    CIRCUIT_OPEN = "circuit_open"  # its provider's breaker is open
+
+
+STATIC_GAPS = frozenset({GapKind.CAPABILITY, GapKind.CONTEXT, GapKind.UNKNOWN, GapKind.NOT_ALLOWED})
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Why one candidate cannot serve the request: a kind to classify by, a text to show."""
+
+    kind: GapKind
+    text: str
+
+    @property
+    def static(self) -> bool:
+        """Whether no runtime change (provider configured, breaker closed) would cure it."""
+        return self.kind in STATIC_GAPS
+
+
+def _static_gap(spec: ModelSpec, needs: Needs) -> Gap | None:
     """Why a model can never serve this request (capability or size), or None."""
     missing = sorted(c for c in needs.capabilities if c not in spec.capabilities)
     if missing:
-        return f"lacks {', '.join(missing)}"
+        return Gap(GapKind.CAPABILITY, f"lacks {', '.join(missing)}")
     wanted = needs.prompt_tokens + (needs.max_tokens or 0)
     if wanted > spec.context_window:
-        return f"context window {spec.context_window} < {wanted} tokens needed"
+        return Gap(
+            GapKind.CONTEXT, f"context window {spec.context_window} < {wanted} tokens needed"
+        )
     return None
+
+
+def _gap(
+    name: str,
+    spec: ModelSpec | None,
+    needs: Needs,
+    configured_providers: Collection[str],
+    open_providers: Collection[str],
+    allowed_models: Collection[str] | None,
+) -> Gap | None:
+    """Why candidate `name` cannot serve this request now, or None if it can."""
+    if spec is None:
+        return Gap(GapKind.UNKNOWN, "not in the catalog")
+    gap = _static_gap(spec, needs)
+    if gap is not None:
+        return gap
+    if allowed_models is not None and name not in allowed_models:
+        return Gap(GapKind.NOT_ALLOWED, "not allowed for this tenant")
+    if spec.provider not in configured_providers:
+        return Gap(GapKind.UNCONFIGURED, f"provider {spec.provider} not configured")
+    if spec.provider in open_providers:
+        return Gap(GapKind.CIRCUIT_OPEN, f"provider {spec.provider} circuit open")
+    return None
+
+
+def _no_route(requested: str, gaps: list[tuple[str, Gap]]) -> CBError:
+    """The error when every candidate has a gap: static gaps are the request's or tenant's
+    fault (too long, lacks a capability, not allowed); any runtime gap means "not right now"."""
+    reasons = "; ".join(f"{name}: {gap.text}" for name, gap in gaps)
+    message = f"no model can serve {requested!r} ({reasons})"
+    kinds = {gap.kind for _, gap in gaps}
+    if not kinds <= STATIC_GAPS:
+        return NoModelAvailable(message + " right now")
+    if kinds == {GapKind.CONTEXT}:
+        return ContextLengthExceeded(message)
+    if kinds <= {GapKind.CAPABILITY, GapKind.CONTEXT}:
+        return CapabilityNotSupported(message)
+    return ModelNotAllowed(message)
 
 
 def resolve(
@@ -132,31 +201,16 @@ def resolve(
     else:
         strategy = virtual.strategy
     chain: list[str] = []
-    skipped: list[dict[str, str]] = []
-    static: list[str] = []  # reasons no runtime change would cure
+    gaps: list[tuple[str, Gap]] = []
     for name in virtual.candidates:
         spec = catalog.models.get(name)
-        gap = _static_gap(spec, needs) if spec is not None else "not in the catalog"
-        if gap is None and allowed_models is not None and name not in allowed_models:
-            gap = "not allowed for this tenant"
-        if gap is not None:
-            static.append(gap)
-            skipped.append({"model": name, "reason": gap})
-        elif spec.provider not in configured_providers:
-            skipped.append({"model": name, "reason": f"provider {spec.provider} not configured"})
-        elif spec.provider in open_providers:
-            skipped.append({"model": name, "reason": f"provider {spec.provider} circuit open"})
-        else:
+        gap = _gap(name, spec, needs, configured_providers, open_providers, allowed_models)
+        if gap is None:
             chain.append(name)
+        else:
+            gaps.append((name, gap))
     if not chain:
-        reasons = "; ".join(f"{s['model']}: {s['reason']}" for s in skipped)
-        message = f"no model can serve {requested!r} ({reasons})"
-        if len(static) == len(skipped):
-            if all(r.startswith("context window") for r in static):
-                raise ContextLengthExceeded(message)
-            if all(r.startswith("lacks") or r.startswith("context") for r in static):
-                raise CapabilityNotSupported(message)
-            raise ModelNotAllowed(message)
-        raise NoModelAvailable(message + " right now")
+        raise _no_route(requested, gaps)
     ranked = rank(virtual, chain, catalog.models, stats or {})
+    skipped = [{"model": name, "reason": gap.text} for name, gap in gaps]
     return Route(requested, strategy, ranked, skipped)

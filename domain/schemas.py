@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from domain.errors import InvalidRequest
 
-SCOPES = (
-    "agents:read",
-    "agents:write",
-    "agents:execute",
-    "executions:read",
-    "analytics:read",
-    "tenant:admin",
-)
 Scope = Literal[
     "agents:read",
     "agents:write",
@@ -25,6 +17,8 @@ Scope = Literal[
     "analytics:read",
     "tenant:admin",
 ]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+"""Every scope an API key or token may carry, in the order of `Scope`."""
 
 
 class _Body(BaseModel):

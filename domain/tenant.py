@@ -7,9 +7,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.errors import Conflict, NotFound
+
 
 class Tenant(Aggregate):
-    """A tenant; every event carries `tenant_id` so projections can filter on it."""
+    """A tenant; every event carries `tenant_id` so projections can filter on it.
+
+    Commands check their own preconditions (raising `NotFound` or `Conflict`) before the
+    event, so a refused command records nothing.
+    """
 
     @event("Created")
     def __init__(  # `by`: who and from where (None in events written before it was kept)
@@ -23,7 +29,7 @@ class Tenant(Aggregate):
         self.name = name
         self.api_keys: dict[str, dict[str, Any]] = {}
         self.agent_ids: list[str] = []
-        self.provider_credentials: dict[str, dict[str, str]] = {}  # legacy GraphQL apiKey
+        self.legacy_agent_credentials: dict[str, dict[str, str]] = {}  # legacy GraphQL apiKey
         self.own_provider_keys: dict[str, dict[str, str]] = {}
         self.mcp_servers: dict[str, dict[str, Any]] = {}
         self.model_mappings: dict[str, dict[str, Any]] = {}
@@ -61,6 +67,9 @@ class Tenant(Aggregate):
         }
 
     def revoke_api_key(self, key_id: str, by: str) -> None:
+        key = self.api_keys.get(key_id)
+        if key is None or key["revoked"]:
+            raise NotFound(f"API key {key_id} not found (or already revoked)")
         self._api_key_revoked(self.tenant_id, key_id, by)
 
     @event("ApiKeyRevoked")
@@ -83,23 +92,26 @@ class Tenant(Aggregate):
         self.agent_ids.append(agent_id)
 
     def remove_agent(self, agent_id: str) -> None:
+        if agent_id not in self.agent_ids:
+            raise NotFound(f"agent {agent_id} not found")
         self._agent_removed(self.tenant_id, agent_id)
 
     @event("AgentRemoved")
     def _agent_removed(self, tenant_id: str, agent_id: str) -> None:
         self.agent_ids.remove(agent_id)
 
-    def store_provider_credential(
+    def store_legacy_agent_credential(
         self, provider_type: str, ciphertext: str, hint: str, by: str | None = None
     ) -> None:
-        """Keep an encrypted provider credential (the clear text never enters an event)."""
+        """Keep the apiKey a legacy GraphQL `createAgent` sent, encrypted (the clear text
+        never enters an event); not used for calls."""
         self._provider_credential_stored(self.tenant_id, provider_type, ciphertext, hint, by)
 
     @event("ProviderCredentialStored")
     def _provider_credential_stored(
         self, tenant_id: str, provider_type: str, ciphertext: str, hint: str, by: str | None = None
     ) -> None:
-        self.provider_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}
+        self.legacy_agent_credentials[provider_type] = {"ciphertext": ciphertext, "hint": hint}
 
     def set_own_provider_key(self, provider: str, ciphertext: str, hint: str, by: str) -> None:
         """The tenant's own key for a platform provider, encrypted (never in clear here)."""
@@ -112,6 +124,8 @@ class Tenant(Aggregate):
         self.own_provider_keys[provider] = {"ciphertext": ciphertext, "hint": hint}
 
     def remove_own_provider_key(self, provider: str, by: str) -> None:
+        if provider not in self.own_provider_keys:
+            raise NotFound(f"this tenant has no key for {provider!r}")
         self._own_provider_key_removed(self.tenant_id, provider, by)
 
     @event("OwnProviderKeyRemoved")
@@ -128,6 +142,8 @@ class Tenant(Aggregate):
         self.model_mappings[name] = mapping
 
     def remove_model_mapping(self, name: str, by: str) -> None:
+        if name not in self.model_mappings:
+            raise NotFound(f"this tenant has no mapping for {name!r}")
         self._model_mapping_removed(self.tenant_id, name, by)
 
     @event("ModelMappingRemoved")
@@ -143,6 +159,8 @@ class Tenant(Aggregate):
 
     def register_mcp_server(self, server: dict[str, Any], sealed_secrets: str, by: str) -> None:
         """An MCP server of this tenant; its environment and headers only as ciphertext."""
+        if any(s["name"] == server["name"] for s in self.mcp_servers.values()):
+            raise Conflict(f"an MCP server named {server['name']!r} is already registered")
         self._mcp_server_registered(self.tenant_id, server, sealed_secrets, by)
 
     @event("McpServerRegistered")
@@ -152,8 +170,14 @@ class Tenant(Aggregate):
         self.mcp_servers[server["id"]] = {**server, "sealed_secrets": sealed_secrets}
 
     def remove_mcp_server(self, server_id: str, by: str) -> None:
+        if server_id not in self.mcp_servers:
+            raise NotFound(f"MCP server {server_id} not found")
         self._mcp_server_removed(self.tenant_id, server_id, by)
 
     @event("McpServerRemoved")
     def _mcp_server_removed(self, tenant_id: str, server_id: str, by: str) -> None:
         self.mcp_servers.pop(server_id, None)
+
+    def as_api(self) -> dict[str, Any]:
+        """The tenant as the API shows it."""
+        return {"id": self.tenant_id, "name": self.name, "created_at": self.created_on.isoformat()}

@@ -18,7 +18,6 @@ from domain.errors import RateLimited
 from domain.llm import estimate_tokens
 from domain.ratelimit import TokenBucket
 
-RATE_LIMIT_HEADERS = "rate_limit_headers"  # the reply field the ingress turns into headers
 DEFAULT_COMPLETION_TOKENS = 256  # reserved for the answer when a request sets no max_tokens
 
 
@@ -124,7 +123,7 @@ class LimitGate:
             out["X-RateLimit-Remaining-Tokens"] = str(max(0, math.floor(self.tokens.level(now))))
         return out
 
-    def view(self, now: float) -> dict[str, Any]:
+    def as_api(self, now: float) -> dict[str, Any]:
         return {
             **self.limits.model_dump(),
             "running": self.running,

@@ -31,7 +31,7 @@ class ToolSpec:
             },
         }
 
-    def view(self) -> dict[str, Any]:
+    def as_api(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "description": self.description,

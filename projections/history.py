@@ -6,6 +6,7 @@ import json
 from typing import Any, Protocol
 
 from domain.execution import Execution
+from domain.results import ExecutionResult, Outcome
 from projections.db import Cursor, ReadModelDB
 
 DDL = (
@@ -74,10 +75,10 @@ def on_progressed(cur: Cursor, event: Any) -> None:
     )
 
 
-def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) -> None:
-    result = event.result
-    usage = result.get("usage") or {}
-    meta = result.get("metadata") or {}
+def _finish(cur: Cursor, event: Any, status: str) -> None:
+    """The terminal facts; `result_json` keeps the `Outcome`, shown through `_view`."""
+    outcome = Outcome.model_validate(event.outcome)
+    usage, error = outcome.usage, outcome.error
     cur.execute(
         "UPDATE executions SET status = ?, model_resolved = COALESCE(?, model_resolved),"
         " provider = COALESCE(?, provider), prompt_tokens = ?, completion_tokens = ?,"
@@ -85,17 +86,17 @@ def _finish(cur: Cursor, event: Any, status: str, error: dict[str, Any] | None) 
         " error_message = ?, result_json = ? WHERE execution_id = ?",
         (
             status,
-            meta.get("model_resolved"),
-            meta.get("provider"),
-            usage.get("prompt_tokens", 0),
-            usage.get("completion_tokens", 0),
-            usage.get("total_tokens", 0),
-            usage.get("cost_usd", 0.0),
+            outcome.model_resolved,
+            outcome.provider,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens,
+            outcome.cost_usd,
             event.timestamp.timestamp(),
-            meta.get("duration_ms"),
-            (error or {}).get("type"),
-            _sealed((error or {}).get("message")),
-            _sealed(json.dumps(result)),
+            outcome.duration_ms,
+            error.type if error else None,
+            _sealed(error.message if error else None),
+            _sealed(json.dumps(outcome.facts())),
             str(event.originator_id),
         ),
     )
@@ -133,15 +134,15 @@ def _opened(text: str | None) -> str | None:
 
 
 def on_completed(cur: Cursor, event: Any) -> None:
-    _finish(cur, event, "completed", None)
+    _finish(cur, event, "completed")
 
 
 def on_failed(cur: Cursor, event: Any) -> None:
-    _finish(cur, event, event.result.get("status", "failed"), event.error)
+    _finish(cur, event, "failed")
 
 
 def on_cancelled(cur: Cursor, event: Any) -> None:
-    _finish(cur, event, "cancelled", None)
+    _finish(cur, event, "cancelled")
 
 
 HANDLERS = {
@@ -161,8 +162,9 @@ _COLUMNS = (
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
-    """An execution as the API shows it: the stored result, or the running state."""
-    result = json.loads(_opened(row["result_json"]) or "null")
+    """An execution as the API shows it: its result from the stored outcome, or the running
+    state."""
+    result = _result(row, json.loads(_opened(row["result_json"]) or "null"))
     view = {
         "execution_id": row["execution_id"],
         "agent_id": row["agent_id"],
@@ -188,6 +190,15 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
         view["response"] = result.get("response")
         view["metadata"] = result.get("metadata")
     return view
+
+
+def _result(row: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not stored or "metadata" in stored:  # none yet, or a row folded before outcomes
+        return stored
+    outcome = Outcome.model_validate(stored)
+    return ExecutionResult.of(
+        row["execution_id"], row["agent_id"], row["status"], row["model_requested"], outcome
+    ).as_api()
 
 
 def get_execution(db: ReadModelDB, tenant_id: str, execution_id: str) -> dict[str, Any] | None:

@@ -12,8 +12,8 @@ from graphql import GraphQLError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionContext, Info
 
-from api import runtime
 from api.auth import Caller, Principal
+from api.clients import TenantClient
 from api.errors import audit_refusal
 from api.graphql.legacy_types import (
     AgentDefinitionGQL,
@@ -30,13 +30,23 @@ from api.graphql.tool_types import (
     server_to_gql,
     tool_to_gql,
 )
-from api.routes.providers import provider_views
+from api.provider_views import provider_views
+from api.runtime import Rt, Runtime
 from domain.errors import CBError, NotFound
 from domain.schemas import McpServerCreate
 
 
 def _who(info: Info) -> Principal:
     return info.context["principal"]
+
+
+def _runtime(info: Info) -> Runtime:
+    return info.context["runtime"]
+
+
+def _tenant(info: Info, who: Principal) -> TenantClient:
+    """The client of the caller's tenant actor."""
+    return _runtime(info).tenant(who.tenant_id)
 
 
 @strawberry.type
@@ -49,7 +59,7 @@ class Query:
     async def agents(self, info: Info) -> list[AgentDefinitionGQL]:
         who = _who(info)
         who.require("agents:read")
-        views = await runtime.call_tenant(who.tenant_id, "list_agents")
+        views = await _tenant(info, who).list_agents()
         return [agent_to_gql(v) for v in views]
 
     @strawberry.field
@@ -57,7 +67,7 @@ class Query:
         who = _who(info)
         who.require("agents:read")
         try:
-            return agent_to_gql(await runtime.call_tenant(who.tenant_id, "get_agent", id))
+            return agent_to_gql(await _tenant(info, who).get_agent(id))
         except NotFound:
             return None
 
@@ -65,21 +75,22 @@ class Query:
     async def llm_providers(self, info: Info) -> list[LlmProviderGQL]:
         """The configured providers, with their models and health."""
         _who(info).require("agents:read")
-        times = _times()
-        return [provider_to_gql(view, *times) for view in await provider_views()]
+        times = _times(_runtime(info))
+        views = await provider_views(_runtime(info))
+        return [provider_to_gql(view, *times) for view in views]
 
     @strawberry.field
     async def llm_provider(self, info: Info, id: str) -> LlmProviderGQL | None:  # noqa: A002
         _who(info).require("agents:read")
-        found = await provider_views(id)
-        return provider_to_gql(found[0], *_times()) if found else None
+        found = await provider_views(_runtime(info), id)
+        return provider_to_gql(found[0], *_times(_runtime(info))) if found else None
 
     @strawberry.field
     async def mcp_servers(self, info: Info) -> list[McpServerGQL]:
         """The tenant's MCP servers with health and tool count (never their secrets)."""
         who = _who(info)
         who.require("agents:read")
-        found = await runtime.call_tenant(who.tenant_id, "list_mcp_servers")
+        found = await _tenant(info, who).list_mcp_servers()
         return [server_to_gql(view) for view in found["servers"]]
 
     @strawberry.field
@@ -87,13 +98,13 @@ class Query:
         """Built-in tools and the tenant's MCP tools, by the names agents list."""
         who = _who(info)
         who.require("agents:read")
-        found = await runtime.call_tenant(who.tenant_id, "list_tools")
+        found = await _tenant(info, who).list_tools()
         return [tool_to_gql(view) for view in found["tools"]]
 
 
-def _times() -> tuple[str, str]:
+def _times(runtime: Runtime) -> tuple[str, str]:
     """When the configuration was written (the providers' legacy created/updated), and now."""
-    written = os.path.getmtime(runtime.settings().config_path)
+    written = os.path.getmtime(runtime.settings.config_path)
     now = dt.datetime.now(dt.UTC)
     return dt.datetime.fromtimestamp(written, dt.UTC).isoformat(), now.isoformat()
 
@@ -104,13 +115,12 @@ class Mutation:
     async def create_agent(self, info: Info, input: AgentDefinitionInput) -> AgentDefinitionGQL:  # noqa: A002
         who = _who(info)
         who.require("agents:write")
-        credential = {
+        legacy_credential = {
             "provider_type": input.llm_provider.provider_type,
             "api_key": input.llm_provider.api_key,
         }
-        view = await runtime.call_tenant(
-            who.tenant_id, "create_agent", definition_from_input(input), credential, who.by
-        )
+        definition = definition_from_input(input)
+        view = await _tenant(info, who).create_agent(definition, legacy_credential, who.by)
         return agent_to_gql(view)
 
     @strawberry.mutation
@@ -119,16 +129,14 @@ class Mutation:
         who = _who(info)
         who.require("tenant:admin")
         body = McpServerCreate.model_validate(input.body())
-        view = await runtime.call_tenant(
-            who.tenant_id, "register_mcp_server", body.server(), body.secrets(), who.by
-        )
+        view = await _tenant(info, who).register_mcp_server(body.server(), body.secrets(), who.by)
         return server_to_gql(view)
 
     @strawberry.mutation
     async def remove_mcp_server(self, info: Info, id: str) -> bool:  # noqa: A002
         who = _who(info)
         who.require("tenant:admin")
-        await runtime.call_tenant(who.tenant_id, "remove_mcp_server", id, who.by)
+        await _tenant(info, who).remove_mcp_server(id, who.by)
         return True
 
 
@@ -154,8 +162,9 @@ class _AuditedSchema(strawberry.Schema):
 schema = _AuditedSchema(query=Query, mutation=Mutation)
 
 
-async def _context(who: Caller, request: Request) -> dict[str, Any]:
-    return {"principal": who, "request": request}
+async def _context(who: Caller, request: Request, runtime: Rt) -> dict[str, Any]:
+    """What every resolver gets: the authenticated caller, the request and the runtime."""
+    return {"principal": who, "request": request, "runtime": runtime}
 
 
 def graphql_router() -> GraphQLRouter:

@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends
 
-from api import admission, runtime
+from api.admission import Admitting
 from api.auth import AdminBy, require_admin
+from api.runtime import Rt
 from api.streaming import replica_id
 from domain.catalog import VirtualModel
 from domain.schemas import check_model_name
@@ -19,10 +20,10 @@ router = APIRouter(
 
 
 @router.get("")
-async def describe() -> Any:
+async def describe(runtime: Rt, admission: Admitting) -> Any:
     """The version, the file's digest and the operators' overrides; and which version the
     answering ingress replica serves (it catches up within seconds)."""
-    described = await runtime.call_config("describe", changes=False)
+    described = await runtime.config.describe()
     replica = {
         "id": replica_id(),
         "version": runtime.config_version(),
@@ -32,37 +33,42 @@ async def describe() -> Any:
 
 
 @router.put("/virtual-models/{name}")
-async def set_virtual_model(name: str, body: VirtualModel, who: AdminBy) -> Any:
+async def set_virtual_model(name: str, body: VirtualModel, by: AdminBy, runtime: Rt) -> Any:
     """Create or replace a virtual model for every tenant; recorded as an event."""
     check_model_name(name)
     definition = body.model_dump(mode="json", exclude_defaults=True)
     definition.update(strategy=body.strategy, candidates=list(body.candidates))
-    return await runtime.call_config("set_virtual_model", name, definition, who)
+    return await runtime.config.set_virtual_model(name, definition, by)
 
 
 @router.delete("/virtual-models/{name}")
-async def remove_virtual_model(name: str, who: AdminBy) -> Any:
-    return await runtime.call_config("remove_virtual_model", name, who)
+async def remove_virtual_model(name: str, by: AdminBy, runtime: Rt) -> Any:
+    return await runtime.config.remove_virtual_model(name, by)
 
 
 @router.put("/providers/{name}")
 async def set_provider(
     name: str,
-    who: AdminBy,
+    by: AdminBy,
+    runtime: Rt,
     settings: dict[str, Any] = Body(...),  # noqa: B008
 ) -> Any:
     """Change a provider's settings (limits, timeouts, breaker); credentials stay env names."""
-    return await runtime.call_config("set_provider", name, settings, who)
+    return await runtime.config.set_provider(name, settings, by)
 
 
 @router.put("/ingress")
-async def set_ingress(who: AdminBy, settings: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
+async def set_ingress(
+    by: AdminBy,
+    runtime: Rt,
+    settings: dict[str, Any] = Body(...),  # noqa: B008
+) -> Any:
     """Change each ingress replica's overload limits (`max_in_flight`, `max_queued`,
     `max_queued_per_tenant`, `max_queue_wait_s`); replicas pick it up within seconds."""
-    return await runtime.call_config("set_ingress", settings, who)
+    return await runtime.config.set_ingress(settings, by)
 
 
 @router.post("/reload")
-async def reload(who: AdminBy) -> Any:
+async def reload(by: AdminBy, runtime: Rt) -> Any:
     """Read `CB_CONFIG` again; a file that fails validation changes nothing."""
-    return await runtime.call_config("reload", who)
+    return await runtime.config.reload(by)

@@ -7,9 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from api import runtime
+from api.admission import Admitting
 from api.auth import Caller
+from api.runtime import Rt
 from api.streaming import sse_response
+from domain.results import ExecutionResult
 from domain.schemas import (
     AgentCreate,
     AgentUpdate,
@@ -17,64 +19,72 @@ from domain.schemas import (
     StreamOptions,
     agent_definition,
 )
-from domain.tenant_limits import RATE_LIMIT_HEADERS
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
 
 @router.post("", status_code=201)
-async def create_agent(body: AgentCreate, who: Caller) -> dict[str, Any]:
+async def create_agent(body: AgentCreate, who: Caller, runtime: Rt) -> dict[str, Any]:
     who.require("agents:write")
-    return await runtime.call_tenant(
-        who.tenant_id, "create_agent", agent_definition(body), None, who.by
-    )
+    return await runtime.tenant(who.tenant_id).create_agent(agent_definition(body), None, who.by)
 
 
 @router.get("")
-async def list_agents(who: Caller) -> dict[str, Any]:
+async def list_agents(who: Caller, runtime: Rt) -> dict[str, Any]:
     who.require("agents:read")
-    return {"agents": await runtime.call_tenant(who.tenant_id, "list_agents")}
+    return {"agents": await runtime.tenant(who.tenant_id).list_agents()}
 
 
 @router.get("/{agent_id}")
-async def get_agent(agent_id: str, who: Caller) -> dict[str, Any]:
+async def get_agent(agent_id: str, who: Caller, runtime: Rt) -> dict[str, Any]:
     who.require("agents:read")
-    return await runtime.call_tenant(who.tenant_id, "get_agent", agent_id)
+    return await runtime.tenant(who.tenant_id).get_agent(agent_id)
 
 
 @router.patch("/{agent_id}")
-async def update_agent(agent_id: str, body: AgentUpdate, who: Caller) -> dict[str, Any]:
+async def update_agent(
+    agent_id: str, body: AgentUpdate, who: Caller, runtime: Rt
+) -> dict[str, Any]:
     who.require("agents:write")
     changes = body.model_dump(exclude_unset=True)
     if body.parameters is not None:
         changes["parameters"] = body.parameters.set_values()
-    return await runtime.call_tenant(who.tenant_id, "update_agent", agent_id, changes, who.by)
+    return await runtime.tenant(who.tenant_id).update_agent(agent_id, changes, who.by)
 
 
 @router.delete("/{agent_id}")
-async def delete_agent(agent_id: str, who: Caller) -> dict[str, Any]:
+async def delete_agent(agent_id: str, who: Caller, runtime: Rt) -> dict[str, Any]:
     who.require("agents:write")
-    return await runtime.call_tenant(who.tenant_id, "delete_agent", agent_id, who.by)
+    return await runtime.tenant(who.tenant_id).delete_agent(agent_id, who.by)
 
 
 @router.post("/{agent_id}/execute")
-async def execute(agent_id: str, body: ExecuteRequest, who: Caller) -> JSONResponse:
+async def execute(
+    agent_id: str, body: ExecuteRequest, who: Caller, runtime: Rt, admission: Admitting
+) -> JSONResponse:
     """Run the agent once and answer with the whole result."""
     who.require("agents:execute")
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
-    result = await runtime.execute(who.tenant_id, agent_id, request)
-    return JSONResponse(result, headers=result.pop(RATE_LIMIT_HEADERS, None))
+    async with admission.admitted(who.tenant_id, runtime.catalog().ingress):
+        reply = await runtime.tenant(who.tenant_id).execute(agent_id, request)
+    result: ExecutionResult = reply.value
+    return JSONResponse(result.as_api(), headers=reply.headers)
 
 
 @router.post("/{agent_id}/execute/stream")
-async def execute_stream(agent_id: str, body: ExecuteRequest, who: Caller) -> StreamingResponse:
+async def execute_stream(
+    agent_id: str, body: ExecuteRequest, who: Caller, runtime: Rt, admission: Admitting
+) -> StreamingResponse:
     """Run the agent and stream its steps as Server-Sent Events."""
     who.require("agents:execute")
     options = body.stream_options or StreamOptions()
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
-    opened = await runtime.execute_stream(
-        who.tenant_id, agent_id, request, options.on_disconnect == "cancel"
-    )
+    cancel_on_disconnect = options.on_disconnect == "cancel"
+    # the stream holds an ingress slot until it has started
+    async with admission.admitted(who.tenant_id, runtime.catalog().ingress):
+        opened = await runtime.tenant(who.tenant_id).execute_stream(
+            agent_id, request, cancel_on_disconnect
+        )
     return sse_response(opened, options.heartbeat_s)

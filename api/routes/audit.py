@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from api import runtime
 from api.auth import Caller
+from api.runtime import Rt, Runtime
 
 router = APIRouter(tags=["audit"])
 
@@ -22,17 +22,18 @@ class _AuditFilters:
     until: Annotated[float | None, Query(description="unix seconds, exclusive")] = None
     limit: Annotated[int, Query(ge=1, le=500)] = 100
 
-    async def entries(self, tenant_id: str) -> list[dict[str, Any]]:
+    async def entries(self, runtime: Runtime, tenant_id: str) -> list[dict[str, Any]]:
         """The tenant's entries that pass the filters, newest first."""
-        args = (tenant_id, self.kind or [], self.since, self.until, self.limit)
-        return await runtime.query("list_audit", *args)
+        return await runtime.read_models.list_audit(
+            tenant_id, self.kind or [], self.since, self.until, self.limit
+        )
 
 
 AuditQuery = Annotated[_AuditFilters, Depends()]
 
 
 @router.get("/api/v1/audit")
-async def audit_trail(who: Caller, query: AuditQuery) -> dict[str, Any]:
+async def audit_trail(who: Caller, query: AuditQuery, runtime: Rt) -> dict[str, Any]:
     """Who did what, when and from where, newest first: changes and refusals."""
     who.require("tenant:admin")
-    return {"entries": await query.entries(who.tenant_id)}
+    return {"entries": await query.entries(runtime, who.tenant_id)}

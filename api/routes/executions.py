@@ -7,8 +7,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
-from api import runtime
-from api.auth import TENANT_ID, Caller
+from api.auth import Caller
+from api.ids import UUID_PATTERN
+from api.runtime import Rt
 from api.streaming import sse_response
 from domain.errors import InvalidRequest, NotFound
 
@@ -16,13 +17,13 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
 
 @router.get("/{execution_id}")
-async def get_execution(execution_id: str, who: Caller) -> dict[str, Any]:
+async def get_execution(execution_id: str, who: Caller, runtime: Rt) -> dict[str, Any]:
     who.require("executions:read")
-    found = await runtime.query("get_execution", who.tenant_id, execution_id)
+    found = await runtime.read_models.get_execution(who.tenant_id, execution_id)
     if found is None:
         raise NotFound(f"execution {execution_id} not found")
     if found["status"] == "running" and found["stream"]:
-        live = await runtime.live_state(who.tenant_id, execution_id)
+        live = await runtime.tenant(who.tenant_id).live_state(execution_id)
         if live is not None:
             found["usage"] = live["usage"] or found["usage"]
             found["response"] = {"content": live["content"], "tool_calls": []}
@@ -34,6 +35,7 @@ async def get_execution(execution_id: str, who: Caller) -> dict[str, Any]:
 async def resume_stream(
     execution_id: str,
     who: Caller,
+    runtime: Rt,
     last_event_id: str | None = Header(default=None),
     after: str | None = Query(default=None, alias="last_event_id"),
     heartbeat_s: float = Query(default=15.0, ge=0.5, le=300),
@@ -41,20 +43,21 @@ async def resume_stream(
     """The events after `Last-Event-ID` (header, or `?last_event_id=`), each once and in order:
     live while the execution runs, replayed from the store once it has finished."""
     who.require("executions:read")
-    if not TENANT_ID.match(execution_id):
+    if not UUID_PATTERN.match(execution_id):
         raise NotFound(f"execution {execution_id} not found")
     position = last_event_id if last_event_id is not None else after
     if position is None or position == "":
         position = "0"
     if not position.isdigit():
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id")
-    opened = await runtime.resume_stream(who.tenant_id, execution_id, int(position))
+    opened = await runtime.tenant(who.tenant_id).resume_stream(execution_id, int(position))
     return sse_response(opened, heartbeat_s)
 
 
 @router.get("")
 async def list_executions(
     who: Caller,
+    runtime: Rt,
     agent_id: str | None = None,
     status: Literal["running", "completed", "failed", "cancelled"] | None = None,
     limit: int = Query(default=50, ge=1, le=500),
@@ -63,6 +66,6 @@ async def list_executions(
     """Newest first; pass the last item's `started_at` as `before` for the next page."""
     who.require("executions:read")
     filters = {"agent_id": agent_id, "status": status, "limit": limit, "before": before}
-    items = await runtime.query("list_executions", who.tenant_id, filters)
+    items = await runtime.read_models.list_executions(who.tenant_id, filters)
     next_before = items[-1]["started_at"] if len(items) == limit else None
     return {"executions": items, "next_before": next_before}

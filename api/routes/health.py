@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api import runtime
+from api.runtime import Rt
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +16,7 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready() -> JSONResponse:
+async def ready(runtime: Rt) -> JSONResponse:
     """Ready only when the event store and the actors answer."""
     try:
         await runtime.ready()

@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from api import runtime
 from api.auth import Caller, KeyCaller, TenantAdmin
+from api.runtime import Rt
 from domain.catalog import VirtualModel
 from domain.schemas import ModelPolicy, ProviderCredential, check_model_name
 
@@ -29,17 +29,17 @@ def _cached_json(request: Request, body: dict[str, Any]) -> Response:
 
 
 @router.get("/api/v1/models")
-async def list_models(request: Request, who: Caller) -> Response:
+async def list_models(request: Request, who: Caller, runtime: Rt) -> Response:
     """Virtual names (with what each resolves to for this tenant now) and concrete models."""
     who.require("agents:read")
-    return _cached_json(request, await runtime.call_tenant(who.tenant_id, "models_view"))
+    return _cached_json(request, await runtime.tenant(who.tenant_id).models_view())
 
 
 @router.get("/v1/models")
-async def openai_models(request: Request, who: KeyCaller) -> Response:
+async def openai_models(request: Request, who: KeyCaller, runtime: Rt) -> Response:
     """OpenAI's model list: the names this tenant can send, virtual ones included."""
     who.require("agents:read")
-    view = await runtime.call_tenant(who.tenant_id, "models_view")
+    view = await runtime.tenant(who.tenant_id).models_view()
     data = [
         {
             "id": m["id"],
@@ -53,53 +53,54 @@ async def openai_models(request: Request, who: KeyCaller) -> Response:
 
 
 @router.put("/api/v1/tenants/{tenant_id}/model-mappings/{name}")
-async def set_mapping(tenant_id: str, name: str, body: VirtualModel, who: TenantAdmin) -> Any:
+async def set_mapping(
+    tenant_id: str, name: str, body: VirtualModel, by: TenantAdmin, runtime: Rt
+) -> Any:
     """Map a virtual name to this tenant's own candidates and strategy."""
     check_model_name(name)
     mapping = body.model_dump(mode="json", exclude_defaults=True)
     mapping["candidates"] = list(body.candidates)
     mapping["strategy"] = body.strategy
-    return await runtime.call_tenant(tenant_id, "set_model_mapping", name, mapping, who)
+    return await runtime.tenant(tenant_id).set_model_mapping(name, mapping, by)
 
 
 @router.put("/api/v1/tenants/{tenant_id}/provider-credentials/{provider}")
 async def set_credential(
-    tenant_id: str, provider: str, body: ProviderCredential, who: TenantAdmin
+    tenant_id: str, provider: str, body: ProviderCredential, by: TenantAdmin, runtime: Rt
 ) -> Any:
     """The tenant's own key for a provider: stored encrypted, never returned, used only for
     this tenant's executions."""
-    return await runtime.call_tenant(
-        tenant_id, "set_provider_credential", provider, body.api_key.get_secret_value(), who
-    )
+    api_key = body.api_key.get_secret_value()
+    return await runtime.tenant(tenant_id).set_own_provider_key(provider, api_key, by)
 
 
 @router.get("/api/v1/tenants/{tenant_id}/provider-credentials")
-async def list_credentials(tenant_id: str, who: TenantAdmin) -> Any:
-    return await runtime.call_tenant(tenant_id, "list_provider_credentials")
+async def list_credentials(tenant_id: str, by: TenantAdmin, runtime: Rt) -> Any:
+    return await runtime.tenant(tenant_id).list_own_provider_keys()
 
 
 @router.delete("/api/v1/tenants/{tenant_id}/provider-credentials/{provider}")
-async def remove_credential(tenant_id: str, provider: str, who: TenantAdmin) -> Any:
-    return await runtime.call_tenant(tenant_id, "remove_provider_credential", provider, who)
+async def remove_credential(tenant_id: str, provider: str, by: TenantAdmin, runtime: Rt) -> Any:
+    return await runtime.tenant(tenant_id).remove_own_provider_key(provider, by)
 
 
 @router.get("/api/v1/tenants/{tenant_id}/model-mappings")
-async def list_mappings(tenant_id: str, who: TenantAdmin) -> Any:
-    return await runtime.call_tenant(tenant_id, "list_model_mappings")
+async def list_mappings(tenant_id: str, by: TenantAdmin, runtime: Rt) -> Any:
+    return await runtime.tenant(tenant_id).list_model_mappings()
 
 
 @router.delete("/api/v1/tenants/{tenant_id}/model-mappings/{name}")
-async def remove_mapping(tenant_id: str, name: str, who: TenantAdmin) -> Any:
-    return await runtime.call_tenant(tenant_id, "remove_model_mapping", name, who)
+async def remove_mapping(tenant_id: str, name: str, by: TenantAdmin, runtime: Rt) -> Any:
+    return await runtime.tenant(tenant_id).remove_model_mapping(name, by)
 
 
 @router.put("/api/v1/tenants/{tenant_id}/model-policy")
-async def set_policy(tenant_id: str, body: ModelPolicy, who: TenantAdmin) -> Any:
+async def set_policy(tenant_id: str, body: ModelPolicy, by: TenantAdmin, runtime: Rt) -> Any:
     """Which models the tenant's keys may use, parameter defaults, parameter caps."""
     policy = body.model_dump(mode="json", exclude_none=True)
-    return await runtime.call_tenant(tenant_id, "set_model_policy", policy, who)
+    return await runtime.tenant(tenant_id).set_model_policy(policy, by)
 
 
 @router.get("/api/v1/tenants/{tenant_id}/model-policy")
-async def get_policy(tenant_id: str, who: TenantAdmin) -> Any:
-    return await runtime.call_tenant(tenant_id, "get_model_policy")
+async def get_policy(tenant_id: str, by: TenantAdmin, runtime: Rt) -> Any:
+    return await runtime.tenant(tenant_id).get_model_policy()

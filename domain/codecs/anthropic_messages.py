@@ -14,7 +14,8 @@ from domain.parameters import FilteredParameters, filter_parameters
 
 PATH = "/v1/messages"
 API_VERSION = "2026-10-21"  # what the official SDK (2.12) sends
-# what `parse_stream_line` returns for `message_stop`: an empty last chunk
+# equal to (never the same object as) the fresh chunk `parse_stream_line` returns at
+# `message_stop`: chunks are mutable, so each stream gets its own
 STREAM_DONE = StreamChunk(last=True)
 # Anthropic's stop reasons in the unified (OpenAI) vocabulary
 FINISH = {
@@ -136,7 +137,7 @@ def parse_response(body: dict[str, Any]) -> LLMResponse:
 def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one line of a Messages event stream (the `data:` lines carry the event type).
 
-    Returns a chunk (`STREAM_DONE`, marked `last`, at `message_stop`), or None for lines
+    Returns a chunk (at `message_stop` a fresh empty one marked `last`), or None for lines
     that carry nothing (`event:` lines, `ping`, block starts and stops without content).
     An `error` event after the 200 raises: overloaded is retryable, anything else is not.
     """

@@ -114,7 +114,8 @@ def _read(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None]:
     if not candidates:
         return "", [], None
     first = candidates[0]
-    text, calls = [], []
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
     for part in (first.get("content") or {}).get("parts") or []:
         if "text" in part and not part.get("thought"):
             text.append(part["text"])

@@ -77,14 +77,10 @@ def _usage(usage: dict[str, Any]) -> Usage:
     )
 
 
-# what `parse_stream_line` returns for `data: [DONE]`: an empty last chunk
-STREAM_DONE = StreamChunk(last=True)
-
-
 def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one line of a chat.completion.chunk event stream.
 
-    Returns a chunk (`STREAM_DONE`, marked `last`, at `[DONE]`), or None for lines that
+    Returns a chunk (at `[DONE]` a fresh empty one marked `last`), or None for lines that
     carry nothing (blank lines, comments, other SSE fields). An in-band error raises ProviderError.
     """
     if not line.startswith("data:"):

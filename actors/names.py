@@ -1,0 +1,75 @@
+"""Names of a deployment's actors, and get-or-create by name. Imports no actor class.
+
+Each actor module builds its own `handle(settings, …)` on `get_or_create`; whoever needs a
+peer is given that handle (or a function returning it), so nothing here locates services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from actors.settings import Settings
+
+NAMESPACE = "circuitbreaker"
+
+_handles: dict[str, Any] = {}
+
+
+def get_or_create(name: str, cls: Any, *args: Any, max_concurrency: int = 1000) -> Any:
+    """The handle of the named detached actor, started with `cls(*args)` if none runs."""
+    handle = _handles.get(name)
+    if handle is None:
+        handle = cls.options(
+            name=name,
+            namespace=NAMESPACE,
+            get_if_exists=True,
+            lifetime="detached",
+            max_concurrency=max_concurrency,
+            num_cpus=0,
+        ).remote(*args)
+        _handles[name] = handle
+    return handle
+
+
+def existing(name: str) -> Any | None:
+    """The handle of the named actor if it runs now; never starts one."""
+    handle = _handles.get(name)
+    if handle is not None:
+        return handle
+    try:
+        return ray.get_actor(name, namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def forget(name: str) -> None:
+    """Drop a cached handle (the actor died or was evicted); the next call recreates it."""
+    _handles.pop(name, None)
+
+
+def tenant_actor_name(settings: Settings, tenant_id: str) -> str:
+    return f"{settings.instance}:tenant:{tenant_id}"
+
+
+def provider_actor_name(settings: Settings, provider: str) -> str:
+    return f"{settings.instance}:provider:{provider}"
+
+
+def config_actor_name(settings: Settings) -> str:
+    return f"{settings.instance}:config"
+
+
+def projection_actor_name(settings: Settings) -> str:
+    return f"{settings.instance}:projection"
+
+
+def instance_actor_names(settings: Settings) -> list[str]:
+    """Every live named actor of this deployment instance."""
+    prefix = f"{settings.instance}:"
+    return [
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == NAMESPACE and a["name"].startswith(prefix)
+    ]

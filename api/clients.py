@@ -1,0 +1,348 @@
+"""Typed clients of the actors the ingress calls: one method per actor method, each unwrapping
+the actor's reply (`actors.replies`), so a refusal is raised here as the CBError it was.
+
+A client reaches its actor through a `Peer`: the actor's name and a way to get (or start) its
+handle. `Actors` makes the peers of a Ray deployment; a test passes peers over fake handles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from actors import config_actor, names, projection_actor, provider_actor, tenant_actor
+from actors.replies import WithHeaders, unwrap, unwrap_with_headers
+from actors.settings import Settings
+from api.streaming import Opened, open_stream
+
+RECREATE_ATTEMPTS = 20
+KEY_HIT_TTL_S = 5.0  # a revoked key is refused by every replica within this
+KEY_MISS_TTL_S = 1.0
+MAX_CACHED_KEYS = 100_000
+
+Reply = dict[str, Any]
+Invoke = Callable[[Any, int], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One actor as the ingress reaches it: its name, its handle (started if need be), and
+    its handle only if it runs now."""
+
+    name: str
+    handle_of: Callable[[], Any]
+    running: Callable[[], Any | None]
+
+    async def call(self, invoke: Invoke) -> Reply:
+        """`invoke(handle, attempt)`; if the actor was evicted or died, recreate it and again.
+
+        `invoke` is told which attempt it is, so a call that may already have run once (an
+        execution) can ask the new actor to check the store instead of running it twice.
+        """
+        for attempt in range(RECREATE_ATTEMPTS):
+            try:
+                return await invoke(self.handle_of(), attempt)
+            except (ActorDiedError, ActorUnavailableError):
+                if attempt == RECREATE_ATTEMPTS - 1:
+                    raise
+                names.forget(self.name)
+                await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
+    async def ask(self, invoke: Callable[[Any], Awaitable[Reply]]) -> Any:
+        """Call an actor method that is safe to repeat; its value, or its error raised."""
+        return unwrap(await self.call(lambda handle, _: invoke(handle)))
+
+
+class Actors:
+    """The peers of a deployment's actors in Ray, by the deployment's actor names."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def tenant(self, tenant_id: str) -> Peer:
+        name = names.tenant_actor_name(self.settings, tenant_id)
+        return self._peer(name, lambda: tenant_actor.handle(self.settings, tenant_id))
+
+    def config(self) -> Peer:
+        name = names.config_actor_name(self.settings)
+        return self._peer(name, lambda: config_actor.handle(self.settings))
+
+    def projection(self) -> Peer:
+        name = names.projection_actor_name(self.settings)
+        return self._peer(name, lambda: projection_actor.handle(self.settings))
+
+    def provider(self, provider: str) -> Peer:
+        name = names.provider_actor_name(self.settings, provider)
+        return self._peer(name, lambda: provider_actor.handle(self.settings, provider))
+
+    @staticmethod
+    def _peer(name: str, handle_of: Callable[[], Any]) -> Peer:
+        return Peer(name, handle_of, lambda: names.existing(name))
+
+
+class TenantClient:
+    """A tenant's actor: the tenant, its keys, limits, models, tools, agents, executions."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+
+    async def create_tenant(self, name: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.create_tenant.remote(name, by))
+
+    async def describe(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.describe.remote())
+
+    async def issue_api_key(
+        self, scopes: list[str], expires_at: float | None, by: str
+    ) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.issue_api_key.remote(scopes, expires_at, by))
+
+    async def revoke_api_key(self, key_id: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.revoke_api_key.remote(key_id, by))
+
+    async def set_limits(self, own: dict[str, Any], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.set_limits.remote(own, by))
+
+    async def get_limits(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_limits.remote())
+
+    async def set_model_mapping(self, name: str, mapping: dict[str, Any], by: str) -> Any:
+        return await self.peer.ask(lambda h: h.set_model_mapping.remote(name, mapping, by))
+
+    async def list_model_mappings(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.list_model_mappings.remote())
+
+    async def remove_model_mapping(self, name: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.remove_model_mapping.remote(name, by))
+
+    async def set_model_policy(self, policy: dict[str, Any], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.set_model_policy.remote(policy, by))
+
+    async def get_model_policy(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_model_policy.remote())
+
+    async def models_view(self) -> dict[str, Any]:
+        """Every model the tenant can name, and what each virtual name resolves to now."""
+        return await self.peer.ask(lambda h: h.models_view.remote())
+
+    async def set_own_provider_key(self, provider: str, api_key: str, by: str) -> Any:
+        """Keep the tenant's own key for a provider (the actor's `set_provider_credential`)."""
+        return await self.peer.ask(
+            lambda h: h.set_provider_credential.remote(provider, api_key, by)
+        )
+
+    async def list_own_provider_keys(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.list_provider_credentials.remote())
+
+    async def remove_own_provider_key(self, provider: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.remove_provider_credential.remote(provider, by))
+
+    async def register_mcp_server(
+        self, server: dict[str, Any], secrets: dict[str, dict[str, str]], by: str
+    ) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.register_mcp_server.remote(server, secrets, by))
+
+    async def list_mcp_servers(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.list_mcp_servers.remote())
+
+    async def remove_mcp_server(self, server_id: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.remove_mcp_server.remote(server_id, by))
+
+    async def refresh_mcp_server(self, server_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.refresh_mcp_server.remote(server_id))
+
+    async def list_tools(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.list_tools.remote())
+
+    async def create_agent(
+        self, definition: dict[str, Any], legacy_credential: dict[str, str] | None, by: str
+    ) -> dict[str, Any]:
+        """Create an agent; `legacy_credential` is GraphQL's provider apiKey, kept encrypted."""
+        return await self.peer.ask(
+            lambda h: h.create_agent.remote(definition, legacy_credential, by)
+        )
+
+    async def install_agents(self, definitions: list[dict[str, Any]], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.install_agents.remote(definitions, by))
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_agents.remote())
+
+    async def get_agent(self, agent_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_agent.remote(agent_id))
+
+    async def update_agent(self, agent_id: str, changes: dict[str, Any], by: str) -> dict:
+        return await self.peer.ask(lambda h: h.update_agent.remote(agent_id, changes, by))
+
+    async def delete_agent(self, agent_id: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.delete_agent.remote(agent_id, by))
+
+    async def execute(self, agent_id: str, request: dict[str, Any]) -> WithHeaders:
+        """Run an execution: its `ExecutionResult`, with the tenant's X-RateLimit-* headers.
+        Its id is fixed here, so a retried call never runs it twice."""
+        execution_id = str(uuid.uuid4())
+
+        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
+            return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
+
+        return unwrap_with_headers(await self.peer.call(invoke))
+
+    async def execute_stream(
+        self, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool
+    ) -> Opened:
+        """Start a streamed execution (its id fixed here, as for `execute`) and connect to it;
+        a refusal raises here."""
+        execution_id = str(uuid.uuid4())
+
+        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
+            return handle.execute_stream.remote(
+                agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
+            )
+
+        reply = unwrap_with_headers(await self.peer.call(invoke))
+        return await open_stream(reply.value, reply.headers)
+
+    async def resume_stream(self, execution_id: str, after: int) -> Opened:
+        """Join a streamed execution after event `after`."""
+        return await open_stream(
+            await self.peer.ask(lambda h: h.resume_stream.remote(execution_id, after))
+        )
+
+    async def live_state(self, execution_id: str) -> dict[str, Any] | None:
+        """Content and usage so far of a streamed execution running in the actor, else None."""
+        return await self.peer.ask(lambda h: h.live_state.remote(execution_id))
+
+    async def stop(self) -> None:
+        """Stop the tenant's actor if it runs (its sessions and processes end with it)."""
+        handle = self.peer.running()
+        if handle is None:
+            return
+        try:
+            await handle.stop.remote()
+        except RayActorError:  # it exited, as asked
+            pass
+        names.forget(self.peer.name)
+
+
+class ConfigClient:
+    """The config actor: the effective configuration and the operators' changes to it.
+
+    After a change, `on_change` runs, so the change is visible on this replica at once.
+    """
+
+    def __init__(self, peer: Peer, on_change: Callable[[], Awaitable[Any]]) -> None:
+        self.peer = peer
+        self.on_change = on_change
+
+    async def snapshot(self, known: str | None = None) -> dict[str, Any] | None:
+        """The effective configuration and its version; None when `known` is current."""
+        return await self.peer.ask(lambda h: h.snapshot.remote(known))
+
+    async def describe(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.describe.remote())
+
+    async def set_virtual_model(self, name: str, definition: dict[str, Any], by: str) -> Any:
+        return await self._change(lambda h: h.set_virtual_model.remote(name, definition, by))
+
+    async def remove_virtual_model(self, name: str, by: str) -> Any:
+        return await self._change(lambda h: h.remove_virtual_model.remote(name, by))
+
+    async def set_provider(self, name: str, changes: dict[str, Any], by: str) -> Any:
+        return await self._change(lambda h: h.set_provider.remote(name, changes, by))
+
+    async def set_ingress(self, changes: dict[str, Any], by: str) -> Any:
+        return await self._change(lambda h: h.set_ingress.remote(changes, by))
+
+    async def reload(self, by: str) -> Any:
+        return await self._change(lambda h: h.reload.remote(by))
+
+    async def _change(self, invoke: Callable[[Any], Awaitable[Reply]]) -> Any:
+        value = await self.peer.ask(invoke)
+        await self.on_change()
+        return value
+
+
+class ReadModels:
+    """The projection actor: key directory, audit trail, execution history, tenant data."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+
+    async def ping(self) -> int:
+        return await self.peer.ask(lambda h: h.ping.remote())
+
+    async def catch_up(self) -> int:
+        return await self.peer.ask(lambda h: h.catch_up.remote())
+
+    async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
+        return await self.peer.ask(lambda h: h.lookup_key.remote(key_hash))
+
+    async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_keys.remote(tenant_id))
+
+    async def record_security(self, entries: list[dict[str, Any]]) -> None:
+        await self.peer.ask(lambda h: h.record_security.remote(entries))
+
+    async def list_audit(
+        self,
+        tenant_id: str,
+        kinds: list[str],
+        since: float | None,
+        until: float | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        return await self.peer.ask(
+            lambda h: h.list_audit.remote(tenant_id, kinds, since, until, limit)
+        )
+
+    async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
+        return await self.peer.ask(lambda h: h.get_execution.remote(tenant_id, execution_id))
+
+    async def list_executions(
+        self, tenant_id: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_executions.remote(tenant_id, filters))
+
+    async def export_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.export_tenant.remote(tenant_id))
+
+    async def erase_tenant(self, tenant_id: str) -> dict[str, int]:
+        return await self.peer.ask(lambda h: h.erase_tenant.remote(tenant_id))
+
+
+class KeyDirectory:
+    """The read models' key directory as one replica caches it (a hit for 5 s, a miss 1 s)."""
+
+    def __init__(self, read_models: ReadModels) -> None:
+        self.read_models = read_models
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    async def lookup(self, key_hash: str) -> dict[str, Any] | None:
+        """The key's record (tenant, scopes, expiry, revoked), or None for an unknown key."""
+        now = time.monotonic()
+        hit = self._cache.get(key_hash)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        record = await self.read_models.lookup_key(key_hash)
+        self._cache[key_hash] = (now + (KEY_HIT_TTL_S if record else KEY_MISS_TTL_S), record)
+        if len(self._cache) > MAX_CACHED_KEYS:
+            self._cache.clear()
+        return record
+
+
+class ProviderClient:
+    """A provider's actor, as the ingress sees it: its health."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+
+    async def health(self) -> dict[str, Any]:
+        """Breaker state, error rate, latency and the last error."""
+        return await self.peer.ask(lambda h: h.health.remote())

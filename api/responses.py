@@ -1,0 +1,21 @@
+"""The JSON error response of a CBError; a leaf module (the ASGI middlewares use it too)."""
+
+from __future__ import annotations
+
+from fastapi.responses import JSONResponse
+
+from domain.errors import CBError
+
+
+def error_response(err: CBError) -> JSONResponse:
+    """`{"error": {"type", "message", …}}` with the error's status, Retry-After and the
+    X-RateLimit-* headers of a limit refusal."""
+    headers: dict[str, str] = {}
+    if isinstance(err.details, dict) and isinstance(err.details.get("headers"), dict):
+        headers.update(err.details["headers"])  # X-RateLimit-* of a limit refusal
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(err.retry_after + 0.499)))
+    body: dict[str, object] = {"error": err.to_dict()}
+    if err.execution_id:
+        body["execution_id"] = err.execution_id
+    return JSONResponse(body, status_code=err.status, headers=headers)

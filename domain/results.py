@@ -1,0 +1,245 @@
+"""An execution's result, typed: the facts it ended with, and how the API shows them.
+
+The runner fills one `Outcome` as the execution goes; its terminal event records that
+`Outcome` (facts: answer, usage, models, attempts, timings), not the HTTP document. The
+document is `ExecutionResult.of(…).as_api()`, built at the edge from the facts, so the
+API's layout can change without touching the event log. Events written before (version
+1, which stored the document) are read through `outcome_from_document`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from domain.llm import Usage
+
+Status = Literal["running", "completed", "failed", "cancelled"]
+
+
+class Attempt(BaseModel):
+    """One try of one model: the wait for a provider permit, the call, how it failed."""
+
+    model: str
+    permit_ms: float = 0.0
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+class Timings(BaseModel):
+    """Where an execution's time went inside its tenant actor, in milliseconds."""
+
+    start_write: float = 0.0
+    permit: float = 0.0
+    provider: float = 0.0
+    finish_write: float | None = None  # known to the live answer only
+
+    @classmethod
+    def of(cls, start_write_ms: float, attempts: list[Attempt]) -> Timings:
+        return cls(
+            start_write=start_write_ms,
+            permit=round(sum(a.permit_ms for a in attempts), 3),
+            provider=round(sum(a.latency_ms for a in attempts), 3),
+        )
+
+
+class ErrorInfo(BaseModel):
+    """A failure as clients see it: the stable `type`, a message, the execution."""
+
+    type: str
+    message: str
+    execution_id: str | None = None
+
+
+class Answer(BaseModel):
+    """What the model answered (`response` in the API)."""
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    finish_reason: str | None = None
+    tool_results: list[dict[str, Any]] | None = None  # a completed execution's tool outputs
+
+
+class Outcome(BaseModel):
+    """The facts an execution ended with; what its terminal event records (version 2)."""
+
+    answer: Answer | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    model_resolved: str | None = None
+    provider: str | None = None
+    provider_model: str | None = None
+    attempts: list[Attempt] | None = None  # None: the execution never reached a provider
+    fallback_used: bool | None = None
+    dropped_parameters: list[str] | None = None
+    adjusted_parameters: dict[str, Any] | None = None
+    capped_parameters: dict[str, Any] | None = None  # by the tenant's model policy
+    routing: dict[str, Any] | None = None
+    timings: Timings | None = None
+    duration_ms: float | None = None
+    tool_calls: int | None = None
+    tool_errors: int | None = None
+    tools_offered: list[str] | None = None
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+
+    def facts(self) -> dict[str, Any]:
+        """The outcome as an event records it (JSON-able, unknowns left out)."""
+        return self.model_dump(exclude_none=True)
+
+
+class ResultUsage(Usage):
+    cost_usd: float = 0.0
+
+
+class ExecutionMetadata(BaseModel):
+    """`metadata` of a result; the keys a state does not know are left out of the API."""
+
+    model_requested: str
+    model_resolved: str | None = None
+    provider: str | None = None
+    attempts: int = 0
+    request_metadata: dict[str, Any] = Field(default_factory=dict)
+    tenant_capped_parameters: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = None
+    provider_model: str | None = None
+    attempt_log: list[Attempt] | None = None
+    fallback_used: bool | None = None
+    dropped_parameters: list[str] | None = None
+    adjusted_parameters: dict[str, Any] | None = None
+    duration_ms: float | None = None
+    timings_ms: Timings | None = None
+    tool_calls: int | None = None
+    tool_errors: int | None = None
+    tools_offered: list[str] | None = None
+
+
+class ExecutionResult(BaseModel):
+    """An execution as the API answers it (`POST …/execute`, `execution_complete`)."""
+
+    execution_id: str
+    agent_id: str
+    status: Status
+    response: Answer | None = None
+    usage: ResultUsage = Field(default_factory=ResultUsage)
+    metadata: ExecutionMetadata
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def of(
+        cls,
+        execution_id: str,
+        agent_id: str,
+        status: Status,
+        model_requested: str,
+        outcome: Outcome,
+    ) -> ExecutionResult:
+        """The result document of an execution in `status` that ended with `outcome`."""
+        o = outcome
+        meta: dict[str, Any] = {
+            "model_requested": model_requested,
+            "model_resolved": o.model_resolved,
+            "provider": o.provider,
+            "attempts": len(o.attempts or []),
+            "request_metadata": o.request_metadata,
+        }
+        optional = {
+            "tenant_capped_parameters": o.capped_parameters,
+            "routing": o.routing,
+            "attempt_log": o.attempts,
+            "duration_ms": o.duration_ms,
+        }
+        if status == "completed":
+            optional.update(
+                provider_model=o.provider_model,
+                fallback_used=o.fallback_used,
+                dropped_parameters=o.dropped_parameters,
+                adjusted_parameters=o.adjusted_parameters,
+                timings_ms=o.timings,
+                tool_calls=o.tool_calls,
+                tool_errors=o.tool_errors,
+                tools_offered=o.tools_offered,
+            )
+        meta.update({k: v for k, v in optional.items() if v is not None})
+        if status == "completed":  # a completed execution always says these, None or not
+            meta.setdefault("provider_model", o.provider_model)
+        return cls(
+            execution_id=execution_id,
+            agent_id=agent_id,
+            status=status,
+            response=o.answer,
+            usage=ResultUsage(**o.usage.model_dump(), cost_usd=o.cost_usd),
+            metadata=ExecutionMetadata.model_validate(meta),
+            error=o.error,
+        )
+
+    def as_api(self) -> dict[str, Any]:
+        """The JSON document clients get."""
+        completed = self.status == "completed"
+        usage = self.usage.model_dump()
+        if not completed:  # what an unfinished execution counted: nothing yet
+            usage = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+            usage["cost_usd"] = self.usage.cost_usd
+        return {
+            "execution_id": self.execution_id,
+            "agent_id": self.agent_id,
+            "status": self.status,
+            "response": _answer_api(self.response, completed),
+            "usage": usage,
+            "metadata": {
+                name: _plain(getattr(self.metadata, name))
+                for name in ExecutionMetadata.model_fields
+                if name in self.metadata.model_fields_set
+            },
+            "error": self.error.model_dump() if self.error else None,
+        }
+
+
+def _answer_api(answer: Answer | None, completed: bool) -> dict[str, Any] | None:
+    """A completed answer says how it finished and what its tools gave; a cut-off one
+    only what was said."""
+    if answer is None:
+        return None
+    shown: dict[str, Any] = {"content": answer.content, "tool_calls": answer.tool_calls}
+    if completed:
+        shown.update(finish_reason=answer.finish_reason, tool_results=answer.tool_results or [])
+    return shown
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Timings):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.model_dump() if isinstance(value, BaseModel) else value
+
+
+def outcome_from_document(result: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a version-1 terminal event, which stored the API's result document."""
+    meta = dict(result.get("metadata") or {})
+    usage = dict(result.get("usage") or {})
+    cost = usage.pop("cost_usd", 0.0)
+    attempts = meta.get("attempt_log")
+    outcome = Outcome(
+        answer=result.get("response"),
+        usage=Usage.model_validate(usage),
+        cost_usd=cost or 0.0,
+        model_resolved=meta.get("model_resolved"),
+        provider=meta.get("provider"),
+        provider_model=meta.get("provider_model"),
+        attempts=attempts if attempts is not None else ([] if meta.get("attempts") else None),
+        fallback_used=meta.get("fallback_used"),
+        dropped_parameters=meta.get("dropped_parameters"),
+        adjusted_parameters=meta.get("adjusted_parameters"),
+        capped_parameters=meta.get("tenant_capped_parameters"),
+        routing=meta.get("routing"),
+        timings=meta.get("timings_ms"),
+        duration_ms=meta.get("duration_ms"),
+        tool_calls=meta.get("tool_calls"),
+        tool_errors=meta.get("tool_errors"),
+        tools_offered=meta.get("tools_offered"),
+        request_metadata=meta.get("request_metadata") or {},
+        error=result.get("error"),
+    )
+    return outcome.facts()

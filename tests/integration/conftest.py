@@ -1,0 +1,30 @@
+"""The session's cluster (one real Ray, two Serve apps: SQLite and PostgreSQL) and a client
+per backend. Built by `tests/support/cluster.py` the first time a test asks for them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.emulator import ProviderEmulator
+from tests.support.client import ApiClient
+from tests.support.cluster import Cluster, start_cluster
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    emulator: ProviderEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    with start_cluster(emulator, tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def gateway(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[ApiClient]:
+    """A client of the SQLite or the PostgreSQL app (`SQLITE_ONLY` picks the first alone)."""
+    if request.param not in cluster.settings:
+        pytest.skip("PostgreSQL is not reachable (set CI=true to require it)")
+    client = ApiClient(cluster, request.param)
+    yield client
+    client.close()

@@ -1,0 +1,1 @@
+"""Test support: the session cluster, the HTTP client, and helpers shared by test modules."""

@@ -1,0 +1,157 @@
+"""Stand-ins for the actors a tenant's execution loop talks to, and a scripted provider.
+
+The fakes have the actors' method names and answer `.method.remote(…)` with an awaitable
+reply in the actors' one convention (`{"value": …}` or `{"error": …}`), so the code under
+test runs unchanged. `ScriptedProvider` is an `httpx.MockTransport` handler that answers
+OpenAI chat-completions requests with the replies it was given, in order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import yaml
+
+from actors.peers import Peers
+from actors.settings import DEFAULT_CONFIG
+
+
+class _Method:
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+
+    def remote(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+class FakeConfigActor:
+    """Hands out one configuration (the default file unless given)."""
+
+    def __init__(self, data: dict[str, Any] | None = None) -> None:
+        self.data = data or yaml.safe_load(DEFAULT_CONFIG.read_text())
+        self.version = "v1"
+        self.asked = 0
+        self.snapshot = _Method(self._snapshot)
+
+    async def _snapshot(self, known: str | None) -> dict[str, Any]:
+        self.asked += 1
+        value = None if known == self.version else {"version": self.version, "data": self.data}
+        return {"value": value}
+
+
+class FakeProviderActor:
+    """Grants every permit; says its breaker is `breaker`; records settled outcomes."""
+
+    def __init__(self, breaker: str = "closed", refuse: dict[str, Any] | None = None) -> None:
+        self.breaker = breaker
+        self.refuse = refuse
+        self.settled: list[Any] = []
+        self.lease = _Method(self._lease)
+        self.settle = _Method(self._settle)
+        self.routing_view = _Method(self._routing_view)
+
+    async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
+        return {"error": self.refuse} if self.refuse else {"value": want}
+
+    def _settle(self, returned: int, outcomes: list[Any]) -> None:
+        self.settled.extend(outcomes)
+
+    async def _routing_view(self) -> dict[str, Any]:
+        if self.breaker == "unreachable":
+            raise RuntimeError("provider actor died")
+        return {"value": {"breaker": self.breaker, "models": {}}}
+
+
+class FakeProjectionActor:
+    def __init__(self, running: list[dict[str, Any]] | None = None) -> None:
+        self.running = running or []
+        self.list_executions = _Method(self._list_executions)
+
+    async def _list_executions(self, tenant_id: str, filters: dict[str, Any]) -> dict[str, Any]:
+        return {"value": self.running}
+
+
+class ScriptedProvider:
+    """An OpenAI-compatible endpoint answering from a script: each entry is a status and
+    body, or a callable taking the request JSON; the last entry repeats."""
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script) or [completion("hello")]
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.requests.append({"url": str(request.url), "headers": request.headers, "json": body})
+        entry = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if callable(entry):
+            entry = entry(body)
+        status, payload = entry
+        return httpx.Response(status, json=payload)
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self))
+
+
+def completion(
+    content: str | None,
+    prompt_tokens: int = 12,
+    completion_tokens: int = 5,
+    tool_calls: list[dict[str, Any]] | None = None,
+    model: str = "gpt-4.1-mini",
+) -> tuple[int, dict[str, Any]]:
+    """A 200 chat-completions reply in OpenAI's wire format."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return 200, {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def error(status: int, message: str = "boom") -> tuple[int, dict[str, Any]]:
+    return status, {"error": {"message": message, "type": "server_error", "code": None}}
+
+
+class FakePeers:
+    """One config actor, a provider actor per name, a projection actor, a scripted client."""
+
+    def __init__(self, provider: ScriptedProvider | None = None) -> None:
+        self.config = FakeConfigActor()
+        self.providers: dict[str, FakeProviderActor] = {}
+        self.projection = FakeProjectionActor()
+        self.http = provider or ScriptedProvider()
+        self._client: httpx.AsyncClient | None = None
+
+    def provider(self, name: str) -> FakeProviderActor:
+        return self.providers.setdefault(name, FakeProviderActor())
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self.http.client()
+        return self._client
+
+    def peers(self) -> Peers:
+        return Peers(
+            config=lambda: self.config,
+            provider=self.provider,
+            projection=lambda: self.projection,
+            http=self.client,
+        )

@@ -1,0 +1,145 @@
+"""ExecutionRunner, in-process: the execution loop over a real SQLite store, fake peer
+actors and a MockTransport provider."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from actors.event_store import AsyncEventStore
+from actors.execution_runner import ExecutionRunner
+from actors.settings import Settings
+from domain.agent import Agent
+from domain.catalog import Catalog
+from domain.errors import CBError
+from domain.execution import Execution
+from tests.unit.fakes import FakePeers, ScriptedProvider, completion, error
+
+TENANT = str(uuid.uuid4())
+
+
+@pytest.fixture(autouse=True)
+def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AsyncEventStore]:
+    store = AsyncEventStore(Settings(data_dir=str(tmp_path)))
+    yield store
+    store.close()
+
+
+async def _runner(store: AsyncEventStore, fakes: FakePeers) -> ExecutionRunner:
+    fakes.config.data["providers"]["openai"]["retry_backoff_s"] = 0.001
+    runner = ExecutionRunner(Catalog(providers={}, models={}), store, TENANT, fakes.peers())
+    await runner.routing.refresh()  # what the tenant actor does when it loads
+    return runner
+
+
+def _agent(**definition: object) -> Agent:
+    return Agent(
+        id=uuid.uuid4(),
+        tenant_id=TENANT,
+        definition={"name": "Helper", "model": "cb:smart-chat", "system_prompt": "Be brief.",
+                    "parameters": {"temperature": 0.3}, **definition},
+    )  # fmt: skip
+
+
+async def _stored(store: AsyncEventStore, execution_id: str) -> Execution:
+    return await store.run(store.app.repository.get, uuid.UUID(execution_id))
+
+
+async def test_an_execution_answers_with_real_counts_and_records_its_outcome(store) -> None:
+    provider = ScriptedProvider(completion("Ray Serve serves models.", 20, 6))
+    runner = await _runner(store, FakePeers(provider))
+    execution_id = str(uuid.uuid4())
+    result = (
+        await runner.execute(_agent(), {"prompt": "What is Ray Serve?"}, execution_id)
+    ).as_api()
+
+    assert result["status"] == "completed"
+    assert result["response"]["content"] == "Ray Serve serves models."
+    assert result["usage"]["prompt_tokens"] == 20 and result["usage"]["total_tokens"] == 26
+    assert result["usage"]["cost_usd"] > 0
+    meta = result["metadata"]
+    assert meta["model_requested"] == "cb:smart-chat"
+    assert meta["model_resolved"] == provider.requests[0]["json"]["model"]
+    assert meta["attempts"] == 1 and meta["fallback_used"] is False
+    assert set(meta["timings_ms"]) == {"start_write", "permit", "provider", "finish_write"}
+    sent = provider.requests[0]["json"]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."}
+    assert sent[-1]["content"] == "What is Ray Serve?"
+
+    stored = await _stored(store, execution_id)
+    assert stored.status == "completed" and stored.outcome.usage.total_tokens == 26
+    # the stored document is the answer, less what only the live answer knew
+    del meta["timings_ms"]["finish_write"]
+    assert stored.result == result
+
+
+async def test_a_provider_failure_is_recorded_with_every_attempt_and_raised(store) -> None:
+    runner = await _runner(store, FakePeers(ScriptedProvider(error(500))))
+    execution_id = str(uuid.uuid4())
+    with pytest.raises(CBError) as raised:
+        await runner.execute(_agent(model="gpt-4o-mini"), {"prompt": "hi"}, execution_id)
+    assert raised.value.execution_id == execution_id
+    stored = await _stored(store, execution_id)
+    assert stored.status == "failed"
+    assert stored.result["error"]["type"] == raised.value.type
+    assert stored.result["metadata"]["attempts"] == 3  # max_retries 2, one model
+    assert len(raised.value.details["attempts"]) == 3
+
+
+async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
+    call = {"id": "call_1", "type": "function", "function": {
+        "name": "mortgage_calculator",
+        "arguments": json.dumps({"price": 400000, "annual_rate_percent": 6.5}),
+    }}  # fmt: skip
+    provider = ScriptedProvider(completion(None, tool_calls=[call]), completion("About 2528/mo."))
+    runner = await _runner(store, FakePeers(provider))
+    agent = _agent(tools=["mortgage_calculator"])
+    result = (
+        await runner.execute(agent, {"prompt": "Monthly payment?"}, str(uuid.uuid4()))
+    ).as_api()
+
+    assert result["response"]["content"] == "About 2528/mo."
+    [tool] = result["response"]["tool_results"]
+    assert tool["name"] == "mortgage_calculator"
+    assert tool["result"]["monthly_payment"] == pytest.approx(2528.27)
+    assert result["metadata"]["tool_calls"] == 1 and result["metadata"]["attempts"] == 2
+    answered = provider.requests[1]["json"]["messages"][-1]
+    assert answered["role"] == "tool" and answered["tool_call_id"] == "call_1"
+    assert result["usage"]["total_tokens"] == 34  # both turns counted
+
+
+async def test_an_unknown_model_fails_before_any_call(store) -> None:
+    provider = ScriptedProvider()
+    runner = await _runner(store, FakePeers(provider))
+    execution_id = str(uuid.uuid4())
+    with pytest.raises(CBError) as raised:
+        await runner.execute(_agent(model="cb:no-such-model"), {"prompt": "hi"}, execution_id)
+    assert raised.value.type == "model_not_found" and provider.requests == []
+    stored = await _stored(store, execution_id)
+    assert stored.status == "failed" and "attempt_log" not in stored.result["metadata"]
+
+
+async def test_executions_a_dead_runtime_left_running_are_recorded_as_interrupted(
+    store,
+) -> None:
+    fakes = FakePeers()
+    runner = await _runner(store, fakes)
+    left = Execution(
+        id=uuid.uuid4(), tenant_id=TENANT, agent_id="a", agent_version=1,
+        request={"prompt": "hi"}, model_requested="cb:smart-chat", stream=False,
+    )  # fmt: skip
+    await store.save(left)
+    fakes.projection.running = [{"execution_id": str(left.id)}]
+    assert await runner.fail_interrupted() == 1
+    stored = await _stored(store, str(left.id))
+    assert stored.status == "failed"
+    assert stored.result["error"]["type"] == "execution_interrupted"

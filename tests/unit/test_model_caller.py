@@ -1,0 +1,88 @@
+"""ModelCaller, in-process: retries, fallback and permits over a MockTransport provider."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from actors import provider_lease
+from actors.model_calls import ModelCaller
+from actors.routing_view import RoutingView
+from domain.catalog import parse_catalog
+from domain.errors import CircuitOpen, ProviderError
+from domain.llm import ChatMessage
+from tests.unit.fakes import FakePeers, FakeProviderActor, ScriptedProvider, completion, error
+
+MESSAGES = [ChatMessage(role="user", content="hi")]
+
+
+@pytest.fixture(autouse=True)
+def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+
+
+def _caller(fakes: FakePeers) -> ModelCaller:
+    data = fakes.config.data
+    data["providers"]["openai"]["retry_backoff_s"] = 0.001
+    catalog = parse_catalog(data)
+    routing = RoutingView(lambda: fakes.config, fakes.provider, lambda: ["openai"], lambda _: None)
+    return ModelCaller(catalog, routing, fakes.provider, fakes.client)
+
+
+async def test_a_whole_reply_is_parsed_with_the_providers_token_counts() -> None:
+    provider = ScriptedProvider(completion("hello there", prompt_tokens=7, completion_tokens=3))
+    fakes = FakePeers(provider)
+    outcome = await _caller(fakes).complete(["gpt-4.1-mini"], MESSAGES, {"temperature": 0.2})
+    assert outcome.response is not None and outcome.response.content == "hello there"
+    assert (outcome.response.usage.prompt_tokens, outcome.response.usage.total_tokens) == (7, 10)
+    assert (outcome.model, outcome.provider) == ("gpt-4.1-mini", "openai")
+    sent = provider.requests[0]
+    assert sent["url"].endswith("/chat/completions")
+    assert sent["headers"]["authorization"] == "Bearer sk-test-key"
+    assert sent["json"]["model"] == "gpt-4.1-mini" and sent["json"]["temperature"] == 0.2
+    assert [a.error for a in outcome.attempts] == [None]
+    await asyncio.sleep(provider_lease.FLUSH_S * 5)  # the outcome is settled in a batch
+    assert [(ok, model) for ok, _, _, _, model in fakes.providers["openai"].settled] == [
+        (True, "gpt-4.1-mini")
+    ]
+
+
+async def test_a_server_error_is_retried_on_the_same_model() -> None:
+    provider = ScriptedProvider(error(500), completion("second time"))
+    outcome = await _caller(FakePeers(provider)).complete(["gpt-4.1-mini"], MESSAGES, {})
+    assert outcome.response is not None and outcome.response.content == "second time"
+    assert [(a.model, a.error) for a in outcome.attempts] == [
+        ("gpt-4.1-mini", "provider_error"),
+        ("gpt-4.1-mini", None),
+    ]
+
+
+async def test_a_model_that_keeps_failing_falls_back_to_the_next_in_the_chain() -> None:
+    def by_model(body: dict) -> tuple[int, dict]:
+        return error(500) if body["model"] == "gpt-4.1-mini" else completion("from 4o")
+
+    outcome = await _caller(FakePeers(ScriptedProvider(by_model))).complete(
+        ["gpt-4.1-mini", "gpt-4o"], MESSAGES, {}
+    )
+    assert outcome.model == "gpt-4o" and outcome.response.content == "from 4o"
+    assert [a.model for a in outcome.attempts] == ["gpt-4.1-mini"] * 3 + ["gpt-4o"]
+
+
+async def test_when_every_model_fails_the_last_error_carries_every_attempt() -> None:
+    caller = _caller(FakePeers(ScriptedProvider(error(503))))
+    with pytest.raises(ProviderError) as raised:
+        await caller.complete(["gpt-4.1-mini", "gpt-4o"], MESSAGES, {})
+    assert len(raised.value.details["attempts"]) == 6
+
+
+async def test_a_lease_refused_by_an_open_breaker_marks_routing_open_and_calls_nothing() -> None:
+    provider = ScriptedProvider()
+    fakes = FakePeers(provider)
+    fakes.providers["openai"] = FakeProviderActor(
+        refuse=CircuitOpen("provider openai circuit is open").to_dict()
+    )
+    caller = _caller(fakes)
+    with pytest.raises(CircuitOpen):
+        await caller.complete(["gpt-4.1-mini"], MESSAGES, {})
+    assert caller.routing.open == {"openai"} and provider.requests == []

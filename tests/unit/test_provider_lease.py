@@ -1,0 +1,74 @@
+"""Leased provider credits: one actor call serves many attempts; everything is settled back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from actors import provider_lease
+from actors.provider_lease import ProviderLease
+
+
+class _Method:
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def remote(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+class FakeProvider:
+    """Stands in for the ProviderActor handle: same method names, counts its calls."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.outstanding = 0
+        self.lease_calls = 0
+        self.settled: list[tuple[int, list[Any]]] = []
+        self.lease = _Method(self._lease)
+        self.settle = _Method(self._settle)
+
+    async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
+        self.lease_calls += 1
+        granted = min(want, self.capacity - self.outstanding)
+        if granted == 0:
+            return {"error": {"type": "provider_rate_limited", "message": "full"}}
+        self.outstanding += granted
+        return {"value": granted}  # the reply convention: actors.replies
+
+    def _settle(self, returned: int, outcomes: list[Any]) -> None:
+        self.outstanding -= returned
+        self.settled.append((returned, outcomes))
+
+
+async def test_concurrent_attempts_share_one_lease_call_and_settle_every_slot() -> None:
+    provider = FakeProvider(capacity=100)
+    lease = ProviderLease(provider)
+
+    async def attempt(i: int) -> None:
+        assert await lease.take(1.0) is None
+        await asyncio.sleep(0.001)
+        lease.done(i % 2 == 0, 1.0, None if i % 2 == 0 else "provider_error", None, "m")
+
+    await asyncio.gather(*(attempt(i) for i in range(12)))
+    assert provider.lease_calls <= 2  # 12 attempts, not 12 round trips
+    await asyncio.sleep(provider_lease.FLUSH_S * 5)
+    outcomes = [o for _, batch in provider.settled for o in batch]
+    assert len(outcomes) == 12
+    assert sum(ok for ok, *_ in outcomes) == 6
+
+
+async def test_unused_credits_go_back_after_idling(monkeypatch: Any) -> None:
+    monkeypatch.setattr(provider_lease, "IDLE_RETURN_S", 0.05)
+    provider = FakeProvider(capacity=100)
+    lease = ProviderLease(provider)
+    assert await lease.take(1.0) is None  # leases 2 (one prefetched)
+    lease.done(True, 1.0, None, None, "m")
+    await asyncio.sleep(0.3)
+    assert provider.outstanding == 0 and lease.credits == 0
+
+
+async def test_a_refusal_is_returned_not_raised() -> None:
+    provider = FakeProvider(capacity=0)
+    refusal = await ProviderLease(provider).take(0.1)
+    assert refusal is not None and refusal["error"]["type"] == "provider_rate_limited"
