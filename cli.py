@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 from domain.config_check import config_problems
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config" / "default.yaml"
@@ -43,10 +43,10 @@ def validate_config(path: str) -> int:
         for problem in problems:
             print(f"  {problem}")
         return 1
-    catalog = parse_catalog(data)
+    config = parse_config(data)
     print(
-        f"{path}: OK ({len(catalog.providers)} providers, {len(catalog.models)} models, "
-        f"{len(catalog.virtual_models)} virtual models)"
+        f"{path}: OK ({len(config.providers)} providers, {len(config.models)} models, "
+        f"{len(config.virtual_models)} virtual models)"
     )
     return 0
 

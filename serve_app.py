@@ -163,7 +163,7 @@ def _start_local_model(settings: Settings) -> Any:
 
     from actors import local_model
 
-    if not local_model.wanted(settings.load_catalog()):
+    if not local_model.wanted(settings.load_config()):
         return None
     print("no provider key is set: starting the bundled local model (SmolLM2-135M-Instruct)")
     sys.stdout.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -22,7 +23,7 @@ from actors import names
 from actors.event_store import AsyncEventStore
 from actors.replies import replies, unwrap
 from actors.settings import Settings
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 from domain.config_check import config_problems
 from domain.errors import InvalidRequest, NotFound
 from domain.platform_config import PlatformConfig, config_id, overlay
@@ -37,7 +38,7 @@ class ConfigActor:
         self.serial = 0
         self.base: dict[str, Any] = {}
         self.digest = ""
-        self.config: PlatformConfig | None = None
+        self.recorded: PlatformConfig | None = None  # the operators' recorded overrides
         self.data: dict[str, Any] = {}
         self.lock = asyncio.Lock()
 
@@ -46,21 +47,50 @@ class ConfigActor:
         return f"{self.epoch}:{self.serial}"
 
     async def _load(self) -> PlatformConfig:
-        if self.config is not None:
-            return self.config
+        """The recorded overrides, and the effective configuration laid from them."""
+        if self.recorded is not None:
+            return self.recorded
         self.base, self.digest = _read(self.settings.config_path)
         try:
-            config = await self.store.run(
+            recorded = await self.store.run(
                 self.store.app.repository.get, config_id(self.settings.instance)
             )
         except AggregateNotFoundError:
-            config = PlatformConfig(id=config_id(self.settings.instance))
-        data = overlay(self.base, config.virtual_models, config.providers, config.ingress)
+            recorded = PlatformConfig(id=config_id(self.settings.instance))
+        data = overlay(self.base, recorded.virtual_models, recorded.providers, recorded.ingress)
         # overrides that no longer fit the file are left out rather than refusing to serve
         self.data = data if not config_problems(data) else self.base
-        self.config = config
+        self.recorded = recorded
         self.serial += 1
-        return config
+        return recorded
+
+    async def _change(
+        self,
+        record: Callable[[PlatformConfig], None],
+        *,
+        base: dict[str, Any] | None = None,
+        virtual_models: dict[str, Any] | None = None,
+        providers: dict[str, Any] | None = None,
+        ingress: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Lay the changed overrides over the file; if the result is valid, record the
+        change and serve the result (else refuse with every problem, changing nothing).
+        Called under the lock, after `_load`."""
+        recorded = self.recorded
+        assert recorded is not None
+        candidate = _checked(
+            overlay(
+                self.base if base is None else base,
+                recorded.virtual_models if virtual_models is None else virtual_models,
+                recorded.providers if providers is None else providers,
+                recorded.ingress if ingress is None else ingress,
+            )
+        )
+        record(recorded)
+        await self.store.save(recorded)
+        self.data = candidate
+        self.serial += 1
+        return candidate
 
     @replies
     async def snapshot(self, known: str | None = None) -> dict[str, Any] | None:
@@ -73,14 +103,14 @@ class ConfigActor:
     @replies
     async def describe(self) -> dict[str, Any]:
         """Version, file digest and the operators' overrides (for GET /api/v1/admin/config)."""
-        config = await self._load()
+        recorded = await self._load()
         return {
             "version": self.version,
             "file": self.settings.config_path,
             "file_sha256": self.digest,
-            "virtual_model_overrides": config.virtual_models,
-            "provider_overrides": config.providers,
-            "ingress_overrides": config.ingress,
+            "virtual_model_overrides": recorded.virtual_models,
+            "provider_overrides": recorded.providers,
+            "ingress_overrides": recorded.ingress,
             "ingress": self.data.get("ingress", {}),
             "virtual_models": self.data.get("virtual_models", {}),
         }
@@ -90,81 +120,66 @@ class ConfigActor:
         self, name: str, definition: dict[str, Any], by: str
     ) -> dict[str, Any]:
         async with self.lock:
-            config = await self._load()
-            overrides = {**config.virtual_models, name: definition}
-            candidate = _checked(overlay(self.base, overrides, config.providers, config.ingress))
-            config.set_virtual_model(name, definition, by)
-            await self.store.save(config)
-            self._adopt(candidate)
+            recorded = await self._load()
+            await self._change(
+                lambda r: r.set_virtual_model(name, definition, by),
+                virtual_models={**recorded.virtual_models, name: definition},
+            )
             return {"name": name, **definition, "version": self.version}
 
     @replies
     async def remove_virtual_model(self, name: str, by: str) -> dict[str, Any]:
         async with self.lock:
-            config = await self._load()
+            recorded = await self._load()
             if name not in self.data.get("virtual_models", {}):
                 raise NotFound(f"virtual model {name!r} does not exist")
-            overrides = {**config.virtual_models, name: None}
-            candidate = _checked(overlay(self.base, overrides, config.providers, config.ingress))
-            config.remove_virtual_model(name, by)
-            await self.store.save(config)
-            self._adopt(candidate)
+            await self._change(
+                lambda r: r.remove_virtual_model(name, by),
+                virtual_models={**recorded.virtual_models, name: None},
+            )
             return {"name": name, "removed": True, "version": self.version}
 
     @replies
-    async def set_provider(self, name: str, settings: dict[str, Any], by: str) -> dict[str, Any]:
+    async def set_provider(self, name: str, changes: dict[str, Any], by: str) -> dict[str, Any]:
         async with self.lock:
-            config = await self._load()
+            recorded = await self._load()
             if name not in self.base.get("providers", {}):
                 raise NotFound(f"provider {name!r} is not in the configuration file")
-            if "type" in settings:
+            if "type" in changes:
                 raise InvalidRequest(f"providers.{name}.type: cannot change at runtime")
-            merged = {**config.providers, name: {**config.providers.get(name, {}), **settings}}
-            candidate = _checked(overlay(self.base, config.virtual_models, merged, config.ingress))
-            config.set_provider_settings(name, settings, by)
-            await self.store.save(config)
-            self._adopt(candidate)
+            own = {**recorded.providers.get(name, {}), **changes}
+            await self._change(
+                lambda r: r.set_provider_settings(name, changes, by),
+                providers={**recorded.providers, name: own},
+            )
             self._push_provider(name)
             return {"name": name, **self.data["providers"][name], "version": self.version}
 
     @replies
-    async def set_ingress(self, settings: dict[str, Any], by: str) -> dict[str, Any]:
+    async def set_ingress(self, changes: dict[str, Any], by: str) -> dict[str, Any]:
         """Change every ingress replica's overload limits (they poll within seconds)."""
         async with self.lock:
-            config = await self._load()
-            merged = {**config.ingress, **settings}
-            candidate = _checked(
-                overlay(self.base, config.virtual_models, config.providers, merged)
+            recorded = await self._load()
+            candidate = await self._change(
+                lambda r: r.set_ingress(changes, by), ingress={**recorded.ingress, **changes}
             )
-            config.set_ingress(settings, by)
-            await self.store.save(config)
-            self._adopt(candidate)
-            return {**parse_catalog(candidate).ingress.model_dump(), "version": self.version}
+            return {**parse_config(candidate).ingress.model_dump(), "version": self.version}
 
     @replies
     async def reload(self, by: str) -> dict[str, Any]:
         """Read the file again; a file that fails validation changes nothing."""
         async with self.lock:
-            config = await self._load()
+            await self._load()
             try:
                 base, digest = _read(self.settings.config_path)
             except (OSError, yaml.YAMLError) as exc:
                 raise InvalidRequest(f"cannot read {self.settings.config_path}: {exc}") from None
             changed = digest != self.digest
-            candidate = _checked(
-                overlay(base, config.virtual_models, config.providers, config.ingress)
-            )
-            config.file_reloaded(digest, by)
-            await self.store.save(config)
+            await self._change(lambda r: r.file_reloaded(digest, by), base=base)
             self.base, self.digest = base, digest
-            self._adopt(candidate)
             for provider in self.data.get("providers", {}):
                 self._push_provider(provider)
             return {"version": self.version, "file_sha256": digest, "changed": changed}
-
-    def _adopt(self, candidate: dict[str, Any]) -> None:
-        self.data = candidate
-        self.serial += 1
 
     def _push_provider(self, name: str) -> None:
         """Tell a running provider actor of its new spec; one not running reads it at start."""
@@ -191,7 +206,7 @@ def _checked(candidate: dict[str, Any]) -> dict[str, Any]:
             f"the configuration would be invalid: {problems[0]}",
             details={"problems": problems},
         )
-    parse_catalog(candidate)  # a guard: config_problems found nothing, so this passes
+    parse_config(candidate)  # a guard: config_problems found nothing, so this passes
     return candidate
 
 

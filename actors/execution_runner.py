@@ -19,9 +19,9 @@ from actors.routing_view import RoutingView
 from actors.settings import configured_providers
 from actors.tool_box import ToolBox
 from domain.agent import Agent
-from domain.catalog import Catalog, parse_catalog
 from domain.codecs.tool_calls import arguments as tool_arguments
 from domain.codecs.tool_calls import assemble
+from domain.config import Config, parse_config
 from domain.errors import (
     CBError,
     Conflict,
@@ -53,26 +53,26 @@ class ExecutionRunner:
     the terminal event with the `Outcome`."""
 
     def __init__(
-        self, catalog: Catalog, store: AsyncEventStore, tenant_id: str, peers: Peers
+        self, config: Config, store: AsyncEventStore, tenant_id: str, peers: Peers
     ) -> None:
         self.store = store
         self.tenant_id = tenant_id
         self.peers = peers
         self.policy = TenantModelPolicy()
         self.routing = RoutingView(
-            peers.config, peers.provider, lambda: sorted(self.providers), self.use_config
+            peers.config_actor, peers.provider, lambda: sorted(self.providers), self.use_config
         )
-        self.caller = ModelCaller(catalog, self.routing, peers.provider, peers.http)
+        self.caller = ModelCaller(config, self.routing, peers.provider, peers.http)
         self.tools = ToolBox()
-        self._use_catalog(catalog)
+        self._adopt_config(config)
 
     def use_config(self, data: dict[str, Any]) -> None:
         """Adopt a new effective configuration (from the config actor)."""
-        self._use_catalog(parse_catalog(data))
+        self._adopt_config(parse_config(data))
 
-    def _use_catalog(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.caller.catalog = catalog
+    def _adopt_config(self, config: Config) -> None:
+        self.config = config
+        self.caller.config = config
         self._count_providers()
 
     def use_own_keys(self, keys: dict[str, str]) -> None:
@@ -82,11 +82,11 @@ class ExecutionRunner:
         self._count_providers()
 
     def _count_providers(self) -> None:
-        own = {p for p in self.caller.own_keys if p in self.catalog.providers}
-        self.providers = configured_providers(self.catalog) | own
+        own = {p for p in self.caller.own_keys if p in self.config.providers}
+        self.providers = configured_providers(self.config) | own
 
     async def check_model(self, model: str, tools: list[str] | None = None) -> None:
-        """Reject an agent whose model resolves to nothing in the catalog, or to no model
+        """Reject an agent whose model resolves to nothing in the config, or to no model
         that takes its tools."""
         needs = Needs(capabilities=frozenset({"tools"})) if tools else Needs()
         await self.route(model, needs, any_provider=True)
@@ -107,12 +107,12 @@ class ExecutionRunner:
     def _resolve(self, model: str, needs: Needs, any_provider: bool) -> Route:
         return resolve(
             model,
-            self.catalog,
-            self.catalog.providers.keys() if any_provider else self.providers,
+            self.config,
+            self.config.providers.keys() if any_provider else self.providers,
             () if any_provider else self.routing.open,
             needs,
             self.routing.stats,
-            virtual_models=self.policy.virtual_models(self.catalog),
+            virtual_models=self.policy.virtual_models(self.config),
             allowed_models=self.policy.allowed_models,
         )
 
@@ -209,7 +209,7 @@ class ExecutionRunner:
             await self._fail(execution, outcome, err, started, live)
         first = route.chain[0]
         outcome.routing = route.explain()
-        execution.resolve_model(first, self.catalog.models[first].provider, outcome.routing)
+        execution.resolve_model(first, self.config.models[first].provider, outcome.routing)
         await self.store.save(execution)
         return Run(
             execution=execution,
@@ -267,7 +267,7 @@ class ExecutionRunner:
                 "agent_id": run.execution.agent_id,
                 "model_requested": run.execution.model_requested,
                 "model_resolved": run.route.chain[0],
-                "provider": self.catalog.models[run.route.chain[0]].provider,
+                "provider": self.config.models[run.route.chain[0]].provider,
             },
         )
         total = CallOutcome()
@@ -369,7 +369,7 @@ class ExecutionRunner:
         return Usage.of(estimate_prompt_tokens(run.messages), estimate_tokens(text), estimated=True)
 
     def _usage_event(self, execution_id: str, outcome: CallOutcome, usage: Usage) -> dict[str, Any]:
-        model = self.catalog.models.get(outcome.model or "")
+        model = self.config.models.get(outcome.model or "")
         cost = (
             cost_usd(model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
             if model
@@ -429,7 +429,7 @@ class ExecutionRunner:
         )
         out.usage = usage
         out.cost_usd = cost_usd(
-            self.catalog.models[call.model],
+            self.config.models[call.model],
             usage.prompt_tokens,
             usage.completion_tokens,
             usage.cached_tokens,

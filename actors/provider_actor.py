@@ -12,7 +12,7 @@ from actors import config_actor, names
 from actors.replies import replies, unwrap
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
-from domain.catalog import ProviderSpec
+from domain.config import ProviderSpec
 from domain.errors import CircuitOpen, ProviderRateLimited
 from domain.provider_health import HealthWindow, ModelRecord
 from domain.ratelimit import TokenBucket

@@ -24,17 +24,17 @@ log = logging.getLogger(__name__)
 
 
 class RoutingView:
-    """`config()` and `provider(name)` give the peers' handles; `providers()` the names to ask;
-    `on_config` takes each newer configuration."""
+    """`config_actor()` and `provider(name)` give the peers' handles; `providers()` the
+    names to ask; `on_config` takes each newer configuration."""
 
     def __init__(
         self,
-        config: Callable[[], Any],
+        config_actor: Callable[[], Any],
         provider: Callable[[str], Any],
         providers: Callable[[], list[str]],
         on_config: Callable[[dict[str, Any]], None],
     ) -> None:
-        self.config = config
+        self.config_actor = config_actor
         self.provider = provider
         self.providers = providers
         self.on_config = on_config
@@ -58,7 +58,7 @@ class RoutingView:
 
     async def refresh(self) -> None:
         """Ask the config actor for news and every configured provider for its view, at once."""
-        snapshot = unwrap(await self.config().snapshot.remote(self.config_version))
+        snapshot = unwrap(await self.config_actor().snapshot.remote(self.config_version))
         if snapshot is not None:
             self.config_version = snapshot["version"]
             self.on_config(snapshot["data"])

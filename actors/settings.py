@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 import yaml
 from eventsourcing.cryptography import AESCipher
 
-from domain.catalog import Catalog, ProviderSpec, parse_catalog
+from domain.config import Config, ProviderSpec, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
@@ -91,14 +91,14 @@ class Settings:
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         return "sqlite:///" + str(Path(self.data_dir) / "readmodels.sqlite")
 
-    def load_catalog(self) -> Catalog:
-        return load_catalog(self.config_path)
+    def load_config(self) -> Config:
+        return load_config(self.config_path)
 
 
-def load_catalog(path: str | Path) -> Catalog:
+def load_config(path: str | Path) -> Config:
     """Read and validate a configuration file."""
     with open(path, encoding="utf-8") as fh:
-        return parse_catalog(yaml.safe_load(fh) or {})
+        return parse_config(yaml.safe_load(fh) or {})
 
 
 def provider_base_url(spec: ProviderSpec) -> str:
@@ -114,14 +114,14 @@ def provider_api_key(spec: ProviderSpec) -> str | None:
     return os.environ.get(spec.api_key_env) if spec.api_key_env else None
 
 
-def configured_providers(catalog: Catalog) -> set[str]:
+def configured_providers(config: Config) -> set[str]:
     """Providers this process can call: those with a credential, or needing none.
 
     A provider with `enabled_env` (the bundled local model) counts only while it is set.
     """
     return {
         name
-        for name, spec in catalog.providers.items()
+        for name, spec in config.providers.items()
         if (not spec.requires_api_key or provider_api_key(spec))
         and (not spec.enabled_env or os.environ.get(spec.enabled_env))
     }

@@ -27,7 +27,7 @@ from actors.stream_channel import StreamChannel
 from actors.tenant_commands import TenantCommands, effective_limits
 from domain import stream_log
 from domain.agent import Agent
-from domain.catalog import Catalog, TenantDefaults
+from domain.config import Config, TenantDefaults
 from domain.errors import ResumeUnavailable
 from domain.execution import Execution
 from domain.tenant_limits import LimitGate, estimated_tokens
@@ -45,7 +45,7 @@ class TenantActor:
         self.store = AsyncEventStore(settings)
         # empty until the first _load asks the config actor (never the file as it lies: an
         # operator may be editing it)
-        empty = Catalog(providers={}, models={})
+        empty = Config(providers={}, models={})
         self.runner = ExecutionRunner(empty, self.store, tenant_id, _peers(settings))
         self.commands = TenantCommands(tenant_id, self.store, SecretBox(settings), self.runner)
         defaults = TenantDefaults()
@@ -69,7 +69,7 @@ class TenantActor:
             if self._loaded:
                 return self.commands
             await self.runner.routing.refresh()
-            defaults = self.runner.catalog.tenant_defaults
+            defaults = self.runner.config.tenant_defaults
             self.idle_evict_s = self.settings.tenant_idle_evict_s or defaults.idle_evict_s
             await self.commands.load()
             tenant = self.commands.tenant
@@ -344,7 +344,7 @@ def handle(settings: Settings, tenant_id: str) -> Any:
 def _peers(settings: Settings) -> Peers:
     """The tenant's execution loop's peers: this deployment's actors, found by name."""
     return Peers(
-        config=lambda: config_actor.handle(settings),
+        config_actor=lambda: config_actor.handle(settings),
         provider=lambda name: provider_actor.handle(settings, name),
         projection=lambda: projection_actor.handle(settings),
         http=shared_client,

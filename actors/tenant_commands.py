@@ -22,7 +22,7 @@ from actors.mcp_sessions import McpConnection, check_stdio_command
 from actors.secrets import SecretBox
 from domain import keys
 from domain.agent import Agent
-from domain.catalog import TenantDefaults
+from domain.config import TenantDefaults
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.model_listing import models_listing
 from domain.schemas import SCOPES
@@ -116,7 +116,7 @@ class TenantCommands:
 
     async def set_limits(self, own: dict[str, Any], by: str) -> TenantLimits:
         """The tenant's own limits over the configured defaults; the effective limits."""
-        limits = effective_limits(self.runner.catalog.tenant_defaults, own)  # validates the mix
+        limits = effective_limits(self.runner.config.tenant_defaults, own)  # validates the mix
         async with self._changing() as tenant:
             tenant.set_limits(own, by)
         return limits
@@ -132,7 +132,7 @@ class TenantCommands:
         """Map a virtual name to this tenant's own candidates (over the platform's)."""
         self.require_tenant()
         await self.runner.routing.fresh()
-        problems = mapping_problems(name, mapping, self.runner.catalog)
+        problems = mapping_problems(name, mapping, self.runner.config)
         if problems:
             raise InvalidRequest(problems[0], details={"problems": problems})
         async with self._changing() as tenant:
@@ -155,7 +155,7 @@ class TenantCommands:
         unknown = [
             f"allowed_models[{i}]: unknown model {m!r}"
             for i, m in enumerate(policy.get("allowed_models") or [])
-            if m not in self.runner.catalog.models
+            if m not in self.runner.config.models
         ]
         if unknown:
             raise InvalidRequest(unknown[0], details={"problems": unknown})
@@ -172,14 +172,14 @@ class TenantCommands:
         runner = self.runner
         await runner.routing.fresh()
         return models_listing(
-            runner.catalog, runner.policy, runner.providers, runner.routing.open,
+            runner.config, runner.policy, runner.providers, runner.routing.open,
             runner.routing.stats,
         )  # fmt: skip
 
     async def set_own_provider_key(self, provider: str, api_key: str, by: str) -> dict[str, Any]:
         """Keep the tenant's own key for a provider, encrypted; used only for its calls."""
         self.require_tenant()
-        spec = self.runner.catalog.providers.get(provider)
+        spec = self.runner.config.providers.get(provider)
         if spec is None:
             raise NotFound(f"provider {provider!r} is not configured on this platform")
         if not spec.requires_api_key:

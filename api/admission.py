@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.responses import error_response
 from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
-from domain.catalog import IngressLimits
+from domain.config import IngressLimits
 from domain.errors import CBError, Overloaded, RateLimited
 
 PROBE_S = 0.05  # how often the event loop's lag is sampled

@@ -70,7 +70,7 @@ class Actors:
         name = names.tenant_actor_name(self.settings, tenant_id)
         return self._peer(name, lambda: tenant_actor.handle(self.settings, tenant_id))
 
-    def config(self) -> Peer:
+    def config_actor(self) -> Peer:
         name = names.config_actor_name(self.settings)
         return self._peer(name, lambda: config_actor.handle(self.settings))
 

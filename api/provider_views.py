@@ -7,7 +7,7 @@ from typing import Any
 
 from actors.settings import provider_base_url
 from api.runtime import Runtime
-from domain.catalog import Catalog
+from domain.config import Config
 from domain.model_listing import provider_models
 from domain.urls import shown_url
 
@@ -15,18 +15,18 @@ from domain.urls import shown_url
 async def provider_views(runtime: Runtime, only: str | None = None) -> list[dict[str, Any]]:
     """The configured providers (or just `only`) with their models and health."""
     health = await runtime.provider_health(only)
-    catalog = runtime.catalog()
-    return [_view(catalog, name, state) for name, state in health.items()]
+    config = runtime.config()
+    return [_view(config, name, state) for name, state in health.items()]
 
 
-def _view(catalog: Catalog, name: str, health: dict[str, Any]) -> dict[str, Any]:
-    spec = catalog.providers[name]
+def _view(config: Config, name: str, health: dict[str, Any]) -> dict[str, Any]:
+    spec = config.providers[name]
     last = health.get("last_check")
     return {
         "id": name,
         "type": spec.type,
         "base_url": shown_url(provider_base_url(spec)),
-        "models": provider_models(catalog, name),
+        "models": provider_models(config, name),
         "health": {
             "healthy": health["healthy"],
             "breaker": health["breaker"],

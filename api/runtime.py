@@ -22,7 +22,7 @@ from api.clients import (
     TenantClient,
 )
 from api.security_log import SecurityLog
-from domain.catalog import Catalog, parse_catalog
+from domain.config import Config, parse_config
 
 CONFIG_REFRESH_S = 2.0
 READY_TIMEOUT_S = 5.0
@@ -37,14 +37,14 @@ class Runtime:
     def __init__(self, settings: Settings, actors: Actors | None = None) -> None:
         self.settings = settings
         self.actors = actors if actors is not None else Actors(settings)
-        self.config = ConfigClient(self.actors.config(), on_change=self.refresh_catalog)
+        self.config_actor = ConfigClient(self.actors.config_actor(), on_change=self.refresh_config)
         self.read_models = ReadModels(self.actors.projection())
         self.keys = KeyDirectory(self.read_models)
         self.security_log = SecurityLog(self.read_models.record_security)
-        self._catalog: Catalog | None = None
+        self._catalog: Config | None = None
         self._config_version: str | None = None
         self._config_checked = 0.0
-        self._config_refresh: asyncio.Task[Catalog] | None = None
+        self._config_refresh: asyncio.Task[Config] | None = None
 
     def tenant(self, tenant_id: str) -> TenantClient:
         """The client of the tenant's actor (started on first use)."""
@@ -54,14 +54,14 @@ class Runtime:
         """The client of the provider's actor (started on first use)."""
         return ProviderClient(self.actors.provider(name))
 
-    def catalog(self) -> Catalog:
+    def config(self) -> Config:
         """The effective configuration as this replica last heard it from the config actor.
 
         Read from the file at first; checked for news in the background at most every
         `CONFIG_REFRESH_S`, so a change made on any replica reaches this one within seconds.
         """
         if self._catalog is None:
-            self._catalog = self.settings.load_catalog()
+            self._catalog = self.settings.load_config()
         now = time.monotonic()
         if now - self._config_checked > CONFIG_REFRESH_S:
             self._config_checked = now
@@ -70,27 +70,27 @@ class Runtime:
             except RuntimeError:
                 return self._catalog
             if self._config_refresh is None or self._config_refresh.done():
-                self._config_refresh = loop.create_task(self.refresh_catalog())
+                self._config_refresh = loop.create_task(self.refresh_config())
         return self._catalog
 
-    async def refresh_catalog(self) -> Catalog:
+    async def refresh_config(self) -> Config:
         """Ask the config actor for a newer configuration now; the current one either way."""
-        self._adopt(await self.config.snapshot(self._config_version))
-        return self.catalog()
+        self._adopt(await self.config_actor.snapshot(self._config_version))
+        return self.config()
 
     def config_version(self) -> str | None:
         """The configuration version this replica serves (None: the file, not yet confirmed)."""
-        self.catalog()
+        self.config()
         return self._config_version
 
     def _adopt(self, snapshot: dict[str, Any] | None) -> None:
         if snapshot is not None:
-            self._catalog = parse_catalog(snapshot["data"])
+            self._catalog = parse_config(snapshot["data"])
             self._config_version = snapshot["version"]
 
     async def provider_health(self, only: str | None = None) -> dict[str, dict[str, Any]]:
         """Each configured provider's health (or just `only`'s), from its provider actor."""
-        providers = sorted(p for p in configured_providers(self.catalog()) if only in (None, p))
+        providers = sorted(p for p in configured_providers(self.config()) if only in (None, p))
         health = await asyncio.gather(*(self.provider(p).health() for p in providers))
         return dict(zip(providers, health, strict=True))
 
@@ -99,7 +99,7 @@ class Runtime:
         take the configuration from the config actor (blocking: for the deployment's init)."""
         self.actors.projection().handle_of()
         self._adopt(current_config(self.settings))
-        for provider in configured_providers(self.catalog()):
+        for provider in configured_providers(self.config()):
             self.actors.provider(provider).handle_of()
 
     async def ready(self) -> None:

@@ -1,1 +1,1 @@
-"""Pure domain: aggregates, schemas, catalog, routing, codecs, pricing. No Ray, no I/O."""
+"""Pure domain: aggregates, schemas, config, routing, codecs, pricing. No Ray, no I/O."""

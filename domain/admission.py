@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import Generic, TypeVar
 
-from domain.catalog import IngressLimits
+from domain.config import IngressLimits
 from domain.errors import Overloaded
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from domain.catalog import Catalog, dangling_references
+from domain.config import Config, dangling_references
 
 
 def _path(loc: tuple[Any, ...]) -> str:
@@ -32,7 +32,7 @@ def config_problems(data: Any) -> list[str]:
     data = {k: v for k, v in data.items() if not str(k).startswith("_")}
     problems: list[str] = []
     try:
-        Catalog.model_validate(data, context={"skip_references": True})
+        Config.model_validate(data, context={"skip_references": True})
     except ValidationError as exc:
         problems += [f"{_path(e['loc'])}: {_message(e)}" for e in exc.errors()]
     problems += dangling_references(data)

@@ -17,7 +17,7 @@ class ChatMessage(BaseModel):
 
 
 class LLMRequest(BaseModel):
-    """A provider-neutral chat request for one concrete catalog model."""
+    """A provider-neutral chat request for one configured concrete model."""
 
     model: str
     messages: list[ChatMessage]

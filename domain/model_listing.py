@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from domain.catalog import Catalog, ModelSpec, VirtualModel
+from domain.config import Config, ModelSpec, VirtualModel
 from domain.errors import CBError
 from domain.routing import ModelStats, resolve
 from domain.tenant_models import TenantModelPolicy
@@ -44,17 +44,17 @@ def _prices(model: ModelSpec) -> dict[str, float | None]:
 
 
 def concrete_model(
-    catalog: Catalog, name: str, fields: Sequence[str] = CONCRETE_FIELDS
+    config: Config, name: str, fields: Sequence[str] = CONCRETE_FIELDS
 ) -> dict[str, Any]:
-    """The catalog's facts about concrete model `name`: the `fields` asked for, in their order.
+    """The config's facts about concrete model `name`: the `fields` asked for, in their order.
 
     The one builder of a concrete model's dict, for `GET /api/v1/models` and the providers.
     """
-    model = catalog.models[name]
+    model = config.models[name]
     facts: dict[str, Any] = {
         "id": name,
         "provider": model.provider,
-        "provider_model": catalog.wire_model(name),
+        "provider_model": config.wire_model(name),
         "capabilities": sorted(model.capabilities),
         "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens,
@@ -63,44 +63,44 @@ def concrete_model(
     return {f: facts[f] for f in fields}
 
 
-def provider_models(catalog: Catalog, provider: str) -> list[dict[str, Any]]:
-    """The models of one provider as `GET /api/v1/providers` shows them, in catalog order."""
+def provider_models(config: Config, provider: str) -> list[dict[str, Any]]:
+    """The models of one provider as `GET /api/v1/providers` shows them, in config order."""
     return [
-        concrete_model(catalog, name, PROVIDER_MODEL_FIELDS)
-        for name, model in catalog.models.items()
+        concrete_model(config, name, PROVIDER_MODEL_FIELDS)
+        for name, model in config.models.items()
         if model.provider == provider
     ]
 
 
 def models_listing(
-    catalog: Catalog,
+    config: Config,
     policy: TenantModelPolicy,
     configured: Collection[str],
     open_providers: Collection[str],
     stats: Mapping[str, ModelStats],
 ) -> dict[str, Any]:
     """Virtual names first (with what each resolves to now), then the concrete models."""
-    names = policy.virtual_models(catalog)
+    names = policy.virtual_models(config)
     virtual = [
-        _virtual_entry(catalog, policy, names, name, configured, open_providers, stats)
+        _virtual_entry(config, policy, names, name, configured, open_providers, stats)
         for name in sorted(names)
     ]
     concrete = [
         {
             "id": name,
             "kind": "concrete",
-            **concrete_model(catalog, name),
+            **concrete_model(config, name),
             "available": model.provider in configured and model.provider not in open_providers,
             "breaker": "open" if model.provider in open_providers else "closed",
         }
-        for name, model in catalog.models.items()
+        for name, model in config.models.items()
         if policy.allowed_models is None or name in policy.allowed_models
     ]
     return {"models": virtual + concrete}
 
 
 def _virtual_entry(
-    catalog: Catalog,
+    config: Config,
     policy: TenantModelPolicy,
     names: Mapping[str, VirtualModel],
     name: str,
@@ -122,7 +122,7 @@ def _virtual_entry(
     try:
         route = resolve(
             name,
-            catalog,
+            config,
             configured,
             open_providers,
             stats=stats,
@@ -133,7 +133,7 @@ def _virtual_entry(
         entry.update(resolves_to=None, fallbacks=[], provider=None, unavailable=err.message)
         entry.update(capabilities=[], input_price_per_mtok=None, output_price_per_mtok=None)
     else:
-        chosen = catalog.models[route.chain[0]]
+        chosen = config.models[route.chain[0]]
         entry.update(
             resolves_to=route.chain[0],
             fallbacks=route.chain[1:],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.catalog import ModelSpec
+from domain.config import ModelSpec
 
 
 @dataclass

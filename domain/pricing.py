@@ -1,8 +1,8 @@
-"""Cost from real token counts and catalog prices (USD per million tokens)."""
+"""Cost from real token counts and config prices (USD per million tokens)."""
 
 from __future__ import annotations
 
-from domain.catalog import ModelSpec
+from domain.config import ModelSpec
 
 
 def cost_usd(
@@ -11,7 +11,7 @@ def cost_usd(
     """What a call cost, rounded to a billionth of a dollar.
 
     `cached_tokens` (part of `prompt_tokens`) read from the provider's prompt cache are
-    priced at the model's cached-input price when the catalog gives one.
+    priced at the model's cached-input price when the config gives one.
     """
     cached = min(cached_tokens, prompt_tokens) if model.cached_input_price_per_mtok else 0
     raw = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from domain.catalog import Capability, Catalog, ModelSpec, VirtualModel
+from domain.config import Capability, Config, ModelSpec, VirtualModel
 from domain.errors import (
     CapabilityNotSupported,
     CBError,
@@ -22,7 +22,7 @@ from domain.errors import (
     NoModelAvailable,
 )
 
-MIN_OBSERVED = 3  # attempts before observed latency replaces the catalog's prior
+MIN_OBSERVED = 3  # attempts before observed latency replaces the config's prior
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def rank(
 
 
 def latency_ms(model: ModelSpec, observed: ModelStats) -> float:
-    """Observed latency once there are enough samples, the catalog's prior until then."""
+    """Observed latency once there are enough samples, the config's prior until then."""
     if observed.samples >= MIN_OBSERVED and observed.latency_ms is not None:
         return observed.latency_ms
     return model.latency_prior_ms
@@ -101,7 +101,7 @@ class GapKind(StrEnum):
 
     CAPABILITY = "capability"  # it lacks a capability the request needs
     CONTEXT = "context"  # its context window cannot hold the prompt plus `max_tokens`
-    UNKNOWN = "unknown"  # it is not in the catalog
+    UNKNOWN = "unknown"  # it is not in the config
     NOT_ALLOWED = "not_allowed"  # the tenant's allow-list leaves it out
     UNCONFIGURED = "unconfigured"  # its provider is not configured
     CIRCUIT_OPEN = "circuit_open"  # its provider's breaker is open
@@ -146,7 +146,7 @@ def _gap(
 ) -> Gap | None:
     """Why candidate `name` cannot serve this request now, or None if it can."""
     if spec is None:
-        return Gap(GapKind.UNKNOWN, "not in the catalog")
+        return Gap(GapKind.UNKNOWN, "not in the catalog")  # the message clients have always seen
     gap = _static_gap(spec, needs)
     if gap is not None:
         return gap
@@ -176,7 +176,7 @@ def _no_route(requested: str, gaps: list[tuple[str, Gap]]) -> CBError:
 
 def resolve(
     requested: str,
-    catalog: Catalog,
+    config: Config,
     configured_providers: Collection[str],
     open_providers: Collection[str] = (),
     needs: Needs = NO_NEEDS,
@@ -186,13 +186,13 @@ def resolve(
 ) -> Route:
     """Resolve a virtual or concrete name against what is configured and healthy now.
 
-    `virtual_models` defaults to the catalog's (a tenant passes its own mappings over them);
+    `virtual_models` defaults to the config's (a tenant passes its own mappings over them);
     `allowed_models`, when given, is the tenant's allow-list of concrete models.
     """
-    names = catalog.virtual_models if virtual_models is None else virtual_models
+    names = config.virtual_models if virtual_models is None else virtual_models
     virtual = names.get(requested)
     if virtual is None:
-        if requested not in catalog.models:
+        if requested not in config.models:
             raise ModelNotFound(f"unknown model {requested!r}; GET /api/v1/models lists them")
         if allowed_models is not None and requested not in allowed_models:
             raise ModelNotAllowed(f"model {requested!r} is not allowed for this tenant")
@@ -203,7 +203,7 @@ def resolve(
     chain: list[str] = []
     gaps: list[tuple[str, Gap]] = []
     for name in virtual.candidates:
-        spec = catalog.models.get(name)
+        spec = config.models.get(name)
         gap = _gap(name, spec, needs, configured_providers, open_providers, allowed_models)
         if gap is None:
             chain.append(name)
@@ -211,6 +211,6 @@ def resolve(
             gaps.append((name, gap))
     if not chain:
         raise _no_route(requested, gaps)
-    ranked = rank(virtual, chain, catalog.models, stats or {})
+    ranked = rank(virtual, chain, config.models, stats or {})
     skipped = [{"model": name, "reason": gap.text} for name, gap in gaps]
     return Route(requested, strategy, ranked, skipped)

@@ -26,7 +26,7 @@ class _Body(BaseModel):
 
 
 class Parameters(_Body):
-    """Unified generation parameters; each model takes the subset its catalog entry lists."""
+    """Unified generation parameters; each model takes the subset its config entry lists."""
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000)

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.catalog import Catalog, VirtualModel
+from domain.config import Config, VirtualModel
 
 
 @dataclass
 class TenantModelPolicy:
     mappings: dict[str, VirtualModel] = field(default_factory=dict)
-    allowed_models: frozenset[str] | None = None  # None: every catalog model
+    allowed_models: frozenset[str] | None = None  # None: every config model
     parameter_defaults: dict[str, Any] = field(default_factory=dict)
     parameter_caps: dict[str, float] = field(default_factory=dict)
 
@@ -27,11 +27,11 @@ class TenantModelPolicy:
             parameter_caps=dict(policy.get("parameter_caps") or {}),
         )
 
-    def virtual_models(self, catalog: Catalog) -> Mapping[str, VirtualModel]:
+    def virtual_models(self, config: Config) -> Mapping[str, VirtualModel]:
         """The names this tenant resolves: the platform's, with its own mappings over them."""
         if not self.mappings:
-            return catalog.virtual_models
-        return {**catalog.virtual_models, **self.mappings}
+            return config.virtual_models
+        return {**config.virtual_models, **self.mappings}
 
     def parameters(self, requested: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Defaults under the agent's and request's parameters, then the caps; and what was
@@ -46,12 +46,12 @@ class TenantModelPolicy:
         return merged, capped
 
 
-def mapping_problems(name: str, mapping: dict[str, Any], catalog: Catalog) -> list[str]:
+def mapping_problems(name: str, mapping: dict[str, Any], config: Config) -> list[str]:
     """Why a tenant mapping cannot be accepted, each with its path; empty when it can."""
     problems = []
-    if name in catalog.models:
+    if name in config.models:
         problems.append(f"name: {name!r} is a concrete model; a mapping cannot shadow it")
     for i, candidate in enumerate(mapping.get("candidates", [])):
-        if candidate not in catalog.models:
+        if candidate not in config.models:
             problems.append(f"candidates[{i}]: unknown model {candidate!r}")
     return problems

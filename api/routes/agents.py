@@ -66,7 +66,7 @@ async def execute(
     who.require("agents:execute")
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
-    async with admission.admitted(who.tenant_id, runtime.catalog().ingress):
+    async with admission.admitted(who.tenant_id, runtime.config().ingress):
         reply = await runtime.tenant(who.tenant_id).execute(agent_id, request)
     result: ExecutionResult = reply.value
     return JSONResponse(result.as_api(), headers=reply.headers)
@@ -83,7 +83,7 @@ async def execute_stream(
     request["parameters"] = body.parameters.set_values()
     cancel_on_disconnect = options.on_disconnect == "cancel"
     # the stream holds an ingress slot until it has started
-    async with admission.admitted(who.tenant_id, runtime.catalog().ingress):
+    async with admission.admitted(who.tenant_id, runtime.config().ingress):
         opened = await runtime.tenant(who.tenant_id).execute_stream(
             agent_id, request, cancel_on_disconnect
         )

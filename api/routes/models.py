@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from api.auth import Caller, KeyCaller, TenantAdmin
 from api.runtime import Rt
-from domain.catalog import VirtualModel
+from domain.config import VirtualModel
 from domain.schemas import ModelPolicy, ProviderCredential, check_model_name
 
 router = APIRouter(tags=["models"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from domain.catalog import ModelSpec, ProviderSpec
 from domain.codecs import openai_chat
+from domain.config import ModelSpec, ProviderSpec
 from domain.llm import HttpCall, LLMRequest
 from domain.parameters import FilteredParameters
 
@@ -24,7 +24,7 @@ def build_call(
 ) -> tuple[HttpCall, FilteredParameters]:
     """The OpenAI body, posted to `/openai/deployments/{deployment}/chat/completions`.
 
-    The catalog's `provider_model` names the deployment; `api_version` comes from the
+    The config's `provider_model` names the deployment; `api_version` comes from the
     provider entry.
     """
     call, params = openai_chat.build_call(request, model, wire_model, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from domain.catalog import ModelSpec, ProviderSpec
+from domain.config import ModelSpec, ProviderSpec
 from domain.errors import CBError
 from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk
 from domain.parameters import FilteredParameters

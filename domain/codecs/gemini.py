@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from domain import errors
-from domain.catalog import ModelSpec, ProviderSpec
 from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_message, map_status
+from domain.config import ModelSpec, ProviderSpec
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from domain import errors
-from domain.catalog import ModelSpec, ProviderSpec
 from domain.codecs.http_errors import error_message, map_status
+from domain.config import ModelSpec, ProviderSpec
 from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
 

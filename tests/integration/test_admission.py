@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.catalog import IngressLimits
+from domain.config import IngressLimits
 from tests.support.client import ApiClient
 
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from actors.event_store import EventStore
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from tests.support.client import ApiClient
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 
 
 def marker() -> str:

@@ -134,7 +134,7 @@ class FakePeers:
     """One config actor, a provider actor per name, a projection actor, a scripted client."""
 
     def __init__(self, provider: ScriptedProvider | None = None) -> None:
-        self.config = FakeConfigActor()
+        self.config_actor = FakeConfigActor()
         self.providers: dict[str, FakeProviderActor] = {}
         self.projection = FakeProjectionActor()
         self.http = provider or ScriptedProvider()
@@ -150,7 +150,7 @@ class FakePeers:
 
     def peers(self) -> Peers:
         return Peers(
-            config=lambda: self.config,
+            config_actor=lambda: self.config_actor,
             provider=self.provider,
             projection=lambda: self.projection,
             http=self.client,

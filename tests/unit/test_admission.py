@@ -13,7 +13,7 @@ import pytest
 
 from api.admission import Admission, Gate, Refusals, RefusalShortcut
 from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
-from domain.catalog import IngressLimits
+from domain.config import IngressLimits
 from domain.errors import Overloaded, RateLimited
 
 SMALL = IngressLimits(max_in_flight=2, max_queued=4, max_queued_per_tenant=2)

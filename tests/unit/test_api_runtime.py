@@ -61,15 +61,15 @@ class FakeActors(Actors):
     def __init__(self, tenant: FakeActor, projection: FakeActor | None = None) -> None:
         super().__init__(Settings())
         self.tenant_actor = tenant
-        self.config_actor = FakeActor(snapshot=lambda known: {"value": None})
+        self.config_fake = FakeActor(snapshot=lambda known: {"value": None})
         self.projection_actor = projection or read_models()
 
     def tenant(self, tenant_id: str) -> Peer:
         assert tenant_id == TENANT
         return _peer("tenant", self.tenant_actor)
 
-    def config(self) -> Peer:
-        return _peer("config", self.config_actor)
+    def config_actor(self) -> Peer:
+        return _peer("config", self.config_fake)
 
     def projection(self) -> Peer:
         return _peer("projection", self.projection_actor)

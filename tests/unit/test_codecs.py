@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from domain import errors
 from domain.codecs import anthropic_messages as anthropic
 from domain.codecs import azure_openai, gemini, ollama_chat
@@ -14,7 +14,7 @@ from tests.emulator import gemini as emulator_gemini
 from tests.emulator import ollama as emulator_ollama
 from tests.emulator.rules import Plan
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 TOOL = {
     "type": "function",
     "function": {

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from domain.catalog import ModelSpec
 from domain.codecs import CODECS, codec_for
 from domain.codecs.base import Codec
+from domain.config import ModelSpec
 from domain.llm import ChatMessage, LLMRequest
 
 MEMBERS = ("build_call", "parse_response", "parse_stream_line", "map_error")

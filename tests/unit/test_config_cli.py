@@ -11,7 +11,7 @@ import yaml
 
 import cli
 from actors.settings import DEFAULT_CONFIG
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def test_the_catalog_lists_every_dangling_reference_at_once() -> None:
     data["models"]["gpt-4o"]["provider"] = "nowhere"
     data["virtual_models"]["auto"]["candidates"].append("ghost")
     with pytest.raises(ValueError) as caught:
-        parse_catalog(data)
+        parse_config(data)
     message = str(caught.value)
     assert "models.gpt-4o.provider: unknown provider 'nowhere'" in message
     assert "virtual_models.auto.candidates[4]: unknown model 'ghost'" in message

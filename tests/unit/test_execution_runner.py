@@ -14,7 +14,7 @@ from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.settings import Settings
 from domain.agent import Agent
-from domain.catalog import Catalog
+from domain.config import Config
 from domain.errors import CBError
 from domain.execution import Execution
 from tests.unit.fakes import FakePeers, ScriptedProvider, completion, error
@@ -35,8 +35,8 @@ async def store(tmp_path: Path) -> AsyncIterator[AsyncEventStore]:
 
 
 async def _runner(store: AsyncEventStore, fakes: FakePeers) -> ExecutionRunner:
-    fakes.config.data["providers"]["openai"]["retry_backoff_s"] = 0.001
-    runner = ExecutionRunner(Catalog(providers={}, models={}), store, TENANT, fakes.peers())
+    fakes.config_actor.data["providers"]["openai"]["retry_backoff_s"] = 0.001
+    runner = ExecutionRunner(Config(providers={}, models={}), store, TENANT, fakes.peers())
     await runner.routing.refresh()  # what the tenant actor does when it loads
     return runner
 

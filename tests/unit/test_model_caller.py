@@ -9,7 +9,7 @@ import pytest
 from actors import provider_lease
 from actors.model_calls import ModelCaller
 from actors.routing_view import RoutingView
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 from domain.errors import CircuitOpen, ProviderError
 from domain.llm import ChatMessage
 from tests.unit.fakes import FakePeers, FakeProviderActor, ScriptedProvider, completion, error
@@ -23,11 +23,13 @@ def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _caller(fakes: FakePeers) -> ModelCaller:
-    data = fakes.config.data
+    data = fakes.config_actor.data
     data["providers"]["openai"]["retry_backoff_s"] = 0.001
-    catalog = parse_catalog(data)
-    routing = RoutingView(lambda: fakes.config, fakes.provider, lambda: ["openai"], lambda _: None)
-    return ModelCaller(catalog, routing, fakes.provider, fakes.client)
+    config = parse_config(data)
+    routing = RoutingView(
+        lambda: fakes.config_actor, fakes.provider, lambda: ["openai"], lambda _: None
+    )
+    return ModelCaller(config, routing, fakes.provider, fakes.client)
 
 
 async def test_a_whole_reply_is_parsed_with_the_providers_token_counts() -> None:

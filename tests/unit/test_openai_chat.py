@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from domain import errors
 from domain.codecs import openai_chat
 from domain.llm import ChatMessage, LLMRequest
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 
 
 def test_openai_codec_builds_the_wire_body() -> None:

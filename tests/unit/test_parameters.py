@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from domain.parameters import filter_parameters
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 
 
 def test_reasoning_model_gets_max_completion_tokens_and_no_temperature() -> None:

@@ -1,14 +1,14 @@
-"""Cost (`domain/pricing.py`): tokens times the catalog's prices, cached tokens at their rate."""
+"""Cost (`domain/pricing.py`): tokens times the config's prices, cached tokens at their rate."""
 
 from __future__ import annotations
 
 import pytest
 
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from domain.codecs import openai_chat
 from domain.pricing import cost_usd
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 
 
 def test_cost_is_tokens_times_catalog_price() -> None:
@@ -18,7 +18,7 @@ def test_cost_is_tokens_times_catalog_price() -> None:
 
 
 def test_cached_prompt_tokens_are_priced_at_the_cached_rate() -> None:
-    model = load_catalog(DEFAULT_CONFIG).models["gpt-4o-mini"]  # $0.15 in, $0.075 cached, $0.60
+    model = load_config(DEFAULT_CONFIG).models["gpt-4o-mini"]  # $0.15 in, $0.075 cached, $0.60
     assert cost_usd(model, 1000, 100, cached_tokens=400) == round(
         (600 * 0.15 + 400 * 0.075 + 100 * 0.60) / 1e6, 9
     )

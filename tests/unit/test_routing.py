@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from actors.settings import DEFAULT_CONFIG, load_catalog
+from actors.settings import DEFAULT_CONFIG, load_config
 from domain import errors
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 from domain.routing import resolve
 
-CATALOG = load_catalog(DEFAULT_CONFIG)
+CATALOG = load_config(DEFAULT_CONFIG)
 VIRTUAL = (
     "auto",
     "cb:smart-chat",
@@ -51,7 +51,7 @@ def test_unknown_model_is_a_typed_error() -> None:
 
 
 def _strategy_catalog() -> Any:
-    from domain.catalog import Catalog
+    from domain.config import Config
 
     data = {
         "providers": {"p": {"type": "openai", "base_url": "http://x"}},
@@ -83,15 +83,15 @@ def _strategy_catalog() -> Any:
             )
         },
     }
-    catalog: Catalog = parse_catalog(data)
-    return catalog
+    config: Config = parse_config(data)
+    return config
 
 
 def test_each_strategy_ranks_its_candidates() -> None:
     from domain.routing import ModelStats
 
-    catalog = _strategy_catalog()
-    chain = {s: resolve(s, catalog, {"p"}).chain for s in catalog.virtual_models}
+    config = _strategy_catalog()
+    chain = {s: resolve(s, config, {"p"}).chain for s in config.virtual_models}
     assert chain == {
         "balanced": ["a", "b", "c"],
         "cost_optimized": ["c", "b", "a"],
@@ -103,17 +103,17 @@ def test_each_strategy_ranks_its_candidates() -> None:
         "c": ModelStats(latency_ms=2000.0, error_rate=0.5, samples=10),
         "a": ModelStats(latency_ms=50.0, error_rate=0.2, samples=2),  # too few samples
     }
-    assert resolve("performance", catalog, {"p"}, stats=observed).chain == ["a", "b", "c"]
-    assert resolve("reliability", catalog, {"p"}, stats=observed).chain == ["b", "a", "c"]
+    assert resolve("performance", config, {"p"}, stats=observed).chain == ["a", "b", "c"]
+    assert resolve("reliability", config, {"p"}, stats=observed).chain == ["b", "a", "c"]
 
 
 def test_routing_filters_on_capability_context_and_breakers_with_reasons() -> None:
     from domain.routing import Needs
 
-    catalog = _strategy_catalog()
+    config = _strategy_catalog()
     route = resolve(
         "balanced",
-        catalog,
+        config,
         {"p"},
         needs=Needs(capabilities=frozenset({"tools"}), prompt_tokens=900, max_tokens=200),
     )
@@ -124,8 +124,8 @@ def test_routing_filters_on_capability_context_and_breakers_with_reasons() -> No
         {"model": "c", "skipped": "lacks tools"},
     ]
     with pytest.raises(errors.NoModelAvailable, match="circuit open"):
-        resolve("balanced", catalog, {"p"}, open_providers={"p"})
+        resolve("balanced", config, {"p"}, open_providers={"p"})
     with pytest.raises(errors.CapabilityNotSupported):
-        resolve("c", catalog, {"p"}, needs=Needs(capabilities=frozenset({"tools"})))
+        resolve("c", config, {"p"}, needs=Needs(capabilities=frozenset({"tools"})))
     with pytest.raises(errors.ContextLengthExceeded):
-        resolve("balanced", catalog, {"p"}, needs=Needs(prompt_tokens=9000))
+        resolve("balanced", config, {"p"}, needs=Needs(prompt_tokens=9000))

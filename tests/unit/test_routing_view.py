@@ -7,7 +7,9 @@ from tests.unit.fakes import FakePeers, FakeProviderActor
 
 
 def _view(fakes: FakePeers, providers: list[str], adopted: list) -> RoutingView:
-    return RoutingView(lambda: fakes.config, fakes.provider, lambda: providers, adopted.append)
+    return RoutingView(
+        lambda: fakes.config_actor, fakes.provider, lambda: providers, adopted.append
+    )
 
 
 async def test_refresh_adopts_a_new_configuration_once_and_the_open_breakers() -> None:
@@ -17,10 +19,10 @@ async def test_refresh_adopts_a_new_configuration_once_and_the_open_breakers() -
     adopted: list = []
     view = _view(fakes, ["anthropic", "openai"], adopted)
     await view.refresh()
-    assert adopted == [fakes.config.data] and view.config_version == "v1"
+    assert adopted == [fakes.config_actor.data] and view.config_version == "v1"
     assert view.open == {"openai"}
     await view.refresh()  # the same version: asked again, nothing new adopted
-    assert fakes.config.asked == 2 and len(adopted) == 1
+    assert fakes.config_actor.asked == 2 and len(adopted) == 1
 
 
 async def test_an_unreachable_provider_keeps_what_was_last_known_of_its_breaker() -> None:

@@ -13,7 +13,7 @@ from actors.execution_runner import ExecutionRunner
 from actors.secrets import SecretBox
 from actors.settings import Settings, new_key
 from actors.tenant_commands import TenantCommands
-from domain.catalog import Catalog
+from domain.config import Config
 from domain.errors import Conflict, InvalidRequest, ModelNotFound, NotFound, UnknownTool
 from tests.unit.fakes import FakePeers
 
@@ -31,7 +31,7 @@ async def store(tmp_path: Path) -> AsyncIterator[AsyncEventStore]:
 
 
 async def _commands(store: AsyncEventStore, box: SecretBox, tenant_id: str) -> TenantCommands:
-    empty = Catalog(providers={}, models={})
+    empty = Config(providers={}, models={})
     runner = ExecutionRunner(empty, store, tenant_id, FakePeers().peers())
     await runner.routing.refresh()
     commands = TenantCommands(tenant_id, store, box, runner)

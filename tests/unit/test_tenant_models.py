@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from domain import errors
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 from domain.routing import resolve
 
 
 def _strategy_catalog() -> Any:
-    from domain.catalog import Catalog
+    from domain.config import Config
 
     data = {
         "providers": {"p": {"type": "openai", "base_url": "http://x"}},
@@ -45,15 +45,15 @@ def _strategy_catalog() -> Any:
             )
         },
     }
-    catalog: Catalog = parse_catalog(data)
-    return catalog
+    config: Config = parse_config(data)
+    return config
 
 
 def test_a_tenant_policy_maps_names_allows_models_and_caps_parameters() -> None:
-    from domain.catalog import VirtualModel
+    from domain.config import VirtualModel
     from domain.tenant_models import TenantModelPolicy
 
-    catalog = _strategy_catalog()
+    config = _strategy_catalog()
     policy = TenantModelPolicy(
         mappings={"balanced": VirtualModel(strategy="cost_optimized", candidates=("a", "b"))},
         allowed_models=frozenset({"a", "b"}),
@@ -62,14 +62,14 @@ def test_a_tenant_policy_maps_names_allows_models_and_caps_parameters() -> None:
     )
     route = resolve(
         "balanced",
-        catalog,
+        config,
         {"p"},
-        virtual_models=policy.virtual_models(catalog),
+        virtual_models=policy.virtual_models(config),
         allowed_models=policy.allowed_models,
     )
     assert (route.strategy, route.chain) == ("cost_optimized", ["b", "a"])
     with pytest.raises(errors.ModelNotAllowed):
-        resolve("c", catalog, {"p"}, allowed_models=policy.allowed_models)
+        resolve("c", config, {"p"}, allowed_models=policy.allowed_models)
     assert policy.parameters({"max_tokens": 500}) == (
         {"temperature": 0.1, "max_tokens": 50},
         {"max_tokens": 50},

@@ -95,8 +95,9 @@ class IngressLimits(_Strict):
     min_in_flight: int = Field(default=4, gt=0)
 
 
-class Catalog(_Strict):
-    """The whole configuration file, validated."""
+class Config(_Strict):
+    """A configuration, validated: the file, or the effective one (the file with the
+    operators' recorded overrides laid over it, as the config actor hands it out)."""
 
     prices_as_of: str = ""
     providers: dict[str, ProviderSpec]
@@ -106,7 +107,7 @@ class Catalog(_Strict):
     ingress: IngressLimits = IngressLimits()
 
     @model_validator(mode="after")
-    def _references_resolve(self, info: ValidationInfo) -> Catalog:
+    def _references_resolve(self, info: ValidationInfo) -> Config:
         if (info.context or {}).get("skip_references"):
             return self
         problems = dangling_references(self.model_dump())
@@ -115,7 +116,7 @@ class Catalog(_Strict):
         return self
 
     def wire_model(self, model: str) -> str:
-        """The name the provider knows a catalog model by."""
+        """The name the provider knows a configured model by."""
         return self.models[model].provider_model or model
 
 
@@ -142,9 +143,9 @@ def dangling_references(data: dict[str, Any]) -> list[str]:
     return problems
 
 
-def parse_catalog(data: dict[str, Any]) -> Catalog:
-    """Validate a configuration mapping (as read from YAML) into a Catalog.
+def parse_config(data: dict[str, Any]) -> Config:
+    """Validate a configuration mapping (as read from YAML) into a Config.
 
     Top-level keys starting with `_` hold YAML anchors for reuse and are ignored.
     """
-    return Catalog.model_validate({k: v for k, v in data.items() if not k.startswith("_")})
+    return Config.model_validate({k: v for k, v in data.items() if not k.startswith("_")})

@@ -1,15 +1,15 @@
-"""The configuration catalog (`domain/catalog.py`) checks its references."""
+"""The configuration config (`domain/config.py`) checks its references."""
 
 from __future__ import annotations
 
 import pytest
 
-from domain.catalog import parse_catalog
+from domain.config import parse_config
 
 
 def test_config_references_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown provider"):
-        parse_catalog(
+        parse_config(
             {
                 "providers": {},
                 "models": {
