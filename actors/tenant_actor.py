@@ -256,7 +256,8 @@ class TenantActor:
         try:
             result = await self.runner.execute(agent, body, execution_id)
             used = result.usage.total_tokens
-            return WithHeaders(result, headers)
+            # rendered here: a dict crosses Ray ~14x cheaper than the model (5 vs 70 µs)
+            return WithHeaders(result.as_api(), headers)
         finally:
             self.gate.settle(time.monotonic(), reserved, used)
             self.last_used = time.monotonic()

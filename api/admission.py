@@ -226,8 +226,11 @@ class Admission:
                 raise
 
 
-def admission_of(request: Request) -> Admission:
-    """The admission of the app serving `request` (kept on `app.state.admission`)."""
+async def admission_of(request: Request) -> Admission:
+    """The admission of the app serving `request` (kept on `app.state.admission`).
+
+    Async: FastAPI runs a plain-function dependency in a worker thread, on every request.
+    """
     return request.app.state.admission
 
 

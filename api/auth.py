@@ -75,9 +75,14 @@ async def key_principal(
     return replace(who, source=client_of(request))
 
 
-def admin_by(request: Request) -> str:
-    """The platform admin and where it acted from, as a change records it."""
+def _admin_by(request: Request) -> str:
     return recorded_by("platform-admin", client_of(request))
+
+
+async def admin_by(request: Request) -> str:
+    """The platform admin and where it acted from, as a change records it (async: a plain
+    dependency would run in a worker thread)."""
+    return _admin_by(request)
 
 
 async def _key_principal(
@@ -158,7 +163,7 @@ async def tenant_admin(
     if not UUID_PATTERN.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
     if _is_admin(authorization):
-        return admin_by(request)
+        return _admin_by(request)
     who = await _key_principal(runtime_of(request), authorization, x_tenant_id or tenant_id)
     if who.tenant_id != tenant_id:
         raise _cross_tenant(tenant_id, who.tenant_id, who.actor)

@@ -101,18 +101,9 @@ class Execution(Aggregate):
     # Version 2 of the terminal events records the `Outcome` (facts); version 1 recorded the
     # API's result document and is read through `outcome_from_document`.
 
-    class Completed(Aggregate.Event):
-        tenant_id: str
-        outcome: dict[str, Any]
-        stream_tail: list[list[Any]] | None
+    class Ended(Aggregate.Event):
+        """A terminal event: the `Outcome`, and the stream events not yet checkpointed."""
 
-        class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["outcome"] = outcome_from_document(state.pop("result"))
-
-    class Failed(Aggregate.Event):
         tenant_id: str
         outcome: dict[str, Any]
         stream_tail: list[list[Any]] | None
@@ -122,21 +113,19 @@ class Execution(Aggregate):
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             result = state.pop("result")
+            error = state.pop("error", None)  # Failed v1 kept it beside the result too
             state["outcome"] = outcome_from_document(
-                {**result, "error": result.get("error") or state.pop("error", None)}
+                {**result, "error": result.get("error") or error}
             )
-            state.pop("error", None)
 
-    class Cancelled(Aggregate.Event):
-        tenant_id: str
-        outcome: dict[str, Any]
-        stream_tail: list[list[Any]] | None
+    class Completed(Ended):
+        pass
 
-        class_version = 2
+    class Failed(Ended):
+        pass
 
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            state["outcome"] = outcome_from_document(state.pop("result"))
+    class Cancelled(Ended):
+        pass
 
     def complete(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
         self._completed(self.tenant_id, outcome.facts(), stream_tail)

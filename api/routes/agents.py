@@ -11,7 +11,6 @@ from api.admission import Admitting
 from api.auth import Caller
 from api.runtime import Rt
 from api.streaming import sse_response
-from domain.results import ExecutionResult
 from domain.schemas import (
     AgentCreate,
     AgentUpdate,
@@ -68,8 +67,7 @@ async def execute(
     request["parameters"] = body.parameters.set_values()
     async with admission.admitted(who.tenant_id, runtime.config().ingress):
         reply = await runtime.tenant(who.tenant_id).execute(agent_id, request)
-    result: ExecutionResult = reply.value
-    return JSONResponse(result.as_api(), headers=reply.headers)
+    return JSONResponse(reply.value, headers=reply.headers)
 
 
 @router.post("/{agent_id}/execute/stream")

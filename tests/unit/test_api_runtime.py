@@ -96,10 +96,10 @@ def read_models(knows_the_key: bool = True) -> FakeActor:
     )
 
 
-def completed(execution_id: str, agent_id: str, content: str) -> ExecutionResult:
+def completed(execution_id: str, agent_id: str, content: str) -> dict[str, Any]:
     """A completed execution's result, answering `content`."""
     outcome = Outcome(answer=Answer(content=content, finish_reason="stop"))
-    return ExecutionResult.of(execution_id, agent_id, "completed", "cb:fast", outcome)
+    return ExecutionResult.of(execution_id, agent_id, "completed", "cb:fast", outcome).as_api()
 
 
 def build(tenant: FakeActor, projection: FakeActor | None = None) -> FastAPI:
@@ -204,3 +204,26 @@ async def test_graphql_resolvers_reach_the_runtime_through_their_context() -> No
         reply = await http.post("/graphql", json={"query": "{ tools { name } }"}, headers=HEADERS)
     assert reply.json() == {"data": {"tools": []}}
     assert tenant.calls == [("list_tools", ())]
+
+
+def test_the_execution_routes_run_no_dependency_in_a_worker_thread() -> None:
+    """FastAPI runs a plain-function dependency in a thread pool on every request; on the
+    hot path that cost a replica about a fifth of its CPU."""
+    from fastapi.routing import APIRoute
+
+    def routes(container: Any) -> list[APIRoute]:
+        inner = getattr(container, "original_router", None) or container
+        found = []
+        for route in getattr(inner, "routes", []):
+            found += [route] if isinstance(route, APIRoute) else routes(route)
+        return found
+
+    def sync_calls(dependant: Any) -> list[str]:
+        own = [d.call.__name__ for d in dependant.dependencies]
+        own = [n for d, n in zip(dependant.dependencies, own, strict=True)
+               if not asyncio.iscoroutinefunction(d.call)]  # fmt: skip
+        return own + [n for d in dependant.dependencies for n in sync_calls(d)]
+
+    hot = [r for r in routes(build(FakeActor())) if r.path.endswith(("/execute", "/stream"))]
+    assert len(hot) >= 3  # execute, execute/stream, executions/{id}/stream
+    assert {r.path: sync_calls(r.dependant) for r in hot} == {r.path: [] for r in hot}

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
-from actors.settings import Settings
 from domain.agent import Agent
 from domain.config import Config
 from domain.errors import CBError
@@ -22,16 +19,7 @@ from tests.unit.fakes import FakePeers, ScriptedProvider, completion, error
 TENANT = str(uuid.uuid4())
 
 
-@pytest.fixture(autouse=True)
-def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncEventStore]:
-    store = AsyncEventStore(Settings(data_dir=str(tmp_path)))
-    yield store
-    store.close()
+pytestmark = pytest.mark.usefixtures("openai_key")
 
 
 async def _runner(store: AsyncEventStore, fakes: FakePeers) -> ExecutionRunner:

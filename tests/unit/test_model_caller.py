@@ -17,9 +17,7 @@ from tests.unit.fakes import FakePeers, FakeProviderActor, ScriptedProvider, com
 MESSAGES = [ChatMessage(role="user", content="hi")]
 
 
-@pytest.fixture(autouse=True)
-def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+pytestmark = pytest.mark.usefixtures("openai_key")
 
 
 def _caller(fakes: FakePeers) -> ModelCaller:

@@ -3,14 +3,12 @@ reasons for the ones left out."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from actors.settings import DEFAULT_CONFIG, load_config
 from domain import errors
-from domain.config import parse_config
 from domain.routing import resolve
+from tests.unit.configs import strategy_config
 
 CATALOG = load_config(DEFAULT_CONFIG)
 VIRTUAL = (
@@ -50,47 +48,10 @@ def test_unknown_model_is_a_typed_error() -> None:
         resolve("cb:nonsense", CATALOG, {"openai"})
 
 
-def _strategy_catalog() -> Any:
-    from domain.config import Config
-
-    data = {
-        "providers": {"p": {"type": "openai", "base_url": "http://x"}},
-        "models": {
-            name: {
-                "provider": "p",
-                "context_window": window,
-                "max_output_tokens": 100,
-                "capabilities": caps,
-                "input_price_per_mtok": price,
-                "output_price_per_mtok": price,
-                "latency_prior_ms": prior,
-                "strengths": strengths,
-            }
-            for name, window, caps, price, prior, strengths in (
-                ("a", 1000, ["chat", "tools"], 3.0, 300, {"coding": 0.9}),
-                ("b", 8000, ["chat", "tools"], 1.0, 900, {"creative": 0.9}),
-                ("c", 8000, ["chat"], 0.5, 100, {}),
-            )
-        },
-        "virtual_models": {
-            s: {"strategy": s, "candidates": ["a", "b", "c"], "task": t}
-            for s, t in (
-                ("balanced", None),
-                ("cost_optimized", None),
-                ("performance", None),
-                ("reliability", None),
-                ("task_specific", "creative"),
-            )
-        },
-    }
-    config: Config = parse_config(data)
-    return config
-
-
 def test_each_strategy_ranks_its_candidates() -> None:
     from domain.routing import ModelStats
 
-    config = _strategy_catalog()
+    config = strategy_config()
     chain = {s: resolve(s, config, {"p"}).chain for s in config.virtual_models}
     assert chain == {
         "balanced": ["a", "b", "c"],
@@ -110,7 +71,7 @@ def test_each_strategy_ranks_its_candidates() -> None:
 def test_routing_filters_on_capability_context_and_breakers_with_reasons() -> None:
     from domain.routing import Needs
 
-    config = _strategy_catalog()
+    config = strategy_config()
     route = resolve(
         "balanced",
         config,

@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.secrets import SecretBox
-from actors.settings import Settings, new_key
+from actors.settings import new_key
 from actors.tenant_commands import TenantCommands
 from domain.config import Config
 from domain.errors import Conflict, InvalidRequest, ModelNotFound, NotFound, UnknownTool
 from tests.unit.fakes import FakePeers
 
-
-@pytest.fixture(autouse=True)
-def _openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-platform-key")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[AsyncEventStore]:
-    store = AsyncEventStore(Settings(data_dir=str(tmp_path)))
-    yield store
-    store.close()
+pytestmark = pytest.mark.usefixtures("openai_key")
 
 
 async def _commands(store: AsyncEventStore, box: SecretBox, tenant_id: str) -> TenantCommands:
