@@ -3,8 +3,8 @@
 The runner fills one `Outcome` as the execution goes; its terminal event records that
 `Outcome` (facts: answer, usage, models, attempts, timings), not the HTTP document. The
 document is `ExecutionResult.of(…).as_api()`, built from the facts when an answer or a read
-needs it, so the API's layout can change without touching the event log. Events written before (version
-1, which stored the document) are read through `outcome_from_document`.
+needs it, so the API's layout can change without touching the event log. Events written
+before (version 1, which stored the document) are read through `outcome_from_document`.
 """
 
 from __future__ import annotations
