@@ -84,12 +84,14 @@ class TenantCommands:
         return agent
 
     @asynccontextmanager
-    async def _changing(self) -> AsyncIterator[Tenant]:
-        """The tenant to change; saved, and its policy adopted, when the block ends."""
+    async def _changing(self, adopt: bool = False) -> AsyncIterator[Tenant]:
+        """The tenant to change, saved when the block ends; with `adopt`, executions take up
+        its model policy and own provider keys as they now are."""
         tenant = self.require_tenant()
         yield tenant
         await self.store.save(tenant)
-        self._adopt(tenant)
+        if adopt:
+            self._adopt(tenant)
 
     # tenant and keys
 
@@ -135,7 +137,7 @@ class TenantCommands:
         problems = mapping_problems(name, mapping, self.runner.config)
         if problems:
             raise InvalidRequest(problems[0], details={"problems": problems})
-        async with self._changing() as tenant:
+        async with self._changing(adopt=True) as tenant:
             tenant.set_model_mapping(name, mapping, by)
         return {"name": name, **mapping}
 
@@ -144,7 +146,7 @@ class TenantCommands:
         return {"mappings": [{"name": n, **m} for n, m in sorted(mappings.items())]}
 
     async def remove_model_mapping(self, name: str, by: str) -> dict[str, Any]:
-        async with self._changing() as tenant:
+        async with self._changing(adopt=True) as tenant:
             tenant.remove_model_mapping(name, by)
         return {"name": name, "removed": True}
 
@@ -159,7 +161,7 @@ class TenantCommands:
         ]
         if unknown:
             raise InvalidRequest(unknown[0], details={"problems": unknown})
-        async with self._changing() as tenant:
+        async with self._changing(adopt=True) as tenant:
             tenant.set_model_policy(policy, by)
         return policy
 
@@ -185,7 +187,7 @@ class TenantCommands:
         if not spec.requires_api_key:
             raise InvalidRequest(f"provider {provider!r} takes no key")
         hint = api_key[:3] + "…" + api_key[-2:] if len(api_key) > 12 else "…"
-        async with self._changing() as tenant:
+        async with self._changing(adopt=True) as tenant:
             tenant.set_own_provider_key(provider, self.box.seal(api_key), hint, by)
         return {"provider": provider, "hint": hint}
 
@@ -194,7 +196,7 @@ class TenantCommands:
         return {"credentials": [{"provider": p, "hint": c["hint"]} for p, c in sorted(own.items())]}
 
     async def remove_own_provider_key(self, provider: str, by: str) -> dict[str, Any]:
-        async with self._changing() as tenant:
+        async with self._changing(adopt=True) as tenant:
             tenant.remove_own_provider_key(provider, by)
         return {"provider": provider, "removed": True}
 

@@ -220,7 +220,6 @@ def outcome_from_document(result: dict[str, Any]) -> dict[str, Any]:
     meta = dict(result.get("metadata") or {})
     usage = dict(result.get("usage") or {})
     cost = usage.pop("cost_usd", 0.0)
-    attempts = meta.get("attempt_log")
     outcome = Outcome(
         answer=result.get("response"),
         usage=Usage.model_validate(usage),
@@ -228,7 +227,7 @@ def outcome_from_document(result: dict[str, Any]) -> dict[str, Any]:
         model_resolved=meta.get("model_resolved"),
         provider=meta.get("provider"),
         provider_model=meta.get("provider_model"),
-        attempts=attempts if attempts is not None else ([] if meta.get("attempts") else None),
+        attempts=meta.get("attempt_log"),
         fallback_used=meta.get("fallback_used"),
         dropped_parameters=meta.get("dropped_parameters"),
         adjusted_parameters=meta.get("adjusted_parameters"),

@@ -19,7 +19,9 @@ from actors.peers import Peers
 from actors.settings import DEFAULT_CONFIG
 
 
-class _Method:
+class Method:
+    """An actor method of a fake: `.remote(*args)` calls `fn` (which returns the reply)."""
+
     def __init__(self, fn: Callable[..., Any]) -> None:
         self.fn = fn
 
@@ -34,7 +36,7 @@ class FakeConfigActor:
         self.data = data or yaml.safe_load(DEFAULT_CONFIG.read_text())
         self.version = "v1"
         self.asked = 0
-        self.snapshot = _Method(self._snapshot)
+        self.snapshot = Method(self._snapshot)
 
     async def _snapshot(self, known: str | None) -> dict[str, Any]:
         self.asked += 1
@@ -49,9 +51,9 @@ class FakeProviderActor:
         self.breaker = breaker
         self.refuse = refuse
         self.settled: list[Any] = []
-        self.lease = _Method(self._lease)
-        self.settle = _Method(self._settle)
-        self.routing_view = _Method(self._routing_view)
+        self.lease = Method(self._lease)
+        self.settle = Method(self._settle)
+        self.routing_view = Method(self._routing_view)
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         return {"error": self.refuse} if self.refuse else {"value": want}
@@ -68,7 +70,7 @@ class FakeProviderActor:
 class FakeProjectionActor:
     def __init__(self, running: list[dict[str, Any]] | None = None) -> None:
         self.running = running or []
-        self.list_executions = _Method(self._list_executions)
+        self.list_executions = Method(self._list_executions)
 
     async def _list_executions(self, tenant_id: str, filters: dict[str, Any]) -> dict[str, Any]:
         return {"value": self.running}

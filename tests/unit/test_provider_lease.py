@@ -7,14 +7,7 @@ from typing import Any
 
 from actors import provider_lease
 from actors.provider_lease import ProviderLease
-
-
-class _Method:
-    def __init__(self, fn: Any) -> None:
-        self.fn = fn
-
-    def remote(self, *args: Any) -> Any:
-        return self.fn(*args)
+from tests.unit.fakes import Method
 
 
 class FakeProvider:
@@ -25,8 +18,8 @@ class FakeProvider:
         self.outstanding = 0
         self.lease_calls = 0
         self.settled: list[tuple[int, list[Any]]] = []
-        self.lease = _Method(self._lease)
-        self.settle = _Method(self._settle)
+        self.lease = Method(self._lease)
+        self.settle = Method(self._settle)
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         self.lease_calls += 1
