@@ -74,9 +74,10 @@ def test_overload_is_a_503_with_retry_after_and_another_tenant_gets_the_next_tur
         seen = sorted(emulator.requests, key=lambda r: r.received_at)
         order = [r for r in seen if any(tag in t or b_tag in t for t in r.texts)]
         names = ["b" if any(b_tag in t for t in r.texts) else r.texts[-1][-1] for r in order]
-        # B is let in at the first freed turn: before A's second queued execution (which of
-        # A's two queued first depends on how its threads were scheduled); FIFO puts B last
-        assert names[:2] == ["0", "1"] and names[3] == "b", names
+        # A's first two reach the provider first (in whichever order their two threads were
+        # scheduled); B is let in at the first freed turn, before A's second queued execution
+        # (which of A's two queued goes first is thread scheduling too); FIFO puts B last
+        assert sorted(names[:2]) == ["0", "1"] and names[3] == "b", names
         assert waited < 2.5 + 2.0  # one turn: the first slot freed, not A's whole queue
     finally:
         defaults = IngressLimits().model_dump()
