@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test unit lint bench clean
+.PHONY: install node-deps run test unit lint bench bench-own clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -27,7 +27,11 @@ install: $(VENV)/.installed
 run: install
 	$(PY) serve_app.py
 
-test: install
+# the official openai TypeScript SDK, for the Node test of /v1/chat/completions
+node-deps:
+	npm ci --prefix tests/node --no-audit --no-fund
+
+test: install node-deps
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
@@ -35,7 +39,12 @@ test: install
 unit: install
 	$(PY) -m pytest -q tests/unit
 
+# the peer comparison table (LiteLLM, Portkey, bare Serve, this project; ../shared/bench-peers)
 bench: install
+	bash bench/peers.sh
+
+# this project alone against the provider emulator (C=1 and C=32)
+bench-own: install
 	$(PY) bench/bench_execute.py
 
 clean:

@@ -18,7 +18,6 @@ from actors.replies import unwrap
 from actors.routing_view import RoutingView
 from actors.settings import configured_providers
 from actors.tool_box import ToolBox
-from domain.agent import Agent
 from domain.codecs.tool_calls import arguments as tool_arguments
 from domain.codecs.tool_calls import assemble
 from domain.config import Config, parse_config
@@ -39,12 +38,12 @@ from domain.llm import (
     estimate_tokens,
 )
 from domain.pricing import cost_usd
-from domain.prompting import build_messages
 from domain.results import Answer, Attempt, ErrorInfo, ExecutionResult, Outcome, Timings
 from domain.routing import NO_NEEDS, Needs, Route, resolve
+from domain.run_plan import RunPlan
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
-from domain.tool_specs import MAX_ITERATIONS, ToolSpec, narrowed
+from domain.tool_specs import MAX_ITERATIONS, ToolSpec
 
 
 class ExecutionRunner:
@@ -167,44 +166,38 @@ class ExecutionRunner:
         except (AggregateNotFoundError, ValueError):
             return None
 
-    async def _begin(
-        self,
-        agent: Agent,
-        body: dict[str, Any],
-        execution_id: str,
-        stream: bool,
-        live: LiveStream | None = None,
+    async def begin(
+        self, plan: RunPlan, execution_id: str, stream: bool, live: LiveStream | None = None
     ) -> Run:
-        """Record the start and the routing decision durably; routing failures end it here."""
-        definition = agent.definition
+        """Record the start and the routing decision durably; routing failures end it here
+        (recorded, emitted into `live` if given, and raised)."""
         started = time.perf_counter()
         execution = Execution(
             id=uuid.UUID(execution_id),
             tenant_id=self.tenant_id,
-            agent_id=str(agent.id),
-            agent_version=agent.version,
-            request=body,
-            model_requested=definition["model"],
+            agent_id=plan.agent_id,
+            agent_version=plan.agent_version,
+            request=plan.request,
+            model_requested=plan.model,
             stream=stream,
+            kind=plan.kind,
         )
-        outcome = Outcome(request_metadata=body.get("metadata") or {})
-        messages = build_messages(definition, body["prompt"], body.get("context"))
-        parameters, capped = self.policy.parameters(
-            {**definition.get("parameters", {}), **body.get("parameters", {})}
-        )
+        outcome = Outcome(request_metadata=plan.metadata)
+        parameters, capped = self.policy.parameters(plan.parameters)
         if capped:
             outcome.capped_parameters = capped
         try:
-            tools = narrowed(definition.get("tools") or [], body.get("tools"))
+            tools = plan.server_tools
             needs = Needs(
                 capabilities=frozenset(
-                    (["tools"] if tools else []) + (["streaming"] if stream else [])
+                    (["tools"] if tools or plan.client_tools else [])
+                    + (["streaming"] if stream else [])
                 ),
-                prompt_tokens=estimate_prompt_tokens(messages),
+                prompt_tokens=estimate_prompt_tokens(plan.messages),
                 max_tokens=parameters.get("max_tokens"),
             )
             specs = await self.tools.resolve(tools)
-            route = await self.route(definition["model"], needs)
+            route = await self.route(plan.model, needs)
         except CBError as err:
             await self._fail(execution, outcome, err, started, live)
         first = route.chain[0]
@@ -215,18 +208,18 @@ class ExecutionRunner:
             execution=execution,
             outcome=outcome,
             route=route,
-            messages=messages,
+            messages=plan.messages,
             parameters=parameters,
             started=started,
             start_write_ms=_ms_since(started),
             tools={spec.name: spec for spec in specs},
+            client_tools=plan.client_tools,
         )
 
-    async def execute(
-        self, agent: Agent, body: dict[str, Any], execution_id: str
-    ) -> ExecutionResult:
-        """Run one execution to its end; its result (a failure raises, recorded)."""
-        run = await self._begin(agent, body, execution_id, stream=False)
+    async def execute(self, plan: RunPlan, execution_id: str) -> ExecutionResult:
+        """Run one execution to its end; its result (a failure raises, recorded). Cancelled
+        (its caller went away), it is recorded as cancelled."""
+        run = await self.begin(plan, execution_id, stream=False)
         total = CallOutcome()
         messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
         try:
@@ -247,19 +240,27 @@ class ExecutionRunner:
         except CBError as err:
             err.details = _with_attempts(err, total)
             await self._fail_after_attempts(run, err)
+        except asyncio.CancelledError:
+            run.outcome.attempts = total.attempts
+            await asyncio.shield(self._cancel(run, None))
+            raise
 
-    async def execute_stream(
-        self, agent: Agent, body: dict[str, Any], execution_id: str, live: LiveStream
-    ) -> None:
-        """Like `execute`, emitting each step into `live` as it happens; ends with a terminal event.
+    async def execute_stream(self, plan: RunPlan, execution_id: str, live: LiveStream) -> None:
+        """Begin (a failure ends the stream with its error event), then `stream`."""
+        try:
+            run = await self.begin(plan, execution_id, stream=True, live=live)
+        except CBError:
+            return  # recorded, and emitted as the terminal event
+        await self.stream(run, live)
+
+    async def stream(self, run: Run, live: LiveStream) -> None:
+        """Like `execute`, emitting each step into `live` as it happens; ends with a terminal
+        event. A client tool's call is emitted as `tool_call_delta` events as it streams.
 
         Every `live.checkpoint_s` the events sent so far are checkpointed into the store, with
         an estimate of the usage so far, so the stream can be resumed from the store.
         """
-        try:
-            run = await self._begin(agent, body, execution_id, stream=True, live=live)
-        except CBError:
-            return  # recorded, and emitted as the terminal event
+        execution_id = live.execution_id
         live.emit(
             "execution_start",
             {
@@ -274,6 +275,7 @@ class ExecutionRunner:
         messages, chain = list(run.messages), list(run.route.chain)
         usage: Usage | None = None
         finish: str | None = None
+        client_calls: list[dict[str, Any]] = []
         try:
             for turn in range(1, MAX_ITERATIONS + 1):
                 outcome, turn_usage, deltas, text = CallOutcome(), None, [], ""
@@ -286,6 +288,11 @@ class ExecutionRunner:
                             "content_chunk", {"execution_id": execution_id, "delta": chunk.delta}
                         )
                     deltas.extend(chunk.tool_call_deltas)
+                    if run.client_tools:
+                        for delta in chunk.tool_call_deltas:
+                            live.emit(
+                                "tool_call_delta", {"execution_id": execution_id, "delta": delta}
+                            )
                     if chunk.usage is not None:
                         turn_usage = (
                             chunk.usage if turn_usage is None else turn_usage.merged(chunk.usage)
@@ -298,6 +305,8 @@ class ExecutionRunner:
                 total.absorb(outcome)
                 if turn_usage is not None:
                     usage = turn_usage if usage is None else usage.plus(turn_usage)
+                if run.client_tools and deltas:
+                    client_calls = assemble(deltas)
                 calls = assemble(deltas) if run.tools and deltas else []
                 if not calls:
                     break
@@ -313,12 +322,15 @@ class ExecutionRunner:
             except CBError:
                 return
         except asyncio.CancelledError:
+            run.outcome.attempts = total.attempts
             await asyncio.shield(self._cancel(run, live))
             raise
         if usage is None:  # the provider counted nothing (the bundled local model): estimate
             usage = self._estimate(run, live.text)
             live.emit("usage_update", self._usage_event(execution_id, total, usage))
-        total.response = LLMResponse(content=live.text, finish_reason=finish, usage=usage)
+        total.response = LLMResponse(
+            content=live.text, tool_calls=client_calls, finish_reason=finish, usage=usage
+        )
         live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
 
     async def _use_tools(
@@ -408,12 +420,15 @@ class ExecutionRunner:
         ]
         await self._fail(run.execution, run.outcome, err, run.started, live)
 
-    async def _cancel(self, run: Run, live: LiveStream) -> None:
-        """The client went away: record what was produced, as cancelled."""
-        run.outcome.answer = Answer(content=live.text)
+    async def _cancel(self, run: Run, live: LiveStream | None) -> None:
+        """The client went away: record what was produced, as cancelled (unless it ended)."""
+        if run.execution.status != "running":
+            return
+        run.outcome.answer = Answer(content=live.text if live else "")
         run.outcome.duration_ms = _ms_since(run.started)
-        run.execution.cancel(run.outcome, live.take_unrecorded())
-        live.emit(*terminal_event("cancelled", run.execution.result, live.execution_id))
+        run.execution.cancel(run.outcome, live.take_unrecorded() if live else None)
+        if live is not None:
+            live.emit(*terminal_event("cancelled", run.execution.result, live.execution_id))
         await self._save_end(run.execution, live)
 
     def _fill(self, run: Run, call: CallOutcome) -> None:
@@ -478,10 +493,12 @@ class Run:
     started: float
     start_write_ms: float
     tools: dict[str, ToolSpec] = field(default_factory=dict)
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
 
     def definitions(self) -> list[dict[str, Any]] | None:
-        return [t.definition() for t in self.tools.values()] or None
+        """The tools the model is offered: the server's, then the client's."""
+        return [t.definition() for t in self.tools.values()] + self.client_tools or None
 
 
 def _with_attempts(err: CBError, total: CallOutcome) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import secrets
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -28,6 +29,7 @@ END = HEADER.pack(0)
 CLAIM_TIMEOUT_S = 30.0
 BACKLOG = 4096  # a burst of stream starts connects at once
 TOKEN_BYTES = 24
+Framer = Callable[[list[dict[str, Any]]], bytes]  # a batch of stream events as bytes to send
 
 
 class StreamChannel:
@@ -36,15 +38,18 @@ class StreamChannel:
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None
-        self._offers: dict[str, tuple[LiveStream, int, asyncio.TimerHandle]] = {}
+        self._offers: dict[str, tuple[LiveStream, int, Framer, asyncio.TimerHandle]] = {}
         self._start_lock = asyncio.Lock()
 
-    async def offer(self, live: LiveStream, after: int) -> dict[str, Any]:
-        """Make the events of `live` after `after` claimable; where and how to claim them."""
+    async def offer(
+        self, live: LiveStream, after: int, framer: Framer = frame_batch
+    ) -> dict[str, Any]:
+        """Make the events of `live` after `after` claimable, framed by `framer` (this API's
+        SSE unless told); where and how to claim them."""
         host, port = await self._listening()
         token = secrets.token_urlsafe(TOKEN_BYTES)
         expiry = asyncio.get_running_loop().call_later(CLAIM_TIMEOUT_S, self._expire, token)
-        self._offers[token] = (live, after, expiry)
+        self._offers[token] = (live, after, framer, expiry)
         return {"host": host, "port": port, "token": token}
 
     def _expire(self, token: str) -> None:
@@ -67,9 +72,9 @@ class StreamChannel:
             offer = self._offers.pop(line.strip().decode(errors="replace"), None)
             if offer is None:
                 return
-            live, after, expiry = offer
+            live, after, framer, expiry = offer
             expiry.cancel()
-            pipe = asyncio.ensure_future(_pipe(live, after, writer))
+            pipe = asyncio.ensure_future(_pipe(live, after, framer, writer))
             gone = asyncio.ensure_future(reader.read(1))  # b"" once the reader hangs up
             await asyncio.wait({pipe, gone}, return_when=asyncio.FIRST_COMPLETED)
             for task in (pipe, gone):
@@ -86,11 +91,13 @@ class StreamChannel:
             self._server.close()
 
 
-async def _pipe(live: LiveStream, after: int, writer: asyncio.StreamWriter) -> None:
+async def _pipe(live: LiveStream, after: int, framer: Framer, writer: asyncio.StreamWriter) -> None:
     watch = live.watch(after)
     try:
         async for batch in watch:
-            data = frame_batch(batch)
+            data = framer(batch)
+            if not data:
+                continue
             writer.write(HEADER.pack(len(data)) + data)
             await writer.drain()
         writer.write(END)

@@ -29,7 +29,7 @@ from domain.errors import CBError, Overloaded, RateLimited
 PROBE_S = 0.05  # how often the event loop's lag is sampled
 SERVICE_EWMA = 0.1  # weight of the newest slot hold time in the running estimate
 MAX_REMEMBERED = 10_000
-EXECUTION_PATHS = ("/execute", "/execute/stream")
+EXECUTION_PATHS = ("/execute", "/execute/stream", "/v1/chat/completions")
 # a digest of the Authorization header of the request being served (set by RefusalShortcut)
 CREDENTIAL: ContextVar[str | None] = ContextVar("cb_credential", default=None)
 
@@ -198,7 +198,7 @@ class RefusalShortcut:
         credential = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
         err = self.refusals.held(tenant, credential)
         if err is not None:
-            await error_response(err)(scope, receive, send)
+            await error_response(err, path)(scope, receive, send)
             return
         token = CREDENTIAL.set(credential)
         try:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors import config_actor, names, projection_actor, provider_actor, tenant_actor
@@ -39,15 +40,23 @@ class Peer:
     handle_of: Callable[[], Any]
     running: Callable[[], Any | None]
 
-    async def call(self, invoke: Invoke) -> Reply:
+    async def call(self, invoke: Invoke, cancel_remote: bool = False) -> Reply:
         """`invoke(handle, attempt)`; if the actor was evicted or died, recreate it and again.
 
         `invoke` is told which attempt it is, so a call that may already have run once (an
         execution) can ask the new actor to check the store instead of running it twice.
+        With `cancel_remote`, cancelling the caller cancels the actor's task too (an
+        execution whose client went away).
         """
         for attempt in range(RECREATE_ATTEMPTS):
             try:
-                return await invoke(self.handle_of(), attempt)
+                pending = invoke(self.handle_of(), attempt)
+                try:
+                    return await pending
+                except asyncio.CancelledError:
+                    if cancel_remote and isinstance(pending, ray.ObjectRef):
+                        ray.cancel(pending)  # an async actor's task: Ray cancels its coroutine
+                    raise
             except (ActorDiedError, ActorUnavailableError):
                 if attempt == RECREATE_ATTEMPTS - 1:
                     raise
@@ -193,7 +202,31 @@ class TenantClient:
         def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
             return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
 
-        return unwrap_with_headers(await self.peer.call(invoke))
+        return unwrap_with_headers(await self.peer.call(invoke, cancel_remote=True))
+
+    async def complete_chat(
+        self, job: dict[str, Any], agent_id: str | None, execution_id: str
+    ) -> WithHeaders:
+        """Run a chat completion (`ChatCompletionRequest.as_job()`) with this id to its end:
+        its result document, with the tenant's X-RateLimit-* headers."""
+
+        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
+            return handle.complete_chat.remote(job, agent_id, execution_id, attempt > 0)
+
+        return unwrap_with_headers(await self.peer.call(invoke, cancel_remote=True))
+
+    async def complete_chat_stream(
+        self, job: dict[str, Any], agent_id: str | None, execution_id: str, include_usage: bool
+    ) -> Opened:
+        """Start a streamed chat completion, routed, and connect to its OpenAI chunks."""
+
+        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
+            return handle.complete_chat_stream.remote(
+                job, agent_id, execution_id, include_usage, attempt > 0
+            )
+
+        reply = unwrap_with_headers(await self.peer.call(invoke))
+        return await open_stream(reply.value, reply.headers, openai=True)
 
     async def execute_stream(
         self, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool

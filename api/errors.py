@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.ids import UUID_PATTERN, client_of
-from api.responses import error_response
+from api.responses import OPENAI_DOOR, error_response
 from api.runtime import runtime_of
-from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
+from domain.chat_completions import openai_error_object
+from domain.errors import AuthenticationFailed, CBError, InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 TOO_LARGE = "cb.body_too_large"  # scope key: the body passed the limit while being read
@@ -33,7 +34,7 @@ async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
                     "detail": {"reason": "missing or invalid credential"}}]  # fmt: skip
     if entries:
         audit_refusal(request, entries)
-    return error_response(err)
+    return error_response(err, request.url.path)
 
 
 def audit_refusal(request: Request, entries: list[dict[str, Any]]) -> None:
@@ -44,12 +45,16 @@ def audit_refusal(request: Request, entries: list[dict[str, Any]]) -> None:
     )
 
 
-async def on_invalid(_: Request, err: Exception) -> JSONResponse:
+async def on_invalid(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, RequestValidationError)
     problems = [
         {"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in err.errors()
     ]
     text = "; ".join(f"{p['loc']}: {p['message']}" for p in problems)
+    if request.url.path.startswith(OPENAI_DOOR):
+        param = problems[0]["loc"].removeprefix("body.") if problems else None
+        problem = InvalidRequest(text, details={"param": param})
+        return error_response(problem, request.url.path)
     body = {"error": {"type": "invalid_request", "message": text, "details": problems}}
     return JSONResponse(body, status_code=400)
 
@@ -62,13 +67,19 @@ async def on_http(request: Request, err: Exception) -> JSONResponse:
     kinds = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
              413: "payload_too_large"}  # fmt: skip
     kind = kinds.get(err.status_code, "http_error")
-    body = {"error": {"type": kind, "message": str(err.detail)}}
+    if request.url.path.startswith(OPENAI_DOOR):
+        body = {"error": openai_error_object(kind, str(err.detail), err.status_code)}
+    else:
+        body = {"error": {"type": kind, "message": str(err.detail)}}
     return JSONResponse(body, status_code=err.status_code)
 
 
-async def on_unexpected(_: Request, err: Exception) -> JSONResponse:
+async def on_unexpected(request: Request, err: Exception) -> JSONResponse:
     log.error("unhandled %s", type(err).__name__, exc_info=err)
-    body = {"error": {"type": "internal_error", "message": "internal error"}}
+    if request.url.path.startswith(OPENAI_DOOR):
+        body = {"error": openai_error_object("internal_error", "internal error", 500)}
+    else:
+        body = {"error": {"type": "internal_error", "message": "internal error"}}
     return JSONResponse(body, status_code=500)
 
 

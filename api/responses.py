@@ -4,17 +4,25 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from domain.chat_completions import openai_error, openai_status
 from domain.errors import CBError
 
+OPENAI_DOOR = "/v1/"  # paths answered in OpenAI's shapes, errors included
 
-def error_response(err: CBError) -> JSONResponse:
+
+def error_response(err: CBError, path: str = "") -> JSONResponse:
     """`{"error": {"type", "message", …}}` with the error's status, Retry-After and the
-    X-RateLimit-* headers of a limit refusal."""
+    X-RateLimit-* headers of a limit refusal; on OpenAI's door (`path` under /v1/), OpenAI's
+    `{"error": {"message", "type", "param", "code"}}` with the same status and headers."""
     headers: dict[str, str] = {}
     if isinstance(err.details, dict) and isinstance(err.details.get("headers"), dict):
         headers.update(err.details["headers"])  # X-RateLimit-* of a limit refusal
     if err.retry_after is not None:
         headers["Retry-After"] = str(max(1, round(err.retry_after + 0.499)))
+    if path.startswith(OPENAI_DOOR):
+        if err.execution_id:
+            headers["x-cb-execution-id"] = err.execution_id
+        return JSONResponse(openai_error(err), status_code=openai_status(err), headers=headers)
     body: dict[str, object] = {"error": err.to_dict()}
     if err.execution_id:
         body["execution_id"] = err.execution_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from ray import serve
 
 from actors.stream_channel import HEADER
+from domain.chat_completions import openai_error
 from domain.errors import ExecutionInterrupted
 from domain.sse import comment, frame, frame_batch
 
@@ -23,16 +25,19 @@ class Opened:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
     headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of a new execution
+    openai: bool = False  # chunks of OpenAI's chat completions, not this API's events
 
 
-async def open_stream(offer: dict[str, Any], headers: dict[str, str] | None = None) -> Opened:
+async def open_stream(
+    offer: dict[str, Any], headers: dict[str, str] | None = None, openai: bool = False
+) -> Opened:
     """Claim a tenant actor's offer (connect and send the token), or take replayed events;
     `headers` go out with the response."""
     if "events" in offer:
         return Opened(offer["events"])
     reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
     writer.write(offer["token"].encode() + b"\n")
-    return Opened([], reader, writer, headers or {})
+    return Opened([], reader, writer, headers or {}, openai)
 
 
 def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
@@ -82,7 +87,10 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
                 gone = ExecutionInterrupted(
                     "the execution's runtime went away mid-stream; resume with Last-Event-ID"
                 )
-                yield frame(None, "error", gone.to_dict())
+                if opened.openai:
+                    yield b"data: " + json.dumps(openai_error(gone)).encode() + b"\n\n"
+                else:
+                    yield frame(None, "error", gone.to_dict())
                 return
             pending = None
             if not data:

@@ -30,9 +30,11 @@ class Execution(Aggregate):
         request: dict[str, Any],
         model_requested: str,
         stream: bool,
+        kind: str = "agent_execution",  # or "chat_completion"; not in events before it was kept
     ) -> None:
         self.tenant_id = tenant_id
         self.agent_id = agent_id
+        self.kind = kind
         self.status = "running"
         self.model_requested = model_requested
         self.model_resolved: str | None = None

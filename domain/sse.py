@@ -21,3 +21,9 @@ def comment(text: str) -> bytes:
 def frame_batch(batch: list[dict[str, Any]]) -> bytes:
     """Events `{"id"?, "event", "data"}` as SSE, one after another."""
     return b"".join(frame(e.get("id"), e["event"], e["data"]) for e in batch)
+
+
+def frame_batch_without_usage(batch: list[dict[str, Any]]) -> bytes:
+    """`frame_batch` leaving out `usage_update` events (`stream_options.include_usage=false`;
+    the final result still carries the usage)."""
+    return frame_batch([e for e in batch if e["event"] != "usage_update"])

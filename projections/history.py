@@ -28,7 +28,8 @@ DDL = (
         duration_ms DOUBLE PRECISION,
         error_type TEXT,
         error_message TEXT,
-        result_json TEXT
+        result_json TEXT,
+        kind TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS executions_by_agent ON executions "
     "(tenant_id, agent_id, started_at)",
@@ -36,10 +37,15 @@ DDL = (
 )
 
 
+# columns added after the table was first made: (table, column, type)
+COLUMNS = (("executions", "kind", "TEXT"),)
+AGENT_EXECUTION = "agent_execution"  # the kind of executions recorded before kinds were kept
+
+
 def on_started(cur: Cursor, event: Any) -> None:
     cur.execute(
         "INSERT INTO executions (execution_id, tenant_id, agent_id, status, model_requested,"
-        " stream, started_at) VALUES (?, ?, ?, 'running', ?, ?, ?)"
+        " stream, started_at, kind) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)"
         " ON CONFLICT (execution_id) DO NOTHING",
         (
             str(event.originator_id),
@@ -48,6 +54,7 @@ def on_started(cur: Cursor, event: Any) -> None:
             event.model_requested,
             bool(event.stream),
             event.timestamp.timestamp(),
+            getattr(event, "kind", AGENT_EXECUTION),
         ),
     )
 
@@ -157,7 +164,7 @@ HANDLERS = {
 _COLUMNS = (
     "execution_id, tenant_id, agent_id, status, model_requested, model_resolved, provider,"
     " stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, started_at,"
-    " completed_at, duration_ms, error_type, error_message, result_json"
+    " completed_at, duration_ms, error_type, error_message, result_json, kind"
 )
 
 
@@ -167,7 +174,8 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     result = _result(row, json.loads(_opened(row["result_json"]) or "null"))
     view = {
         "execution_id": row["execution_id"],
-        "agent_id": row["agent_id"],
+        "kind": row["kind"] or AGENT_EXECUTION,
+        "agent_id": row["agent_id"] or None,
         "status": row["status"],
         "model_requested": row["model_requested"],
         "model_resolved": row["model_resolved"],
@@ -216,10 +224,17 @@ def list_executions(
     status: str | None = None,
     limit: int = 50,
     before: float | None = None,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first; `before` (a started_at) pages backwards."""
     sql = f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ?"
     params: list[Any] = [tenant_id]
+    if kind == AGENT_EXECUTION:
+        sql += " AND (kind = ? OR kind IS NULL)"
+        params.append(kind)
+    elif kind is not None:
+        sql += " AND kind = ?"
+        params.append(kind)
     for column, value in (("agent_id", agent_id), ("status", status)):
         if value is not None:
             sql += f" AND {column} = ?"

@@ -26,7 +26,7 @@ def create_tables(db: ReadModelDB) -> None:
     with db.transaction() as cur:
         for ddl in (TRACKING_DDL, *history.DDL, *directory.DDL, *audit.DDL):
             cur.execute(ddl)
-    for table, column, kind in directory.COLUMNS:
+    for table, column, kind in (*directory.COLUMNS, *history.COLUMNS):
         if column not in db.columns(table):
             with db.transaction() as cur:
                 cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

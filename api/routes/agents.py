@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from api.admission import Admitting
 from api.auth import Caller
+from api.disconnects import CLIENT_GONE, ClientGone, unless_disconnected
 from api.runtime import Rt
 from api.streaming import sse_response
 from domain.schemas import (
@@ -59,14 +60,25 @@ async def delete_agent(agent_id: str, who: Caller, runtime: Rt) -> dict[str, Any
 
 @router.post("/{agent_id}/execute")
 async def execute(
-    agent_id: str, body: ExecuteRequest, who: Caller, runtime: Rt, admission: Admitting
-) -> JSONResponse:
-    """Run the agent once and answer with the whole result."""
+    agent_id: str,
+    body: ExecuteRequest,
+    http: Request,
+    who: Caller,
+    runtime: Rt,
+    admission: Admitting,
+) -> Response:
+    """Run the agent once and answer with the whole result (a client that goes away first
+    cancels it)."""
     who.require("agents:execute")
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
     async with admission.admitted(who.tenant_id, runtime.config().ingress):
-        reply = await runtime.tenant(who.tenant_id).execute(agent_id, request)
+        try:
+            reply = await unless_disconnected(
+                http, runtime.tenant(who.tenant_id).execute(agent_id, request)
+            )
+        except ClientGone:
+            return Response(status_code=CLIENT_GONE)
     return JSONResponse(reply.value, headers=reply.headers)
 
 

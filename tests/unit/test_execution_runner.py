@@ -14,6 +14,7 @@ from domain.agent import Agent
 from domain.config import Config
 from domain.errors import CBError
 from domain.execution import Execution
+from domain.run_plan import agent_plan
 from tests.unit.fakes import FakePeers, ScriptedProvider, completion, error
 
 TENANT = str(uuid.uuid4())
@@ -47,7 +48,7 @@ async def test_an_execution_answers_with_real_counts_and_records_its_outcome(sto
     runner = await _runner(store, FakePeers(provider))
     execution_id = str(uuid.uuid4())
     result = (
-        await runner.execute(_agent(), {"prompt": "What is Ray Serve?"}, execution_id)
+        await runner.execute(agent_plan(_agent(), {"prompt": "What is Ray Serve?"}), execution_id)
     ).as_api()
 
     assert result["status"] == "completed"
@@ -74,7 +75,9 @@ async def test_a_provider_failure_is_recorded_with_every_attempt_and_raised(stor
     runner = await _runner(store, FakePeers(ScriptedProvider(error(500))))
     execution_id = str(uuid.uuid4())
     with pytest.raises(CBError) as raised:
-        await runner.execute(_agent(model="gpt-4o-mini"), {"prompt": "hi"}, execution_id)
+        await runner.execute(
+            agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"}), execution_id
+        )
     assert raised.value.execution_id == execution_id
     stored = await _stored(store, execution_id)
     assert stored.status == "failed"
@@ -92,7 +95,7 @@ async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
     runner = await _runner(store, FakePeers(provider))
     agent = _agent(tools=["mortgage_calculator"])
     result = (
-        await runner.execute(agent, {"prompt": "Monthly payment?"}, str(uuid.uuid4()))
+        await runner.execute(agent_plan(agent, {"prompt": "Monthly payment?"}), str(uuid.uuid4()))
     ).as_api()
 
     assert result["response"]["content"] == "About 2528/mo."
@@ -110,7 +113,9 @@ async def test_an_unknown_model_fails_before_any_call(store) -> None:
     runner = await _runner(store, FakePeers(provider))
     execution_id = str(uuid.uuid4())
     with pytest.raises(CBError) as raised:
-        await runner.execute(_agent(model="cb:no-such-model"), {"prompt": "hi"}, execution_id)
+        await runner.execute(
+            agent_plan(_agent(model="cb:no-such-model"), {"prompt": "hi"}), execution_id
+        )
     assert raised.value.type == "model_not_found" and provider.requests == []
     stored = await _stored(store, execution_id)
     assert stored.status == "failed" and "attempt_log" not in stored.result["metadata"]

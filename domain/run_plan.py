@@ -1,0 +1,87 @@
+"""What one execution will run: an agent's execute request, or an OpenAI chat completion,
+turned into the same plan (messages, parameters, tools, model) for the execution loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from domain.agent import Agent
+from domain.llm import ChatMessage, estimate_prompt_tokens
+from domain.prompting import build_messages
+from domain.tenant_limits import DEFAULT_COMPLETION_TOKENS, estimated_tokens
+from domain.tool_specs import narrowed
+
+Kind = Literal["agent_execution", "chat_completion"]
+
+
+@dataclass
+class RunPlan:
+    """One execution to run. `server_tools` run in the loop; `client_tools` (OpenAI tool
+    definitions) are offered to the model and their calls go back to the client."""
+
+    kind: Kind
+    agent_id: str  # "" for a chat completion that names a model, not an agent
+    agent_version: int
+    model: str
+    messages: list[ChatMessage]
+    parameters: dict[str, Any]
+    request: dict[str, Any]  # what the Started event records
+    estimated_tokens: int
+    server_tools: list[str] = field(default_factory=list)
+    client_tools: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.request.get("metadata") or {}
+
+
+def agent_plan(agent: Agent, body: dict[str, Any]) -> RunPlan:
+    """An agent's execute request: its prompt in the agent's template, its tools narrowed."""
+    definition = agent.definition
+    return RunPlan(
+        kind="agent_execution",
+        agent_id=str(agent.id),
+        agent_version=agent.version,
+        model=definition["model"],
+        messages=build_messages(definition, body["prompt"], body.get("context")),
+        parameters={**definition.get("parameters", {}), **body.get("parameters", {})},
+        request=body,
+        estimated_tokens=estimated_tokens(body, definition),
+        server_tools=narrowed(definition.get("tools") or [], body.get("tools")),
+    )
+
+
+def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
+    """A chat completion (`ChatCompletionRequest.as_job()`), for a model or for `agent`.
+
+    With an agent, its system prompt comes first and its parameters are the defaults; its
+    tools run server-side unless the request brings its own, which then replace them.
+    """
+    messages = [ChatMessage.model_validate(m) for m in job["messages"]]
+    parameters = dict(job.get("parameters") or {})
+    client_tools = list(job.get("tools") or [])
+    server_tools: list[str] = []
+    model = job["model"]
+    agent_id, version = "", 0
+    if agent is not None:
+        definition = agent.definition
+        agent_id, version, model = str(agent.id), agent.version, definition["model"]
+        system = build_messages(definition, "-", None)[:-1]  # the system turn, if any
+        messages = [*system, *messages]
+        parameters = {**definition.get("parameters", {}), **parameters}
+        if not client_tools:
+            server_tools = list(definition.get("tools") or [])
+    answer = parameters.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
+    return RunPlan(
+        kind="chat_completion",
+        agent_id=agent_id,
+        agent_version=version,
+        model=model,
+        messages=messages,
+        parameters=parameters,
+        request=job,
+        estimated_tokens=estimate_prompt_tokens(messages) + int(answer),
+        server_tools=server_tools,
+        client_tools=client_tools,
+    )
