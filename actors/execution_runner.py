@@ -305,9 +305,10 @@ class ExecutionRunner:
                 total.absorb(outcome)
                 if turn_usage is not None:
                     usage = turn_usage if usage is None else usage.plus(turn_usage)
-                if run.client_tools and deltas:
-                    client_calls = assemble(deltas)
-                calls = assemble(deltas) if run.tools and deltas else []
+                assembled = assemble(deltas) if deltas else []
+                if run.client_tools:
+                    client_calls = assembled
+                calls = assembled if run.tools else []
                 if not calls:
                     break
                 chain = _sticking_to(outcome.model, chain)

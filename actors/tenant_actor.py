@@ -23,7 +23,7 @@ from actors.peers import Peers
 from actors.replies import WithHeaders, replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
-from actors.stream_channel import StreamChannel
+from actors.stream_channel import Framer, StreamChannel
 from actors.tenant_commands import TenantCommands, effective_limits
 from domain import stream_log
 from domain.chat_completions import ChunkFramer, chat_headers
@@ -292,20 +292,9 @@ class TenantActor:
         false, no `usage_update` events are sent.
         """
         plan = await self._plan(agent_id, body, False)
-        if retried:
-            await self.runner.raise_if_recorded(execution_id)
-        reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
-        headers = self.gate.headers(time.monotonic())
-        live = self._live(execution_id, cancel_on_disconnect)
-        live.task = asyncio.get_running_loop().create_task(
-            self.runner.execute_stream(plan, execution_id, live)
-        )
-        live.task.add_done_callback(lambda _: self._finished(execution_id, reserved))
         usage = (body.get("stream_options") or {}).get("include_usage", True)
-        offer = await self.channel.offer(
-            live, 0, frame_batch if usage else frame_batch_without_usage
-        )
-        return WithHeaders(offer, headers)
+        framer = frame_batch if usage else frame_batch_without_usage
+        return await self._streamed(plan, execution_id, retried, cancel_on_disconnect, framer)
 
     @replies
     async def complete_chat_stream(
@@ -320,28 +309,42 @@ class TenantActor:
         is the reply, not a stream); its channel offer frames OpenAI's chunks. A client that
         goes away cancels it."""
         plan = await self._plan(agent_id, job, True)
+        framer = ChunkFramer(execution_id, include_usage)
+        return await self._streamed(plan, execution_id, retried, True, framer, routed_first=True)
+
+    async def _streamed(
+        self,
+        plan: RunPlan,
+        execution_id: str,
+        retried: bool,
+        cancel_on_disconnect: bool,
+        framer: Framer,
+        routed_first: bool = False,
+    ) -> WithHeaders:
+        """Admit, start the run as a task, offer its events framed by `framer`. With
+        `routed_first`, the start is recorded and routed before the reply (which then names
+        the route in `x-cb-*` headers); otherwise a routing failure ends the stream."""
         if retried:
             await self.runner.raise_if_recorded(execution_id)
         reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
-        headers = self.gate.headers(time.monotonic())
-        try:
-            run = await self.runner.begin(plan, execution_id, stream=True)
-        except BaseException:
-            self.gate.settle(time.monotonic(), reserved, None)
-            raise
-        live = self._live(execution_id, True)
-        live.task = asyncio.get_running_loop().create_task(self.runner.stream(run, live))
-        live.task.add_done_callback(lambda _: self._finished(execution_id, reserved))
-        framer = ChunkFramer(execution_id, include_usage)
-        offer = await self.channel.offer(live, 0, framer)
-        first = run.route.chain[0]
-        headers.update(chat_headers(execution_id, first, self.runner.config.models[first].provider))
-        return WithHeaders(offer, headers)
-
-    def _live(self, execution_id: str, cancel_on_disconnect: bool) -> LiveStream:
+        headers = self.gate.headers(time.monotonic())  # what was left once it was let in
         live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
+        if routed_first:
+            try:
+                run = await self.runner.begin(plan, execution_id, stream=True)
+            except BaseException:
+                self.gate.settle(time.monotonic(), reserved, None)
+                raise
+            first = run.route.chain[0]
+            provider = self.runner.config.models[first].provider
+            headers.update(chat_headers(execution_id, first, provider))
+            work = self.runner.stream(run, live)
+        else:
+            work = self.runner.execute_stream(plan, execution_id, live)
         self.live[execution_id] = live
-        return live
+        live.task = asyncio.get_running_loop().create_task(work)
+        live.task.add_done_callback(lambda _: self._finished(execution_id, reserved))
+        return WithHeaders(await self.channel.offer(live, 0, framer), headers)
 
     @replies
     async def resume_stream(self, execution_id: str, after: int) -> dict[str, Any]:

@@ -16,10 +16,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.ids import UUID_PATTERN, client_of
-from api.responses import OPENAI_DOOR, error_response
+from api.responses import error_response, plain_error
 from api.runtime import runtime_of
-from domain.chat_completions import openai_error_object
-from domain.errors import AuthenticationFailed, CBError, InvalidRequest, PayloadTooLarge
+from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 TOO_LARGE = "cb.body_too_large"  # scope key: the body passed the limit while being read
@@ -51,36 +50,25 @@ async def on_invalid(request: Request, err: Exception) -> JSONResponse:
         {"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in err.errors()
     ]
     text = "; ".join(f"{p['loc']}: {p['message']}" for p in problems)
-    if request.url.path.startswith(OPENAI_DOOR):
-        param = problems[0]["loc"].removeprefix("body.") if problems else None
-        problem = InvalidRequest(text, details={"param": param})
-        return error_response(problem, request.url.path)
-    body = {"error": {"type": "invalid_request", "message": text, "details": problems}}
-    return JSONResponse(body, status_code=400)
+    param = problems[0]["loc"].removeprefix("body.") if problems else None
+    return plain_error(request.url.path, "invalid_request", text, 400, param, details=problems)
 
 
 async def on_http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, HTTPException)
     if TOO_LARGE in request.scope:
         limit = request.scope[TOO_LARGE]
-        return error_response(PayloadTooLarge(f"the request body is over {limit} bytes"))
+        too_large = PayloadTooLarge(f"the request body is over {limit} bytes")
+        return error_response(too_large, request.url.path)
     kinds = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
              413: "payload_too_large"}  # fmt: skip
     kind = kinds.get(err.status_code, "http_error")
-    if request.url.path.startswith(OPENAI_DOOR):
-        body = {"error": openai_error_object(kind, str(err.detail), err.status_code)}
-    else:
-        body = {"error": {"type": kind, "message": str(err.detail)}}
-    return JSONResponse(body, status_code=err.status_code)
+    return plain_error(request.url.path, kind, str(err.detail), err.status_code)
 
 
 async def on_unexpected(request: Request, err: Exception) -> JSONResponse:
     log.error("unhandled %s", type(err).__name__, exc_info=err)
-    if request.url.path.startswith(OPENAI_DOOR):
-        body = {"error": openai_error_object("internal_error", "internal error", 500)}
-    else:
-        body = {"error": {"type": "internal_error", "message": "internal error"}}
-    return JSONResponse(body, status_code=500)
+    return plain_error(request.url.path, "internal_error", "internal error", 500)
 
 
 class BodyLimit:

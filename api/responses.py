@@ -1,10 +1,11 @@
-"""The JSON error response of a CBError; a leaf module (the ASGI middlewares use it too)."""
+"""JSON error responses, in this API's shape or, on OpenAI's door, in OpenAI's; a leaf module
+(the ASGI middlewares use it too)."""
 
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from domain.chat_completions import openai_error, openai_status
+from domain.chat_completions import openai_error, openai_error_object, openai_status
 from domain.errors import CBError
 
 OPENAI_DOOR = "/v1/"  # paths answered in OpenAI's shapes, errors included
@@ -27,3 +28,15 @@ def error_response(err: CBError, path: str = "") -> JSONResponse:
     if err.execution_id:
         body["execution_id"] = err.execution_id
     return JSONResponse(body, status_code=err.status, headers=headers)
+
+
+def plain_error(
+    path: str, kind: str, message: str, status: int, param: str | None = None, **extra: object
+) -> JSONResponse:
+    """An error that is no CBError (validation, routing, the unexpected) in the shape of
+    `path`'s door; `extra` goes into this API's shape only."""
+    if path.startswith(OPENAI_DOOR):
+        body = {"error": openai_error_object(kind, message, status, param)}
+    else:
+        body = {"error": {"type": kind, "message": message, **extra}}
+    return JSONResponse(body, status_code=status)

@@ -10,9 +10,7 @@ from domain.llm import ChatMessage
 
 def build_messages(definition: dict[str, Any], prompt: str, context: Any) -> list[ChatMessage]:
     """System prompt, then prior context messages, then the user turn from the template."""
-    system = definition.get("system_prompt") or ""
-    if definition.get("context_instructions"):
-        system = f"{system}\n\n{definition['context_instructions']}".strip()
+    system = system_text(definition)
     history: list[ChatMessage] = []
     if isinstance(context, list):
         history = [ChatMessage(role=m["role"], content=m["content"]) for m in context]
@@ -22,6 +20,14 @@ def build_messages(definition: dict[str, Any], prompt: str, context: Any) -> lis
     user = render_user_turn(definition.get("user_template") or "", prompt)
     messages = [ChatMessage(role="system", content=system)] if system else []
     return [*messages, *history, ChatMessage(role="user", content=user)]
+
+
+def system_text(definition: dict[str, Any]) -> str:
+    """An agent's system prompt with its context instructions ("" when it has neither)."""
+    system = definition.get("system_prompt") or ""
+    if definition.get("context_instructions"):
+        system = f"{system}\n\n{definition['context_instructions']}".strip()
+    return system
 
 
 def render_user_turn(template: str, prompt: str) -> str:

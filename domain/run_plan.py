@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from domain.agent import Agent
 from domain.llm import ChatMessage, estimate_prompt_tokens
-from domain.prompting import build_messages
+from domain.prompting import build_messages, system_text
 from domain.tenant_limits import DEFAULT_COMPLETION_TOKENS, estimated_tokens
 from domain.tool_specs import narrowed
 
@@ -67,8 +67,9 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
     if agent is not None:
         definition = agent.definition
         agent_id, version, model = str(agent.id), agent.version, definition["model"]
-        system = build_messages(definition, "-", None)[:-1]  # the system turn, if any
-        messages = [*system, *messages]
+        system = system_text(definition)
+        if system:
+            messages = [ChatMessage(role="system", content=system), *messages]
         parameters = {**definition.get("parameters", {}), **parameters}
         if not client_tools:
             server_tools = list(definition.get("tools") or [])

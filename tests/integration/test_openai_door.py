@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from tests.support.client import SQLITE_ONLY, ApiClient, Tenant
+from tests.support.client import SQLITE_ONLY, ApiClient
 
 
 def _tag(kind: str) -> str:
@@ -22,18 +22,6 @@ def _client(gateway: ApiClient, key: str) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=gateway.cluster.url(gateway.backend) + "/v1", api_key=key, max_retries=0
     )
-
-
-def _history(gateway: ApiClient, tenant: Tenant, execution_id: str) -> dict[str, Any]:
-    """The execution as history shows it, once it has ended."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = gateway.http.get(f"/api/v1/executions/{execution_id}", headers=tenant.headers())
-        assert found.status_code == 200, found.text
-        view = found.json()
-        if view["status"] != "running" or time.monotonic() > deadline:
-            return view
-        time.sleep(0.1)
 
 
 def test_a_whole_completion_is_openai_shaped_and_recorded(gateway: ApiClient) -> None:
@@ -66,7 +54,7 @@ def test_a_whole_completion_is_openai_shaped_and_recorded(gateway: ApiClient) ->
     assert sent.body["messages"][0] == {"role": "system", "content": "Answer in one line."}
     assert sent.body["temperature"] == 0.2 and sent.body["max_tokens"] == 50
 
-    view = _history(gateway, tenant, execution_id)
+    view = gateway.ended_execution(tenant, execution_id)
     assert view["kind"] == "chat_completion" and view["status"] == "completed"
     assert view["agent_id"] is None
     assert view["usage"]["total_tokens"] == 26 and view["usage"]["cost_usd"] > 0
@@ -97,7 +85,7 @@ def test_a_stream_sends_chunks_then_usage_then_done(gateway: ApiClient) -> None:
     assert all(c.usage is None for c in chunks[:-1])
     assert len({c.id for c in chunks}) == 1
     execution_id = stream.response.headers["x-cb-execution-id"]
-    view = _history(gateway, tenant, execution_id)
+    view = gateway.ended_execution(tenant, execution_id)
     assert view["kind"] == "chat_completion" and view["stream"] is True
     assert view["usage"]["total_tokens"] == 12
 
@@ -175,7 +163,7 @@ def test_agent_model_applies_the_agents_prompt_and_parameters(gateway: ApiClient
     [sent] = emu.requests_matching(tag)
     assert sent.body["messages"][0] == {"role": "system", "content": "You are Ada."}
     assert sent.body["temperature"] == 0.7 and sent.body["model"] == "gpt-4o-mini"
-    view = _history(gateway, tenant, raw.headers["x-cb-execution-id"])
+    view = gateway.ended_execution(tenant, raw.headers["x-cb-execution-id"])
     assert view["agent_id"] == agent["id"] and view["kind"] == "chat_completion"
 
     with pytest.raises(openai.NotFoundError) as missing:
@@ -216,7 +204,7 @@ def test_errors_raise_the_sdks_typed_exceptions(gateway: ApiClient) -> None:
             model="gpt-4o-mini", messages=[{"role": "user", "content": tag}]
         )
     execution_id = failed.value.response.headers["x-cb-execution-id"]
-    assert _history(gateway, tenant, execution_id)["status"] == "failed"
+    assert gateway.ended_execution(tenant, execution_id)["status"] == "failed"
 
 
 @SQLITE_ONLY
@@ -265,6 +253,6 @@ def test_a_client_leaving_a_whole_request_cancels_the_upstream_call(
         time.sleep(0.05)
     listed = gateway.http.get("/api/v1/executions", headers=tenant.headers()).json()
     [execution] = listed["executions"]
-    view = _history(gateway, tenant, execution["execution_id"])
+    view = gateway.ended_execution(tenant, execution["execution_id"])
     assert view["status"] == "cancelled"
     assert view["kind"] == ("chat_completion" if door == "chat" else "agent_execution")

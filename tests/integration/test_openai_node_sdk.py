@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.support.client import SQLITE_ONLY, ApiClient, Tenant
+from tests.support.client import SQLITE_ONLY, ApiClient
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 SCRIPT = NODE_DIR / "openai_sdk_check.mjs"
@@ -30,17 +28,6 @@ def _require_node_deps() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def _history(gateway: ApiClient, tenant: Tenant, execution_id: str) -> dict[str, Any]:
-    """The execution as history shows it, once it is recorded and has ended."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = gateway.http.get(f"/api/v1/executions/{execution_id}", headers=tenant.headers())
-        if found.status_code == 200 and found.json()["status"] != "running":
-            return found.json()
-        assert time.monotonic() < deadline, (found.status_code, found.text)
-        time.sleep(0.1)
 
 
 @SQLITE_ONLY
@@ -77,6 +64,6 @@ def test_the_openai_node_sdk_completes_streams_errs_and_calls_tools(gateway: Api
     assert first.body["tools"][0]["function"]["name"] == "get_weather"
     assert second.body["messages"][-1]["role"] == "tool"
 
-    view = _history(gateway, tenant, results["execution_id"])
+    view = gateway.ended_execution(tenant, results["execution_id"])
     assert view["kind"] == "chat_completion" and view["status"] == "completed", view
     assert view["usage"]["total_tokens"] > 0, view

@@ -120,14 +120,7 @@ def test_disconnect_cancels_upstream_and_records_cancelled(gateway: ApiClient) -
     while not seen[0].client_disconnected and time.monotonic() < deadline:
         time.sleep(0.05)
     assert seen[0].client_disconnected, "the upstream request was not closed"
-    history: dict[str, Any] = {}
-    while time.monotonic() < deadline + 5:
-        history = gateway.http.get(
-            f"/api/v1/executions/{execution_id}", headers=tenant.headers()
-        ).json()
-        if history["status"] != "running":
-            break
-        time.sleep(0.2)
+    history = gateway.ended_execution(tenant, execution_id)
     assert history["status"] == "cancelled"
     assert history["response"]["content"].startswith("w0 ")
 

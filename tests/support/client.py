@@ -79,6 +79,18 @@ class ApiClient:
 
         return reply
 
+    def ended_execution(
+        self, tenant: Tenant, execution_id: str, timeout_s: float = 10.0
+    ) -> dict[str, Any]:
+        """The execution as history shows it once it has ended (or as it is at the timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = self.http.get(f"/api/v1/executions/{execution_id}", headers=tenant.headers())
+            if found.status_code == 200 and found.json()["status"] != "running":
+                return found.json()
+            assert time.monotonic() < deadline, (found.status_code, found.text)
+            time.sleep(0.1)
+
     def execute(self, tenant: Tenant, agent_id: str, prompt: str, **body: Any) -> httpx.Response:
         return self.http.post(
             f"/api/v1/agents/{agent_id}/execute",
