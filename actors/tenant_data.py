@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 from actors.secrets import SEALED_FIELDS
+from domain.erasure import Erasure
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,25 @@ def exported_events(app: Application[UUID], ids: list[UUID]) -> Iterator[dict[st
             }
 
 
+def _hold_high_water(
+    app: Application[UUID], cursor: Any, table: str, newest: int, erased: int
+) -> None:
+    """SQLite: if the newest event went, an `Erasure` event takes its notification id, so the
+    ids already passed by projections are never handed out again (PostgreSQL's sequence
+    never reuses one)."""
+    cursor.execute(f"SELECT 1 FROM {table} WHERE rowid = ?", (newest,))
+    if cursor.fetchone() is not None:
+        return
+    [created] = Erasure(erased_events=erased).collect_events()
+    stored = app.mapper.to_stored_event(created)
+    cursor.execute(
+        f"INSERT INTO {table} (rowid, originator_id, originator_version, topic, state)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (newest, stored.originator_id.hex, stored.originator_version, stored.topic,
+         stored.state),
+    )  # fmt: skip
+
+
 def erase_events(app: Application[UUID], ids: list[UUID]) -> int:
     """Delete every event of `ids`; how many went."""
     datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
@@ -65,11 +85,15 @@ def erase_events(app: Application[UUID], ids: list[UUID]) -> int:
     with datastore.transaction(commit=True) as cursor:
         if not postgres:
             cursor.execute("PRAGMA secure_delete = ON")
+            cursor.execute(f"SELECT MAX(rowid) FROM {table}")
+            newest = cursor.fetchone()[0]
         for aggregate_id in ids:
             if postgres:
                 cursor.execute(f"DELETE FROM {table} WHERE originator_id = %s", (aggregate_id,))
             else:
                 cursor.execute(f"DELETE FROM {table} WHERE originator_id = ?", (aggregate_id.hex,))
+        if not postgres and newest is not None:
+            _hold_high_water(app, cursor, table, newest, erased)
     if postgres:
         try:  # dead rows keep their bytes until vacuumed
             with datastore.get_connection() as conn:
