@@ -54,9 +54,15 @@ class ProjectionActor:
         return await self._catch_up()
 
     async def _catch_up(self) -> int:
-        """Fold whatever is new; concurrent callers share one pass."""
+        """Fold everything committed before the call, batch by batch (a read that missed
+        must see its own writes however far behind the follower is); one pass at a time."""
         async with self._lock:
-            return await self.store.run(runner.catch_up, self.store.app, self.db)
+            total = 0
+            while True:
+                read = await self.store.run(runner.catch_up, self.store.app, self.db)
+                total += read
+                if read < runner.BATCH:
+                    return total
 
     async def _read(self, fn: Any, *args: Any, settled: Any = lambda found: found) -> Any:
         """Read; if the answer may be stale (missing, or not `settled`), catch up and reread."""

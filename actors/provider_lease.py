@@ -12,8 +12,9 @@ import asyncio
 import time
 from typing import Any
 
-MAX_BATCH = 16
+MAX_BATCH = 64
 PREFETCH = 1
+DEMAND_WINDOW_S = 0.1  # a lease asks for at least the credits taken in the last window
 FLUSH_S = 0.1
 IDLE_RETURN_S = 1.0
 
@@ -28,6 +29,7 @@ class ProviderLease:
         self.outcomes: list[tuple[bool, float, str | None, float | None, str]] = []
         self.spent = 0
         self.last_take = time.monotonic()
+        self.window_start, self.taken_in_window, self.recent_demand = self.last_take, 0, 0
         self._leasing: asyncio.Task[dict[str, Any]] | None = None
         self._flusher: asyncio.Task[None] | None = None
 
@@ -37,7 +39,8 @@ class ProviderLease:
         try:
             while self.credits == 0:
                 if self._leasing is None or self._leasing.done():
-                    want = min(MAX_BATCH, self.waiting + PREFETCH)
+                    # each lease is a Ray call: ask for what the last window took, at least
+                    want = min(MAX_BATCH, max(self.waiting + PREFETCH, self.recent_demand))
                     self._leasing = asyncio.create_task(self._lease(want, timeout_s))
                 reply = await asyncio.shield(self._leasing)
                 if "error" in reply:
@@ -45,7 +48,12 @@ class ProviderLease:
         finally:
             self.waiting -= 1
         self.credits -= 1
-        self.last_take = time.monotonic()
+        self.last_take = now = time.monotonic()
+        if now - self.window_start >= DEMAND_WINDOW_S:
+            fresh = now - self.window_start < 2 * DEMAND_WINDOW_S  # else demand lapsed
+            self.recent_demand = self.taken_in_window if fresh else 0
+            self.window_start, self.taken_in_window = now, 0
+        self.taken_in_window += 1
         return None
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The data plane of live streams: a TCP listener in the tenant actor that ingress replicas read.
+"""The data plane of live streams and executions: a TCP listener in the tenant actor that
+ingress replicas connect to (executions: `actors.call_line`).
 
 A Ray call per chunk costs about a millisecond of CPU on each side; a socket write costs a
 few microseconds. So an ingress replica asks the actor (one Ray call) to `offer` a stream,
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import secrets
 import struct
@@ -19,6 +21,7 @@ from typing import Any
 
 import ray
 
+from actors.call_line import CALL, Method, serve_calls
 from actors.live_stream import LiveStream
 from domain.sse import frame_batch
 
@@ -33,9 +36,12 @@ Framer = Callable[[list[dict[str, Any]]], bytes]  # a batch of stream events as 
 
 
 class StreamChannel:
-    """Listens on this node's address; each offered stream is claimed once, by token."""
+    """Listens on this node's address; each offered stream is claimed once, by token, and a
+    replica that knows `secret` may open a call line to `calls`."""
 
-    def __init__(self) -> None:
+    def __init__(self, calls: dict[str, Method] | None = None) -> None:
+        self.calls = calls or {}
+        self.secret = secrets.token_urlsafe(TOKEN_BYTES)
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None
         self._offers: dict[str, tuple[LiveStream, int, Framer, asyncio.TimerHandle]] = {}
@@ -51,6 +57,11 @@ class StreamChannel:
         expiry = asyncio.get_running_loop().call_later(CLAIM_TIMEOUT_S, self._expire, token)
         self._offers[token] = (live, after, framer, expiry)
         return {"host": host, "port": port, "token": token}
+
+    async def call_address(self) -> dict[str, Any]:
+        """Where and with what secret a replica opens its call line to this actor."""
+        host, port = await self._listening()
+        return {"host": host, "port": port, "secret": self.secret}
 
     def _expire(self, token: str) -> None:
         offer = self._offers.pop(token, None)
@@ -69,6 +80,10 @@ class StreamChannel:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), CLAIM_TIMEOUT_S)
+            if line.startswith(CALL):
+                if hmac.compare_digest(line[len(CALL) :].strip(), self.secret.encode()):
+                    await serve_calls(reader, writer, self.calls)
+                return
             offer = self._offers.pop(line.strip().decode(errors="replace"), None)
             if offer is None:
                 return

@@ -54,7 +54,9 @@ class TenantActor:
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
         self.live: dict[str, LiveStream] = {}
-        self.channel = StreamChannel()
+        # executions also come over the channel's call line (one socket per replica)
+        calls = (self.execute, self.complete_chat, self.execute_stream, self.complete_chat_stream)
+        self.channel = StreamChannel({call.__name__: call for call in calls})
         self.last_used = time.monotonic()
         self._loaded = False
         self._load_lock = asyncio.Lock()
@@ -385,6 +387,11 @@ class TenantActor:
         used = (live.usage or {}).get("total_tokens") if live is not None else None
         self.gate.settle(time.monotonic(), reserved, used)
         self.last_used = time.monotonic()
+
+    @replies
+    async def call_line(self) -> dict[str, Any]:
+        """Where a replica opens its call line for executions (see `actors.call_line`)."""
+        return await self.channel.call_address()
 
     @replies
     async def ping(self) -> str:

@@ -40,14 +40,16 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(errors.BodyLimit, limit=limit)
     # outermost: the cheapest refusal first
     app.add_middleware(RefusalShortcut, refusals=admission.refusals)
+    # matched in this order, by FastAPI and again by Serve (for its metrics): the execution
+    # routes first, so the hot path skips the others' patterns
     for router in (
+        chat_completions.router,
+        agents.router,
         health.router,
         admin.router,
         admin_config.router,
         models.router,
-        chat_completions.router,
         tools.router,
-        agents.router,
         executions.router,
         providers.router,
         audit.router,

@@ -18,6 +18,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from actors import config_actor, names, projection_actor, provider_actor, tenant_actor
+from actors.call_line import CallLine, LineLost
 from actors.replies import WithHeaders, unwrap, unwrap_with_headers
 from actors.settings import Settings
 from api.streaming import Opened, open_stream
@@ -96,11 +97,63 @@ class Actors:
         return Peer(name, handle_of, lambda: names.existing(name))
 
 
-class TenantClient:
-    """A tenant's actor: the tenant, its keys, limits, models, tools, agents, executions."""
+class CallLines:
+    """One replica's call lines to tenant actors (`actors.call_line`), one per actor, opened
+    on first use with one Ray call that tells where and with what secret."""
 
-    def __init__(self, peer: Peer) -> None:
+    def __init__(self) -> None:
+        self._lines: dict[str, asyncio.Future[CallLine]] = {}
+
+    async def line(self, peer: Peer) -> CallLine:
+        """The open line to the peer's actor; raises if none can be opened."""
+        opening = self._lines.get(peer.name)
+        if (
+            opening is not None
+            and opening.done()
+            and (opening.cancelled() or opening.exception() or opening.result().closed)
+        ):
+            opening = None
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(peer))
+            self._lines[peer.name] = opening
+        return await asyncio.shield(opening)
+
+    @staticmethod
+    async def _open(peer: Peer) -> CallLine:
+        address = await peer.ask(lambda h: h.call_line.remote())
+        return await CallLine.open(address["host"], address["port"], address["secret"])
+
+
+class TenantClient:
+    """A tenant's actor: the tenant, its keys, limits, models, tools, agents, executions.
+
+    With `lines`, executions travel on the replica's call line to the actor; without (or
+    when the line is lost), as Ray calls.
+    """
+
+    def __init__(self, peer: Peer, lines: CallLines | None = None) -> None:
         self.peer = peer
+        self.lines = lines
+
+    async def _execution(
+        self, method: str, args: list[Any], invoke: Callable[[Any, bool], Awaitable[Reply]]
+    ) -> WithHeaders:
+        """An execution's reply (whole, or a stream's start), over the call line when there is
+        one; `retried` is appended to `args`, and `invoke(handle, retried)` is the same call
+        through Ray."""
+        retried = False
+        if self.lines is not None:
+            try:
+                line = await self.lines.line(self.peer)
+                return unwrap_with_headers(await line.call(method, [*args, False]))
+            except LineLost as lost:
+                retried = lost.sent  # it may have started: the actor checks the store first
+            except OSError:
+                pass  # no line could be opened: Ray carries it
+        reply = await self.peer.call(
+            lambda handle, attempt: invoke(handle, retried or attempt > 0), cancel_remote=True
+        )
+        return unwrap_with_headers(reply)
 
     async def create_tenant(self, name: str, by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.create_tenant.remote(name, by))
@@ -198,34 +251,34 @@ class TenantClient:
         tenant's X-RateLimit-* headers.
         Its id is fixed here, so a retried call never runs it twice."""
         execution_id = str(uuid.uuid4())
-
-        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
-            return handle.execute.remote(agent_id, request, execution_id, attempt > 0)
-
-        return unwrap_with_headers(await self.peer.call(invoke, cancel_remote=True))
+        return await self._execution(
+            "execute",
+            [agent_id, request, execution_id],
+            lambda h, retried: h.execute.remote(agent_id, request, execution_id, retried),
+        )
 
     async def complete_chat(
         self, job: dict[str, Any], agent_id: str | None, execution_id: str
     ) -> WithHeaders:
         """Run a chat completion (`ChatCompletionRequest.as_job()`) with this id to its end:
         its result document, with the tenant's X-RateLimit-* headers."""
-
-        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
-            return handle.complete_chat.remote(job, agent_id, execution_id, attempt > 0)
-
-        return unwrap_with_headers(await self.peer.call(invoke, cancel_remote=True))
+        return await self._execution(
+            "complete_chat",
+            [job, agent_id, execution_id],
+            lambda h, retried: h.complete_chat.remote(job, agent_id, execution_id, retried),
+        )
 
     async def complete_chat_stream(
         self, job: dict[str, Any], agent_id: str | None, execution_id: str, include_usage: bool
     ) -> Opened:
         """Start a streamed chat completion, routed, and connect to its OpenAI chunks."""
-
-        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
-            return handle.complete_chat_stream.remote(
-                job, agent_id, execution_id, include_usage, attempt > 0
-            )
-
-        reply = unwrap_with_headers(await self.peer.call(invoke))
+        reply = await self._execution(
+            "complete_chat_stream",
+            [job, agent_id, execution_id, include_usage],
+            lambda h, retried: h.complete_chat_stream.remote(
+                job, agent_id, execution_id, include_usage, retried
+            ),
+        )
         return await open_stream(reply.value, reply.headers, openai=True)
 
     async def execute_stream(
@@ -234,13 +287,13 @@ class TenantClient:
         """Start a streamed execution (its id fixed here, as for `execute`) and connect to it;
         a refusal raises here."""
         execution_id = str(uuid.uuid4())
-
-        def invoke(handle: Any, attempt: int) -> Awaitable[Reply]:
-            return handle.execute_stream.remote(
-                agent_id, request, execution_id, cancel_on_disconnect, attempt > 0
-            )
-
-        reply = unwrap_with_headers(await self.peer.call(invoke))
+        reply = await self._execution(
+            "execute_stream",
+            [agent_id, request, execution_id, cancel_on_disconnect],
+            lambda h, retried: h.execute_stream.remote(
+                agent_id, request, execution_id, cancel_on_disconnect, retried
+            ),
+        )
         return await open_stream(reply.value, reply.headers)
 
     async def resume_stream(self, execution_id: str, after: int) -> Opened:

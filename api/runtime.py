@@ -15,6 +15,7 @@ from actors.config_actor import current_config
 from actors.settings import Settings, configured_providers
 from api.clients import (
     Actors,
+    CallLines,
     ConfigClient,
     KeyDirectory,
     ProviderClient,
@@ -37,6 +38,8 @@ class Runtime:
     def __init__(self, settings: Settings, actors: Actors | None = None) -> None:
         self.settings = settings
         self.actors = actors if actors is not None else Actors(settings)
+        # executions go to tenant actors on call lines in a Ray deployment (not over fakes)
+        self.lines = CallLines() if actors is None else None
         self.config_actor = ConfigClient(self.actors.config_actor(), on_change=self.refresh_config)
         self.read_models = ReadModels(self.actors.projection())
         self.keys = KeyDirectory(self.read_models)
@@ -48,7 +51,7 @@ class Runtime:
 
     def tenant(self, tenant_id: str) -> TenantClient:
         """The client of the tenant's actor (started on first use)."""
-        return TenantClient(self.actors.tenant(tenant_id))
+        return TenantClient(self.actors.tenant(tenant_id), self.lines)
 
     def provider(self, name: str) -> ProviderClient:
         """The client of the provider's actor (started on first use)."""

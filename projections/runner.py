@@ -14,6 +14,7 @@ TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT)"
 )
 NAME = "read_models"
+BATCH = 500  # events folded per transaction
 
 Handler = Callable[[Any, Any], None]
 HANDLERS: dict[type, list[Handler]] = {}
@@ -37,7 +38,7 @@ def position(db: ReadModelDB) -> int:
     return int(rows[0]["position"]) if rows else 0
 
 
-def catch_up(app: Application[Any], db: ReadModelDB, batch: int = 500) -> int:
+def catch_up(app: Application[Any], db: ReadModelDB, batch: int = BATCH) -> int:
     """Apply every event after the tracked position; returns how many were read."""
     start = position(db)
     notifications = app.recorder.select_notifications(

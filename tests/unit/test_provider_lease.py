@@ -65,3 +65,22 @@ async def test_a_refusal_is_returned_not_raised() -> None:
     provider = FakeProvider(capacity=0)
     refusal = await ProviderLease(provider).take(0.1)
     assert refusal is not None and refusal["error"]["type"] == "provider_rate_limited"
+
+
+async def test_a_steady_stream_of_attempts_leases_by_recent_demand() -> None:
+    provider = FakeProvider(capacity=1000)
+    lease = ProviderLease(provider)
+
+    async def attempt() -> None:  # one at a time: a waiting count alone would lease 2 a call
+        assert await lease.take(1.0) is None
+        lease.done(True, 1.0, None, None, "m")
+
+    for _ in range(150):  # the first window's demand is learnt one lease of 2 at a time
+        await attempt()
+        await asyncio.sleep(0.001)
+    assert lease.recent_demand > 10
+    before = provider.lease_calls
+    for _ in range(150):
+        await attempt()
+        await asyncio.sleep(0.001)
+    assert provider.lease_calls - before <= 150 / 10  # a lease per window, not per 2 attempts
