@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.responses import error_response
+from api.responses import door_path, error_response
 from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
 from domain.config import IngressLimits
 from domain.errors import CBError, Overloaded, RateLimited
@@ -198,7 +198,7 @@ class RefusalShortcut:
         credential = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
         err = self.refusals.held(tenant, credential)
         if err is not None:
-            await error_response(err, path)(scope, receive, send)
+            await error_response(err, door_path(scope))(scope, receive, send)
             return
         token = CREDENTIAL.set(credential)
         try:

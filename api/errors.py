@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.ids import UUID_PATTERN, client_of
-from api.responses import error_response, plain_error
+from api.responses import door_path, error_response, plain_error
 from api.runtime import runtime_of
 from domain.errors import AuthenticationFailed, CBError, PayloadTooLarge
 
@@ -33,7 +33,7 @@ async def on_cb_error(request: Request, err: Exception) -> JSONResponse:
                     "detail": {"reason": "missing or invalid credential"}}]  # fmt: skip
     if entries:
         audit_refusal(request, entries)
-    return error_response(err, request.url.path)
+    return error_response(err, door_path(request.scope))
 
 
 def audit_refusal(request: Request, entries: list[dict[str, Any]]) -> None:
@@ -51,7 +51,9 @@ async def on_invalid(request: Request, err: Exception) -> JSONResponse:
     ]
     text = "; ".join(f"{p['loc']}: {p['message']}" for p in problems)
     param = problems[0]["loc"].removeprefix("body.") if problems else None
-    return plain_error(request.url.path, "invalid_request", text, 400, param, details=problems)
+    return plain_error(
+        door_path(request.scope), "invalid_request", text, 400, param, details=problems
+    )
 
 
 async def on_http(request: Request, err: Exception) -> JSONResponse:
@@ -59,16 +61,16 @@ async def on_http(request: Request, err: Exception) -> JSONResponse:
     if TOO_LARGE in request.scope:
         limit = request.scope[TOO_LARGE]
         too_large = PayloadTooLarge(f"the request body is over {limit} bytes")
-        return error_response(too_large, request.url.path)
+        return error_response(too_large, door_path(request.scope))
     kinds = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed",
              413: "payload_too_large"}  # fmt: skip
     kind = kinds.get(err.status_code, "http_error")
-    return plain_error(request.url.path, kind, str(err.detail), err.status_code)
+    return plain_error(door_path(request.scope), kind, str(err.detail), err.status_code)
 
 
 async def on_unexpected(request: Request, err: Exception) -> JSONResponse:
     log.error("unhandled %s", type(err).__name__, exc_info=err)
-    return plain_error(request.url.path, "internal_error", "internal error", 500)
+    return plain_error(door_path(request.scope), "internal_error", "internal error", 500)
 
 
 class BodyLimit:

@@ -3,12 +3,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi.responses import JSONResponse
 
 from domain.chat_completions import openai_error, openai_error_object, openai_status
 from domain.errors import CBError
 
 OPENAI_DOOR = "/v1/"  # paths answered in OpenAI's shapes, errors included
+
+
+def door_path(scope: Mapping[str, Any]) -> str:
+    """The request's path within the app, without the route prefix it is mounted under."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def error_response(err: CBError, path: str = "") -> JSONResponse:
