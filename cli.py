@@ -2,7 +2,9 @@
 
 `validate-config FILE` checks a configuration file; `install-reference-agents TENANT` installs
 the four reference agents for a tenant through a running server's admin API;
-`rotate-master-key` re-encrypts what is sealed at rest under a new master key, offline.
+`rotate-master-key` re-encrypts what is sealed at rest under a new master key, offline;
+`projections rebuild [NAME]` refolds read models from the events; `analyst create-role` /
+`drop-role` manage PostgreSQL logins that read one tenant's analytics.
 """
 
 from __future__ import annotations
@@ -109,6 +111,62 @@ def rotate_key(new_key_file: Path | None, force: bool, host: str, port: int) -> 
     return 0
 
 
+def rebuild_projections(names: list[str]) -> int:
+    """Refold the named projections (all when none is named) from the event store."""
+    from actors.event_store import EventStore
+    from actors.settings import Settings
+    from projections import runner
+    from projections.db import ReadModelDB
+
+    unknown = [n for n in names if n not in runner.PROJECTIONS]
+    if unknown:
+        print(f"unknown projection {unknown[0]!r}; known: {', '.join(runner.PROJECTIONS)}")
+        return 2
+    settings = Settings.from_env()
+    app = EventStore(env=settings.store_env())
+    try:
+        for name in names or list(runner.PROJECTIONS):
+            projection = runner.PROJECTIONS[name]
+            db = ReadModelDB(settings.read_model_url(), schema=projection.schema)
+            try:
+                runner.create_tables(db, projection)
+                read = runner.rebuild(app, db, projection)
+            finally:
+                db.close()
+            print(f"{name}: rebuilt from {read} events")
+    finally:
+        app.close()
+    return 0
+
+
+def analyst_role(action: str, tenant_id: str | None, name: str) -> int:
+    """Create (printing its URL last) or drop an analyst's PostgreSQL role."""
+    from projections import analyst_roles
+
+    url = os.environ.get("CB_DATABASE_URL")
+    if not url or not url.startswith("postgres"):
+        print("set CB_DATABASE_URL to the PostgreSQL database (analyst roles need PostgreSQL)")
+        return 2
+    try:
+        if action == "create-role":
+            if not tenant_id:
+                print("--tenant is required")
+                return 2
+            login = analyst_roles.create_role(url, tenant_id, name)
+            print(f"role {name} reads tenant {tenant_id}'s analytics; its connection URL:")
+            print(login)
+        else:
+            analyst_roles.drop_role(url, name)
+            print(f"role {name} dropped")
+    except ValueError as exc:
+        print(f"refused: {exc}")
+        return 2
+    except Exception as exc:  # psycopg's errors: say which, never the URL (it has secrets)
+        print(f"could not {action.replace('-', ' ')}: {type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
 def _port_answers(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -134,7 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     rotate.add_argument("--new-key-file", type=Path, help="write the new key here instead")
     rotate.add_argument("--force", action="store_true", help="even if the port answers")
+    projections = commands.add_parser("projections", help="read models")
+    projection_commands = projections.add_subparsers(dest="action", required=True)
+    rebuild = projection_commands.add_parser(
+        "rebuild", help="refold read models from the events (all, or the one named)"
+    )
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="read_models, metrics")
+    analyst = commands.add_parser("analyst", help="PostgreSQL roles for analysts")
+    analyst_commands = analyst.add_subparsers(dest="action", required=True)
+    create_role = analyst_commands.add_parser(
+        "create-role", help="a login that reads one tenant's analytics schema rows only"
+    )
+    create_role.add_argument("--tenant", required=True)
+    create_role.add_argument("--name", required=True)
+    drop_role = analyst_commands.add_parser("drop-role", help="drop an analyst's role")
+    drop_role.add_argument("--name", required=True)
     args = parser.parse_args(argv)
+    if args.command == "projections":
+        return rebuild_projections(args.names)
+    if args.command == "analyst":
+        return analyst_role(args.action, getattr(args, "tenant", None), args.name)
     if args.command == "rotate-master-key":
         return rotate_key(args.new_key_file, args.force, host, int(port))
     if args.command == "validate-config":

@@ -18,10 +18,12 @@ from actors.replies import unwrap
 from actors.routing_view import RoutingView
 from actors.settings import configured_providers
 from actors.tool_box import ToolBox
+from domain.budgets import BudgetLedger, Crossing, Reservation, scopes_of, worst_cost
 from domain.codecs.tool_calls import arguments as tool_arguments
 from domain.codecs.tool_calls import assemble
 from domain.config import Config, parse_config
 from domain.errors import (
+    BudgetExceeded,
     CBError,
     Conflict,
     ExecutionInterrupted,
@@ -63,6 +65,9 @@ class ExecutionRunner:
         )
         self.caller = ModelCaller(config, self.routing, peers.provider, peers.http)
         self.tools = ToolBox()
+        self.budgets = BudgetLedger()
+        # execution id → what it holds in the budgets, and the outcome that will say its cost
+        self.budget_holds: dict[str, tuple[Reservation, Outcome]] = {}
         self._adopt_config(config)
 
     def use_config(self, data: dict[str, Any]) -> None:
@@ -200,6 +205,7 @@ class ExecutionRunner:
             route = await self.route(plan.model, needs)
         except CBError as err:
             await self._fail(execution, outcome, err, started, live)
+        self._hold_budget(plan, execution, outcome, route, needs)  # a refusal records nothing
         first = route.chain[0]
         outcome.routing = route.explain()
         execution.resolve_model(first, self.config.models[first].provider, outcome.routing)
@@ -215,6 +221,35 @@ class ExecutionRunner:
             tools={spec.name: spec for spec in specs},
             client_tools=plan.client_tools,
         )
+
+    def budget_refuses(self, plan: RunPlan) -> bool:
+        """Whether a hard budget may refuse the plan (it must be routed before any reply)."""
+        return self.budgets.refuses(scopes_of(plan.agent_id))
+
+    def _hold_budget(
+        self, plan: RunPlan, execution: Execution, outcome: Outcome, route: Route, needs: Needs
+    ) -> None:
+        """Hold the execution's worst-case cost (the dearest model of its chain, its prompt
+        estimate and `max_tokens`) in its budgets, as of its start; BudgetExceeded over a
+        hard one."""
+        scopes = scopes_of(plan.agent_id)
+        if not self.budgets.covers(scopes):
+            return
+        worst = max(
+            worst_cost(self.config.models[m], needs.prompt_tokens, needs.max_tokens)
+            for m in route.chain
+        )
+        held = self.budgets.admit(scopes, worst, execution.created_on.timestamp())
+        self.budget_holds[str(execution.id)] = (held, outcome)
+
+    def settle_budget(self, execution_id: str) -> list[Crossing]:
+        """The execution ended: its budgets are charged its recorded cost (0 if it failed
+        before a provider answered); the thresholds that newly crossed."""
+        held = self.budget_holds.pop(execution_id, None)
+        if held is None:
+            return []
+        reservation, outcome = held
+        return self.budgets.settle(reservation, outcome.cost_usd, time.time())
 
     async def execute(self, plan: RunPlan, execution_id: str) -> ExecutionResult:
         """Run one execution to its end; its result (a failure raises, recorded). Cancelled
@@ -249,6 +284,9 @@ class ExecutionRunner:
         """Begin (a failure ends the stream with its error event), then `stream`."""
         try:
             run = await self.begin(plan, execution_id, stream=True, live=live)
+        except BudgetExceeded as err:  # not recorded: said in the stream, then it ends
+            live.emit("error", err.to_dict())
+            return
         except CBError:
             return  # recorded, and emitted as the terminal event
         await self.stream(run, live)
@@ -283,6 +321,8 @@ class ExecutionRunner:
                     chain, messages, run.parameters, outcome, run.definitions()
                 ):
                     if chunk.delta:
+                        if run.outcome.ttft_ms is None:
+                            run.outcome.ttft_ms = _ms_since(run.started)
                         text += chunk.delta
                         live.emit(
                             "content_chunk", {"execution_id": execution_id, "delta": chunk.delta}

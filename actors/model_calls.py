@@ -165,7 +165,7 @@ class ModelCaller:
         for attempt in range(spec.max_retries + 1):
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
-            record = Attempt(model=model_name, permit_ms=_ms_since(asked))
+            record = Attempt(model=model_name, provider=model.provider, permit_ms=_ms_since(asked))
             outcome.attempts.append(record)
             if refusal is not None:
                 err = CBError.from_dict(refusal["error"])
@@ -194,6 +194,8 @@ class ModelCaller:
                         outcome.model, outcome.provider = model_name, model.provider
                         if stream:
                             async for chunk in _chunks(codec, reply, deadlines):
+                                if chunk.delta and record.ttft_ms is None:
+                                    record.ttft_ms = _ms_since(started)
                                 outcome.delivered = outcome.delivered or bool(chunk.delta)
                                 yield chunk
                         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
-from projections import audit, directory, history, runner, tenant_rows
+from projections import analytics, audit, budgets, directory, history, runner, tenant_rows
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,11 @@ class ProjectionActor:
         self.settings = settings
         self.store = AsyncEventStore(settings, threads=2)
         self.db = ReadModelDB(settings.read_model_url())
+        # the metrics live apart (PostgreSQL: the `analytics` schema analysts may read)
+        self.metrics_db = ReadModelDB(settings.read_model_url(), schema=runner.METRICS.schema)
         history.seal_results_with(SecretBox(settings) if settings.encrypt_payloads else None)
         runner.create_tables(self.db)
+        runner.create_tables(self.metrics_db, runner.METRICS)
         self._lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
 
@@ -58,11 +62,12 @@ class ProjectionActor:
         must see its own writes however far behind the follower is); one pass at a time."""
         async with self._lock:
             total = 0
-            while True:
-                read = await self.store.run(runner.catch_up, self.store.app, self.db)
-                total += read
-                if read < runner.BATCH:
-                    return total
+            for db, projection in self._projections():
+                total += await self.store.run(runner.catch_up_fully, self.store.app, db, projection)
+            return total
+
+    def _projections(self) -> list[tuple[ReadModelDB, runner.Projection]]:
+        return [(self.db, runner.READ_MODELS), (self.metrics_db, runner.METRICS)]
 
     async def _read(self, fn: Any, *args: Any, settled: Any = lambda found: found) -> Any:
         """Read; if the answer may be stale (missing, or not `settled`), catch up and reread."""
@@ -103,6 +108,21 @@ class ProjectionActor:
         )
 
     @replies
+    async def budget_spent(self, tenant_id: str, since: dict[str, float]) -> dict[str, float]:
+        """Per budget scope, the cost of the tenant's finished executions started since the
+        scope's time, after folding what is new."""
+        self._ensure_following()
+        await self._catch_up()
+        return await self.store.run(budgets.spent_since, self.db, tenant_id, since)
+
+    @replies
+    async def budget_events(self, tenant_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """The tenant's budget events after `after`, as folded so far (the follower folds new
+        events within its poll interval)."""
+        self._ensure_following()
+        return await self.store.run(budgets.events_after, self.db, tenant_id, after, limit)
+
+    @replies
     async def export_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
         """Every event and read-model row the platform holds about the tenant."""
         await self._catch_up()
@@ -111,24 +131,52 @@ class ProjectionActor:
         ids = await self.store.run(tenant_data.aggregate_ids, app, tenant_id, executions)
         events = await self.store.run(lambda: list(tenant_data.exported_events(app, ids)))
         rows = await self.store.run(tenant_rows.exported_rows, self.db, tenant_id)
+        rows += await self.store.run(
+            tenant_rows.exported_rows, self.metrics_db, tenant_id, tenant_rows.METRIC_TABLES
+        )
         return events + rows
 
     @replies
     async def erase_tenant(self, tenant_id: str) -> dict[str, int]:
         """Delete the tenant's events and read-model rows (its actor is stopped first)."""
         async with self._lock:  # no catch-up folds the tenant's events back meanwhile
-            await self.store.run(runner.catch_up, self.store.app, self.db)
+            for db, projection in self._projections():
+                await self.store.run(runner.catch_up_fully, self.store.app, db, projection)
             app = self.store.app
             executions = await self.store.run(tenant_rows.execution_ids, self.db, tenant_id)
             ids = await self.store.run(tenant_data.aggregate_ids, app, tenant_id, executions)
             events = await self.store.run(tenant_data.erase_events, app, ids)
             rows = await self.store.run(tenant_rows.erase_rows, self.db, tenant_id)
+            rows += await self.store.run(
+                tenant_rows.erase_rows, self.metrics_db, tenant_id, tenant_rows.METRIC_TABLES
+            )
         return {"aggregates": len(ids), "events": events, "rows": rows}
 
     @replies
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         await self._catch_up()  # a key issued a moment ago is listed
         return await self.store.run(directory.list_keys, self.db, tenant_id)
+
+    @replies
+    async def analytics(
+        self, question: str, tenant_id: str, start: float, end: float, **args: Any
+    ) -> list[dict[str, Any]]:
+        """`projections.analytics`' `question` (usage, models, errors) for the tenant, after
+        folding what is new (an execution that just ended is counted)."""
+        self._ensure_following()
+        await self._catch_up()
+        ask = {"usage": analytics.usage, "models": analytics.models, "errors": analytics.errors}
+        answer = functools.partial(ask[question], **args)
+        return await self.store.run(answer, self.metrics_db, tenant_id, start, end)
+
+    @replies
+    async def lag(self) -> list[dict[str, Any]]:
+        """How far each projection is behind the store (see `runner.lag`)."""
+        self._ensure_following()
+        return [
+            await self.store.run(runner.lag, self.store.app, db, projection)
+            for db, projection in self._projections()
+        ]
 
     @replies
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:

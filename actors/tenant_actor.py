@@ -24,11 +24,12 @@ from actors.replies import WithHeaders, replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from actors.stream_channel import Framer, StreamChannel
+from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
 from domain import stream_log
 from domain.chat_completions import ChunkFramer, chat_headers
 from domain.config import Config, TenantDefaults
-from domain.errors import ResumeUnavailable
+from domain.errors import BudgetExceeded, CBError, ResumeUnavailable
 from domain.execution import Execution
 from domain.run_plan import RunPlan, agent_plan, chat_plan
 from domain.sse import frame_batch, frame_batch_without_usage
@@ -50,6 +51,7 @@ class TenantActor:
         empty = Config(providers={}, models={})
         self.runner = ExecutionRunner(empty, self.store, tenant_id, _peers(settings))
         self.commands = TenantCommands(tenant_id, self.store, SecretBox(settings), self.runner)
+        self.budgets = TenantBudgets(self.commands)
         defaults = TenantDefaults()
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
@@ -81,6 +83,7 @@ class TenantActor:
             self.gate = LimitGate(effective_limits(defaults, own), time.monotonic())
             if tenant is not None:
                 await self.runner.fail_interrupted()
+                await self.budgets.load()
             self._loaded = True
         return self.commands
 
@@ -141,6 +144,27 @@ class TenantActor:
     async def get_limits(self) -> dict[str, Any]:
         (await self._load()).require_tenant()
         return self.gate.as_api(time.monotonic())
+
+    @replies
+    async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
+        """Set the budget of `tenant` or `agent:<id>`; in force for the next admission."""
+        await self._load()
+        return await self.budgets.put(scope, budget, by)
+
+    @replies
+    async def get_budget(self, scope: str) -> dict[str, Any]:
+        await self._load()
+        return self.budgets.status(scope)
+
+    @replies
+    async def list_budgets(self) -> dict[str, Any]:
+        await self._load()
+        return self.budgets.listing()
+
+    @replies
+    async def remove_budget(self, scope: str, by: str) -> dict[str, Any]:
+        await self._load()
+        return await self.budgets.remove(scope, by)
 
     @replies
     async def describe(self) -> dict[str, Any]:
@@ -276,6 +300,7 @@ class TenantActor:
             return WithHeaders(result.as_api(), headers)
         finally:
             self.gate.settle(time.monotonic(), reserved, used)
+            self._settle_budget(execution_id)
             self.last_used = time.monotonic()
 
     @replies
@@ -331,16 +356,23 @@ class TenantActor:
         reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
         headers = self.gate.headers(time.monotonic())  # what was left once it was let in
         live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
-        if routed_first:
+        if routed_first or self.runner.budget_refuses(plan):
+            # begun before the reply, so a hard budget's refusal is the reply, not the stream
             try:
-                run = await self.runner.begin(plan, execution_id, stream=True)
-            except BaseException:
-                self.gate.settle(time.monotonic(), reserved, None)
-                raise
-            first = run.route.chain[0]
-            provider = self.runner.config.models[first].provider
-            headers.update(chat_headers(execution_id, first, provider))
-            work = self.runner.stream(run, live)
+                run = await self.runner.begin(
+                    plan, execution_id, stream=True, live=None if routed_first else live
+                )
+            except BaseException as exc:
+                if routed_first or not isinstance(exc, CBError) or isinstance(exc, BudgetExceeded):
+                    self.gate.settle(time.monotonic(), reserved, None)
+                    self._settle_budget(execution_id)
+                    raise
+                run = None  # a routing failure: recorded, and the stream's error event
+            if routed_first and run is not None:
+                first = run.route.chain[0]
+                provider = self.runner.config.models[first].provider
+                headers.update(chat_headers(execution_id, first, provider))
+            work = self.runner.stream(run, live) if run is not None else _ended()
         else:
             work = self.runner.execute_stream(plan, execution_id, live)
         self.live[execution_id] = live
@@ -386,7 +418,14 @@ class TenantActor:
         live = self.live.pop(execution_id, None)
         used = (live.usage or {}).get("total_tokens") if live is not None else None
         self.gate.settle(time.monotonic(), reserved, used)
+        self._settle_budget(execution_id)
         self.last_used = time.monotonic()
+
+    def _settle_budget(self, execution_id: str) -> None:
+        """Charge an ended execution's cost to its budgets; record thresholds it crossed."""
+        crossings = self.runner.settle_budget(execution_id)
+        if crossings:
+            self.budgets.record(crossings).add_done_callback(_log_failed_save)
 
     @replies
     async def call_line(self) -> dict[str, Any]:
@@ -413,6 +452,15 @@ def _peers(settings: Settings) -> Peers:
         projection=lambda: projection_actor.handle(settings),
         http=shared_client,
     )
+
+
+async def _ended() -> None:
+    """The work of a stream that ended before it began (its error event is in the stream)."""
+
+
+def _log_failed_save(saved: asyncio.Future[None]) -> None:
+    if not saved.cancelled() and saved.exception() is not None:
+        log.error("recording budget thresholds crossed failed: %r", saved.exception())
 
 
 def _terminal(execution: Execution) -> tuple[str, Any] | None:

@@ -13,7 +13,9 @@ from api.routes import (
     admin,
     admin_config,
     agents,
+    analytics,
     audit,
+    budgets,
     chat_completions,
     executions,
     health,
@@ -53,6 +55,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         executions.router,
         providers.router,
         audit.router,
+        budgets.router,
+        analytics.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

@@ -175,6 +175,18 @@ class TenantClient:
     async def get_limits(self) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.get_limits.remote())
 
+    async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.set_budget.remote(scope, budget, by))
+
+    async def get_budget(self, scope: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_budget.remote(scope))
+
+    async def list_budgets(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.list_budgets.remote())
+
+    async def remove_budget(self, scope: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.remove_budget.remote(scope, by))
+
     async def set_model_mapping(self, name: str, mapping: dict[str, Any], by: str) -> Any:
         return await self.peer.ask(lambda h: h.set_model_mapping.remote(name, mapping, by))
 
@@ -392,10 +404,24 @@ class ReadModels:
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
         return await self.peer.ask(lambda h: h.get_execution.remote(tenant_id, execution_id))
 
+    async def analytics(
+        self, question: str, tenant_id: str, start: float, end: float, **args: Any
+    ) -> list[dict[str, Any]]:
+        return await self.peer.ask(
+            lambda h: h.analytics.remote(question, tenant_id, start, end, **args)
+        )
+
+    async def lag(self) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.lag.remote())
+
     async def list_executions(
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.list_executions.remote(tenant_id, filters))
+
+    async def budget_events(self, tenant_id: str, after: int, limit: int) -> list[dict]:
+        """The tenant's budget events after `after` (`id`, `event`, `data`), oldest first."""
+        return await self.peer.ask(lambda h: h.budget_events.remote(tenant_id, after, limit))
 
     async def export_tenant(self, tenant_id: str) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.export_tenant.remote(tenant_id))

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -36,6 +37,7 @@ HOST = "127.0.0.1"
 WARMUP = 50
 REQUEST_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 600.0
+LAG_SAMPLE_S = 0.2
 READY_TIMEOUT_S = 120.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DIRECT_BODY = {
@@ -211,14 +213,19 @@ async def run_load(
     total: int,
     concurrency: int,
     ok: Callable[[bytes], bool],
+    spread: list[tuple[str, dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """Closed loop of whole requests: latency of each, errors, throughput."""
+    """Closed loop of whole requests: latency of each, errors, throughput. With `spread`
+    ((url, headers) of several tenants), the requests go to each in turn instead."""
     payload = json.dumps(body).encode()
-    hdrs = {"Content-Type": "application/json", **headers}
+    turns = itertools.cycle(
+        [(u, {"Content-Type": "application/json", **h}) for u, h in spread or [(url, headers)]]
+    )
 
     async def send() -> Sample:
+        target, hdrs = next(turns)
         t0 = time.perf_counter()
-        async with http.post(url, data=payload, headers=hdrs) as resp:
+        async with http.post(target, data=payload, headers=hdrs) as resp:
             data = await resp.read()
             if resp.status != 200 or not ok(data):
                 return f"HTTP {resp.status}: {data[:500]!r}"
@@ -412,20 +419,28 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
         await wait_http(f"{svc['gateway']}/ready", gw[0], READY_TIMEOUT_S)
         print(f"gateway ready after {time.monotonic() - t0:.1f} s", flush=True)
         url, headers = await setup_agent(svc["gateway"], svc["admin_token"])
+        spread = [(url, headers)] + [
+            await setup_agent(svc["gateway"], svc["admin_token"]) for _ in range(args.tenants - 1)
+        ]
         check = GatewayCheck()
         targets.append(("gateway", url, {"prompt": "hello"}, headers, check))
     results = []
+    lag: dict[str, list[float]] = {}
+    sampler = (
+        asyncio.create_task(sample_lag(svc["gateway"], svc["admin_token"], lag)) if gw else None
+    )
     for conc in args.concurrency:
         total = args.requests or (2000 if conc > 1 else 500)
         connector = aiohttp.TCPConnector(limit=max(conc, 1) * 2)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             for name, url, body, headers, ok in targets:
-                await run_load(http, url, body, headers, WARMUP, conc, ok)
+                many = spread if name == "gateway" else None
+                await run_load(http, url, body, headers, WARMUP, conc, ok, many)
                 if isinstance(ok, GatewayCheck):
                     ok.take_means()
                 before = tree_cpu_by_name(svc["gateway_pid"])
-                res = await run_load(http, url, body, headers, total, conc, ok)
+                res = await run_load(http, url, body, headers, total, conc, ok, many)
                 after = tree_cpu_by_name(svc["gateway_pid"])
                 per_process = {
                     k: (v - before.get(k, 0.0)) * 1000 / max(res["requests"], 1)
@@ -486,7 +501,37 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                     )
                     if res["first_error"]:
                         print(f"    first error: {res['first_error']}", flush=True)
-    return {"results": results}
+    if sampler is not None:
+        sampler.cancel()
+    return {"results": results, "projection_lag_s": lag_figures(lag)}
+
+
+async def sample_lag(base: str, admin_token: str, into: dict[str, list[float]]) -> None:
+    """Every LAG_SAMPLE_S while the load runs: each projection's lag in seconds (the age of
+    the oldest event it has not folded), from `GET /api/v1/admin/projections`."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(f"{base}/api/v1/admin/projections", headers=headers) as r:
+                    for p in (await r.json())["projections"]:
+                        into.setdefault(p["name"], []).append(p["lag_seconds"])
+            except (aiohttp.ClientError, KeyError, ValueError):
+                pass
+            await asyncio.sleep(LAG_SAMPLE_S)
+
+
+def lag_figures(lag: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, samples in lag.items():
+        ordered = sorted(s * 1000 for s in samples)
+        out[name] = {
+            "samples": len(ordered),
+            "p50_s": percentile(ordered, 50) / 1000,
+            "p99_s": percentile(ordered, 99) / 1000,
+            "max_s": ordered[-1] / 1000,
+        }
+    return out
 
 
 def overheads(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -602,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", default="1,32", type=lambda s: [int(c) for c in s.split(",") if c.strip()]
     )
     parser.add_argument("--postgres", metavar="URL", help="CB_DATABASE_URL for the gateway")
+    parser.add_argument(
+        "--tenants", type=int, default=1, help="spread the gateway's whole requests over N tenants"
+    )
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
     parser.add_argument(
         "--stream", action="store_true", help="also stream: time to first content chunk, streams/s"
@@ -619,16 +667,29 @@ def main(argv: list[str] | None = None) -> int:
     pin_to(1)()  # the load generator shares CPU 1 with the emulator
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    meta = {**machine(), "mode": args.mode}
+    meta = {**machine(), "mode": args.mode, "tenants": args.tenants,
+            "store": "postgres" if args.postgres else "sqlite"}  # fmt: skip
     out = run_with_services(args, bench)
     if out is None:
         return 1
     over = overheads(out["results"])
     report(meta, out["results"], over)
+    for name, figures in out["projection_lag_s"].items():
+        print(
+            f"projection lag under load, {name}: p50 {figures['p50_s']:.3f} s, "
+            f"p99 {figures['p99_s']:.3f} s, max {figures['max_s']:.3f} s "
+            f"({figures['samples']} samples)"
+        )
     if args.json:
         Path(args.json).write_text(
             json.dumps(
-                {"machine": meta, "args": vars(args), "results": out["results"], "overhead": over},
+                {
+                    "machine": meta,
+                    "args": vars(args),
+                    "results": out["results"],
+                    "overhead": over,
+                    "projection_lag_s": out["projection_lag_s"],
+                },
                 indent=2,
             )
         )

@@ -1,9 +1,9 @@
 """The audit trail: which recorded events are audit entries, and the security record.
 
-Changes (keys, limits, agents, model configuration, credentials, MCP servers) are audited
-from the events that made them. What the ingress refused (authentication failures,
-permission denials, cross-tenant attempts) is recorded as `SecurityRecord` events, in
-batches, with how many times each happened in the batch.
+Changes (keys, limits, budgets, agents, model configuration, credentials, MCP servers) are
+audited from the events that made them, as are budget thresholds crossed. What the ingress
+refused (authentication failures, permission denials, cross-tenant attempts) is recorded as
+`SecurityRecord` events, in batches, with how many times each happened in the batch.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ AUDITED: dict[type, tuple[str, Detail]] = {
         lambda e: {k: e.server.get(k) for k in ("id", "name", "transport", "command")},
     ),
     Tenant.McpServerRemoved: ("mcp_server.removed", _fields("server_id")),
+    Tenant.BudgetSet: ("budget.set", _fields("scope", "budget")),
+    Tenant.BudgetRemoved: ("budget.removed", _fields("scope")),
+    Tenant.BudgetThresholdCrossed: (
+        "budget.threshold_crossed",
+        _fields("scope", "threshold", "period_start", "spent_usd", "limit_usd"),
+    ),
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
     Agent.Deleted: ("agent.deleted", lambda e: {}),

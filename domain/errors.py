@@ -113,6 +113,15 @@ class RateLimited(CBError):
     status = 429
 
 
+class BudgetExceeded(CBError):
+    """A hard budget would be exceeded by the execution's worst-case cost; `details` names
+    the budget (`scope`, `limit_usd`, `period`), its `spent_usd` and `reserved_usd`, and
+    `period_end` (ISO 8601 UTC)."""
+
+    type = "budget_exceeded"
+    status = 402
+
+
 class ServiceUnavailable(CBError):
     type = "service_unavailable"
     status = 503

@@ -101,7 +101,9 @@ class Execution(Aggregate):
     # A terminal event's `stream_tail` holds the stream events not yet checkpointed; None
     # means they are unknown (the runtime died), so the recorded stream has a hole at its end.
     # Version 2 of the terminal events records the `Outcome` (facts); version 1 recorded the
-    # API's result document and is read through `outcome_from_document`.
+    # API's result document and is read through `outcome_from_document`. Version 3's outcome
+    # adds the time to first content (`ttft_ms`) and each attempt's provider and time to first
+    # content; earlier versions load with those unknown (None).
 
     class Ended(Aggregate.Event):
         """A terminal event: the `Outcome`, and the stream events not yet checkpointed."""
@@ -110,7 +112,7 @@ class Execution(Aggregate):
         outcome: dict[str, Any]
         stream_tail: list[list[Any]] | None
 
-        class_version = 2
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -119,6 +121,14 @@ class Execution(Aggregate):
             state["outcome"] = outcome_from_document(
                 {**result, "error": result.get("error") or error}
             )
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            outcome = state["outcome"]
+            outcome["ttft_ms"] = None
+            for attempt in outcome.get("attempts") or []:
+                attempt.setdefault("provider", None)
+                attempt["ttft_ms"] = None
 
     class Completed(Ended):
         pass

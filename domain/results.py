@@ -22,9 +22,16 @@ class Attempt(BaseModel):
     """One try of one model: the wait for a provider permit, the call, how it failed."""
 
     model: str
+    provider: str | None = None  # not kept before terminal events' version 3
     permit_ms: float = 0.0
     latency_ms: float = 0.0
+    ttft_ms: float | None = None  # streamed: from sending the request to the first content
     error: str | None = None
+
+    def as_api(self) -> dict[str, Any]:
+        """The attempt as `attempt_log` shows it: `provider` and `ttft_ms` when known."""
+        unknown = {k for k in ("provider", "ttft_ms") if getattr(self, k) is None}
+        return self.model_dump(exclude=unknown)
 
 
 class Timings(BaseModel):
@@ -78,6 +85,7 @@ class Outcome(BaseModel):
     routing: dict[str, Any] | None = None
     timings: Timings | None = None
     duration_ms: float | None = None
+    ttft_ms: float | None = None  # streamed: from the execution's start to its first content
     tool_calls: int | None = None
     tool_errors: int | None = None
     tools_offered: list[str] | None = None
@@ -109,6 +117,7 @@ class ExecutionMetadata(BaseModel):
     dropped_parameters: list[str] | None = None
     adjusted_parameters: dict[str, Any] | None = None
     duration_ms: float | None = None
+    ttft_ms: float | None = None
     timings_ms: Timings | None = None
     tool_calls: int | None = None
     tool_errors: int | None = None
@@ -149,6 +158,7 @@ class ExecutionResult(BaseModel):
             "routing": o.routing,
             "attempt_log": o.attempts,
             "duration_ms": o.duration_ms,
+            "ttft_ms": o.ttft_ms,
         }
         if status == "completed":
             optional.update(
@@ -210,6 +220,8 @@ def _answer_api(answer: Answer | None, completed: bool) -> dict[str, Any] | None
 def _plain(value: Any) -> Any:
     if isinstance(value, Timings):
         return value.model_dump(exclude_none=True)
+    if isinstance(value, Attempt):
+        return value.as_api()
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value.model_dump() if isinstance(value, BaseModel) else value

@@ -35,6 +35,9 @@ class Tenant(Aggregate):
         self.model_mappings: dict[str, dict[str, Any]] = {}
         self.model_policy: dict[str, Any] = {}
         self.limits: dict[str, Any] = {}
+        self.budgets: dict[str, dict[str, Any]] = {}  # scope → `Budget` as a dict
+        # scope → {"period_start": ISO 8601, "thresholds": [crossed in that period]}
+        self.budget_crossings: dict[str, dict[str, Any]] = {}
 
     def issue_api_key(
         self,
@@ -83,6 +86,52 @@ class Tenant(Aggregate):
     @event("LimitsSet")
     def _limits_set(self, tenant_id: str, limits: dict[str, Any], by: str) -> None:
         self.limits = limits
+
+    def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> None:
+        """A spending budget for `tenant` or `agent:<id>`; a changed budget alerts afresh."""
+        self._budget_set(self.tenant_id, scope, budget, by)
+
+    @event("BudgetSet")
+    def _budget_set(self, tenant_id: str, scope: str, budget: dict[str, Any], by: str) -> None:
+        if self.budgets.get(scope) != budget:
+            self.budget_crossings.pop(scope, None)
+        self.budgets[scope] = budget
+
+    def remove_budget(self, scope: str, by: str) -> None:
+        if scope not in self.budgets:
+            raise NotFound(f"no budget for {scope!r}")
+        self._budget_removed(self.tenant_id, scope, by)
+
+    @event("BudgetRemoved")
+    def _budget_removed(self, tenant_id: str, scope: str, by: str) -> None:
+        self.budgets.pop(scope, None)
+        self.budget_crossings.pop(scope, None)
+
+    def cross_budget_threshold(
+        self, scope: str, threshold: float, period_start: str, spent_usd: float, limit_usd: float
+    ) -> None:
+        """The scope's spending reached `threshold` of its limit in the period starting at
+        `period_start` (ISO 8601 UTC)."""
+        self._budget_threshold_crossed(
+            self.tenant_id, scope, threshold, period_start, spent_usd, limit_usd
+        )
+
+    @event("BudgetThresholdCrossed")
+    def _budget_threshold_crossed(
+        self,
+        tenant_id: str,
+        scope: str,
+        threshold: float,
+        period_start: str,
+        spent_usd: float,
+        limit_usd: float,
+    ) -> None:
+        known = self.budget_crossings.get(scope)
+        crossed = known["thresholds"] if known and known["period_start"] == period_start else []
+        self.budget_crossings[scope] = {
+            "period_start": period_start,
+            "thresholds": [*crossed, threshold],
+        }
 
     def add_agent(self, agent_id: str) -> None:
         self._agent_added(self.tenant_id, agent_id)

@@ -13,10 +13,21 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
 
-class ReadModelDB:
-    """One connection guarded by a lock; SQL is written with `?` placeholders."""
+# column types that differ between the backends, named in DDL as {TIMESTAMP} and {DATE}
+TYPES = {
+    True: {"TIMESTAMP": "TIMESTAMPTZ", "DATE": "DATE"},
+    False: {"TIMESTAMP": "TEXT", "DATE": "TEXT"},  # ISO 8601 text, which sorts as time does
+}
 
-    def __init__(self, url: str) -> None:
+
+class ReadModelDB:
+    """One connection guarded by a lock; SQL is written with `?` placeholders.
+
+    With `schema`, PostgreSQL keeps (and looks up) the tables in that schema, made if
+    missing; SQLite has no schemas and ignores it.
+    """
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
         self.url = url
         self._lock = threading.Lock()
         self.is_postgres = url.startswith("postgres")
@@ -25,12 +36,24 @@ class ReadModelDB:
             from psycopg.rows import dict_row
 
             self._conn: Any = psycopg.connect(url, row_factory=dict_row, autocommit=True)
+            if schema is not None:
+                try:
+                    self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                except psycopg.errors.UniqueViolation:
+                    pass  # made at the same moment by another process
+                self._conn.execute(f"SET search_path TO {schema}")
         else:
             path = url.removeprefix("sqlite:///")
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def dialect(self, statements: Sequence[str]) -> list[str]:
+        """DDL with this backend's column types in place of {TIMESTAMP} and {DATE}."""
+        types = TYPES[self.is_postgres]
+        return [s.replace("{TIMESTAMP}", types["TIMESTAMP"]).replace("{DATE}", types["DATE"])
+                for s in statements]  # fmt: skip
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.is_postgres else sql

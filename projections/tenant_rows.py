@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from projections import metrics
 from projections.db import ReadModelDB
 
 # table → what may be exported of it (never a key hash)
@@ -13,6 +14,7 @@ TABLES = {
     "executions": "*",
     "audit_log": "*",
 }
+METRIC_TABLES = {table: "*" for table in metrics.TABLES}
 
 
 def execution_ids(db: ReadModelDB, tenant_id: str) -> list[str]:
@@ -20,20 +22,23 @@ def execution_ids(db: ReadModelDB, tenant_id: str) -> list[str]:
     return [row["execution_id"] for row in rows]
 
 
-def exported_rows(db: ReadModelDB, tenant_id: str) -> list[dict[str, Any]]:
+def exported_rows(
+    db: ReadModelDB, tenant_id: str, tables: dict[str, str] = TABLES
+) -> list[dict[str, Any]]:
     out = []
-    for table, columns in TABLES.items():
+    for table, columns in tables.items():
         for row in db.query(f"SELECT {columns} FROM {table} WHERE tenant_id = ?", (tenant_id,)):
-            out.append({"kind": "row", "table": table, "data": row})
+            data = {k: metrics.shown(v) for k, v in row.items()}  # times as text
+            out.append({"kind": "row", "table": table, "data": data})
     return out
 
 
-def erase_rows(db: ReadModelDB, tenant_id: str) -> int:
+def erase_rows(db: ReadModelDB, tenant_id: str, tables: dict[str, str] = TABLES) -> int:
     erased = 0
     with db.transaction() as cur:
         if not db.is_postgres:
             cur.execute("PRAGMA secure_delete = ON")
-        for table in TABLES:
+        for table in tables:
             erased += max(
                 cur.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,)).rowcount, 0
             )

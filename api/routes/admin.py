@@ -131,3 +131,10 @@ async def install_reference_agents(tenant_id: str, by: AdminBy, runtime: Rt) -> 
 def _check_id(tenant_id: str) -> None:
     if not UUID_PATTERN.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
+
+
+@router.get("/projections")
+async def projection_lag(runtime: Rt) -> dict[str, Any]:
+    """Each projection's position, the store's head, and how far behind it is (events, and
+    the age in seconds of the oldest event not yet folded)."""
+    return {"projections": await runtime.read_models.lag()}

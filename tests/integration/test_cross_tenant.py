@@ -30,6 +30,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/tenants/{tenant_id}/provider-credentials", None),
     ("PUT", "/api/v1/tenants/{tenant_id}/provider-credentials/{provider}", {"api_key": "sk-x"}),
     ("DELETE", "/api/v1/tenants/{tenant_id}/provider-credentials/{provider}", None),
+    ("GET", "/api/v1/budgets/{scope}", None),
+    ("PUT", "/api/v1/budgets/{scope}", {"limit_usd": 1.0, "period": "day"}),
+    ("DELETE", "/api/v1/budgets/{scope}", None),
 ]
 # routes whose ids are the platform's (admin token only) or not a tenant's resource
 NOT_TENANT_RESOURCES = {
@@ -59,9 +62,12 @@ def _a_and_b(gateway: ApiClient) -> Tenants:
         json={"name": "a-only", "transport": "http", "url": "http://127.0.0.1:9/mcp"},
         headers=a.headers(),
     ).json()
+    budget = gateway.http.put(f"/api/v1/budgets/agent:{agent['id']}", headers=a.headers(),
+                              json={"limit_usd": 5.0, "period": "month"})  # fmt: skip
+    assert budget.status_code == 200, budget.text
     ids = {"agent_id": agent["id"], "execution_id": done["execution_id"],
            "server_id": server["id"], "tenant_id": a.id, "name": "cb:smart-chat",
-           "provider": "openai"}  # fmt: skip
+           "provider": "openai", "scope": f"agent:{agent['id']}"}  # fmt: skip
     return Tenants(a, b, agent, done, ids)
 
 

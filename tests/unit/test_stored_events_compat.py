@@ -87,8 +87,9 @@ def test_a_v1_stream_replays_from_the_store(v1_store, v1_views) -> None:
     )
     kinds = [e["event"] for e in events]
     assert kinds[0] == "execution_start" and kinds[-1] == "execution_complete"
-    assert "".join(e["data"]["delta"] for e in events if e["event"] == "content_chunk") == (
-        done.result["response"]["content"]
+    assert (
+        "".join(e["data"]["delta"] for e in events if e["event"] == "content_chunk")
+        == (done.result["response"]["content"])
     )
 
 
@@ -112,10 +113,44 @@ def test_new_terminal_events_record_facts_not_the_api_document(tmp_path: Path) -
         notes = app.recorder.select_notifications(start=None, limit=10)
         completed = [n for n in notes if n.topic.endswith("Execution.Completed")]
         state = json.loads(bytes(completed[0].state))
-        assert state["class_version"] == 2
+        assert state["class_version"] == 3
         assert "result" not in state and state["outcome"]["answer"]["content"] == "hello"
         assert "metadata" not in state["outcome"] and "execution_id" not in state["outcome"]
         loaded = app.repository.get(execution.id)
         assert loaded.result["usage"]["cost_usd"] == 0.5
+    finally:
+        app.close()
+
+
+def test_a_v2_terminal_event_loads_with_the_version_3_facts_unknown(tmp_path: Path) -> None:
+    """Version 3 added the time to first content and each attempt's provider and TTFT; an
+    event stored as version 2 (without them) loads, and projects, with them None."""
+    app = EventStore(env=Settings(data_dir=str(tmp_path)).store_env())
+    execution = Execution(
+        id=uuid.uuid4(), tenant_id="t", agent_id="a", agent_version=1,
+        request={"prompt": "hi"}, model_requested="cb:fast", stream=True,
+    )  # fmt: skip
+    attempt = {"model": "m", "provider": "p", "latency_ms": 5.0, "ttft_ms": 2.0}
+    execution.complete(Outcome.model_validate({"ttft_ms": 3.0, "attempts": [attempt]}))
+    app.save(execution)
+    try:
+        datastore: Any = app.recorder.datastore  # type: ignore[attr-defined]
+        table = app.recorder.events_table_name  # type: ignore[attr-defined]
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"SELECT rowid, state FROM {table} WHERE topic LIKE '%Completed'")
+            rowid, stored = cursor.fetchone()
+            state = json.loads(bytes(stored))
+            assert state["class_version"] == 3 and state["outcome"]["ttft_ms"] == 3.0
+            state["class_version"] = 2  # as version 2 wrote it
+            del state["outcome"]["ttft_ms"]
+            for key in ("provider", "ttft_ms"):
+                del state["outcome"]["attempts"][0][key]
+            cursor.execute(f"UPDATE {table} SET state = ? WHERE rowid = ?",
+                           (json.dumps(state).encode(), rowid))  # fmt: skip
+        loaded = app.repository.get(execution.id)
+        assert loaded.outcome.ttft_ms is None
+        assert loaded.outcome.attempts[0].provider is None
+        assert loaded.outcome.attempts[0].latency_ms == 5.0
+        assert loaded.result["metadata"]["attempt_log"][0]["model"] == "m"
     finally:
         app.close()

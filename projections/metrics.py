@@ -1,0 +1,372 @@
+"""Metrics read models: a fact row per execution, and hourly and daily roll-ups of them.
+
+`execution_facts` follows each execution (started, routed, its tool calls, its end);
+when it ends, its figures are added to the roll-up row of its tenant, agent, kind, resolved
+model, provider, status and error type for the hour (`usage_hourly`) and the day
+(`usage_daily`) in which it started. Durations and times to first content are kept as
+mergeable histograms (`domain.histogram`), so any range and grouping of roll-ups answers
+percentiles. On PostgreSQL the tables live in the `analytics` schema (see
+docs/analytics.md); every row has its tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from datetime import UTC, date, datetime
+from typing import Any
+
+from domain import histogram
+from domain.execution import Execution
+from domain.results import Attempt, Outcome
+from projections.db import Cursor
+
+SCHEMA = "analytics"
+NONE = ""  # a group key the execution has none of (no agent, never routed, no error)
+
+FACTS_DDL = """CREATE TABLE IF NOT EXISTS execution_facts (
+    execution_id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    stream BOOLEAN NOT NULL,
+    status TEXT NOT NULL,
+    model_requested TEXT,
+    model_resolved TEXT,
+    provider TEXT,
+    error_type TEXT,
+    started_at {TIMESTAMP} NOT NULL,
+    ended_at {TIMESTAMP},
+    duration_ms DOUBLE PRECISION,
+    ttft_ms DOUBLE PRECISION,
+    prompt_tokens BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0,
+    cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retries INTEGER NOT NULL DEFAULT 0,
+    fallbacks INTEGER NOT NULL DEFAULT 0,
+    tool_calls INTEGER NOT NULL DEFAULT 0,
+    tool_failures INTEGER NOT NULL DEFAULT 0
+)"""
+
+KEYS = ("agent_id", "kind", "model", "provider", "status", "error_type")
+SUMS = (
+    "executions", "succeeded", "failed", "cancelled", "streamed", "prompt_tokens",
+    "completion_tokens", "cost_usd", "duration_ms_sum", "duration_count", "ttft_ms_sum",
+    "ttft_count", "retries", "fallbacks", "tool_calls", "tool_failures",
+)  # fmt: skip
+HISTOGRAMS = ("duration_hist", "ttft_hist")
+
+
+def _rollup_ddl(table: str, period: str, kind: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+    tenant_id TEXT NOT NULL,
+    {period} {kind} NOT NULL,
+    agent_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_type TEXT NOT NULL,
+    executions BIGINT NOT NULL,
+    succeeded BIGINT NOT NULL,
+    failed BIGINT NOT NULL,
+    cancelled BIGINT NOT NULL,
+    streamed BIGINT NOT NULL,
+    prompt_tokens BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL,
+    duration_ms_sum DOUBLE PRECISION NOT NULL,
+    duration_count BIGINT NOT NULL,
+    ttft_ms_sum DOUBLE PRECISION NOT NULL,
+    ttft_count BIGINT NOT NULL,
+    retries BIGINT NOT NULL,
+    fallbacks BIGINT NOT NULL,
+    tool_calls BIGINT NOT NULL,
+    tool_failures BIGINT NOT NULL,
+    duration_hist TEXT NOT NULL,
+    ttft_hist TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, {period}, agent_id, kind, model, provider, status, error_type)
+)"""
+
+
+ROLLUPS = {"usage_hourly": "hour", "usage_daily": "day"}
+DDL = (
+    FACTS_DDL,
+    "CREATE INDEX IF NOT EXISTS execution_facts_by_tenant ON execution_facts"
+    " (tenant_id, started_at)",
+    _rollup_ddl("usage_hourly", "hour", "{TIMESTAMP}"),
+    _rollup_ddl("usage_daily", "day", "{DATE}"),
+)
+TABLES = ("execution_facts", *ROLLUPS)
+
+_ROLLUP_COLUMNS = {
+    "tenant_id": "the tenant (an analyst's role sees its own only)",
+    "agent_id": "the agent ('' for a chat completion that named a model)",
+    "kind": "agent_execution or chat_completion",
+    "model": "the model that answered, or was routed to ('' when never routed)",
+    "provider": "its provider ('' when never routed)",
+    "status": "completed, failed or cancelled",
+    "error_type": "the stable error type of a failure ('' otherwise)",
+    "executions": "executions that ended, started in this period",
+    "succeeded": "of them completed",
+    "failed": "of them failed",
+    "cancelled": "of them cancelled",
+    "streamed": "of them streamed",
+    "prompt_tokens": "input tokens, as the providers counted them",
+    "completion_tokens": "output tokens, as the providers counted them",
+    "cost_usd": "cost in USD from real token counts and the catalog prices",
+    "duration_ms_sum": "sum of durations (ms); mean = duration_ms_sum / duration_count",
+    "duration_count": "executions with a duration",
+    "ttft_ms_sum": "sum of times to first content (ms), streamed executions",
+    "ttft_count": "executions with a time to first content (streamed ones)",
+    "retries": "attempts that retried the same model after a failed attempt",
+    "fallbacks": "attempts that moved to another model after a failed attempt",
+    "tool_calls": "tool calls the model made",
+    "tool_failures": "tool calls that answered with an error",
+    "duration_hist": "duration histogram: JSON {bucket: count}; bucket i holds "
+    "(1.1^(i-1), 1.1^i] ms, read as 2*1.1^i/2.1 (within 4.8 percent)",
+    "ttft_hist": "time-to-first-content histogram, same buckets as duration_hist",
+}
+COMMENTS = {
+    "execution_facts": (
+        "One row per execution: what it was, how it ended, what it cost.",
+        {
+            "started_at": "when it started (UTC)",
+            "ended_at": "when it ended (UTC); null while running",
+            "duration_ms": "from its start to its end, in the tenant's runtime",
+            "ttft_ms": "streamed: from its start to the first content sent",
+            "attempts": "provider calls made (retries, fallbacks and tool turns included)",
+            **{
+                k: v
+                for k, v in _ROLLUP_COLUMNS.items()
+                if k
+                in (
+                    "tenant_id",
+                    "agent_id",
+                    "kind",
+                    "status",
+                    "error_type",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "cost_usd",
+                    "retries",
+                    "fallbacks",
+                    "tool_calls",
+                    "tool_failures",
+                )
+            },
+        },
+    ),
+    "usage_hourly": (
+        "Ended executions rolled up by the UTC hour they started in and their group keys.",
+        {"hour": "the start of the UTC hour", **_ROLLUP_COLUMNS},
+    ),
+    "usage_daily": (
+        "Ended executions rolled up by the UTC day they started in and their group keys.",
+        {"day": "the UTC day", **_ROLLUP_COLUMNS},
+    ),
+}
+
+
+def hour_of(ts: float) -> str:
+    """The start of the UTC hour holding unix time `ts`, as stored and shown."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def instant(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def shown(value: Any) -> Any:
+    """A stored time as the API shows it: PostgreSQL's typed values in the stored text form."""
+    if isinstance(value, datetime):
+        return instant(value.timestamp())
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def hour_text(value: Any) -> str:
+    """A stored `hour` as the API shows it."""
+    return hour_of(value.timestamp()) if isinstance(value, datetime) else str(value)
+
+
+def unix(value: Any) -> float:
+    """A stored instant as unix seconds (PostgreSQL gives a datetime, SQLite the text)."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def retries_and_fallbacks(attempts: list[Attempt]) -> tuple[int, int]:
+    """After a failed attempt, the next is a retry (same model) or a fallback (another);
+    an attempt after a successful one is the next turn of a tool loop, neither."""
+    retries = fallbacks = 0
+    for before, after in itertools.pairwise(attempts):
+        if before.error is None:
+            continue
+        if after.model == before.model:
+            retries += 1
+        else:
+            fallbacks += 1
+    return retries, fallbacks
+
+
+def on_started(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "INSERT INTO execution_facts (execution_id, tenant_id, agent_id, kind, stream, status,"
+        " model_requested, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
+        " ON CONFLICT (execution_id) DO NOTHING",
+        (
+            str(event.originator_id),
+            event.tenant_id,
+            event.agent_id or NONE,
+            getattr(event, "kind", "agent_execution"),
+            bool(event.stream),
+            event.model_requested,
+            instant(event.timestamp.timestamp()),
+        ),
+    )
+
+
+def on_model_resolved(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "UPDATE execution_facts SET model_resolved = ?, provider = ? WHERE execution_id = ?",
+        (event.model, event.provider, str(event.originator_id)),
+    )
+
+
+def on_tool_called(cur: Cursor, event: Any) -> None:
+    cur.execute(
+        "UPDATE execution_facts SET tool_calls = tool_calls + 1 WHERE execution_id = ?",
+        (str(event.originator_id),),
+    )
+
+
+def on_tool_result(cur: Cursor, event: Any) -> None:
+    if event.error is not None:
+        cur.execute(
+            "UPDATE execution_facts SET tool_failures = tool_failures + 1 WHERE execution_id = ?",
+            (str(event.originator_id),),
+        )
+
+
+def _ended(cur: Cursor, event: Any, status: str) -> None:
+    """Close the execution's fact row and add it to its hour's and day's roll-ups."""
+    execution_id = str(event.originator_id)
+    row = cur.execute(
+        "SELECT agent_id, kind, stream, status, model_resolved, provider, started_at,"
+        " tool_calls, tool_failures FROM execution_facts WHERE execution_id = ?",
+        (execution_id,),
+    ).fetchone()
+    if row is None:  # its start was erased, or never recorded
+        return
+    facts = dict(row)
+    if facts["status"] != "running":  # one end per execution; never counted twice
+        return
+    outcome = Outcome.model_validate(event.outcome)
+    attempts = outcome.attempts or []
+    retries, fallbacks = retries_and_fallbacks(attempts)
+    model = outcome.model_resolved or facts["model_resolved"]
+    provider = outcome.provider or facts["provider"]
+    error_type = outcome.error.type if outcome.error else None
+    cur.execute(
+        "UPDATE execution_facts SET status = ?, model_resolved = ?, provider = ?,"
+        " error_type = ?, ended_at = ?, duration_ms = ?, ttft_ms = ?, prompt_tokens = ?,"
+        " completion_tokens = ?, cost_usd = ?, attempts = ?, retries = ?, fallbacks = ?"
+        " WHERE execution_id = ?",
+        (
+            status, model, provider, error_type, instant(event.timestamp.timestamp()),
+            outcome.duration_ms, outcome.ttft_ms, outcome.usage.prompt_tokens,
+            outcome.usage.completion_tokens, outcome.cost_usd, len(attempts), retries,
+            fallbacks, execution_id,
+        ),
+    )  # fmt: skip
+    started = unix(facts["started_at"])
+    keys = {
+        "agent_id": facts["agent_id"],
+        "kind": facts["kind"],
+        "model": model or NONE,
+        "provider": provider or NONE,
+        "status": status,
+        "error_type": error_type or NONE,
+    }
+    figures = {
+        "executions": 1,
+        "succeeded": int(status == "completed"),
+        "failed": int(status == "failed"),
+        "cancelled": int(status == "cancelled"),
+        "streamed": int(bool(facts["stream"])),
+        "prompt_tokens": outcome.usage.prompt_tokens,
+        "completion_tokens": outcome.usage.completion_tokens,
+        "cost_usd": outcome.cost_usd,
+        "duration_ms_sum": outcome.duration_ms or 0.0,
+        "duration_count": int(outcome.duration_ms is not None),
+        "ttft_ms_sum": outcome.ttft_ms or 0.0,
+        "ttft_count": int(outcome.ttft_ms is not None),
+        "retries": retries,
+        "fallbacks": fallbacks,
+        "tool_calls": facts["tool_calls"],
+        "tool_failures": facts["tool_failures"],
+    }
+    hists = {
+        "duration_hist": histogram.of([outcome.duration_ms] if outcome.duration_ms is not None
+                                      else []),
+        "ttft_hist": histogram.of([outcome.ttft_ms] if outcome.ttft_ms is not None else []),
+    }  # fmt: skip
+    tenant = event.tenant_id
+    _add(cur, "usage_hourly", "hour", hour_of(started), tenant, keys, figures, hists)
+    _add(cur, "usage_daily", "day", day_of(started), tenant, keys, figures, hists)
+
+
+def _add(
+    cur: Cursor,
+    table: str,
+    period: str,
+    when: str,
+    tenant_id: str,
+    keys: dict[str, str],
+    figures: dict[str, float],
+    hists: dict[str, histogram.Histogram],
+) -> None:
+    """Add one execution's figures to its roll-up row (made if it is the first)."""
+    where = f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
+    key_values = (tenant_id, when, *(keys[k] for k in KEYS))
+    row = cur.execute(
+        f"SELECT {', '.join(HISTOGRAMS)} FROM {table} WHERE {where}", key_values
+    ).fetchone()
+    if row is None:
+        columns = ("tenant_id", period, *KEYS, *SUMS, *HISTOGRAMS)
+        values = (*key_values, *(figures[s] for s in SUMS),
+                  *(histogram.dumps(hists[h]) for h in HISTOGRAMS))  # fmt: skip
+        cur.execute(
+            f"INSERT INTO {table} ({', '.join(columns)})"
+            f" VALUES ({', '.join('?' for _ in columns)})",
+            values,
+        )
+        return
+    stored = dict(row)
+    merged = [
+        histogram.dumps(histogram.merge(histogram.loads(stored[h]), hists[h])) for h in HISTOGRAMS
+    ]
+    sets = ", ".join([f"{s} = {s} + ?" for s in SUMS] + [f"{h} = ?" for h in HISTOGRAMS])
+    cur.execute(
+        f"UPDATE {table} SET {sets} WHERE {where}",
+        (*(figures[s] for s in SUMS), *merged, *key_values),
+    )
+
+
+HANDLERS = {
+    Execution.Started: on_started,
+    Execution.ModelResolved: on_model_resolved,
+    Execution.ToolCalled: on_tool_called,
+    Execution.ToolResultRecorded: on_tool_result,
+    Execution.Completed: functools.partial(_ended, status="completed"),
+    Execution.Failed: functools.partial(_ended, status="failed"),
+    Execution.Cancelled: functools.partial(_ended, status="cancelled"),
+}
