@@ -95,6 +95,18 @@ class ReadModelDB:
             self._conn.close()
 
 
+class Batch:
+    """The cursor of one catch-up transaction, with room for what its handlers gather to
+    write once at its end (`runner.Projection.flush`)."""
+
+    def __init__(self, cur: Cursor) -> None:
+        self.cur = cur
+        self.pending: dict[Any, Any] = {}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.cur.execute(sql, params)
+
+
 class _Translating:
     def __init__(self, target: Any, translate: Any) -> None:
         self._target = target

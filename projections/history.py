@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from domain.execution import Execution
 from domain.results import ExecutionResult, Outcome
 from projections.db import Cursor, ReadModelDB
+from projections.decoded import outcome_of
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS executions (
@@ -84,7 +85,7 @@ def on_progressed(cur: Cursor, event: Any) -> None:
 
 def _finish(cur: Cursor, event: Any, status: str) -> None:
     """The terminal facts; `result_json` keeps the `Outcome`, shown through `_view`."""
-    outcome = Outcome.model_validate(event.outcome)
+    outcome = outcome_of(event)
     usage, error = outcome.usage, outcome.error
     cur.execute(
         "UPDATE executions SET status = ?, model_resolved = COALESCE(?, model_resolved),"

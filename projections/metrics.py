@@ -18,8 +18,10 @@ from typing import Any
 
 from domain import histogram
 from domain.execution import Execution
-from domain.results import Attempt, Outcome
-from projections.db import Cursor
+from domain.histogram import Histogram
+from domain.results import Attempt
+from projections.db import Batch, Cursor
+from projections.decoded import outcome_of
 
 SCHEMA = "analytics"
 NONE = ""  # a group key the execution has none of (no agent, never routed, no error)
@@ -269,7 +271,7 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
     facts = dict(row)
     if facts["status"] != "running":  # one end per execution; never counted twice
         return
-    outcome = Outcome.model_validate(event.outcome)
+    outcome = outcome_of(event)
     attempts = outcome.attempts or []
     retries, fallbacks = retries_and_fallbacks(attempts)
     model = outcome.model_resolved or facts["model_resolved"]
@@ -319,24 +321,47 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
                                       else []),
         "ttft_hist": histogram.of([outcome.ttft_ms] if outcome.ttft_ms is not None else []),
     }  # fmt: skip
-    tenant = event.tenant_id
-    _add(cur, "usage_hourly", "hour", hour_of(started), tenant, keys, figures, hists)
-    _add(cur, "usage_daily", "day", day_of(started), tenant, keys, figures, hists)
+    for table, period, when in (("usage_hourly", "hour", hour_of(started)),
+                                ("usage_daily", "day", day_of(started))):  # fmt: skip
+        _gather(cur, (table, period, event.tenant_id, when, *(keys[k] for k in KEYS)),
+                figures, hists)  # fmt: skip
+
+
+def _gather(
+    batch: Any, key: tuple[str, ...], figures: dict[str, float], hists: dict[str, Histogram]
+) -> None:
+    """Add one execution's figures to its roll-up row's share of this batch (a plain
+    cursor, outside a batch, writes them at once)."""
+    pending = getattr(batch, "pending", None)
+    if pending is None:
+        _add(batch, key, figures, hists)
+        return
+    if key not in pending:
+        pending[key] = ({s: 0 for s in SUMS}, {h: Histogram() for h in HISTOGRAMS})
+    sums, merged = pending[key]
+    for s in SUMS:
+        sums[s] += figures[s]
+    for h in HISTOGRAMS:
+        histogram.merge(merged[h], hists[h])
+
+
+def flush(batch: Batch) -> None:
+    """Write the batch's roll-up shares: one read and one write per row touched."""
+    for key, (sums, hists) in batch.pending.items():
+        _add(batch, key, sums, hists)
+    batch.pending.clear()
 
 
 def _add(
     cur: Cursor,
-    table: str,
-    period: str,
-    when: str,
-    tenant_id: str,
-    keys: dict[str, str],
+    key: tuple[str, ...],
     figures: dict[str, float],
-    hists: dict[str, histogram.Histogram],
+    hists: dict[str, Histogram],
 ) -> None:
-    """Add one execution's figures to its roll-up row (made if it is the first)."""
+    """Add figures to a roll-up row (made if it is the first); `key` is the table, its period
+    column, then the row's key values (tenant, period, KEYS)."""
+    table, period, *key_values = key
     where = f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
-    key_values = (tenant_id, when, *(keys[k] for k in KEYS))
     row = cur.execute(
         f"SELECT {', '.join(HISTOGRAMS)} FROM {table} WHERE {where}", key_values
     ).fetchone()

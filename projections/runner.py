@@ -15,7 +15,8 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections import audit, directory, history, metrics
-from projections.db import Cursor, ReadModelDB
+from projections.db import Batch, Cursor, ReadModelDB
+from projections.decoded import event_of
 
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT)"
@@ -44,6 +45,7 @@ class Projection:
     columns: tuple[tuple[str, str, str], ...] = field(default=())  # added after first made
     schema: str | None = None  # PostgreSQL schema of its tables (SQLite has none)
     comments: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    flush: Callable[[Batch], None] | None = None  # writes what the batch's handlers gathered
 
 
 READ_MODELS = Projection(
@@ -60,6 +62,7 @@ METRICS = Projection(
     tables=metrics.TABLES,
     schema=metrics.SCHEMA,
     comments=metrics.COMMENTS,
+    flush=metrics.flush,
 )
 PROJECTIONS = {p.name: p for p in (READ_MODELS, METRICS)}
 NAME = READ_MODELS.name
@@ -112,10 +115,13 @@ def catch_up(
         notifications = app.recorder.select_notifications(
             start=start, limit=batch, inclusive_of_start=False
         )
+        batch = Batch(cur)
         for notification in notifications:
-            event = app.mapper.to_domain_event(notification)
+            event = event_of(app, notification)
             for handler in projection.handlers.get(type(event), ()):
-                handler(cur, event)
+                handler(batch, event)
+        if projection.flush is not None:
+            projection.flush(batch)
         if notifications:
             cur.execute(
                 "INSERT INTO projection_tracking (name, position) VALUES (?, ?)"
