@@ -57,13 +57,17 @@ class ProjectionActor:
         """Fold whatever is new now; the number of events read."""
         return await self._catch_up()
 
-    async def _catch_up(self) -> int:
-        """Fold everything committed before the call, batch by batch (a read that missed
-        must see its own writes however far behind the follower is); one pass at a time."""
+    async def _catch_up(self, *only: runner.Projection) -> int:
+        """Fold everything committed before the call into every projection (or `only` those
+        a read needs), batch by batch (a read that missed must see its own writes however far
+        behind the follower is); one pass at a time."""
         async with self._lock:
             total = 0
             for db, projection in self._projections():
-                total += await self.store.run(runner.catch_up_fully, self.store.app, db, projection)
+                if not only or any(projection is p for p in only):
+                    total += await self.store.run(
+                        runner.catch_up_fully, self.store.app, db, projection
+                    )
             return total
 
     def _projections(self) -> list[tuple[ReadModelDB, runner.Projection]]:
@@ -74,7 +78,7 @@ class ProjectionActor:
         self._ensure_following()
         found = await self.store.run(fn, self.db, *args)
         if not found or not settled(found):
-            await self._catch_up()
+            await self._catch_up(runner.READ_MODELS)
             found = await self.store.run(fn, self.db, *args)
         return found
 
@@ -102,7 +106,7 @@ class ProjectionActor:
         until: float | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        await self._catch_up()  # a change made a moment ago is listed
+        await self._catch_up(runner.READ_MODELS)  # a change made a moment ago is listed
         return await self.store.run(
             audit.list_entries, self.db, tenant_id, kinds, since, until, limit
         )
@@ -112,7 +116,7 @@ class ProjectionActor:
         """Per budget scope, the cost of the tenant's finished executions started since the
         scope's time, after folding what is new."""
         self._ensure_following()
-        await self._catch_up()
+        await self._catch_up(runner.READ_MODELS)
         return await self.store.run(budgets.spent_since, self.db, tenant_id, since)
 
     @replies
@@ -154,7 +158,7 @@ class ProjectionActor:
 
     @replies
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
-        await self._catch_up()  # a key issued a moment ago is listed
+        await self._catch_up(runner.READ_MODELS)  # a key issued a moment ago is listed
         return await self.store.run(directory.list_keys, self.db, tenant_id)
 
     @replies
@@ -164,7 +168,7 @@ class ProjectionActor:
         """`projections.analytics`' `question` (usage, models, errors) for the tenant, after
         folding what is new (an execution that just ended is counted)."""
         self._ensure_following()
-        await self._catch_up()
+        await self._catch_up(runner.METRICS)
         ask = {"usage": analytics.usage, "models": analytics.models, "errors": analytics.errors}
         answer = functools.partial(ask[question], **args)
         return await self.store.run(answer, self.metrics_db, tenant_id, start, end)
@@ -192,7 +196,7 @@ class ProjectionActor:
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         self._ensure_following()
-        await self._catch_up()
+        await self._catch_up(runner.READ_MODELS)
         return await self.store.run(
             lambda db: history.list_executions(db, tenant_id, **filters), self.db
         )

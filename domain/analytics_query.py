@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.errors import InvalidRequest
+from domain.times import iso
 
 GROUP_KEYS = ("day", "hour", "agent", "model", "provider", "status", "kind")
 DEFAULT_SPAN_S = 7 * 86400  # without `from`: the last seven days
@@ -53,10 +54,6 @@ class TimeRange:
 
     def as_api(self) -> dict[str, str]:
         return {"from": iso(self.start), "to": iso(self.end)}
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def group_keys(value: str | None) -> list[str]:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.config import ModelSpec
 from domain.errors import BudgetExceeded, InvalidRequest
 from domain.pricing import cost_usd
+from domain.times import iso
 
 Period = Literal["day", "month"]
 Enforcement = Literal["hard", "soft"]
@@ -87,11 +88,6 @@ def period_bounds(period: Period, now: float) -> tuple[float, float]:
         start = at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     return start.timestamp(), end.timestamp()
-
-
-def iso(moment: float) -> str:
-    """A unix time as ISO 8601 UTC (`2025-06-01T00:00:00Z`)."""
-    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
 
 
 def worst_cost(model: ModelSpec, prompt_tokens: int, max_tokens: int | None) -> float:

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import Caller
-from api.runtime import Rt
+from api.auth import Caller, Principal
+from api.runtime import Rt, Runtime
 from domain.analytics_query import TimeRange, as_csv, group_keys
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -65,16 +65,18 @@ async def usage(
 @router.get("/models")
 async def models(who: Caller, runtime: Rt, query: Ranged) -> Response:
     """The tenant's models side by side: latency, cost, success, tokens per success."""
-    who.require("analytics:read")
-    span = query.span()
-    rows = await runtime.read_models.analytics("models", who.tenant_id, span.start, span.end)
-    return query.answer(span, "models", rows)
+    return await _listing("models", who, runtime, query)
 
 
 @router.get("/errors")
 async def errors(who: Caller, runtime: Rt, query: Ranged) -> Response:
     """Failure patterns: error type, provider, model, count, first and last seen, examples."""
+    return await _listing("errors", who, runtime, query)
+
+
+async def _listing(question: str, who: Principal, runtime: Runtime, query: _Ranged) -> Response:
+    """`{"from", "to", <question>: rows}` for a question without grouping."""
     who.require("analytics:read")
     span = query.span()
-    rows = await runtime.read_models.analytics("errors", who.tenant_id, span.start, span.end)
-    return query.answer(span, "errors", rows)
+    rows = await runtime.read_models.analytics(question, who.tenant_id, span.start, span.end)
+    return query.answer(span, question, rows)
