@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install node-deps run test unit lint bench bench-own clean
+.PHONY: install node-deps graphiql graphql-schema run test unit lint bench bench-own clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -22,7 +22,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed graphiql
+
+# GraphiQL's browser files, from npm by the lockfile, into api/graphql/graphiql/dist (served
+# by the gateway under /graphql and /graphiql/: no CDN, works offline)
+GRAPHIQL := api/graphql/graphiql
+$(GRAPHIQL)/dist/.built: $(addprefix $(GRAPHIQL)/,package.json package-lock.json build.mjs index.html init.js page.css)
+	npm ci --prefix $(GRAPHIQL) --no-audit --no-fund
+	node $(GRAPHIQL)/build.mjs
+
+graphiql: $(GRAPHIQL)/dist/.built
+
+# api/graphql/schema.graphql from the live schema, then the legacy breaking-change gate
+graphql-schema: $(VENV)/.installed
+	$(PY) -m api.graphql.export
+	$(PY) -m api.graphql.gate
 
 run: install
 	$(PY) serve_app.py

@@ -106,7 +106,8 @@ def rotate_key(new_key_file: Path | None, force: bool, host: str, port: int) -> 
         return 1
     print(
         f"re-encrypted {done.sealed_secrets} sealed secrets and {done.events} events, "
-        f"{done.history_results} history results; the new key is in {done.key_file}"
+        f"{done.history_values} history values (inputs, results, errors); "
+        f"the new key is in {done.key_file}"
     )
     return 0
 

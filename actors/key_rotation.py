@@ -30,7 +30,7 @@ class Rotation:
 
     events: int = 0
     sealed_secrets: int = 0
-    history_results: int = 0
+    history_values: int = 0
     key_file: str = ""
 
 
@@ -159,7 +159,7 @@ def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> R
     resealer = _Resealer(old, new)
     rotation = Rotation(events=_rotate_events(settings, resealer, old, new))
     rotation.sealed_secrets = resealer.count
-    rotation.history_results = _rotate_history(settings, old, new)
+    rotation.history_values = _rotate_history(settings, old, new)
     if not from_env and new_key_file is None:
         os.replace(target, current)
         target = current

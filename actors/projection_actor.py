@@ -16,7 +16,17 @@ from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
-from projections import analytics, audit, budgets, directory, history, runner, tenant_rows
+from domain.deprecations import DeprecatedUsage
+from projections import (
+    analytics,
+    audit,
+    budgets,
+    deprecations,
+    directory,
+    history,
+    runner,
+    tenant_rows,
+)
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
@@ -96,6 +106,18 @@ class ProjectionActor:
     async def record_security(self, entries: list[dict[str, Any]]) -> None:
         """Keep a batch of refusals seen by an ingress replica as one event."""
         await self.store.save(SecurityRecord(entries))
+
+    @replies
+    async def record_deprecations(self, rows: list[dict[str, Any]]) -> None:
+        """Keep a batch of deprecated field uses seen by an ingress replica as one event."""
+        await self.store.save(DeprecatedUsage(rows))
+
+    @replies
+    async def deprecated_usage(self, tenant_id: str | None) -> list[dict[str, Any]]:
+        """Deprecated field use of the tenant (of every tenant when None), after folding
+        what is new."""
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(deprecations.usage, self.db, tenant_id)
 
     @replies
     async def list_audit(

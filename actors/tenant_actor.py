@@ -20,9 +20,11 @@ from actors.execution_runner import ExecutionRunner
 from actors.http_client import shared_client
 from actors.live_stream import LiveStream
 from actors.peers import Peers
+from actors.provider_check import check_provider
 from actors.replies import WithHeaders, replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
+from actors.state_agents import StateAgentRunner
 from actors.stream_channel import Framer, StreamChannel
 from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
@@ -52,6 +54,7 @@ class TenantActor:
         self.runner = ExecutionRunner(empty, self.store, tenant_id, _peers(settings))
         self.commands = TenantCommands(tenant_id, self.store, SecretBox(settings), self.runner)
         self.budgets = TenantBudgets(self.commands)
+        self.state_agents = StateAgentRunner(lambda plan, run_id: self._whole(plan, run_id, False))
         defaults = TenantDefaults()
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
@@ -88,7 +91,11 @@ class TenantActor:
         return self.commands
 
     def _idle(self) -> bool:
-        return self.gate.running == 0 and time.monotonic() - self.last_used > self.idle_evict_s
+        return (
+            self.gate.running == 0
+            and not self.state_agents.scheduled  # a scheduled run keeps the actor up
+            and time.monotonic() - self.last_used > self.idle_evict_s
+        )
 
     async def _evict_when_idle(self) -> None:
         while True:
@@ -111,6 +118,7 @@ class TenantActor:
         for live in list(self.live.values()):
             if live.task is not None:
                 live.task.cancel()
+        self.state_agents.stop()
         await self.runner.tools.close()  # ends the tenant's stdio server processes
         self.store.close()
         self.channel.close()
@@ -263,6 +271,26 @@ class TenantActor:
     @replies
     async def delete_agent(self, agent_id: str, by: str | None = None) -> dict[str, Any]:
         return await (await self._load()).delete_agent(agent_id, by)
+
+    @replies
+    async def create_state_agent_config(
+        self, config: dict[str, Any], by: str | None = None
+    ) -> dict[str, Any]:
+        return await (await self._load()).create_state_agent_config(config, by)
+
+    @replies
+    async def list_state_agent_configs(self, state_id: str | None) -> list[dict[str, Any]]:
+        return (await self._load()).state_agent_configs(state_id)
+
+    @replies
+    async def trigger_state_agents(
+        self, resource_id: str, state_id: str, data: Any
+    ) -> list[dict[str, Any]]:
+        """Run the state's enabled agent configurations for the resource (see
+        `actors.state_agents`); one answer per configuration."""
+        commands = await self._load()
+        configs = commands.state_agent_configs(state_id)
+        return await self.state_agents.trigger(configs, commands.agent, resource_id, data)
 
     # Executions: admitted under the tenant's limits, run by the runner.
 
@@ -426,6 +454,13 @@ class TenantActor:
         crossings = self.runner.settle_budget(execution_id)
         if crossings:
             self.budgets.record(crossings).add_done_callback(_log_failed_save)
+
+    @replies
+    async def check_provider(self, provider: str) -> dict[str, Any]:
+        """A real health check of `provider`, with this tenant's key for it if it has one."""
+        await self._load()
+        await self.runner.routing.fresh()
+        return await check_provider(self.runner.caller, provider)
 
     @replies
     async def call_line(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ through the `ExecutionRunner` they are given.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,13 +23,15 @@ from actors.mcp_sessions import McpConnection, check_stdio_command
 from actors.secrets import SecretBox
 from domain import keys
 from domain.agent import Agent
-from domain.config import TenantDefaults
+from domain.config import Config, TenantDefaults
 from domain.errors import Conflict, InvalidRequest, NotFound
 from domain.model_listing import models_listing
 from domain.schemas import SCOPES
+from domain.state_agents import checked_config
 from domain.tenant import Tenant
 from domain.tenant_limits import TenantLimits
 from domain.tenant_models import TenantModelPolicy, mapping_problems
+from domain.times import iso
 
 
 class TenantCommands:
@@ -69,7 +72,11 @@ class TenantCommands:
     def _adopt(self, tenant: Tenant) -> None:
         """Executions follow the tenant's model policy and use its own provider keys."""
         self.runner.policy = TenantModelPolicy.of(tenant.model_mappings, tenant.model_policy)
-        own = tenant.own_provider_keys
+        own = dict(tenant.own_provider_keys)
+        for stated, sealed in tenant.legacy_agent_credentials.items():  # legacy GraphQL apiKey
+            provider = legacy_provider(self.runner.config, stated)
+            if provider is not None:
+                own.setdefault(provider, sealed)  # a key set over REST wins
         self.runner.use_own_keys({p: self.box.open(c["ciphertext"]) for p, c in own.items()})
 
     def require_tenant(self) -> Tenant:
@@ -266,13 +273,22 @@ class TenantCommands:
         """Create an agent; a legacy agent credential given with it is kept encrypted."""
         tenant = self.require_tenant()
         agent = await self._checked_agent(definition, by)
+        key, stated = (credential or {}).get("api_key"), (credential or {}).get("provider_type")
+        providers = self.runner.config.providers
+        provider = legacy_provider(self.runner.config, stated)
+        if key and stated not in providers and all(p.type != stated for p in providers.values()):
+            raise InvalidRequest(
+                f"providerType {stated!r} names no provider of this platform "
+                f"({', '.join(sorted(providers))}); its apiKey could not be used",
+                details={"param": "llmProvider.providerType"},
+            )
         tenant.add_agent(str(agent.id))
-        if credential and credential.get("api_key"):
-            sealed = self.box.seal(credential["api_key"])
-            hint = credential["api_key"][:3] + "…"
-            tenant.store_legacy_agent_credential(credential["provider_type"], sealed, hint, by)
+        if key and provider is not None:  # the tenant's key for that provider from now on
+            tenant.store_legacy_agent_credential(provider, self.box.seal(key), key[:3] + "…", by)
         await self.store.save(tenant, agent)
         self.agents[str(agent.id)] = agent
+        if key and provider is not None:
+            self._adopt(tenant)
         return agent.as_api()
 
     async def install_agents(
@@ -321,6 +337,36 @@ class TenantCommands:
         await self.store.save(tenant, agent)
         self.agents.pop(agent_id, None)
         return {"id": agent_id, "deleted": True}
+
+    # state agent configurations (legacy GraphQL)
+
+    async def create_state_agent_config(
+        self, config: dict[str, Any], by: str | None
+    ) -> dict[str, Any]:
+        """Bind an existing agent of this tenant to a workflow state."""
+        config = checked_config(config)
+        self.agent(config["agent_id"])
+        config = {**config, "id": uuid.uuid4().hex, "created_at": iso(time.time())}
+        async with self._changing() as tenant:
+            tenant.configure_state_agent(config, by)
+        return config
+
+    def state_agent_configs(self, state_id: str | None = None) -> list[dict[str, Any]]:
+        """The tenant's state agent configurations (of one state), oldest first."""
+        configs = self.require_tenant().state_agent_configs.values()
+        return [c for c in configs if state_id is None or c["state_id"] == state_id]
+
+
+def legacy_provider(config: Config, stated: str | None) -> str | None:
+    """The provider a legacy `providerType` names (a provider's name, else the one provider
+    of that type), if it takes a key; None otherwise."""
+    if not stated:
+        return None
+    spec = config.providers.get(stated)
+    if spec is None:
+        typed = [n for n, s in config.providers.items() if s.type == stated]
+        stated, spec = (typed[0], config.providers[typed[0]]) if len(typed) == 1 else (stated, None)
+    return stated if spec is not None and spec.requires_api_key else None
 
 
 def effective_limits(defaults: TenantDefaults, own: dict[str, Any]) -> TenantLimits:

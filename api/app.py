@@ -17,6 +17,7 @@ from api.routes import (
     audit,
     budgets,
     chat_completions,
+    deprecations,
     executions,
     health,
     models,
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         audit.router,
         budgets.router,
         analytics.router,
+        deprecations.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

@@ -235,12 +235,30 @@ class TenantClient:
     async def list_tools(self) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.list_tools.remote())
 
+    async def check_provider(self, provider: str) -> dict[str, Any]:
+        """Run a real health check of `provider` from this tenant's actor."""
+        return await self.peer.ask(lambda h: h.check_provider.remote(provider))
+
     async def create_agent(
         self, definition: dict[str, Any], legacy_credential: dict[str, str] | None, by: str
     ) -> dict[str, Any]:
         """Create an agent; `legacy_credential` is GraphQL's provider apiKey, kept encrypted."""
         return await self.peer.ask(
             lambda h: h.create_agent.remote(definition, legacy_credential, by)
+        )
+
+    async def create_state_agent_config(self, config: dict[str, Any], by: str) -> dict:
+        return await self.peer.ask(lambda h: h.create_state_agent_config.remote(config, by))
+
+    async def list_state_agent_configs(self, state_id: str | None) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_state_agent_configs.remote(state_id))
+
+    async def trigger_state_agents(
+        self, resource_id: str, state_id: str, data: Any
+    ) -> list[dict[str, Any]]:
+        """Run the state's enabled agent configurations for the resource; one answer each."""
+        return await self.peer.ask(
+            lambda h: h.trigger_state_agents.remote(resource_id, state_id, data)
         )
 
     async def install_agents(self, definitions: list[dict[str, Any]], by: str) -> dict[str, Any]:
@@ -388,6 +406,13 @@ class ReadModels:
 
     async def record_security(self, entries: list[dict[str, Any]]) -> None:
         await self.peer.ask(lambda h: h.record_security.remote(entries))
+
+    async def record_deprecations(self, rows: list[dict[str, Any]]) -> None:
+        await self.peer.ask(lambda h: h.record_deprecations.remote(rows))
+
+    async def deprecated_usage(self, tenant_id: str | None) -> list[dict[str, Any]]:
+        """Deprecated field use per field of the tenant (every tenant's when None)."""
+        return await self.peer.ask(lambda h: h.deprecated_usage.remote(tenant_id))
 
     async def list_audit(
         self,

@@ -54,6 +54,10 @@ AUDITED: dict[type, tuple[str, Detail]] = {
         "budget.threshold_crossed",
         _fields("scope", "threshold", "period_start", "spent_usd", "limit_usd"),
     ),
+    Tenant.StateAgentConfigured: (
+        "state_agent_config.created",
+        lambda e: {k: e.config.get(k) for k in ("id", "state_id", "agent_id", "enabled")},
+    ),
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
     Agent.Deleted: ("agent.deleted", lambda e: {}),

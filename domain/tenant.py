@@ -38,6 +38,7 @@ class Tenant(Aggregate):
         self.budgets: dict[str, dict[str, Any]] = {}  # scope → `Budget` as a dict
         # scope → {"period_start": ISO 8601, "thresholds": [crossed in that period]}
         self.budget_crossings: dict[str, dict[str, Any]] = {}
+        self.state_agent_configs: dict[str, dict[str, Any]] = {}  # id → config (legacy GraphQL)
 
     def issue_api_key(
         self,
@@ -153,7 +154,8 @@ class Tenant(Aggregate):
         self, provider_type: str, ciphertext: str, hint: str, by: str | None = None
     ) -> None:
         """Keep the apiKey a legacy GraphQL `createAgent` sent, encrypted (the clear text
-        never enters an event); not used for calls."""
+        never enters an event), as the tenant's key for the provider `provider_type` names
+        (a REST-set own key wins; see `TenantCommands._adopt`)."""
         self._provider_credential_stored(self.tenant_id, provider_type, ciphertext, hint, by)
 
     @event("ProviderCredentialStored")
@@ -226,6 +228,18 @@ class Tenant(Aggregate):
     @event("McpServerRemoved")
     def _mcp_server_removed(self, tenant_id: str, server_id: str, by: str) -> None:
         self.mcp_servers.pop(server_id, None)
+
+    def configure_state_agent(self, config: dict[str, Any], by: str | None = None) -> None:
+        """Bind an agent to a workflow state (`domain.state_agents`); `config["id"]` is new."""
+        if config["id"] in self.state_agent_configs:
+            raise Conflict(f"state agent configuration {config['id']} already exists")
+        self._state_agent_configured(self.tenant_id, config, by)
+
+    @event("StateAgentConfigured")
+    def _state_agent_configured(
+        self, tenant_id: str, config: dict[str, Any], by: str | None = None
+    ) -> None:
+        self.state_agent_configs[config["id"]] = config
 
     def as_api(self) -> dict[str, Any]:
         """The tenant as the API shows it."""

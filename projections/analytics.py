@@ -24,7 +24,7 @@ GROUPS = {
     "status": "status",
     "kind": "kind",
 }
-PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 EXAMPLES = 5  # execution ids shown per error pattern
 
 

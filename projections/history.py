@@ -30,7 +30,11 @@ DDL = (
         error_type TEXT,
         error_message TEXT,
         result_json TEXT,
-        kind TEXT
+        kind TEXT,
+        resource_id TEXT,
+        state_id TEXT,
+        retry_count INTEGER,
+        input_json TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS executions_by_agent ON executions "
     "(tenant_id, agent_id, started_at)",
@@ -39,14 +43,34 @@ DDL = (
 
 
 # columns added after the table was first made: (table, column, type)
-COLUMNS = (("executions", "kind", "TEXT"),)
+COLUMNS = (
+    ("executions", "kind", "TEXT"),
+    ("executions", "resource_id", "TEXT"),  # tags from the request's metadata
+    ("executions", "state_id", "TEXT"),
+    ("executions", "retry_count", "INTEGER"),
+    ("executions", "input_json", "TEXT"),  # the request without its metadata (sealed)
+)
+# indexes on those columns, made once they exist
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS executions_by_resource ON executions "
+    "(tenant_id, resource_id, started_at)",
+    # the cost feed (GraphQL costUpdates): a tenant's executions by when they ended
+    "CREATE INDEX IF NOT EXISTS executions_by_end ON executions (tenant_id, completed_at)",
+)
+TAGS = ("resource_id", "state_id")  # metadata keys kept as columns (strings)
 AGENT_EXECUTION = "agent_execution"  # the kind of executions recorded before kinds were kept
 
 
 def on_started(cur: Cursor, event: Any) -> None:
+    request = event.request if isinstance(event.request, dict) else {}
+    metadata = request.get("metadata") if isinstance(request.get("metadata"), dict) else {}
+    tags = [_tag(metadata.get(name)) for name in TAGS]
+    retries = metadata.get("retry_count")
+    given = {k: v for k, v in request.items() if k not in ("metadata", "stream_options")}
     cur.execute(
         "INSERT INTO executions (execution_id, tenant_id, agent_id, status, model_requested,"
-        " stream, started_at, kind) VALUES (?, ?, ?, 'running', ?, ?, ?, ?)"
+        " stream, started_at, kind, resource_id, state_id, retry_count, input_json)"
+        " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (execution_id) DO NOTHING",
         (
             str(event.originator_id),
@@ -56,8 +80,18 @@ def on_started(cur: Cursor, event: Any) -> None:
             bool(event.stream),
             event.timestamp.timestamp(),
             getattr(event, "kind", AGENT_EXECUTION),
+            *tags,
+            retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
+            _sealed(json.dumps(given)),
         ),
     )
+
+
+def _tag(value: Any) -> str | None:
+    """A tag as kept: a string (a number as its text), else none."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)[:200] or None
 
 
 def on_model_resolved(cur: Cursor, event: Any) -> None:
@@ -119,7 +153,7 @@ SEALED = "sealed:"
 _box: _Box | None = None  # set in the projection actor when payloads are encrypted
 
 
-SEALED_COLUMNS = ("result_json", "error_message")  # may echo prompts and answers
+SEALED_COLUMNS = ("result_json", "error_message", "input_json")  # prompts and answers
 
 
 def seal_results_with(box: _Box | None) -> None:
@@ -165,13 +199,14 @@ HANDLERS = {
 _COLUMNS = (
     "execution_id, tenant_id, agent_id, status, model_requested, model_resolved, provider,"
     " stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, started_at,"
-    " completed_at, duration_ms, error_type, error_message, result_json, kind"
+    " completed_at, duration_ms, error_type, error_message, result_json, kind, resource_id,"
+    " state_id, retry_count"
 )
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     """An execution as the API shows it: its result from the stored outcome, or the running
-    state."""
+    state; with `input_json` selected, also its `input` (the request, without metadata)."""
     result = _result(row, json.loads(_opened(row["result_json"]) or "null"))
     view = {
         "execution_id": row["execution_id"],
@@ -194,7 +229,12 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
         "error": {"type": row["error_type"], "message": _opened(row["error_message"])}
         if row["error_type"]
         else None,
+        "resource_id": row["resource_id"],
+        "state_id": row["state_id"],
+        "retry_count": row["retry_count"] or 0,
     }
+    if "input_json" in row:
+        view["input"] = json.loads(_opened(row["input_json"]) or "null")
     if result:
         view["response"] = result.get("response")
         view["metadata"] = result.get("metadata")
@@ -226,9 +266,16 @@ def list_executions(
     limit: int = 50,
     before: float | None = None,
     kind: str | None = None,
+    resource_id: str | None = None,
+    execution_id: str | None = None,
+    with_input: bool = False,
+    ended_after: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first; `before` (a started_at) pages backwards."""
-    sql = f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ?"
+    """Newest first; `before` (a started_at) pages backwards. `with_input` adds each
+    execution's `input`. With `ended_after` (a completed_at): the executions that ended
+    then or since, oldest end first (the cost feed)."""
+    columns = f"{_COLUMNS}, input_json" if with_input else _COLUMNS
+    sql = f"SELECT {columns} FROM executions WHERE tenant_id = ?"
     params: list[Any] = [tenant_id]
     if kind == AGENT_EXECUTION:
         sql += " AND (kind = ? OR kind IS NULL)"
@@ -236,13 +283,23 @@ def list_executions(
     elif kind is not None:
         sql += " AND kind = ?"
         params.append(kind)
-    for column, value in (("agent_id", agent_id), ("status", status)):
+    for column, value in (
+        ("agent_id", agent_id),
+        ("status", status),
+        ("resource_id", resource_id),
+        ("execution_id", execution_id),
+    ):
         if value is not None:
             sql += f" AND {column} = ?"
             params.append(value)
     if before is not None:
         sql += " AND started_at < ?"
         params.append(before)
-    sql += " ORDER BY started_at DESC LIMIT ?"
+    if ended_after is not None:
+        sql += " AND status <> 'running' AND completed_at >= ?"
+        sql += " ORDER BY completed_at, execution_id LIMIT ?"
+        params.append(ended_after)
+    else:
+        sql += " ORDER BY started_at DESC LIMIT ?"
     params.append(limit)
     return [_view(row) for row in db.query(sql, params)]

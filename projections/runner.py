@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections import audit, directory, history, metrics
+from projections import audit, deprecations, directory, history, metrics
 from projections.db import Batch, Cursor, ReadModelDB
 from projections.decoded import event_of
 
@@ -46,14 +46,16 @@ class Projection:
     schema: str | None = None  # PostgreSQL schema of its tables (SQLite has none)
     comments: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     flush: Callable[[Batch], None] | None = None  # writes what the batch's handlers gathered
+    indexes: tuple[str, ...] = field(default=())  # on `columns`, made once they exist
 
 
 READ_MODELS = Projection(
     name="read_models",
-    ddl=(*history.DDL, *directory.DDL, *audit.DDL),
-    handlers=_handlers(history, directory, audit),
-    tables=("executions", "tenants", "api_keys", "audit_log"),
+    ddl=(*history.DDL, *directory.DDL, *audit.DDL, *deprecations.DDL),
+    handlers=_handlers(history, directory, audit, deprecations),
+    tables=("executions", "tenants", "api_keys", "audit_log", *deprecations.TABLES),
     columns=(*directory.COLUMNS, *history.COLUMNS),
+    indexes=history.INDEXES,
 )
 METRICS = Projection(
     name="metrics",
@@ -81,6 +83,10 @@ def create_tables(db: ReadModelDB, projection: Projection = READ_MODELS) -> None
         if column not in db.columns(table):
             with db.transaction() as cur:
                 cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    if projection.indexes:
+        with db.transaction() as cur:
+            for index in projection.indexes:
+                cur.execute(index)
     if db.is_postgres and projection.comments:
         with db.transaction() as cur:
             for table, (about, columns) in projection.comments.items():

@@ -13,6 +13,7 @@ TABLES = {
     "api_keys": "key_id, hint, scopes, expires_at, issued_at, revoked_at, last_used_at",
     "executions": "*",
     "audit_log": "*",
+    "deprecated_usage": "*",
 }
 METRIC_TABLES = {table: "*" for table in metrics.TABLES}
 

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.context import tenant, who
+from api.graphql.deprecation import deprecated
 from api.graphql.legacy_types import (
     AgentDefinitionGQL,
     AgentDefinitionInput,
@@ -17,7 +18,7 @@ from domain.errors import NotFound
 
 @strawberry.type
 class AgentQueries:
-    @strawberry.field
+    @strawberry.field(deprecation_reason=deprecated("Query.agents"))
     async def agents(self, info: Info) -> list[AgentDefinitionGQL]:
         caller = who(info)
         caller.require("agents:read")
@@ -40,6 +41,8 @@ class AgentMutations:
     async def create_agent(self, info: Info, input: AgentDefinitionInput) -> AgentDefinitionGQL:  # noqa: A002
         caller = who(info)
         caller.require("agents:write")
+        if input.llm_provider.api_key:  # it becomes the tenant's key for that provider
+            caller.require("tenant:admin")
         legacy_credential = {
             "provider_type": input.llm_provider.provider_type,
             "api_key": input.llm_provider.api_key,

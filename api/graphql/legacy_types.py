@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import strawberry
+from strawberry.types import Info
+
+from api.graphql import agent_extensions, context
+from api.graphql.deprecation import deprecated
+
+
+async def _provider_type(root: AgentLLMProviderGQL, info: Info) -> str:
+    """The type of the provider the agent's model resolves to for this tenant now (the type
+    it was created with while it resolves to none)."""
+    return (await resolved_provider_types(info)).get(root.model) or root.stated_type
 
 
 @strawberry.type
 class AgentLLMProviderGQL:
-    provider_type: str
+    provider_type: str = strawberry.field(resolver=_provider_type)
     model: str
     base_url: str | None = None
+    stated_type: strawberry.Private[str] = "openai"
+
+
+async def resolved_provider_types(info: Info) -> dict[str, str]:
+    """Each model name the caller's tenant can send → the type of the provider it resolves
+    to now; asked of the tenant's actor once per request."""
+    pending = info.context.get(_RESOLVED)
+    if pending is None:
+        pending = asyncio.ensure_future(_provider_types(info))
+        info.context[_RESOLVED] = pending
+    return await pending
+
+
+async def _provider_types(info: Info) -> dict[str, str]:
+    caller = context.who(info)
+    listing = await context.tenant(info, caller).models_view()
+    providers = context.runtime(info).config().providers
+    return {
+        m["id"]: providers[m["provider"]].type
+        for m in listing["models"]
+        if m.get("provider") in providers
+    }
+
+
+_RESOLVED = "cb_resolved_provider_types"
 
 
 @strawberry.type
@@ -36,13 +72,24 @@ class AgentDefinitionGQL:
     id: str
     name: str
     description: str
-    llm_provider: AgentLLMProviderGQL
+    llm_provider: AgentLLMProviderGQL = strawberry.field(
+        deprecation_reason=deprecated("AgentDefinitionGQL.llmProvider")
+    )
     llm_config: LlmConfigGQL
     prompts: AgentPromptsGQL
     capabilities: list[str]
     tools: list[str]
     created_at: str
     updated_at: str
+    # the multi-tenant fields (PED §12.1), resolved only when asked for
+    tenant_id = agent_extensions.tenant_id
+    tenant_permissions = agent_extensions.tenant_permissions
+    execution_endpoints = agent_extensions.execution_endpoints
+    streaming_config = agent_extensions.streaming_config_field
+    virtual_model_mappings = agent_extensions.virtual_model_mappings
+    tool_configurations = agent_extensions.tool_configurations_field
+    performance_metrics = agent_extensions.performance_metrics
+    execution_history = agent_extensions.execution_history
 
 
 @strawberry.input
@@ -97,6 +144,7 @@ def definition_from_input(data: AgentDefinitionInput) -> dict[str, Any]:
         "description": data.description,
         "model": data.llm_provider.model,
         "provider_type": data.llm_provider.provider_type,
+        "base_url": data.llm_provider.base_url,
         "system_prompt": data.prompts.system,
         "user_template": data.prompts.user_template,
         "context_instructions": data.prompts.context_instructions,
@@ -114,7 +162,9 @@ def agent_to_gql(view: dict[str, Any]) -> AgentDefinitionGQL:
         name=view["name"],
         description=view.get("description") or "",
         llm_provider=AgentLLMProviderGQL(
-            provider_type=view.get("provider_type") or "openai", model=view["model"]
+            stated_type=view.get("provider_type") or "openai",
+            model=view["model"],
+            base_url=view.get("base_url"),
         ),
         llm_config=LlmConfigGQL(
             temperature=params.get("temperature", 0.7),
@@ -171,8 +221,9 @@ class LlmProviderGQL:
     updated_at: str
 
 
-def provider_to_gql(view: dict[str, Any], configured_at: str, now: str) -> LlmProviderGQL:
-    """A provider view (`api.routes.providers`) in the legacy shape."""
+def provider_to_gql(view: dict[str, Any], configured_at: str) -> LlmProviderGQL:
+    """A provider view (`api.provider_views`) in the legacy shape; its `last_check` must be
+    known (`api.graphql.providers` checks a provider that was never checked)."""
     health = view["health"]
     return LlmProviderGQL(
         id=strawberry.ID(view["id"]),
@@ -195,7 +246,7 @@ def provider_to_gql(view: dict[str, Any], configured_at: str, now: str) -> LlmPr
         ],
         health_status=LlmProviderHealthGQL(
             is_healthy=health["healthy"],
-            last_check=health["last_check"] or now,
+            last_check=health["last_check"] or "",
             error_rate=health["error_rate"],
             average_latency_ms=round(health["average_latency_ms"]),
             consecutive_failures=health["consecutive_failures"],

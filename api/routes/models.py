@@ -1,16 +1,19 @@
-"""Models: the tenant's view (`/api/v1/models`, OpenAI's `/v1/models`) and its own mappings."""
+"""Models: the tenant's view (`/api/v1/models`, OpenAI's `/v1/models`) and its own mappings.
+
+`GET /v1/models` without credentials lists the platform's public catalog (the legacy SDKs
+probe it at start-up with no `Authorization` header): no tenant's mappings, policy or keys."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 
-from api.auth import Caller, KeyCaller, TenantAdmin
+from api.auth import Caller, Principal, TenantAdmin, key_principal
 from api.runtime import Rt
-from domain.config import VirtualModel
+from domain.config import Config, VirtualModel
 from domain.schemas import ModelPolicy, ProviderCredential, check_model_name
 
 router = APIRouter(tags=["models"])
@@ -35,9 +38,39 @@ async def list_models(request: Request, who: Caller, runtime: Rt) -> Response:
     return _cached_json(request, await runtime.tenant(who.tenant_id).models_view())
 
 
+async def key_caller_if_any(
+    request: Request,
+    x_tenant_id: str | None = Header(default=None),
+    authorization: str | None = Header(default=None),
+) -> Principal | None:
+    """The key's caller, or None when no `Authorization` header came (a wrong one is 401)."""
+    if authorization is None:
+        return None
+    return await key_principal(request, x_tenant_id, authorization)
+
+
+def public_models(config: Config) -> dict[str, Any]:
+    """OpenAI's model list of the platform's catalog: its virtual names, then its models."""
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": "circuit-breaker"}
+        for name in sorted(config.virtual_models)
+    ] + [
+        {"id": name, "object": "model", "created": 0, "owned_by": model.provider}
+        for name, model in config.models.items()
+    ]
+    return {"object": "list", "data": data}
+
+
 @router.get("/v1/models")
-async def openai_models(request: Request, who: KeyCaller, runtime: Rt) -> Response:
-    """OpenAI's model list: the names this tenant can send, virtual ones included."""
+async def openai_models(
+    request: Request,
+    who: Annotated[Principal | None, Depends(key_caller_if_any)],
+    runtime: Rt,
+) -> Response:
+    """OpenAI's model list: the names this tenant can send, virtual ones included; without
+    credentials, the platform's public catalog."""
+    if who is None:
+        return _cached_json(request, public_models(runtime.config()))
     who.require("agents:read")
     view = await runtime.tenant(who.tenant_id).models_view()
     data = [

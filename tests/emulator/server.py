@@ -334,13 +334,16 @@ class ProviderEmulator:
             return await self._gemini(request, body, rec, gemini_route)
         if path == "/api/chat" and method == "POST":
             return await self._ollama_chat(request, body, rec)
+        if path == "/api/tags" and method == "GET":  # Ollama's model listing
+            return await self._send_json(request, rec, 200, {"models": []})
         azure = openai.AZURE_ROUTE.fullmatch(path)
         if azure and method == "POST":
             return await self._azure_chat(request, body, rec, azure.group(1))
         if path.startswith("/v1/"):
             auth = request.headers.get("Authorization", "")
             scheme, _, token = auth.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            google_key = request.headers.get("x-goog-api-key", "").strip()  # Gemini's
+            if (scheme.lower() != "bearer" or not token.strip()) and not google_key:
                 refused = openai.error_body(401, openai.NO_API_KEY)
                 return await self._send_json(request, rec, 401, refused)
         if path == "/v1/chat/completions" and method == "POST":

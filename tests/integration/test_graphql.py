@@ -74,7 +74,14 @@ def test_graphql_is_tenant_scoped(gateway: ApiClient) -> None:
         gateway, b.headers(), f'{{ agent(id: "{agent["id"]}") {{ id }} agents {{ id }} }}'
     )
     assert seen_by_b["data"] == {"agent": None, "agents": []}
-    no_key = gateway.http.post(
-        "/graphql", json={"query": "{ health }"}, headers={"X-Tenant-ID": a.id}
+    # without credentials only `health` answers; anything else is a GraphQL error, while a
+    # credential that is present but wrong stays an HTTP 401
+    no_key = graphql(gateway, {"X-Tenant-ID": a.id}, "{ health }")
+    assert no_key == {"data": {"health": "ok"}}
+    refused = graphql(gateway, {"X-Tenant-ID": a.id}, "{ agents { id } }")
+    assert refused["data"] is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["UNAUTHENTICATED"]
+    wrong_key = gateway.http.post(
+        "/graphql", json={"query": "{ health }"}, headers=a.headers("cb_not-a-key")
     )
-    assert no_key.status_code == 401
+    assert wrong_key.status_code == 401

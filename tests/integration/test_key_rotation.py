@@ -118,7 +118,7 @@ def test_rotation_reseals_everything_and_the_old_key_opens_nothing(
     assert "re-encrypted 2 sealed secrets" in out and str(key_file) in out
     events = _event_count(settings, tenant_id, execution_id) if encrypted else 2
     assert f"and {events} events," in out  # the two with secrets; all when encrypted
-    assert f"{1 if encrypted else 0} history results" in out
+    assert f"{2 if encrypted else 0} history values" in out  # its input and result
     new_key = key_file.read_text()
     assert new_key != old_key and old_key not in out and new_key not in out
     assert key_file.stat().st_mode & 0o777 == 0o600
@@ -165,7 +165,7 @@ def test_an_interrupted_rotation_finishes_when_run_again(
     assert (tmp_path / "master.key.next").exists()
     monkeypatch.setattr(key_rotation, "_rotate_history", real_history)
     done = key_rotation.rotate_master_key(settings)
-    assert (done.events, done.sealed_secrets, done.history_results) == (0, 0, 1)
+    assert (done.events, done.sealed_secrets, done.history_values) == (0, 0, 2)
     _read_back(settings, tenant_id, execution_id)
 
 

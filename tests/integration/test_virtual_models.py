@@ -251,7 +251,11 @@ def test_models_listing_has_an_etag_and_the_openai_list_reads_with_the_sdk(
     listed = {m.id: m for m in client.models.list()}
     assert {"cb:smart-chat", "gpt-4o-mini", "claude-sonnet-4-6"} <= set(listed)
     assert listed["gpt-4o-mini"].owned_by == "openai"
-    assert gateway.http.get("/v1/models").status_code == 401
+    public = gateway.http.get("/v1/models")  # the legacy SDKs' start-up probe: no key
+    assert public.status_code == 200
+    owners = {m["id"]: m["owned_by"] for m in public.json()["data"]}
+    assert owners["cb:smart-chat"] == "circuit-breaker" and owners["gpt-4o-mini"] == "openai"
+    assert set(owners) == set(listed)  # the same names, none of the tenant's own facts
 
 
 def test_a_tenant_own_provider_key_is_used_for_its_calls_only(gateway: ApiClient) -> None:

@@ -66,8 +66,11 @@ def test_v1_events_project_to_the_same_history(v1_store, v1_views, tmp_path: Pat
         listed = history.list_executions(db, v1_views["tenant_id"])
     finally:
         db.close()
-    # the same views, plus the kind every execution of then had (added since)
+    # the same views, plus what history keeps since: the kind every execution of then had,
+    # and the tags and retry count none of them carried
     assert all(view.pop("kind") == "agent_execution" for view in listed)
+    added = [(v.pop("resource_id"), v.pop("state_id"), v.pop("retry_count")) for v in listed]
+    assert set(added) == {(None, None, 0)}
     assert listed == v1_views["executions"]
 
 
