@@ -20,6 +20,7 @@ from api.graphql.agent_management import AgentManagementMutations, AgentManageme
 from api.graphql.agents import AgentMutations, AgentQueries
 from api.graphql.anonymous import RequireCaller, caller_if_any
 from api.graphql.budgets import BudgetMutations, BudgetQueries
+from api.graphql.caches import DocumentCache
 from api.graphql.deprecated_usage import DeprecationQueries
 from api.graphql.deprecation import DeprecationTracking
 from api.graphql.endpoint import GraphQLEndpoint
@@ -107,6 +108,7 @@ EXTENSIONS: list[Any] = [
     RequireCaller,
     DeprecationTracking,
     LegacyTypeAliases,
+    DocumentCache,  # last: parses and validates each distinct operation once
 ]
 
 schema = _AuditedSchema(
