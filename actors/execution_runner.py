@@ -511,14 +511,18 @@ class ExecutionRunner:
         started: float,
         live: LiveStream | None = None,
     ) -> NoReturn:
-        """Record the failure (a stream's terminal `error` event is the same error) and raise."""
+        """Record the failure and raise. A stream's terminal `error` event (the same error)
+        goes out once the failure is durable, as `execution_complete` does, so a client that
+        saw it reads the execution as failed."""
         err.execution_id = execution_id = str(execution.id)
         outcome.error = ErrorInfo(type=err.type, message=err.message, execution_id=execution_id)
         outcome.duration_ms = _ms_since(started)
         execution.fail(outcome, live.take_unrecorded() if live else None)
-        if live is not None:
-            live.emit("error", outcome.error.model_dump())
-        await self._save_end(execution, live)
+        try:
+            await self._save_end(execution, live)
+        finally:  # even if the save failed: the stream still ends with the error
+            if live is not None:
+                live.emit("error", outcome.error.model_dump())
         raise err
 
 
