@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install node-deps graphiql graphql-schema run test unit lint bench bench-own clean
+.PHONY: install node-deps sdk-ts graphiql graphql-schema run test unit lint bench bench-own clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -11,7 +11,7 @@ LLAMA_VERSION := 0.3.36
 LLAMA_WHEELS ?= $(HOME)/.cache/circuit-breaker/wheels
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --force-reinstall \
 	  $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e './sdk/python[ws]'
 	touch $@
 
 install: $(VENV)/.installed graphiql
@@ -45,7 +46,13 @@ run: install
 node-deps:
 	npm ci --prefix tests/node --no-audit --no-fund
 
-test: install node-deps
+# the TypeScript SDK (sdk/typescript): its dev dependencies from the lockfile, then tsc; its
+# `npm test` runs against the test cluster from tests/integration/test_sdk_typescript.py
+sdk-ts:
+	npm ci --prefix sdk/typescript --no-audit --no-fund
+	npm run --prefix sdk/typescript build
+
+test: install node-deps sdk-ts
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 

@@ -1,0 +1,118 @@
+/** Request and response shapes of the REST API, in its snake_case names. Request bodies are
+ * generated from the server's OpenAPI (`src/generated/openapi.ts`); responses, which the
+ * OpenAPI leaves open, are written down here from docs/api.md. */
+import type { components } from "./generated/openapi.js";
+
+type Schemas = components["schemas"];
+export type AgentCreate = Schemas["AgentCreate"];
+export type AgentUpdate = Schemas["AgentUpdate"];
+export type ExecuteRequest = Schemas["ExecuteRequest"];
+export type StreamOptions = Schemas["domain__schemas__StreamOptions"];
+export type Parameters = Schemas["Parameters"];
+export type BudgetInput = Schemas["Budget"];
+export type McpServerCreate = Schemas["McpServerCreate"];
+export type VirtualModelInput = Schemas["VirtualModel"];
+export type ModelPolicy = Schemas["ModelPolicy"];
+export type ChatCompletionRequest = Schemas["ChatCompletionRequest"];
+
+/** Fields a server may add later are kept (`[key: string]: unknown`). */
+interface Open {
+  [key: string]: unknown;
+}
+
+export interface Agent extends Open {
+  id: string;
+  name: string;
+  description?: string;
+  model?: string | null;
+  system_prompt?: string;
+  user_template?: string;
+  parameters?: Parameters;
+  tools?: string[];
+  capabilities?: string[];
+  tags?: string[];
+  version?: number;
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface Usage extends Open {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  cost_usd?: number | null;
+  cached_tokens?: number;
+  estimated?: boolean;
+}
+
+export interface ExecutionResponse extends Open {
+  content: string;
+  tool_calls?: unknown[];
+  tool_results?: unknown[];
+  finish_reason?: string | null;
+}
+
+/** What `POST /api/v1/agents/{id}/execute` answers (and `execution_complete` carries). */
+export interface ExecutionResult extends Open {
+  execution_id: string;
+  agent_id: string;
+  status: string;
+  response: ExecutionResponse | null;
+  usage: Usage | null;
+  metadata: Record<string, unknown> | null;
+  error: { type: string; message: string; [key: string]: unknown } | null;
+  /** `graphql` when the result came over GraphQL (failover); absent over REST. */
+  surface?: "rest" | "graphql";
+}
+
+/** An execution as history shows it (`GET /api/v1/executions/{id}`). */
+export interface Execution extends Open {
+  execution_id: string;
+  agent_id: string | null;
+  kind?: string;
+  status: "running" | "completed" | "failed" | "cancelled" | string;
+  usage?: Usage | null;
+  response?: ExecutionResponse | null;
+  error?: { type: string; message: string } | null;
+  last_event_id?: number;
+}
+
+export interface ExecutionPage {
+  executions: Execution[];
+  next_before: string | null;
+}
+
+export interface ModelInfo extends Open {
+  id: string;
+  kind: "virtual" | "concrete";
+}
+
+export interface Tool extends Open {
+  name: string;
+  description?: string;
+  input_schema?: unknown;
+  source?: string;
+}
+
+export interface McpServer extends Open {
+  id: string;
+  name: string;
+  transport: string;
+}
+
+export interface Budget extends Open {
+  scope: string;
+  limit_usd: number;
+  period: "day" | "month";
+  enforcement: "hard" | "soft";
+  thresholds: number[];
+  spent_usd: number;
+  reserved_usd: number;
+  remaining_usd: number;
+}
+
+export interface AuditEntry extends Open {
+  at: number;
+  kind: string;
+  actor: string | null;
+}

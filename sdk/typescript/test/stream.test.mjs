@@ -1,0 +1,135 @@
+// Streams against the real server: typed events, the final result, resume after a cut or a
+// silence (Last-Event-ID, no loss, no duplicate), rejoining, and cancel.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ExecutionCancelledError, NotFoundError, StreamError } from "../dist/index.js";
+import { client, cuttingFetch, env, eventually, unique } from "./helpers.mjs";
+
+// the emulator streams the answer to a prompt containing this tag as 40 chunks `w0 `…`w39 `,
+// 50 ms apart (scripted by the pytest side)
+const SLOW = env("CB_SLOW_TAG", "slowstream");
+const SLOW_TEXT = Array.from({ length: 40 }, (_, i) => `w${i} `).join("");
+// …and the answer to this one as `quiet ` and `answer`, 2.5 s apart
+const QUIET = env("CB_QUIET_TAG", "quietstream");
+const QUIET_TEXT = "quiet answer";
+
+/** Ids strictly consecutive from 1, and the text of the content chunks. */
+function check(events) {
+  assert.deepEqual(events.map((e) => e.event_id), events.map((_, i) => i + 1), "each id once, in order");
+  return events.filter((e) => e.type === "content_chunk").map((e) => e.delta).join("");
+}
+
+test("stream: typed events with `type`, then the final result", async () => {
+  const c = client();
+  const agent = await c.agents.create({ name: unique("stream"), model: "cb:smart-chat" });
+  const prompt = unique("tell me");
+  const events = [];
+  for await (const ev of c.agents.stream(agent.id, { prompt })) events.push(ev);
+  assert.equal(events[0].type, "execution_start");
+  assert.equal(events[0].agent_id, agent.id);
+  assert.equal(check(events), `Echo: ${prompt}`);
+  assert.ok(events.some((e) => e.type === "usage_update" && e.total_tokens > 0));
+  const done = events.at(-1);
+  assert.equal(done.type, "execution_complete");
+  assert.equal(done.result.response.content, `Echo: ${prompt}`);
+
+  const result = await c.agents.stream(agent.id, { prompt: "whole" }).finalResult();
+  assert.equal(result.response.content, "Echo: whole");
+  assert.equal((await c.executions.get(result.execution_id)).status, "completed");
+  assert.equal(await c.agents.stream(agent.id, { prompt: "text" }).text(), "Echo: text");
+});
+
+test("stream: a connection cut mid-way resumes with Last-Event-ID, nothing lost or repeated", async () => {
+  const cutter = cuttingFetch(5, "cut");
+  const c = client({ fetch: cutter });
+  const agent = await c.agents.create({ name: unique("cut"), model: "cb:smart-chat" });
+  // by default a resumable stream asks the server to run on across a disconnect
+  const stream = c.agents.stream(agent.id, { prompt: `${SLOW} ${unique("cut")}` });
+  const events = [];
+  for await (const ev of stream) events.push(ev);
+  assert.ok(cutter.cut, "the test cut the connection");
+  assert.ok(stream.resumes >= 1, "the stream was resumed");
+  assert.equal(check(events), SLOW_TEXT);
+  assert.equal(events.at(-1).type, "execution_complete");
+  assert.equal(events.at(-1).result.response.content, SLOW_TEXT);
+  assert.equal(stream.lastEventId, events.length);
+});
+
+test("stream: a silent connection times out (no heartbeat) and is resumed", async () => {
+  const staller = cuttingFetch(3, "stall");
+  const c = client({ fetch: staller });
+  const agent = await c.agents.create({ name: unique("stall"), model: "cb:smart-chat" });
+  const stream = c.agents.stream(
+    agent.id,
+    { prompt: `${SLOW} ${unique("stall")}`, stream_options: { heartbeat_s: 0.5 } },
+    { heartbeatTimeoutMs: 1500 },
+  );
+  const started = Date.now();
+  const result = await stream.finalResult();
+  assert.ok(staller.cut);
+  assert.ok(stream.resumes >= 1);
+  assert.ok(Date.now() - started >= 1400, "waited for the heartbeat time-out");
+  assert.equal(result.response.content, SLOW_TEXT);
+});
+
+test("stream: heartbeats keep a quiet stream alive", async () => {
+  const c = client();
+  const agent = await c.agents.create({ name: unique("beat"), model: "cb:smart-chat" });
+  // two chunks 2.5 s apart; heartbeats every 0.5 s keep a 2 s time-out from firing
+  const stream = c.agents.stream(agent.id, { prompt: `${QUIET} ${unique("beat")}`, stream_options: { heartbeat_s: 0.5 } }, { heartbeatTimeoutMs: 2000 });
+  assert.equal(await stream.text(), QUIET_TEXT);
+  assert.equal(stream.resumes, 0);
+});
+
+test("executions.resume rejoins a stream from any id; unknown ids are not found", async () => {
+  const c = client();
+  const agent = await c.agents.create({ name: unique("rejoin"), model: "cb:smart-chat" });
+  const first = [];
+  const stream = c.agents.stream(agent.id, { prompt: `${SLOW} ${unique("rejoin")}` });
+  for await (const ev of stream) {
+    first.push(ev);
+    if (first.length === 6) break; // leaving the loop closes the stream
+  }
+  assert.ok(stream.closed);
+  const rest = [];
+  for await (const ev of c.executions.resume(stream.executionId, { lastEventId: 6 })) rest.push(ev);
+  assert.equal(check([...first, ...rest]), SLOW_TEXT);
+  const replay = await c.executions.resume(stream.executionId).finalResult();
+  assert.equal(replay.response.content, SLOW_TEXT);
+  await assert.rejects(
+    c.executions.resume("00000000-0000-4000-8000-000000000000").finalResult(),
+    (e) => e instanceof NotFoundError || (e instanceof StreamError && e.cause instanceof NotFoundError),
+  );
+});
+
+test("stream: abort closes the stream; with resume: false it cancels the execution upstream", async () => {
+  const c = client();
+  const agent = await c.agents.create({ name: unique("abort"), model: "cb:smart-chat" });
+  const abort = new AbortController();
+  const stream = c.agents.stream(agent.id, { prompt: `${SLOW} ${unique("abort")}` }, { signal: abort.signal, resume: false });
+  const events = [];
+  for await (const ev of stream) {
+    events.push(ev);
+    if (ev.type === "content_chunk") abort.abort();
+  }
+  assert.ok(events.length < 10, "the loop ended at the abort");
+  assert.ok(stream.closed);
+  const execution = await eventually(() => c.executions.get(stream.executionId), (e) => e.status !== "running");
+  assert.equal(execution.status, "cancelled");
+  // its replay ends with the typed error
+  await assert.rejects(c.executions.resume(stream.executionId).finalResult(), ExecutionCancelledError);
+
+  // a resumable stream (the default) closed the same way runs on to its end upstream
+  const closing = c.agents.stream(agent.id, { prompt: `${SLOW} ${unique("runs-on")}` });
+  for await (const ev of closing) if (ev.type === "content_chunk") closing.close();
+  assert.ok(closing.closed);
+  const finished = await eventually(() => c.executions.get(closing.executionId), (e) => e.status !== "running");
+  assert.equal(finished.status, "completed");
+  assert.equal(finished.response.content, SLOW_TEXT);
+
+  // resume: false does not resume a dropped stream
+  const cutter = cuttingFetch(3, "cut");
+  const once = client({ fetch: cutter }).agents.stream(agent.id, { prompt: `${SLOW} ${unique("once")}` }, { resume: false });
+  await assert.rejects(once.finalResult(), StreamError);
+  assert.equal(once.resumes, 0);
+});
