@@ -437,6 +437,18 @@ class TenantActor:
         return await self.channel.offer(live, after)
 
     @replies
+    async def cancel_stream(self, execution_id: str) -> bool:
+        """Cancel a streamed execution running here, and return once its cancellation is
+        durable; False when none runs here (it ended, or never streamed)."""
+        (await self._load()).require_tenant()
+        live = self.live.get(execution_id)
+        if live is None or live.task is None or live.task.done():
+            return False
+        live.task.cancel()
+        await asyncio.wait({live.task})
+        return True
+
+    @replies
     async def live_state(self, execution_id: str) -> dict[str, Any] | None:
         """Content and usage so far of a streamed execution running here, else None."""
         live = self.live.get(execution_id)

@@ -332,6 +332,10 @@ class TenantClient:
             await self.peer.ask(lambda h: h.resume_stream.remote(execution_id, after))
         )
 
+    async def cancel_stream(self, execution_id: str) -> bool:
+        """Cancel a streamed execution running in the actor; False when none runs there."""
+        return bool(await self.peer.ask(lambda h: h.cancel_stream.remote(execution_id)))
+
     async def live_state(self, execution_id: str) -> dict[str, Any] | None:
         """Content and usage so far of a streamed execution running in the actor, else None."""
         return await self.peer.ask(lambda h: h.live_state.remote(execution_id))

@@ -11,7 +11,7 @@ from api.auth import Caller
 from api.ids import UUID_PATTERN
 from api.runtime import Rt
 from api.streaming import sse_response
-from domain.errors import InvalidRequest, NotFound
+from domain.errors import Conflict, InvalidRequest, NotFound
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -52,6 +52,28 @@ async def resume_stream(
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id")
     opened = await runtime.tenant(who.tenant_id).resume_stream(execution_id, int(position))
     return sse_response(opened, heartbeat_s)
+
+
+@router.post("/{execution_id}/cancel")
+async def cancel_execution(execution_id: str, who: Caller, runtime: Rt) -> dict[str, Any]:
+    """Cancel a running streamed execution (its stream ends with `execution_cancelled` for
+    every reader); the execution as history records it. An execution that already ended is a
+    409 naming its status; a whole request is cancelled by closing its connection."""
+    who.require("agents:execute")
+    if not UUID_PATTERN.match(execution_id):
+        raise NotFound(f"execution {execution_id} not found")
+    cancelled = await runtime.tenant(who.tenant_id).cancel_stream(execution_id)
+    found = await runtime.read_models.get_execution(who.tenant_id, execution_id)
+    if found is None:
+        raise NotFound(f"execution {execution_id} not found")
+    if not cancelled and found["status"] != "cancelled":
+        raise Conflict(
+            f"execution {execution_id} is {found['status']}, not a running stream: "
+            "only a running streamed execution can be cancelled by id",
+            execution_id=execution_id,
+            details={"status": found["status"]},
+        )
+    return found
 
 
 @router.get("")

@@ -151,3 +151,38 @@ def test_two_tenants_streaming_at_once_see_only_their_own_events(gateway: ApiCli
         assert {e["data"]["execution_id"] for e in events} == {execution_id}
         text = "".join(e["data"]["delta"] for e in events if e["event"] == "content_chunk")
         assert run["tag"] in text and other["tag"] not in text
+
+
+@SQLITE_ONLY
+def test_a_stream_cancelled_by_id_ends_for_its_reader_and_upstream(gateway: ApiClient) -> None:
+    """`POST /api/v1/executions/{id}/cancel`: what an SDK calls to cancel a stream it keeps
+    resumable (`on_disconnect: continue`), so closing the connection alone does not cancel."""
+    emu = gateway.cluster.emulator
+    tenant, other = gateway.new_tenant(), gateway.new_tenant()
+    agent = gateway.new_agent(tenant)
+    tag = f"c-{uuid.uuid4().hex[:8]}"
+    emu.script(tag, chunks=[f"w{i} " for i in range(40)] + [tag], chunk_delay=0.1)
+    body = {"stream_options": {"on_disconnect": "continue"}}
+    with stream(gateway, tenant, agent["id"], tag, **body) as response:
+        lines = response.iter_lines()
+        execution_id = next(json.loads(x[6:]) for x in lines if x.startswith("data: "))[
+            "execution_id"
+        ]
+        next(x for x in lines if x.startswith("event: content_chunk"))
+        path = f"/api/v1/executions/{execution_id}/cancel"
+        assert gateway.http.post(path, headers=other.headers()).status_code == 404
+        cancelled = gateway.http.post(path, headers=tenant.headers())
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["status"] == "cancelled"
+        rest = [x for x in lines if x.startswith("event: ")]
+    assert rest[-1] == "event: error"  # the reader's stream ends, with the cancellation
+    assert emu.requests_matching(tag)[0].client_disconnected, "the upstream call went on"
+    again = gateway.http.post(path, headers=tenant.headers())  # idempotent
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+    done = gateway.execute(tenant, agent["id"], "hello").json()
+    ended = gateway.http.post(
+        f"/api/v1/executions/{done['execution_id']}/cancel", headers=tenant.headers()
+    )
+    assert ended.status_code == 409 and ended.json()["error"]["type"] == "conflict"
+    assert "completed" in ended.json()["error"]["message"]
