@@ -20,6 +20,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/agents/{agent_id}/execute/stream", {"prompt": "steal"}),
     ("GET", "/api/v1/executions/{execution_id}", None),
     ("GET", "/api/v1/executions/{execution_id}/stream", None),
+    ("POST", "/api/v1/executions/{execution_id}/cancel", None),
     ("DELETE", "/api/v1/mcp/servers/{server_id}", None),
     ("POST", "/api/v1/mcp/servers/{server_id}/refresh", None),
     ("GET", "/api/v1/tenants/{tenant_id}/model-mappings", None),
