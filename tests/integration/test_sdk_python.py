@@ -1,6 +1,7 @@
 """The Python SDK (`sdk/python`, import `circuit_breaker`) against the real test cluster:
-every method, a stream cut mid-way by the test and resumed, failover to GraphQL when REST
-answers 503 (and back), and retries that honour the tenant's real `Retry-After`."""
+every method, a stream cut mid-way by the test and resumed, a stream cancelled, failover to
+GraphQL when REST answers 503 (and back), and retries that honour the tenant's real
+`Retry-After`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from circuit_breaker import (
     AsyncClient,
     AuthenticationError,
     Client,
+    ConflictError,
     ContentChunk,
+    Error,
+    ExecutionCancelledError,
     ExecutionComplete,
     ExecutionStart,
     NotFoundError,
@@ -266,6 +270,82 @@ def test_a_stream_cut_midway_resumes_without_loss_or_duplication(gateway: ApiCli
     # the whole stream as the server recorded it is what the client got
     full = list(_client(gateway, tenant).executions.resume(stream.execution_id))
     assert [(e.event_id, e.type) for e in full] == [(e.event_id, e.type) for e in events]
+
+
+def _upstream_cut(gateway: ApiClient, tag: str) -> bool:
+    """The emulator saw the gateway close its request for `tag` (within 5 s)."""
+    emu, deadline = gateway.cluster.emulator, time.monotonic() + 5
+    while not emu.requests_matching(tag)[0].client_disconnected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return emu.requests_matching(tag)[0].client_disconnected
+
+
+@SQLITE_ONLY
+def test_cancel_ends_a_resumable_stream_and_its_upstream_call(gateway: ApiClient) -> None:
+    tenant = gateway.new_tenant("Cancel")
+    agent = gateway.new_agent(tenant)
+    tag = f"cancel-{uuid.uuid4().hex[:8]}"
+    gateway.cluster.emulator.script(tag, chunks=[f"w{i} " for i in range(40)] + [tag],
+                                    chunk_delay=0.1)  # fmt: skip
+    client = _client(gateway, tenant)
+    assert client.agents.stream(agent["id"], prompt=tag).cancel() is None  # never read: no run
+    stream = client.agents.stream(agent["id"], prompt=tag)  # on_disconnect: continue
+    seen: list[str] = []
+    for event in stream:
+        seen.append(event.type)
+        if isinstance(event, ContentChunk):
+            record = stream.cancel()
+    assert seen == ["execution_start", "content_chunk"]  # the iteration ended there
+    assert record is not None and record.status == "cancelled"
+    assert record.execution_id == stream.execution_id
+    assert client.executions.get(stream.execution_id).status == "cancelled"
+    assert _upstream_cut(gateway, tag), "the upstream call went on"
+    with pytest.raises(ExecutionCancelledError):
+        stream.final()
+    assert client.executions.cancel(stream.execution_id).status == "cancelled"  # idempotent
+
+    done = client.agents.execute(agent["id"], prompt="hello")
+    with pytest.raises(ConflictError) as refused:
+        client.executions.cancel(done.execution_id)
+    assert refused.value.status == 409 and "completed" in refused.value.message
+    with pytest.raises(NotFoundError):
+        _client(gateway, gateway.new_tenant()).executions.cancel(stream.execution_id)
+
+
+@SQLITE_ONLY
+async def test_an_async_stream_cancelled_while_another_task_reads_it(gateway: ApiClient) -> None:
+    tenant = gateway.new_tenant("Cancel async")
+    agent = gateway.new_agent(tenant)
+    tag = f"acancel-{uuid.uuid4().hex[:8]}"
+    gateway.cluster.emulator.script(tag, chunks=[f"w{i} " for i in range(40)] + [tag],
+                                    chunk_delay=0.1)  # fmt: skip
+    async with AsyncClient(
+        base_url=gateway.cluster.url(gateway.backend), tenant_id=tenant.id, api_key=tenant.api_key
+    ) as client:
+        stream = client.agents.stream(agent["id"], prompt=tag)
+        first_chunk = asyncio.Event()
+
+        async def read() -> list[Any]:
+            events = []
+            async for event in stream:
+                events.append(event)
+                if isinstance(event, ContentChunk):
+                    first_chunk.set()
+            return events
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait_for(first_chunk.wait(), 10)
+        record = await stream.cancel()
+        assert record is not None and record.status == "cancelled"
+        events = await asyncio.wait_for(reader, 10)  # the reader's stream ended by itself
+        last = events[-1]
+        assert isinstance(last, Error) and last.error_type == "execution_cancelled", last
+        with pytest.raises(ExecutionCancelledError):
+            await stream.final()
+        with pytest.raises(ConflictError):
+            done = await client.agents.execute(agent["id"], prompt="hello")
+            await client.executions.cancel(done.execution_id)
+    assert _upstream_cut(gateway, tag), "the upstream call went on"
 
 
 class _RestDown(httpx.AsyncBaseTransport):

@@ -46,8 +46,10 @@ def test_the_typescript_sdk_passes_its_npm_tests_against_the_server(gateway: Api
     assert limits.status_code == 200, limits.text
     slow = f"ts-slow-{uuid.uuid4().hex[:8]}"
     quiet = f"ts-quiet-{uuid.uuid4().hex[:8]}"
+    cancel = f"ts-cancel-{uuid.uuid4().hex[:8]}"  # streamed once, then cancelled by id
     gateway.cluster.emulator.script(slow, chunks=[f"w{i} " for i in range(40)], chunk_delay=0.05)
     gateway.cluster.emulator.script(quiet, chunks=["quiet ", "answer"], chunk_delay=2.5)
+    gateway.cluster.emulator.script(cancel, chunks=[f"w{i} " for i in range(40)], chunk_delay=0.1)
 
     env = {
         **os.environ,
@@ -58,6 +60,7 @@ def test_the_typescript_sdk_passes_its_npm_tests_against_the_server(gateway: Api
         "CB_LIMITED_API_KEY": limited.api_key,
         "CB_SLOW_TAG": slow,
         "CB_QUIET_TAG": quiet,
+        "CB_CANCEL_TAG": cancel,
     }
     ran = subprocess.run(
         ["npm", "test"], cwd=SDK, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -73,6 +76,9 @@ def test_the_typescript_sdk_passes_its_npm_tests_against_the_server(gateway: Api
     listed = gateway.http.get("/api/v1/executions?limit=500", headers=tenant.headers()).json()
     assert any(e["status"] == "cancelled" for e in listed["executions"]), "the abort cancelled one"
     assert sum(1 for e in listed["executions"] if e.get("stream")) >= 5, listed
+    # `stream.cancel()` of a resumable stream cut the upstream provider call
+    cancelled = gateway.cluster.emulator.requests_matching(cancel)
+    assert len(cancelled) == 1 and cancelled[0].client_disconnected, "the upstream call went on"
 
 
 @SQLITE_ONLY

@@ -325,6 +325,17 @@ def execution_get(execution_id: str) -> Call[Execution]:
     )
 
 
+def execution_cancel(execution_id: str) -> Call[Execution]:
+    """REST only. The server answers 200 again for an execution already cancelled, so the
+    call is idempotent (retried); one that ended otherwise is a 409 `ConflictError`."""
+    return Call(
+        "POST",
+        f"/api/v1/executions/{p(execution_id)}/cancel",
+        lambda r: Execution.model_validate(r.json()),
+        idempotent=True,
+    )
+
+
 def execution_list(params: dict[str, Any]) -> Call[ExecutionPage]:
     return Call(
         "GET",

@@ -281,7 +281,7 @@ class Agents:
 
 
 class Executions:
-    """`client.executions`: get, list, resume (a stream from an event id)."""
+    """`client.executions`: get, list, cancel, resume (a stream from an event id)."""
 
     def __init__(self, runner: SyncRunner) -> None:
         self._r = runner
@@ -307,6 +307,13 @@ class Executions:
             "before": before,
         }
         return self._r.run(calls.execution_list(params))
+
+    def cancel(self, execution_id: str) -> Execution:
+        """Cancel a running streamed execution (`POST /api/v1/executions/{id}/cancel`): its
+        record, `cancelled`, once that is durable; every reader's stream ends with the
+        cancellation and the provider call is cut. Again for one already cancelled gives the
+        same; one that ended otherwise raises `ConflictError`."""
+        return self._r.run(calls.execution_cancel(execution_id))
 
     def resume(
         self,
@@ -632,6 +639,10 @@ class AsyncExecutions:
             "before": before,
         }
         return await self._r.run(calls.execution_list(params))
+
+    async def cancel(self, execution_id: str) -> Execution:
+        """Cancel a running streamed execution (see `Executions.cancel`)."""
+        return await self._r.run(calls.execution_cancel(execution_id))
 
     def resume(
         self,

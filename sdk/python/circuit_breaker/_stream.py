@@ -1,11 +1,13 @@
 """Streams of typed events, sync (`Stream`) and async (`AsyncStream`): SSE parsed as it
 arrives, a dropped connection (or a heartbeat that never came) resumed with
 `Last-Event-ID` a bounded number of times, events already seen skipped, and closing the
-iterator closing the HTTP stream."""
+iterator closing the HTTP stream; `cancel()` cancels the execution upstream by id (closing a
+resumable stream does not: it asks for `on_disconnect: "continue"`), then closes."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -13,10 +15,12 @@ from typing import Any
 
 import httpx
 
+from circuit_breaker._calls import execution_cancel
 from circuit_breaker._core import Config, api_error, wrap_transport_error
 from circuit_breaker._retry import RETRY_STATUSES, never_sent
 from circuit_breaker._sse import SSEParser
-from circuit_breaker.errors import APIError, StreamError
+from circuit_breaker._transport import AsyncRunner, SyncRunner
+from circuit_breaker.errors import APIError, ExecutionCancelledError, StreamError
 from circuit_breaker.events import (
     TERMINAL,
     ContentChunk,
@@ -26,7 +30,7 @@ from circuit_breaker.events import (
     StreamEvent,
     parse_event,
 )
-from circuit_breaker.models import ExecutionResult
+from circuit_breaker.models import Execution, ExecutionResult
 
 
 class _Dropped(Exception):
@@ -110,6 +114,10 @@ def _resume_request(req: StreamRequest, state: _State) -> tuple[str, str, dict[s
 
 class _StreamBase:
     _state: _State
+    _config: Config
+    _opened = False  # iteration began: a request may be under way
+    _cancelling = False  # `cancel()` was called: a drop ends the stream, no resume
+    _cancelled = False  # the server recorded the cancellation
 
     @property
     def execution_id(self) -> str | None:
@@ -130,10 +138,20 @@ class _StreamBase:
         """The text received so far."""
         return "".join(self._state.parts)
 
+    def _not_started(self) -> StreamError:
+        return StreamError(
+            f"no execution_start within {self._config.timeout} s: nothing to cancel by id yet"
+        )
+
     def _final(self) -> ExecutionResult:
         if self._state.error is not None:
             raise self._state.error.to_exception()
         if self._state.result is None:
+            if self._cancelled:
+                raise ExecutionCancelledError(
+                    f"execution {self.execution_id} was cancelled",
+                    execution_id=self.execution_id,
+                )
             raise StreamError("the stream ended without a result")
         return self._state.result
 
@@ -141,7 +159,8 @@ class _StreamBase:
 class Stream(_StreamBase):
     """An iterator of typed events; `final()` reads to the end and gives the result.
 
-    Use it in a `with` block, or call `close()`, to close the connection before the end.
+    Use it in a `with` block, or call `close()`, to close the connection before the end;
+    `cancel()` also cancels the execution upstream.
     """
 
     def __init__(self, http: httpx.Client, config: Config, req: StreamRequest) -> None:
@@ -149,7 +168,10 @@ class Stream(_StreamBase):
         self._config = config
         self._req = req
         self._state = _State(execution_id=req.execution_id, last_event_id=req.last_event_id)
-        self._it = self._events()
+        self._known = threading.Event()  # the execution id is known, or the stream is over
+        if req.execution_id:
+            self._known.set()
+        self._it = self._run()
 
     def __iter__(self) -> Iterator[StreamEvent]:
         return self
@@ -164,8 +186,31 @@ class Stream(_StreamBase):
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP stream (the generator's `finally` closes the response)."""
+        """Close the HTTP stream (the generator's `finally` closes the response). A resumable
+        stream's execution runs on on the server: `cancel()` stops it."""
         self._it.close()
+
+    def cancel(self) -> Execution | None:
+        """Cancel the execution upstream (`POST /api/v1/executions/{id}/cancel`), then close
+        the stream; the execution's record (status `cancelled`), or None for a stream never
+        read (nothing started). Read in another thread and before `execution_start`, it
+        waits for that event (up to the client's timeout). A stream whose execution ended
+        otherwise raises `ConflictError`. The iteration then ends (a reader in another
+        thread gets the cancellation's `error` event first); `final()` raises
+        `ExecutionCancelledError`."""
+        self._cancelling = True
+        try:
+            if self._opened and not self._known.wait(self._config.timeout):
+                raise self._not_started()
+            if self._state.execution_id is None:
+                return None  # never opened, or refused before it started anything
+            runner = SyncRunner(self._config, self._http)
+            record = runner.run(execution_cancel(self._state.execution_id))
+            self._cancelled = True
+            return record
+        finally:
+            if not self._it.gi_running:  # else another thread reads: the server ends it
+                self._it.close()
 
     def final(self) -> ExecutionResult:
         """Read the rest of the stream and return the execution's result (raises the typed
@@ -175,6 +220,18 @@ class Stream(_StreamBase):
         return self._final()
 
     result = final
+
+    def _run(self) -> Iterator[StreamEvent]:
+        self._opened = True
+        events = self._events()
+        try:
+            for event in events:
+                if self._state.execution_id:
+                    self._known.set()
+                yield event
+        finally:
+            self._known.set()
+            events.close()
 
     def _events(self) -> Iterator[StreamEvent]:
         req, state, policy = self._req, self._state, self._config.retry
@@ -219,6 +276,8 @@ class Stream(_StreamBase):
                                 return
                     raise _Dropped("the stream ended before its terminal event")
             except (httpx.TransportError, _Dropped) as exc:
+                if self._cancelling:
+                    return
                 if state.execution_id is None:
                     if (
                         isinstance(exc, httpx.TransportError)
@@ -245,14 +304,18 @@ class Stream(_StreamBase):
 
 class AsyncStream(_StreamBase):
     """An async iterator of typed events; `await final()` reads to the end. Use `async with`
-    or `await aclose()` to close the connection before the end."""
+    or `await aclose()` to close the connection before the end; `await cancel()` also
+    cancels the execution upstream."""
 
     def __init__(self, http: httpx.AsyncClient, config: Config, req: StreamRequest) -> None:
         self._http = http
         self._config = config
         self._req = req
         self._state = _State(execution_id=req.execution_id, last_event_id=req.last_event_id)
-        self._it = self._events()
+        self._known = asyncio.Event()  # the execution id is known, or the stream is over
+        if req.execution_id:
+            self._known.set()
+        self._it = self._run()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self
@@ -272,6 +335,26 @@ class AsyncStream(_StreamBase):
 
     close = aclose
 
+    async def cancel(self) -> Execution | None:
+        """Cancel the execution upstream, then close the stream (see `Stream.cancel`; read
+        in another task before `execution_start`, it waits for that event)."""
+        self._cancelling = True
+        try:
+            if self._opened and not self._known.is_set():
+                try:
+                    await asyncio.wait_for(self._known.wait(), self._config.timeout)
+                except TimeoutError:
+                    raise self._not_started() from None
+            if self._state.execution_id is None:
+                return None
+            runner = AsyncRunner(self._config, self._http)
+            record = await runner.run(execution_cancel(self._state.execution_id))
+            self._cancelled = True
+            return record
+        finally:
+            if not self._it.ag_running:  # else another task reads: the server ends it
+                await self._it.aclose()
+
     async def final(self) -> ExecutionResult:
         """Read the rest of the stream and return the execution's result."""
         async for _ in self._it:
@@ -279,6 +362,18 @@ class AsyncStream(_StreamBase):
         return self._final()
 
     result = final
+
+    async def _run(self) -> AsyncIterator[StreamEvent]:
+        self._opened = True
+        events = self._events()
+        try:
+            async for event in events:
+                if self._state.execution_id:
+                    self._known.set()
+                yield event
+        finally:
+            self._known.set()
+            await events.aclose()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         req, state, policy = self._req, self._state, self._config.retry
@@ -323,6 +418,8 @@ class AsyncStream(_StreamBase):
                                 return
                     raise _Dropped("the stream ended before its terminal event")
             except (httpx.TransportError, _Dropped) as exc:
+                if self._cancelling:
+                    return
                 if state.execution_id is None:
                     if (
                         isinstance(exc, httpx.TransportError)

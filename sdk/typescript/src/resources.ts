@@ -100,7 +100,8 @@ export class Agents extends DualResource {
 
   /** Run the agent streamed: `for await (const ev of client.agents.stream(id, { prompt }))`, or
    * `await stream.finalResult()`. A dropped connection is resumed with `Last-Event-ID`; see
-   * `StreamControl.resume` for what closing the stream then does upstream. */
+   * `StreamControl.resume` for what closing the stream then does upstream, and
+   * `stream.cancel()` to cancel the execution upstream. */
   stream(id: string, body: StreamRequest, control: StreamControl = {}): ExecutionStream {
     const asked = body.stream_options?.on_disconnect;
     const resume = control.resume ?? asked !== "cancel";
@@ -109,7 +110,7 @@ export class Agents extends DualResource {
       this.transport,
       async (signal) =>
         (await this.transport.request("POST", `/api/v1/agents/${enc(id)}/execute/stream`, { body: sent, stream: true, signal })).response,
-      { ...control, resume, heartbeatS: body.stream_options?.heartbeat_s ?? undefined },
+      { ...control, resume, heartbeatS: body.stream_options?.heartbeat_s ?? undefined, closeCancels: sent.stream_options?.on_disconnect !== "continue" },
     );
   }
 }
@@ -148,6 +149,15 @@ export class Executions extends DualResource {
       if (!page.next_before || page.executions.length === 0) return;
       before = page.next_before;
     }
+  }
+
+  /** Cancel a running streamed execution (REST only): every reader's stream ends with the
+   * cancellation's `error` event and the upstream provider call is cut. Answers the execution
+   * as recorded (`status: "cancelled"`), once the cancellation is durable; one already
+   * cancelled answers so again. One that ended otherwise throws `ConflictError`; an unknown id
+   * (or another tenant's) `NotFoundError`. A stream's own `cancel()` calls this. */
+  cancel(id: string, options: CallOptions = {}): Promise<Execution> {
+    return this.call("POST", `/api/v1/executions/${enc(id)}/cancel`, { idempotent: true, signal: options.signal });
   }
 
   /** Rejoin a streamed execution after `lastEventId` (0: from its start). */

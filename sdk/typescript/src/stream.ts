@@ -1,10 +1,11 @@
 /** A streamed execution: an async iterable of typed events that resumes a dropped connection
- * with `Last-Event-ID`, times out a silent one, and closes (cancelling upstream) on abort. */
+ * with `Last-Event-ID`, times out a silent one, closes on abort, and cancels upstream on
+ * `cancel()`. */
 import { APIConnectionError, APIError, CircuitBreakerError, StreamError, errorFromObject } from "./errors.js";
 import { type StreamEvent, TERMINAL_EVENTS, toEvent } from "./events.js";
 import { retryWaitMs, sleep, type Transport } from "./http.js";
 import { parseSSE } from "./sse.js";
-import type { ExecutionResult } from "./types.js";
+import type { Execution, ExecutionResult } from "./types.js";
 
 export interface StreamControl {
   /** Resume a dropped connection (default true). `agents.stream` then asks the server to run
@@ -43,11 +44,16 @@ export class ExecutionStream implements AsyncIterable<StreamEvent> {
   private started = false;
   private opened = false;
   private result: ExecutionResult | null = null;
+  /** Whether closing the connection cancels the execution (the API's `on_disconnect: cancel`). */
+  private readonly closeCancels: boolean;
+  /** Settles once the execution id is known or the stream has ended, whichever comes first. */
+  private readonly settled: Promise<void>;
+  private settle!: () => void;
 
   constructor(
     transport: Transport,
     open: (signal: AbortSignal) => Promise<Response>,
-    options: StreamControl & { heartbeatS?: number; executionId?: string; lastEventId?: number } = {},
+    options: StreamControl & { heartbeatS?: number; executionId?: string; lastEventId?: number; closeCancels?: boolean } = {},
   ) {
     this.transport = transport;
     this.open = open;
@@ -59,12 +65,45 @@ export class ExecutionStream implements AsyncIterable<StreamEvent> {
     };
     this.executionId = options.executionId ?? null;
     this.lastEventId = options.lastEventId ?? 0;
+    this.closeCancels = options.closeCancels ?? false;
+    this.settled = new Promise((resolve) => (this.settle = resolve));
+    if (this.executionId) this.settle();
     options.signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
-  /** Close the connection; the iteration ends. */
+  /** Close the connection; the iteration ends. A resumable stream (the default) leaves the
+   * execution running on the server: use `cancel()` to stop it. */
   close(): void {
     this.closer.abort(new StreamError("stream closed"));
+    this.settle();
+  }
+
+  /** Cancel the execution upstream (`POST /api/v1/executions/{id}/cancel`), then close the
+   * stream; the iteration ends (with the cancellation's `error` event if it arrives first).
+   * Answers the execution as recorded (`status: "cancelled"`; again so for one already
+   * cancelled), or null when the stream had not started an execution (never iterated, or
+   * refused). Before `execution_start` it waits for the id, except on a stream whose close
+   * cancels by itself (`resume: false`), which it just closes. An execution that ended
+   * otherwise throws `ConflictError` (the stream is closed all the same). */
+  async cancel(options: { signal?: AbortSignal } = {}): Promise<Execution | null> {
+    try {
+      if (!this.executionId && this.opened && !this.closed && !this.closeCancels) {
+        const waited = new AbortController();
+        await Promise.race([this.settled, sleep(this.transport.config.timeoutMs, waited.signal).catch(() => {})]);
+        waited.abort();
+        if (!this.executionId && !this.closed) {
+          throw new StreamError(`no execution_start within ${this.transport.config.timeoutMs} ms: nothing to cancel by id`);
+        }
+      }
+      if (!this.executionId) return null;
+      const reply = await this.transport.request<Execution>("POST", `/api/v1/executions/${encodeURIComponent(this.executionId)}/cancel`, {
+        idempotent: true,
+        signal: options.signal,
+      });
+      return reply.data;
+    } finally {
+      this.close();
+    }
   }
 
   get closed(): boolean {
@@ -158,7 +197,10 @@ export class ExecutionStream implements AsyncIterable<StreamEvent> {
         const event = toEvent(message.event, id, data);
         if (id !== null) this.lastEventId = id;
         if (event === null) continue;
-        if (event.type === "execution_start" && event.execution_id) this.executionId = event.execution_id;
+        if (event.type === "execution_start" && event.execution_id) {
+          this.executionId = event.execution_id;
+          this.settle();
+        }
         // the runtime went away mid-stream: resume from the last id (the store has the rest)
         if (event.type === "error" && id === null && event.error_type === "execution_interrupted") {
           throw new Dropped(event.message);

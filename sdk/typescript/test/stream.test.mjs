@@ -2,7 +2,7 @@
 // silence (Last-Event-ID, no loss, no duplicate), rejoining, and cancel.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ExecutionCancelledError, NotFoundError, StreamError } from "../dist/index.js";
+import { ConflictError, ExecutionCancelledError, NotFoundError, StreamError } from "../dist/index.js";
 import { client, cuttingFetch, env, eventually, unique } from "./helpers.mjs";
 
 // the emulator streams the answer to a prompt containing this tag as 40 chunks `w0 `…`w39 `,
@@ -12,6 +12,9 @@ const SLOW_TEXT = Array.from({ length: 40 }, (_, i) => `w${i} `).join("");
 // …and the answer to this one as `quiet ` and `answer`, 2.5 s apart
 const QUIET = env("CB_QUIET_TAG", "quietstream");
 const QUIET_TEXT = "quiet answer";
+// …and the answer to this one as 40 chunks 100 ms apart; the pytest side then checks that the
+// upstream call of the one stream that uses it was cut (the stream is cancelled by id)
+const CANCEL = env("CB_CANCEL_TAG", "cancelstream");
 
 /** Ids strictly consecutive from 1, and the text of the content chunks. */
 function check(events) {
@@ -132,4 +135,42 @@ test("stream: abort closes the stream; with resume: false it cancels the executi
   const once = client({ fetch: cutter }).agents.stream(agent.id, { prompt: `${SLOW} ${unique("once")}` }, { resume: false });
   await assert.rejects(once.finalResult(), StreamError);
   assert.equal(once.resumes, 0);
+});
+
+test("stream.cancel() cancels a resumable stream upstream; executions.cancel of an ended one is a conflict", async () => {
+  const c = client();
+  const agent = await c.agents.create({ name: unique("cancel"), model: "cb:smart-chat" });
+  // never iterated: nothing runs, nothing to cancel
+  const idle = c.agents.stream(agent.id, { prompt: "never sent" });
+  assert.equal(await idle.cancel(), null);
+  assert.ok(idle.closed);
+
+  // a resumable stream (on_disconnect: continue, so closing alone would not cancel it)
+  const stream = c.agents.stream(agent.id, { prompt: `${CANCEL} ${unique("cancel")}` });
+  const events = [];
+  let record = null;
+  for await (const ev of stream) {
+    events.push(ev);
+    if (ev.type === "content_chunk" && record === null) record = await stream.cancel();
+  }
+  assert.ok(stream.closed, "the iteration ended");
+  assert.equal(record.execution_id, stream.executionId);
+  assert.equal(record.status, "cancelled");
+  assert.ok(events.filter((e) => e.type === "content_chunk").length < 10, "the loop ended at the cancel");
+  const last = events.at(-1);
+  assert.ok(last.type === "content_chunk" || (last.type === "error" && last.error_type === "execution_cancelled"), JSON.stringify(last));
+  assert.equal((await c.executions.get(stream.executionId)).status, "cancelled");
+  // idempotent, on the client as on the stream
+  assert.equal((await c.executions.cancel(stream.executionId)).status, "cancelled");
+  assert.equal((await stream.cancel()).status, "cancelled");
+  await assert.rejects(c.executions.resume(stream.executionId).finalResult(), ExecutionCancelledError);
+
+  // an execution that ended otherwise: 409 conflict, naming its status
+  const done = await c.agents.execute(agent.id, { prompt: "done" });
+  await assert.rejects(c.executions.cancel(done.execution_id), (e) => e instanceof ConflictError && e.status === 409 && /completed/.test(e.message));
+  const finished = c.agents.stream(agent.id, { prompt: "finished" });
+  await finished.finalResult();
+  await assert.rejects(finished.cancel(), ConflictError);
+  assert.ok(finished.closed);
+  await assert.rejects(c.executions.cancel("00000000-0000-4000-8000-000000000000"), NotFoundError);
 });
