@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
+from actors.log_setup import configure_logging
 from domain.config import parse_config
 from domain.config_check import config_problems
 
@@ -175,6 +176,7 @@ def _port_answers(host: str, port: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    configure_logging(None, "cli")  # log lines on stderr; a command's answer on stdout
     parser = argparse.ArgumentParser(prog="cb", description="Circuit Breaker tools.")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("validate-config", help="validate a configuration file")

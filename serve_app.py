@@ -34,10 +34,25 @@ def _direct_ingress_env() -> None:
     os.environ.setdefault("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
 
 
+def json_logs() -> bool:
+    return os.environ.get("CB_LOG_FORMAT", "").lower() == "json"
+
+
+def _json_log_env() -> None:
+    """`CB_LOG_FORMAT=json`: Ray's driver prints worker lines as they are (no
+    "[repeated 3x across cluster]" appended), and Serve's own lines go to its JSON files
+    (logs/serve/), not as text to the processes' stderr. Read by Ray at import."""
+    if json_logs():
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+        os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+
+
 _direct_ingress_env()
+_json_log_env()
 
 from ray import serve
 
+from actors.log_setup import configure_logging
 from actors.settings import Settings
 from api.app import create_app
 from api.runtime import Runtime
@@ -46,6 +61,11 @@ log = logging.getLogger("circuitbreaker")
 
 
 ACCESS_LOG = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
+
+
+def serve_logging(settings: Settings) -> dict[str, Any]:
+    """Serve's logging config for its controller, proxy and our replicas (logs/serve/)."""
+    return {**ACCESS_LOG, "encoding": "JSON" if settings.log_format == "json" else "TEXT"}
 
 
 @serve.deployment(
@@ -58,6 +78,7 @@ class Gateway:
     """The stateless ingress: authenticates, validates, calls actors, frames responses."""
 
     def __init__(self, settings: Settings) -> None:
+        configure_logging(settings, "ingress")
         self.runtime = Runtime(settings)
         self.runtime.warm_up()
 
@@ -69,7 +90,10 @@ class Gateway:
 
 def build(settings: Settings | None = None, replicas: int = 1) -> Any:
     """The Serve application for these settings."""
-    return Gateway.options(num_replicas=replicas).bind(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    return Gateway.options(num_replicas=replicas, logging_config=serve_logging(settings)).bind(
+        settings
+    )
 
 
 # `serve run serve_app:app` uses this, configured from the environment.
@@ -113,15 +137,14 @@ def _secret(name: str, value: str) -> bool:
 
 def main() -> None:
     """Start a local Ray, the Serve app on CB_HOST:CB_PORT, and wait for Ctrl-C or SIGTERM."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request of our own
+    configure_logging(None, "driver")
     import ray
 
-    if not os.environ.get("CB_ADMIN_TOKEN"):
-        os.environ["CB_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
-        print(f"CB_ADMIN_TOKEN={os.environ['CB_ADMIN_TOKEN']}  (generated; set it to keep one)")
     os.environ.setdefault("RAY_worker_niceness", "0")
     settings = Settings.from_env()
+    if not os.environ.get("CB_ADMIN_TOKEN"):
+        os.environ["CB_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
+        _tell_generated_token(settings)
     local = _start_local_model(settings)
     host = os.environ.get("CB_HOST", "127.0.0.1")
     port = int(os.environ.get("CB_PORT", "8000"))
@@ -134,15 +157,26 @@ def main() -> None:
         runtime_env={"env_vars": forwarded_env()},
         include_dashboard=False,
         logging_level=logging.WARNING,
+        # JSON: every worker of the job logs JSON from its start, and the driver prints
+        # their lines without the "(TenantActor pid=…)" prefix
+        logging_config=ray.LoggingConfig(encoding="JSON", log_level="WARNING")
+        if settings.log_format == "json"
+        else None,
     )
+    configure_logging(settings, "driver")  # again: ray.init set up its own handlers
     import serve_app as this  # by module name, so Ray pickles the deployment by reference
 
     application = this.build(settings)
-    serve.start(http_options={"host": host, "port": proxy_port}, logging_config=ACCESS_LOG)
+    serve.start(
+        http_options={"host": host, "port": proxy_port}, logging_config=serve_logging(settings)
+    )
     serve.run(application, name="circuitbreaker", route_prefix="/")
     if not _answers(host, port):
-        print(f"warning: nothing answers on {host}:{port}; Serve's proxy is on {proxy_port}")
-    print(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
+        _say(
+            f"warning: nothing answers on {host}:{port}; Serve's proxy is on {proxy_port}",
+            logging.WARNING,
+        )
+    _say(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
     _demo_tenant(f"http://{host}:{port}", settings)
     sys.stdout.flush()
 
@@ -150,11 +184,36 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    print("shutting down")
+    _say("shutting down")
     serve.shutdown()
     ray.shutdown()
     if local is not None:
         local.stop()
+
+
+def _say(message: str, level: int = logging.INFO) -> None:
+    """Tell the operator: printed in text mode, a log line with CB_LOG_FORMAT=json."""
+    if json_logs():
+        log.log(level, message)
+    else:
+        print(message)
+
+
+def _tell_generated_token(settings: Settings) -> None:
+    """Give the operator the admin token made for this run: printed in text mode; with JSON
+    logs (which end up in log stores) written to `data_dir/admin-token` (mode 0600) instead."""
+    from pathlib import Path
+
+    token = os.environ["CB_ADMIN_TOKEN"]
+    if not json_logs():
+        print(f"CB_ADMIN_TOKEN={token}  (generated; set it to keep one)")
+        return
+    path = Path(settings.data_dir) / "admin-token"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    log.warning("CB_ADMIN_TOKEN was generated; it is in %s (set it to keep one)", path)
 
 
 def _start_local_model(settings: Settings) -> Any:
@@ -165,16 +224,19 @@ def _start_local_model(settings: Settings) -> Any:
 
     if not local_model.wanted(settings.load_config()):
         return None
-    print("no provider key is set: starting the bundled local model (SmolLM2-135M-Instruct)")
+    _say("no provider key is set: starting the bundled local model (SmolLM2-135M-Instruct)")
     sys.stdout.flush()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     try:
         server = local_model.start(log_path=Path(settings.data_dir) / "local-model.log")
     except Exception as exc:  # the gateway still serves; executions say no model is available
-        print(f"warning: the local model did not start ({exc}); set a provider key instead")
+        _say(
+            f"warning: the local model did not start ({exc}); set a provider key instead",
+            logging.WARNING,
+        )
         return None
     os.environ[local_model.URL_ENV] = server.url
-    print(f"local model at {server.url} (the last candidate of every virtual model)")
+    _say(f"local model at {server.url} (the last candidate of every virtual model)")
     return server
 
 
@@ -189,9 +251,9 @@ def _demo_tenant(url: str, settings: Settings) -> None:
     try:
         demo = ensure_demo_tenant(url, os.environ["CB_ADMIN_TOKEN"], Path(settings.data_dir))
     except Exception as exc:  # the server still serves; only the demo is missing
-        print(f"warning: the demo tenant was not set up ({exc})")
+        _say(f"warning: the demo tenant was not set up ({exc})", logging.WARNING)
         return
-    print(
+    _say(
         f"demo tenant {demo['tenant_id']} with {len(demo['agents'])} reference agents; "
         f"its API key is in {Path(settings.data_dir) / 'demo-tenant.json'}"
     )

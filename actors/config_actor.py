@@ -19,8 +19,9 @@ import ray
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import names
+from actors import metrics, names
 from actors.event_store import AsyncEventStore
+from actors.log_setup import configure_logging
 from actors.replies import replies, unwrap
 from actors.settings import Settings
 from domain.config import parse_config
@@ -32,6 +33,7 @@ from domain.platform_config import PlatformConfig, config_id, overlay
 @ray.remote
 class ConfigActor:
     def __init__(self, settings: Settings) -> None:
+        configure_logging(settings, "config")
         self.settings = settings
         self.store = AsyncEventStore(settings, threads=1)
         self.epoch = secrets.token_hex(4)  # versions of an earlier incarnation never match
@@ -41,6 +43,7 @@ class ConfigActor:
         self.recorded: PlatformConfig | None = None  # the operators' recorded overrides
         self.data: dict[str, Any] = {}
         self.lock = asyncio.Lock()
+        metrics.start(settings, "config")
 
     @property
     def version(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -11,6 +12,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
+from actors import metrics
 from actors.settings import Settings
 
 T = TypeVar("T")
@@ -59,8 +61,11 @@ class AsyncEventStore:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
+            pending = [e for events, _ in batch for e in events]
+            started = time.perf_counter()
             try:
-                await self.run(self.app.save, *[e for events, _ in batch for e in events])
+                await self.run(self.app.save, *pending)
+                metrics.store_written(time.perf_counter() - started, len(pending))
             except Exception:
                 # one bad save must not sink the others: commit each on its own
                 for events, done in batch:

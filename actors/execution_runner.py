@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
 
+from actors import metrics, tracing
 from actors.event_store import AsyncEventStore
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
@@ -23,6 +25,7 @@ from domain.codecs.tool_calls import arguments as tool_arguments
 from domain.codecs.tool_calls import assemble
 from domain.config import Config, parse_config
 from domain.errors import (
+    ERROR_TYPES,
     BudgetExceeded,
     CBError,
     Conflict,
@@ -30,6 +33,7 @@ from domain.errors import (
     ModelNotFound,
     NotFound,
     ToolIterationLimit,
+    category_of,
 )
 from domain.execution import Execution
 from domain.llm import (
@@ -46,6 +50,9 @@ from domain.run_plan import RunPlan
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
 from domain.tool_specs import MAX_ITERATIONS, ToolSpec
+from domain.trace_context import TRACE_ID
+
+log = logging.getLogger(__name__)
 
 
 class ExecutionRunner:
@@ -64,6 +71,7 @@ class ExecutionRunner:
             peers.config_actor, peers.provider, lambda: sorted(self.providers), self.use_config
         )
         self.caller = ModelCaller(config, self.routing, peers.provider, peers.http)
+        self.caller.tenant_id = tenant_id
         self.tools = ToolBox()
         self.budgets = BudgetLedger()
         # execution id → what it holds in the budgets, and the outcome that will say its cost
@@ -140,6 +148,8 @@ class ExecutionRunner:
             )
             execution.fail(Outcome(error=ErrorInfo.model_validate(error.to_dict())))
             await self.store.save(execution)
+            metrics.execution_ended(self.tenant_id, execution.kind, "failed", 0.0, None, 0.0)
+            _log_end(execution)
         return len(running)
 
     async def raise_if_recorded(self, execution_id: str) -> None:
@@ -175,8 +185,26 @@ class ExecutionRunner:
         self, plan: RunPlan, execution_id: str, stream: bool, live: LiveStream | None = None
     ) -> Run:
         """Record the start and the routing decision durably; routing failures end it here
-        (recorded, emitted into `live` if given, and raised)."""
+        (recorded, emitted into `live` if given, and raised). The execution's span starts
+        here (`actors.tracing`); its loop (`execute`, `stream`) ends it."""
+        span = tracing.start_execution(
+            plan.traceparent, self.tenant_id, execution_id, plan.kind, plan.agent_id,
+            plan.model, stream,
+        )  # fmt: skip
+        try:
+            run = await self._begin(plan, execution_id, stream, live, span)
+        except BaseException as exc:
+            tracing.end(span, exc)
+            raise
+        run.span, run.traceparent = span, plan.traceparent
+        return run
+
+    async def _begin(
+        self, plan: RunPlan, execution_id: str, stream: bool, live: LiveStream | None, span: Any
+    ) -> Run:
         started = time.perf_counter()
+        trace_id = tracing.trace_id_hex(span, plan.traceparent)
+        TRACE_ID.set(trace_id)  # for this task's log lines
         execution = Execution(
             id=uuid.UUID(execution_id),
             tenant_id=self.tenant_id,
@@ -186,8 +214,12 @@ class ExecutionRunner:
             model_requested=plan.model,
             stream=stream,
             kind=plan.kind,
+            trace_id=trace_id,
         )
-        outcome = Outcome(request_metadata=plan.metadata)
+        if log.isEnabledFor(logging.DEBUG):  # the messages only with CB_LOG_PROMPTS=1
+            messages = [m.model_dump(exclude_none=True) for m in plan.messages]
+            log.debug("execution started", extra={"model": plan.model, "messages": messages})
+        outcome = Outcome(request_metadata=plan.metadata, trace_id=trace_id)
         parameters, capped = self.policy.parameters(plan.parameters)
         if capped:
             outcome.capped_parameters = capped
@@ -255,6 +287,11 @@ class ExecutionRunner:
         """Run one execution to its end; its result (a failure raises, recorded). Cancelled
         (its caller went away), it is recorded as cancelled."""
         run = await self.begin(plan, execution_id, stream=False)
+        with tracing.running(run.span, run.execution, run.traceparent):
+            return await self._whole(run)
+
+    async def _whole(self, run: Run) -> ExecutionResult:
+        """`execute`'s loop: model turns and tool calls until an answer."""
         total = CallOutcome()
         messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
         try:
@@ -298,6 +335,10 @@ class ExecutionRunner:
         Every `live.checkpoint_s` the events sent so far are checkpointed into the store, with
         an estimate of the usage so far, so the stream can be resumed from the store.
         """
+        with tracing.running(run.span, run.execution, run.traceparent):
+            await self._stream(run, live)
+
+    async def _stream(self, run: Run, live: LiveStream) -> None:
         execution_id = live.execution_id
         live.emit(
             "execution_start",
@@ -452,6 +493,12 @@ class ExecutionRunner:
         """Save a terminal event, after any checkpoint whose own save failed."""
         retry = await live.failed_saves() if live else []
         await self.store.save_events(retry + execution.collect_events())
+        out = execution.outcome
+        metrics.execution_ended(
+            self.tenant_id, execution.kind, execution.status, (out.duration_ms or 0) / 1000,
+            out.model_resolved or execution.model_resolved, out.cost_usd or 0.0,
+        )  # fmt: skip
+        _log_end(execution)
 
     async def _fail_after_attempts(
         self, run: Run, err: CBError, live: LiveStream | None = None
@@ -540,10 +587,39 @@ class Run:
     tools: dict[str, ToolSpec] = field(default_factory=dict)
     client_tools: list[dict[str, Any]] = field(default_factory=list)
     tool_results: list[dict[str, Any]] = field(default_factory=list)
+    span: Any = None  # the execution's span (`actors.tracing`), None when tracing is off
+    traceparent: str | None = None  # the caller's, passed on when tracing is off
 
     def definitions(self) -> list[dict[str, Any]] | None:
         """The tools the model is offered: the server's, then the client's."""
         return [t.definition() for t in self.tools.values()] + self.client_tools or None
+
+
+def _log_end(execution: Execution) -> None:
+    """One line per execution's end: status, model, time and cost, and a failure's type and
+    category (warning when a provider is to blame, error when we are, debug otherwise: a
+    line per execution costs the hot path); never its content."""
+    out = execution.outcome
+    category = category_of(ERROR_TYPES.get(out.error.type, CBError)) if out.error else "client"
+    level = {"provider": logging.WARNING, "internal": logging.ERROR}.get(category, logging.DEBUG)
+    if not log.isEnabledFor(level):
+        return
+    extra: dict[str, Any] = {
+        "tenant_id": execution.tenant_id,
+        "execution_id": str(execution.id),
+        "trace_id": getattr(out, "trace_id", None),  # None: this task's, if any
+        "status": execution.status,
+        "kind": execution.kind,
+        "model": out.model_resolved or execution.model_resolved,
+        "provider": out.provider,
+        "duration_ms": out.duration_ms,
+        "cost_usd": out.cost_usd,
+    }
+    why = ""
+    if out.error is not None:
+        extra.update(error_type=out.error.type, error_category=category)
+        why = f" ({out.error.type}, {category})"
+    log.log(level, "execution %s %s%s", execution.id, execution.status, why, extra=extra)
 
 
 def _with_attempts(err: CBError, total: CallOutcome) -> dict[str, Any]:

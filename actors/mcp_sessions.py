@@ -8,11 +8,14 @@ all are closed when the actor is evicted. A stdio server is the tenant's own chi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from actors import tracing
 from domain.errors import PermissionDenied
 from domain.tool_specs import ToolSpec, safe_tool_name
 from domain.urls import shown_url
@@ -115,16 +118,26 @@ class McpConnection:
         await self.connect(taken)
 
     async def call(self, remote: str, arguments: dict[str, Any], timeout_s: float) -> Any:
-        """Call a tool; the result as the model reads it. Raises on a failed call."""
+        """Call a tool; the result as the model reads it. Raises on a failed call.
+
+        The request carries the trace context in `params._meta.traceparent` (and, over
+        HTTP, in a `traceparent` header: `_traceparent_header`)."""
         client = self._client
         if client is None:
             raise ConnectionError("the MCP session is not open")
-        try:
-            result = await client.call_tool(remote, arguments, read_timeout_seconds=timeout_s)
-        except Exception as exc:
-            self._fail(f"{type(exc).__name__}: {exc}")
-            self._stop.set()  # reopen on the next use
-            raise
+        with tracing.mcp_request("tools/call", remote, self.name, self.server.get("url")) as span:
+            traceparent = tracing.traceparent_for(span)
+            meta = {"traceparent": traceparent} if traceparent else None
+            try:
+                result = await client.call_tool(
+                    remote, arguments, read_timeout_seconds=timeout_s, meta=meta
+                )
+            except Exception as exc:
+                self._fail(f"{type(exc).__name__}: {exc}")
+                self._stop.set()  # reopen on the next use
+                raise
+            if result.is_error:
+                tracing.failed(span, "tool_error")
         texts = [getattr(block, "text", None) for block in result.content]
         output: Any = result.structured_content
         if output is None:
@@ -173,7 +186,11 @@ class McpConnection:
             return StdioServerParameters(
                 command=server["command"], args=list(server.get("args") or []), env=env
             )
-        http = httpx2.AsyncClient(headers=self.secrets.get("headers", {}), timeout=60)
+        http = httpx2.AsyncClient(
+            headers=self.secrets.get("headers", {}),
+            timeout=60,
+            event_hooks={"request": [_traceparent_header]},
+        )
         return streamable_http_client(server["url"], http_client=http)
 
     async def _on_message(self, message: Any) -> None:
@@ -205,6 +222,18 @@ class McpConnection:
         self.last_error = reason[:500]
         self.checked_at = time.time()
         log.warning("MCP server %s: %s", self.name, self.last_error)
+
+
+async def _traceparent_header(request: Any) -> None:
+    """An MCP request over HTTP whose `params._meta` carries a `traceparent` sends it as a
+    header too (the session's transport posts from its own task, so the header is read
+    from the message itself)."""
+    with contextlib.suppress(Exception):  # a body it cannot read goes as it is
+        content = request.content
+        if b'"traceparent"' in content:
+            traceparent = json.loads(content)["params"]["_meta"]["traceparent"]
+            if isinstance(traceparent, str):
+                request.headers["traceparent"] = traceparent
 
 
 def _closed(client: Client) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from actors import metrics, tracing
 from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
 from actors.settings import provider_api_key, provider_base_url
@@ -70,6 +71,7 @@ class ModelCaller:
         self.http = http
         self.leases: dict[str, ProviderLease] = {}
         self.own_keys: dict[str, str] = {}  # the tenant's own provider keys, in memory only
+        self.tenant_id: str | None = None  # for the metrics' tenant label
 
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
@@ -150,10 +152,11 @@ class ModelCaller:
             stream=stream,
             tools=tools or [],
         )
+        wire_model = self.config.wire_model(model_name)
         call, params = codec.build_call(
             request,
             model,
-            self.config.wire_model(model_name),
+            wire_model,
             self.own_keys.get(model.provider) or provider_api_key(spec),
             spec,
         )
@@ -163,6 +166,10 @@ class ModelCaller:
         lease = self._lease(model.provider)
         loop = asyncio.get_running_loop()
         for attempt in range(spec.max_retries + 1):
+            # a CLIENT span per attempt (None when tracing is off)
+            trace = tracing.start_attempt(
+                spec, model.provider, model_name, wire_model, url, parameters, stream
+            )
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
             record = Attempt(model=model_name, provider=model.provider, permit_ms=_ms_since(asked))
@@ -172,14 +179,24 @@ class ModelCaller:
                 if isinstance(err, CircuitOpen):
                     self.routing.mark_open(model.provider)
                 record.error = err.type
+                metrics.attempt_done(
+                    self.tenant_id, model.provider, spec.type, model_name, "", err.type, None
+                )
+                if trace is not None:
+                    trace.end(err.type)
                 raise err
             started = time.perf_counter()
             deadlines = _Deadlines(loop.time(), spec.first_token_timeout_s, spec.timeout_s)
             err: CBError | None = None
+            usage, response_model = None, ""
             try:
                 client = self.http()
+                headers = call.headers
+                traceparent = tracing.traceparent_for(trace and trace.span)
+                if traceparent is not None:
+                    headers = {**headers, "traceparent": traceparent}
                 request = client.build_request(
-                    "POST", url, json=call.body, headers=call.headers, timeout=timeout
+                    "POST", url, json=call.body, headers=headers, timeout=timeout
                 )
                 async with asyncio.timeout_at(deadlines.first):
                     reply = await client.send(request, stream=True)
@@ -197,11 +214,18 @@ class ModelCaller:
                                 if chunk.delta and record.ttft_ms is None:
                                     record.ttft_ms = _ms_since(started)
                                 outcome.delivered = outcome.delivered or bool(chunk.delta)
+                                usage = chunk.usage or usage
+                                if trace is not None:
+                                    trace.chunk(chunk)
                                 yield chunk
                         else:
                             async with asyncio.timeout_at(deadlines.total):
                                 body = await _json(reply)
-                            yield codec.parse_response(body)
+                            response = codec.parse_response(body)
+                            usage, response_model = response.usage, response.provider_model
+                            if trace is not None:
+                                trace.reply(response)
+                            yield response
                 finally:
                     await reply.aclose()
             except TimeoutError:
@@ -222,6 +246,12 @@ class ModelCaller:
                     err.retry_after if err else None,
                     model_name,
                 )
+                ttfc = record.ttft_ms / 1000 if record.ttft_ms is not None else None
+                metrics.attempt_done(self.tenant_id, model.provider, spec.type, model_name,
+                                     response_model, record.error, latency_ms / 1000, ttfc,
+                                     usage)  # fmt: skip
+                if trace is not None:
+                    trace.end(record.error)
             if err is None:
                 return
             if outcome.delivered or not err.retryable or attempt == spec.max_retries:

@@ -65,6 +65,10 @@ def projection_actor_name(settings: Settings) -> str:
     return f"{settings.instance}:projection"
 
 
+def metrics_actor_name(settings: Settings) -> str:
+    return f"{settings.instance}:metrics"
+
+
 def instance_actor_names(settings: Settings) -> list[str]:
     """Every live named actor of this deployment instance."""
     prefix = f"{settings.instance}:"

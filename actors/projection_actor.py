@@ -10,8 +10,9 @@ from typing import Any
 
 import ray
 
-from actors import names, tenant_data
+from actors import metrics, names, tenant_data
 from actors.event_store import AsyncEventStore
+from actors.log_setup import configure_logging
 from actors.replies import replies
 from actors.secrets import SecretBox
 from actors.settings import Settings
@@ -37,6 +38,7 @@ class ProjectionActor:
     """The one writer of the read models; a miss catches up first (read-your-writes)."""
 
     def __init__(self, settings: Settings) -> None:
+        configure_logging(settings, "projection")
         self.settings = settings
         self.store = AsyncEventStore(settings, threads=2)
         self.db = ReadModelDB(settings.read_model_url())
@@ -47,10 +49,26 @@ class ProjectionActor:
         runner.create_tables(self.metrics_db, runner.METRICS)
         self._lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
+        self._lag_watch: asyncio.Task[None] | None = None
+        metrics.start(settings, "projection")
 
     def _ensure_following(self) -> None:
         if self._follower is None or self._follower.done():
-            self._follower = asyncio.get_running_loop().create_task(self._follow())
+            loop = asyncio.get_running_loop()
+            self._follower = loop.create_task(self._follow())
+            self._lag_watch = loop.create_task(self._watch_lag())
+
+    async def _watch_lag(self) -> None:
+        """Each projection's lag, as a gauge, once per metrics report."""
+        while True:
+            await asyncio.sleep(self.settings.metrics_report_s)
+            try:
+                for row in await self._lags():
+                    metrics.RECORDER.set(
+                        "cb_projection_lag_seconds", row["lag_seconds"], (row["name"],)
+                    )
+            except Exception:  # a failed sample leaves the last value; the next one retries
+                log.debug("projection lag sample failed", exc_info=True)
 
     async def _follow(self) -> None:
         while True:
@@ -199,6 +217,9 @@ class ProjectionActor:
     async def lag(self) -> list[dict[str, Any]]:
         """How far each projection is behind the store (see `runner.lag`)."""
         self._ensure_following()
+        return await self._lags()
+
+    async def _lags(self) -> list[dict[str, Any]]:
         return [
             await self.store.run(runner.lag, self.store.app, db, projection)
             for db, projection in self._projections()

@@ -8,16 +8,19 @@ from typing import Any
 
 import ray
 
-from actors import config_actor, names
+from actors import config_actor, metrics, names
+from actors.log_setup import configure_logging
 from actors.replies import replies, unwrap
 from actors.settings import Settings
 from domain.breaker import CircuitBreaker
 from domain.config import ProviderSpec
 from domain.errors import CircuitOpen, ProviderRateLimited
+from domain.prometheus import Recorder
 from domain.provider_health import HealthWindow, ModelRecord
 from domain.ratelimit import TokenBucket
 
 VIEW_TTL_S = 0.5
+BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 @ray.remote
@@ -25,6 +28,7 @@ class ProviderActor:
     """Holds the provider's rate-limit state; the HTTP call itself runs in the tenant actor."""
 
     def __init__(self, settings: Settings, provider: str) -> None:
+        configure_logging(settings, "provider", provider=provider)
         # defaults until the first call reads the config actor's settings (`_configured`)
         spec = ProviderSpec(type="openai", base_url="")
         self.settings = settings
@@ -46,6 +50,13 @@ class ProviderActor:
         self.models: dict[str, ModelRecord] = {}
         self.model_stats: dict[str, dict[str, Any]] = {}
         self.view_at = 0.0
+        metrics.start(settings, f"provider-{provider}")
+        metrics.watch("provider", self._gauges)
+
+    def _gauges(self, rec: Recorder) -> None:
+        rec.set("cb_provider_permits_in_use", self.outstanding, (self.provider,))
+        state = BREAKER_STATES.get(self.breaker.state, 0)
+        rec.set("cb_provider_breaker_state", state, (self.provider,))
 
     def reconfigure(self, spec: dict[str, Any]) -> None:
         """Adopt changed settings: request rate, concurrency, breaker thresholds."""

@@ -33,6 +33,12 @@ class Settings:
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
     encrypt_payloads: bool = False  # events and stored results under the master key
+    # observability (docs/operations.md): metrics' tenant label, traces, log lines
+    metrics_tenant_label: str = "label"  # CB_METRICS_TENANT_LABEL: label, hashed or off
+    metrics_report_s: float = 1.0  # how often each process hands its metrics over
+    otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on when set
+    log_format: str = "text"  # CB_LOG_FORMAT: text or json
+    log_prompts: bool = False  # CB_LOG_PROMPTS: prompts in debug log lines (never by default)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -46,11 +52,24 @@ class Settings:
             values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
         if os.environ.get("CB_STREAM_CHECKPOINT_S"):
             values["stream_checkpoint_s"] = float(os.environ["CB_STREAM_CHECKPOINT_S"])
-        if os.environ.get("CB_ENCRYPT_PAYLOADS", "").lower() in ("1", "true", "on", "yes"):
+        if _flag("CB_ENCRYPT_PAYLOADS"):
             values["encrypt_payloads"] = True
+        if os.environ.get("CB_METRICS_TENANT_LABEL"):
+            values["metrics_tenant_label"] = os.environ["CB_METRICS_TENANT_LABEL"]
+        if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            values["otlp_endpoint"] = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        if os.environ.get("CB_LOG_FORMAT"):
+            values["log_format"] = os.environ["CB_LOG_FORMAT"].lower()
+        values["log_prompts"] = _flag("CB_LOG_PROMPTS")
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]
+
+    def __post_init__(self) -> None:
+        if self.metrics_tenant_label not in ("label", "hashed", "off"):
+            raise ValueError("CB_METRICS_TENANT_LABEL must be label, hashed or off")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("CB_LOG_FORMAT must be text or json")
 
     @property
     def uses_postgres(self) -> bool:
@@ -93,6 +112,10 @@ class Settings:
 
     def load_config(self) -> Config:
         return load_config(self.config_path)
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "on", "yes")
 
 
 def load_config(path: str | Path) -> Config:

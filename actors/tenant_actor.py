@@ -14,11 +14,12 @@ from typing import Any
 
 import ray
 
-from actors import config_actor, names, projection_actor, provider_actor
+from actors import config_actor, metrics, names, projection_actor, provider_actor, tracing
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.http_client import shared_client
 from actors.live_stream import LiveStream
+from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
 from actors.provider_check import check_provider
 from actors.replies import WithHeaders, replies
@@ -45,6 +46,7 @@ class TenantActor:
     """Owns the tenant aggregate and its agents in memory; rebuilt from the store on start."""
 
     def __init__(self, settings: Settings, tenant_id: str) -> None:
+        configure_logging(settings, "tenant", tenant_id=tenant_id)
         self.settings = settings
         self.tenant_id = tenant_id
         self.store = AsyncEventStore(settings)
@@ -66,6 +68,9 @@ class TenantActor:
         self._loaded = False
         self._load_lock = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
+        metrics.start(settings, "tenant")
+        tracing.setup(settings, "tenant-actor")
+        metrics.watch("tenant", lambda rec: rec.set("cb_tenant_actors_alive", 1))
 
     async def _load(self) -> TenantCommands:
         """The tenant's state, read from the store once per incarnation; marks it used."""
@@ -122,6 +127,8 @@ class TenantActor:
         await self.runner.tools.close()  # ends the tenant's stdio server processes
         self.store.close()
         self.channel.close()
+        await metrics.leave()
+        tracing.flush()
         ray.actor.exit_actor()
         return True
 
@@ -294,28 +301,47 @@ class TenantActor:
 
     # Executions: admitted under the tenant's limits, run by the runner.
 
-    async def _plan(self, agent_id: str | None, body: dict[str, Any], chat: bool) -> RunPlan:
+    async def _plan(
+        self, agent_id: str | None, body: dict[str, Any], chat: bool, traceparent: str | None
+    ) -> RunPlan:
+        """The execution's plan; `traceparent` is the caller's trace context (W3C), if any."""
         commands = await self._load()
         if not chat:
-            return agent_plan(commands.agent(agent_id or ""), body)
-        commands.require_tenant()
-        return chat_plan(body, commands.agent(agent_id) if agent_id else None)
+            plan = agent_plan(commands.agent(agent_id or ""), body)
+        else:
+            commands.require_tenant()
+            plan = chat_plan(body, commands.agent(agent_id) if agent_id else None)
+        plan.traceparent = traceparent
+        return plan
 
     @replies
     async def execute(
-        self, agent_id: str, body: dict[str, Any], execution_id: str, retried: bool = False
+        self,
+        agent_id: str,
+        body: dict[str, Any],
+        execution_id: str,
+        retried: bool = False,
+        traceparent: str | None = None,
     ) -> WithHeaders:
         """Run one execution to its end; a retried call answers from the store if it ran."""
-        return await self._whole(await self._plan(agent_id, body, False), execution_id, retried)
+        plan = await self._plan(agent_id, body, False, traceparent)
+        return await self._whole(plan, execution_id, retried)
 
     @replies
     async def complete_chat(
-        self, job: dict[str, Any], agent_id: str | None, execution_id: str, retried: bool = False
+        self,
+        job: dict[str, Any],
+        agent_id: str | None,
+        execution_id: str,
+        retried: bool = False,
+        traceparent: str | None = None,
     ) -> WithHeaders:
         """A chat completion (`ChatCompletionRequest.as_job()`) run to its end, like `execute`."""
-        return await self._whole(await self._plan(agent_id, job, True), execution_id, retried)
+        plan = await self._plan(agent_id, job, True, traceparent)
+        return await self._whole(plan, execution_id, retried)
 
     async def _whole(self, plan: RunPlan, execution_id: str, retried: bool) -> WithHeaders:
+        bind_execution(self.tenant_id, execution_id)  # this task's log lines name it
         if retried:
             await self.runner.raise_if_recorded(execution_id)
         reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
@@ -339,6 +365,7 @@ class TenantActor:
         execution_id: str,
         cancel_on_disconnect: bool,
         retried: bool = False,
+        traceparent: str | None = None,
     ) -> WithHeaders:
         """Start a streamed execution; where to read its events (see `StreamChannel`).
 
@@ -346,7 +373,7 @@ class TenantActor:
         `cancel_on_disconnect=False` runs on to its end. With `stream_options.include_usage`
         false, no `usage_update` events are sent.
         """
-        plan = await self._plan(agent_id, body, False)
+        plan = await self._plan(agent_id, body, False, traceparent)
         usage = (body.get("stream_options") or {}).get("include_usage", True)
         framer = frame_batch if usage else frame_batch_without_usage
         return await self._streamed(plan, execution_id, retried, cancel_on_disconnect, framer)
@@ -359,11 +386,12 @@ class TenantActor:
         execution_id: str,
         include_usage: bool,
         retried: bool = False,
+        traceparent: str | None = None,
     ) -> WithHeaders:
         """Start a streamed chat completion once it is routed (a refusal or a routing failure
         is the reply, not a stream); its channel offer frames OpenAI's chunks. A client that
         goes away cancels it."""
-        plan = await self._plan(agent_id, job, True)
+        plan = await self._plan(agent_id, job, True, traceparent)
         framer = ChunkFramer(execution_id, include_usage)
         return await self._streamed(plan, execution_id, retried, True, framer, routed_first=True)
 
@@ -379,6 +407,7 @@ class TenantActor:
         """Admit, start the run as a task, offer its events framed by `framer`. With
         `routed_first`, the start is recorded and routed before the reply (which then names
         the route in `x-cb-*` headers); otherwise a routing failure ends the stream."""
+        bind_execution(self.tenant_id, execution_id)  # and its task's, made below
         if retried:
             await self.runner.raise_if_recorded(execution_id)
         reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)

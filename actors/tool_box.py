@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from actors import tracing
 from actors.mcp_sessions import McpConnection, ToolReportedError
 from domain.codecs.tool_calls import arguments as call_arguments
 from domain.errors import UnknownTool
@@ -101,28 +102,31 @@ class ToolBox:
         outcome = ToolOutcome(call.get("id") or "", fn.get("name") or "", call_arguments(fn))
         started = time.perf_counter()
         spec = allowed.get(outcome.name)
-        try:
-            if spec is None:
-                outcome.error = _error("unknown_tool", f"no tool named {outcome.name!r} here")
-            elif spec.source == "builtin":
-                outcome.result = BUILTIN_TOOLS[spec.name].run(outcome.arguments)
-            else:
-                server = self._server_of(spec)
-                if server is None:
-                    raise ConnectionError(f"MCP server {spec.source!r} is gone")
-                await server.live(self.taken_by_others(server))
-                limit = float(server.server.get("timeout_s") or TOOL_TIMEOUT_S)
-                outcome.result = await asyncio.wait_for(
-                    server.call(server.remote[spec.name], outcome.arguments, limit), limit
-                )
-        except ToolInputError as exc:
-            outcome.error = _error("invalid_arguments", str(exc))
-        except TimeoutError:
-            outcome.error = _error("tool_timeout", "the tool did not answer in time")
-        except ToolReportedError as exc:
-            outcome.error = _error("tool_error", str(exc))
-        except Exception as exc:  # any failure is the model's to read, never a crash
-            outcome.error = _error("tool_error", f"{type(exc).__name__}: {exc}"[:500])
+        with tracing.tool_call(outcome.name, outcome.call_id, spec and spec.source) as span:
+            try:
+                if spec is None:
+                    outcome.error = _error("unknown_tool", f"no tool named {outcome.name!r} here")
+                elif spec.source == "builtin":
+                    outcome.result = BUILTIN_TOOLS[spec.name].run(outcome.arguments)
+                else:
+                    server = self._server_of(spec)
+                    if server is None:
+                        raise ConnectionError(f"MCP server {spec.source!r} is gone")
+                    await server.live(self.taken_by_others(server))
+                    limit = float(server.server.get("timeout_s") or TOOL_TIMEOUT_S)
+                    outcome.result = await asyncio.wait_for(
+                        server.call(server.remote[spec.name], outcome.arguments, limit), limit
+                    )
+            except ToolInputError as exc:
+                outcome.error = _error("invalid_arguments", str(exc))
+            except TimeoutError:
+                outcome.error = _error("tool_timeout", "the tool did not answer in time")
+            except ToolReportedError as exc:
+                outcome.error = _error("tool_error", str(exc))
+            except Exception as exc:  # any failure is the model's to read, never a crash
+                outcome.error = _error("tool_error", f"{type(exc).__name__}: {exc}"[:500])
+            if outcome.error is not None:
+                tracing.failed(span, outcome.error["type"])
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         return outcome
 

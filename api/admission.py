@@ -21,6 +21,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from actors.metrics import RECORDER
+from api.request_metrics import OPEN_STREAMS, note_error
 from api.responses import door_path, error_response
 from domain.admission import AdaptiveLimit, FairQueue, retry_after_s
 from domain.config import IngressLimits
@@ -198,6 +200,7 @@ class RefusalShortcut:
         credential = hashlib.sha256(headers.get(b"authorization", b"")).hexdigest()
         err = self.refusals.held(tenant, credential)
         if err is not None:
+            note_error(scope, err)
             await error_response(err, door_path(scope))(scope, receive, send)
             return
         token = CREDENTIAL.set(credential)
@@ -235,3 +238,16 @@ async def admission_of(request: Request) -> Admission:
 
 
 Admitting = Annotated[Admission, Depends(admission_of)]
+
+
+def watch_ingress(admission: Admission) -> None:
+    """Report this replica's admission state and open streams with every metrics report."""
+
+    def collect(rec: Any) -> None:
+        gate = admission.gate
+        rec.set("cb_ingress_in_flight", gate.in_flight)
+        rec.set("cb_ingress_queued", gate.queue.size)
+        rec.set("cb_ingress_limit", gate.limit(gate.limits))
+        rec.set("cb_streams_open", OPEN_STREAMS[0])
+
+    RECORDER.collectors["ingress"] = collect

@@ -7,8 +7,9 @@ import os
 from fastapi import FastAPI
 
 from api import errors
-from api.admission import Admission, RefusalShortcut
+from api.admission import Admission, RefusalShortcut, watch_ingress
 from api.graphql.schema import graphql_router
+from api.request_metrics import RequestMetrics
 from api.routes import (
     admin,
     admin_config,
@@ -20,11 +21,13 @@ from api.routes import (
     deprecations,
     executions,
     health,
+    metrics,
     models,
     providers,
     tools,
 )
 from api.runtime import Runtime
+from api.traces import TraceRequests
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a request body over this is a 413
 
@@ -43,6 +46,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(errors.BodyLimit, limit=limit)
     # outermost: the cheapest refusal first
     app.add_middleware(RefusalShortcut, refusals=admission.refusals)
+    app.add_middleware(RequestMetrics)  # outside all: counts every answer, refusals included
+    watch_ingress(admission)
+    app.add_middleware(TraceRequests)  # around everything: a request's span, its trace id
     # matched in this order, by FastAPI and again by Serve (for its metrics): the execution
     # routes first, so the hot path skips the others' patterns
     for router in (
@@ -59,6 +65,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         budgets.router,
         analytics.router,
         deprecations.router,
+        metrics.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

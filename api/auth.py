@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request
 
 from api.ids import UUID_PATTERN, client_of
 from api.jwt_auth import JwtSettings, TokenRejected, looks_like_jwt, verify
+from api.request_metrics import note_tenant
 from api.runtime import Runtime, runtime_of
 from domain.audit import recorded_by
 from domain.errors import AuthenticationFailed, MissingTenant, NotFound, PermissionDenied
@@ -62,6 +63,7 @@ async def tenant_principal(
     if not x_tenant_id:
         raise MissingTenant("the X-Tenant-ID header is required")
     who = await _key_principal(runtime_of(request), authorization, x_tenant_id)
+    note_tenant(request.scope, who.tenant_id)
     return replace(who, source=client_of(request))
 
 
@@ -72,6 +74,7 @@ async def key_principal(
 ) -> Principal:
     """For OpenAI-compatible routes: the key names its tenant; `X-Tenant-ID` is optional."""
     who = await _key_principal(runtime_of(request), authorization, x_tenant_id)
+    note_tenant(request.scope, who.tenant_id)
     return replace(who, source=client_of(request))
 
 

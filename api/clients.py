@@ -17,7 +17,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from actors import config_actor, names, projection_actor, provider_actor, tenant_actor
+from actors import config_actor, names, projection_actor, provider_actor, tenant_actor, tracing
 from actors.call_line import CallLine, LineLost
 from actors.replies import WithHeaders, unwrap, unwrap_with_headers
 from actors.settings import Settings
@@ -136,22 +136,27 @@ class TenantClient:
         self.lines = lines
 
     async def _execution(
-        self, method: str, args: list[Any], invoke: Callable[[Any, bool], Awaitable[Reply]]
+        self,
+        method: str,
+        args: list[Any],
+        invoke: Callable[[Any, bool, str | None], Awaitable[Reply]],
     ) -> WithHeaders:
         """An execution's reply (whole, or a stream's start), over the call line when there is
-        one; `retried` is appended to `args`, and `invoke(handle, retried)` is the same call
-        through Ray."""
+        one; `retried` and the trace context (`traceparent`, or None) are appended to `args`,
+        and `invoke(handle, retried, traceparent)` is the same call through Ray."""
         retried = False
+        traceparent = tracing.outgoing()
         if self.lines is not None:
             try:
                 line = await self.lines.line(self.peer)
-                return unwrap_with_headers(await line.call(method, [*args, False]))
+                return unwrap_with_headers(await line.call(method, [*args, False, traceparent]))
             except LineLost as lost:
                 retried = lost.sent  # it may have started: the actor checks the store first
             except OSError:
                 pass  # no line could be opened: Ray carries it
         reply = await self.peer.call(
-            lambda handle, attempt: invoke(handle, retried or attempt > 0), cancel_remote=True
+            lambda handle, attempt: invoke(handle, retried or attempt > 0, traceparent),
+            cancel_remote=True,
         )
         return unwrap_with_headers(reply)
 
@@ -284,7 +289,7 @@ class TenantClient:
         return await self._execution(
             "execute",
             [agent_id, request, execution_id],
-            lambda h, retried: h.execute.remote(agent_id, request, execution_id, retried),
+            lambda h, retried, tp: h.execute.remote(agent_id, request, execution_id, retried, tp),
         )
 
     async def complete_chat(
@@ -295,7 +300,7 @@ class TenantClient:
         return await self._execution(
             "complete_chat",
             [job, agent_id, execution_id],
-            lambda h, retried: h.complete_chat.remote(job, agent_id, execution_id, retried),
+            lambda h, retried, tp: h.complete_chat.remote(job, agent_id, execution_id, retried, tp),
         )
 
     async def complete_chat_stream(
@@ -305,8 +310,8 @@ class TenantClient:
         reply = await self._execution(
             "complete_chat_stream",
             [job, agent_id, execution_id, include_usage],
-            lambda h, retried: h.complete_chat_stream.remote(
-                job, agent_id, execution_id, include_usage, retried
+            lambda h, retried, tp: h.complete_chat_stream.remote(
+                job, agent_id, execution_id, include_usage, retried, tp
             ),
         )
         return await open_stream(reply.value, reply.headers, openai=True)
@@ -320,8 +325,8 @@ class TenantClient:
         reply = await self._execution(
             "execute_stream",
             [agent_id, request, execution_id, cancel_on_disconnect],
-            lambda h, retried: h.execute_stream.remote(
-                agent_id, request, execution_id, cancel_on_disconnect, retried
+            lambda h, retried, tp: h.execute_stream.remote(
+                agent_id, request, execution_id, cancel_on_disconnect, retried, tp
             ),
         )
         return await open_stream(reply.value, reply.headers)

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from domain.chat_completions import openai_error, openai_error_object, openai_status
 from domain.errors import CBError
+from domain.trace_context import TRACE_ID
 
 OPENAI_DOOR = "/v1/"  # paths answered in OpenAI's shapes, errors included
 
@@ -22,7 +23,8 @@ def door_path(scope: Mapping[str, Any]) -> str:
 
 def error_response(err: CBError, path: str = "") -> JSONResponse:
     """`{"error": {"type", "message", …}}` with the error's status, Retry-After and the
-    X-RateLimit-* headers of a limit refusal; on OpenAI's door (`path` under /v1/), OpenAI's
+    X-RateLimit-* headers of a limit refusal, and the request's `trace_id` when one is known
+    (`api.traces`); on OpenAI's door (`path` under /v1/), OpenAI's
     `{"error": {"message", "type", "param", "code"}}` with the same status and headers."""
     headers: dict[str, str] = {}
     if isinstance(err.details, dict) and isinstance(err.details.get("headers"), dict):
@@ -36,6 +38,9 @@ def error_response(err: CBError, path: str = "") -> JSONResponse:
     body: dict[str, object] = {"error": err.to_dict()}
     if err.execution_id:
         body["execution_id"] = err.execution_id
+    trace_id = TRACE_ID.get()
+    if trace_id:
+        body["trace_id"] = trace_id
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 
@@ -44,8 +49,12 @@ def plain_error(
 ) -> JSONResponse:
     """An error that is no CBError (validation, routing, the unexpected) in the shape of
     `path`'s door; `extra` goes into this API's shape only."""
+    body: dict[str, object]
     if path.startswith(OPENAI_DOOR):
         body = {"error": openai_error_object(kind, message, status, param)}
     else:
         body = {"error": {"type": kind, "message": message, **extra}}
+        trace_id = TRACE_ID.get()
+        if trace_id:
+            body["trace_id"] = trace_id
     return JSONResponse(body, status_code=status)

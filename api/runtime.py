@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from actors import metrics, tracing
 from actors.config_actor import current_config
 from actors.settings import Settings, configured_providers
 from api.clients import (
@@ -38,6 +39,9 @@ class Runtime:
     def __init__(self, settings: Settings, actors: Actors | None = None) -> None:
         self.settings = settings
         self.actors = actors if actors is not None else Actors(settings)
+        if actors is None:  # a replica of a Ray deployment: its metrics go to the cluster's
+            metrics.start(settings, "ingress")
+        tracing.setup(settings, "ingress")  # only with OTEL_EXPORTER_OTLP_ENDPOINT set
         # executions go to tenant actors on call lines in a Ray deployment (not over fakes)
         self.lines = CallLines() if actors is None else None
         self.config_actor = ConfigClient(self.actors.config_actor(), on_change=self.refresh_config)

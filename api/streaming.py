@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from ray import serve
 
 from actors.stream_channel import HEADER
+from api.request_metrics import OPEN_STREAMS
 from domain.chat_completions import openai_error
 from domain.errors import ExecutionInterrupted
 from domain.sse import comment, frame, frame_batch
@@ -73,6 +74,7 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
     if opened.reader is None or opened.writer is None:
         return
     pending: asyncio.Future[bytes] | None = None
+    OPEN_STREAMS[0] += 1
     try:
         while True:
             if pending is None:
@@ -97,6 +99,7 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
                 return
             yield data
     finally:
+        OPEN_STREAMS[0] -= 1
         if pending is not None:
             pending.cancel()
         opened.writer.close()

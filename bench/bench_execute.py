@@ -5,7 +5,11 @@ as subprocesses, runs closed-loop load from this process (pinned to CPU 1) strai
 emulator ("direct", the floor) and through the gateway, and prints what the gateway adds.
 
     python bench/bench_execute.py [--requests N] [--concurrency 1,32] [--postgres URL]
-                                  [--skip-gateway] [--json PATH]
+                                  [--otlp [URL]] [--skip-gateway] [--json PATH]
+
+`--otlp` turns the gateway's traces on (OTEL_EXPORTER_OTLP_ENDPOINT), exporting to URL or,
+without one, to a sink in this process that only counts (tests/support/otlp.py); without
+it the gateway runs with tracing off, so two runs compare the two.
 """
 
 from __future__ import annotations
@@ -338,7 +342,13 @@ async def setup_agent(base: str, admin_token: str) -> tuple[str, dict[str, str]]
 def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
     """Start the emulator and (unless skipped) the gateway; always stop both."""
     procs: list[subprocess.Popen[bytes]] = []
+    sink = None
     try:
+        if args.otlp == "sink":
+            sys.path.insert(0, str(ROOT))
+            from tests.support.otlp import OtlpReceiver
+
+            sink = OtlpReceiver(decode=False).start()
         emu_port = free_port()
         emu_log = (tmp / "emulator.log").open("wb")
         script = getattr(args, "emulator_script", None)
@@ -364,6 +374,7 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
             "gateway": None,
             "gateway_pid": None,
             "admin_token": secrets.token_urlsafe(24),
+            "sink": sink,
         }
         if not args.skip_gateway:
             gw_port = free_port()
@@ -380,6 +391,9 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
                 "CB_SERVE_MODE": args.mode,
             }
             env.pop("RAY_ADDRESS", None)
+            env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # traces only with --otlp
+            if args.otlp:
+                env["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink.endpoint if sink else args.otlp
             if args.postgres:
                 env["CB_DATABASE_URL"] = args.postgres
             gw_log = (tmp / "gateway.log").open("wb")
@@ -399,6 +413,8 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
     finally:
         for proc in reversed(procs):
             stop_tree(proc)
+        if sink is not None:
+            sink.stop()
 
 
 async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]:
@@ -503,7 +519,9 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                         print(f"    first error: {res['first_error']}", flush=True)
     if sampler is not None:
         sampler.cancel()
-    return {"results": results, "projection_lag_s": lag_figures(lag)}
+    sink = svc.get("sink")
+    traces = {"requests": sink.requests, "bytes": sink.bytes} if sink is not None else None
+    return {"results": results, "projection_lag_s": lag_figures(lag), "otlp_sink": traces}
 
 
 async def sample_lag(base: str, admin_token: str, into: dict[str, list[float]]) -> None:
@@ -660,6 +678,13 @@ def main(argv: list[str] | None = None) -> int:
         default="direct",
         help="CB_SERVE_MODE: through Serve's proxy, or Serve direct ingress",
     )
+    parser.add_argument(
+        "--otlp",
+        nargs="?",
+        const="sink",
+        metavar="URL",
+        help="traces on, exported to URL (an OTLP/HTTP endpoint) or, with no URL, to a sink here",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
@@ -668,12 +693,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     meta = {**machine(), "mode": args.mode, "tenants": args.tenants,
-            "store": "postgres" if args.postgres else "sqlite"}  # fmt: skip
+            "store": "postgres" if args.postgres else "sqlite",
+            "traces": "on" if args.otlp else "off"}  # fmt: skip
     out = run_with_services(args, bench)
     if out is None:
         return 1
     over = overheads(out["results"])
     report(meta, out["results"], over)
+    print(f"traces: {meta['traces']}", end="")
+    sunk = out.get("otlp_sink")
+    print(f" ({sunk['requests']} exports, {sunk['bytes']} bytes to the sink)" if sunk else "")
     for name, figures in out["projection_lag_s"].items():
         print(
             f"projection lag under load, {name}: p50 {figures['p50_s']:.3f} s, "

@@ -234,3 +234,27 @@ class ContextLengthExceeded(ProviderError):
 class CircuitOpen(ProviderError):
     type = "provider_circuit_open"
     status = 503
+
+
+ERROR_CATEGORIES = ("client", "provider", "internal")
+"""Who a failure is down to: the caller, an upstream LLM provider, or this gateway."""
+
+
+def category_of(err: BaseException | type[BaseException]) -> str:
+    """The category (one of `ERROR_CATEGORIES`) of an error or error class.
+
+    Provider failures are `provider` (a provider's 5xx, timeout or rate limit, an open
+    breaker, no model available right now), except a provider's refusal of the request
+    itself (400: rejected request, context too long), which is the client's like every other
+    4xx; any other 5xx, and any exception that is not a CBError, is `internal`.
+    """
+    cls = err if isinstance(err, type) else type(err)
+    if not issubclass(cls, CBError):
+        return "internal"
+    if issubclass(cls, ProviderRateLimited | NoModelAvailable):
+        return "provider"
+    if cls.status < 500:
+        return "client"
+    if issubclass(cls, ProviderError):
+        return "provider"
+    return "internal"

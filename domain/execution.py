@@ -31,6 +31,7 @@ class Execution(Aggregate):
         model_requested: str,
         stream: bool,
         kind: str = "agent_execution",  # or "chat_completion"; not in events before it was kept
+        trace_id: str | None = None,  # the W3C trace it ran in; not in events before either
     ) -> None:
         self.tenant_id = tenant_id
         self.agent_id = agent_id
@@ -41,7 +42,8 @@ class Execution(Aggregate):
         self.stream = stream
         self.stream_events: list[list[Any]] = []
         self.stream_complete = False
-        self.outcome = Outcome(request_metadata=request.get("metadata") or {})
+        self.trace_id = trace_id
+        self.outcome = Outcome(request_metadata=request.get("metadata") or {}, trace_id=trace_id)
         self.tool_calls = 0
         self.tool_errors = 0
 

@@ -90,6 +90,7 @@ class Outcome(BaseModel):
     tool_errors: int | None = None
     tools_offered: list[str] | None = None
     request_metadata: dict[str, Any] = Field(default_factory=dict)
+    trace_id: str | None = None  # the W3C trace the execution ran in
     error: ErrorInfo | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -122,6 +123,7 @@ class ExecutionMetadata(BaseModel):
     tool_calls: int | None = None
     tool_errors: int | None = None
     tools_offered: list[str] | None = None
+    trace_id: str | None = None
 
 
 class ExecutionResult(BaseModel):
@@ -159,6 +161,7 @@ class ExecutionResult(BaseModel):
             "attempt_log": o.attempts,
             "duration_ms": o.duration_ms,
             "ttft_ms": o.ttft_ms,
+            "trace_id": o.trace_id,
         }
         if status == "completed":
             optional.update(

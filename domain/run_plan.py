@@ -30,6 +30,7 @@ class RunPlan:
     estimated_tokens: int
     server_tools: list[str] = field(default_factory=list)
     client_tools: list[dict[str, Any]] = field(default_factory=list)
+    traceparent: str | None = None  # the W3C trace context of the caller, if it sent one
 
     @property
     def metadata(self) -> dict[str, Any]:

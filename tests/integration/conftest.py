@@ -10,13 +10,21 @@ import pytest
 from tests.emulator import ProviderEmulator
 from tests.support.client import ApiClient
 from tests.support.cluster import Cluster, start_cluster
+from tests.support.otlp import OtlpReceiver
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[OtlpReceiver]:
+    """The session's OTLP/HTTP receiver: the SQLite app's traces arrive here."""
+    with OtlpReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="session")
 def cluster(
-    emulator: ProviderEmulator, tmp_path_factory: pytest.TempPathFactory
+    emulator: ProviderEmulator, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
-    with start_cluster(emulator, tmp_path_factory.mktemp("cluster")) as running:
+    with start_cluster(emulator, tmp_path_factory.mktemp("cluster"), otlp.endpoint) as running:
         yield running
 
 

@@ -58,7 +58,7 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, 
         while "demo tenant" not in log_path.read_text() and env.get("CB_DEMO") != "off":
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)  # the demo tenant is set up just after the server answers
-        token = next(
+        token = env.get("CB_ADMIN_TOKEN") or next(
             line.split("=", 1)[1].split()[0]
             for line in log_path.read_text().splitlines()
             if line.startswith("CB_ADMIN_TOKEN=")

@@ -127,17 +127,22 @@ def environ(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def start_cluster(emulator: ProviderEmulator, tmp: Path) -> Iterator[Cluster]:
+def start_cluster(
+    emulator: ProviderEmulator, tmp: Path, otlp_endpoint: str | None = None
+) -> Iterator[Cluster]:
     """Start Ray, Serve and the apps in `tmp`; stop them (and drop the session's PostgreSQL
-    database) on exit.
+    database) on exit. The SQLite app exports its traces to `otlp_endpoint` if given; the
+    PostgreSQL app never traces (the path with tracing off).
 
     The environment is set only while the cluster starts and runs: Ray's workers take it at
     start (through the runtime env), and this process gets its own back on exit."""
     with environ(cluster_env(emulator, tmp / "jwks.json")):
-        yield from _run_cluster(emulator, tmp)
+        yield from _run_cluster(emulator, tmp, otlp_endpoint)
 
 
-def _run_cluster(emulator: ProviderEmulator, tmp: Path) -> Iterator[Cluster]:
+def _run_cluster(
+    emulator: ProviderEmulator, tmp: Path, otlp_endpoint: str | None = None
+) -> Iterator[Cluster]:
     import ray
     import yaml
     from ray import serve
@@ -157,7 +162,12 @@ def _run_cluster(emulator: ProviderEmulator, tmp: Path) -> Iterator[Cluster]:
         "stream_checkpoint_s": 0.2,
         "config_path": str(config_path),
     }
-    settings = {"sqlite": Settings(instance="sqlite", data_dir=str(data / "sqlite"), **common)}
+    settings = {
+        "sqlite": Settings(
+            instance="sqlite", data_dir=str(data / "sqlite"), otlp_endpoint=otlp_endpoint,
+            **common,
+        )
+    }  # fmt: skip
     if pg_url:  # with payload encryption: every PostgreSQL test runs with it on
         settings["postgres"] = Settings(
             instance="pg", database_url=pg_url, data_dir=str(data / "pg"),

@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 from ray.exceptions import ActorDiedError
 
+from actors import tracing
 from actors.settings import Settings
 from api.app import create_app
 from api.clients import Actors, Peer
@@ -116,7 +117,7 @@ def _refusal(err: Exception) -> dict[str, Any]:
 
 
 async def test_an_execution_answers_with_the_headers_of_the_reply_envelope() -> None:
-    def execute(agent_id: str, body: dict, execution_id: str, retried: bool) -> dict[str, Any]:
+    def execute(agent_id: str, body: dict, execution_id: str, retried: bool, traceparent: Any):
         headers = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59"}
         return {"value": completed(execution_id, agent_id, body["prompt"]), "headers": headers}
 
@@ -127,9 +128,40 @@ async def test_an_execution_answers_with_the_headers_of_the_reply_envelope() -> 
     assert reply.headers["X-RateLimit-Limit"] == "60"
     assert reply.headers["X-RateLimit-Remaining"] == "59"
     assert reply.json()["agent_id"] == "a1" and reply.json()["response"]["content"] == "hello"
-    [(method, (agent_id, _, execution_id, retried))] = tenant.calls
-    assert (method, agent_id, retried) == ("execute", "a1", False)
+    [(method, (agent_id, _, execution_id, retried, traceparent))] = tenant.calls
+    assert (method, agent_id, retried, traceparent) == ("execute", "a1", False, None)
     assert reply.json()["execution_id"] == execution_id
+
+
+async def test_with_tracing_off_a_traceparent_is_passed_on_and_named_in_errors() -> None:
+    """No OTLP endpoint: no span is made, but the caller's `traceparent` goes on to the
+    tenant actor unchanged (and from there to the provider), and an error names its trace."""
+    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    missing = NotFound("agent a9 not found")
+    calls = {"n": 0}
+
+    def execute(*args: Any) -> dict[str, Any]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return _refusal(missing)
+        return {"value": completed(args[2], args[0], "hello")}
+
+    tenant = FakeActor(execute=execute)
+    app = build(tenant)
+    assert not tracing.enabled()
+    async with client(app) as http:
+        traced = {**HEADERS, "traceparent": incoming}
+        ok = await http.post("/api/v1/agents/a1/execute", json=PROMPT, headers=traced)
+        refused = await http.post("/api/v1/agents/a9/execute", json=PROMPT, headers=traced)
+        plain = await http.post("/api/v1/agents/a1/execute", json=PROMPT, headers=HEADERS)
+        bad = {**HEADERS, "traceparent": "00-not-a-trace-01"}
+        invalid = await http.post("/api/v1/agents/a1/execute", json=PROMPT, headers=bad)
+    assert ok.status_code == 200
+    assert refused.status_code == 404
+    assert refused.json()["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert plain.status_code == invalid.status_code == 200
+    sent = [args[-1] for _, args in tenant.calls]
+    assert sent == [incoming, incoming, None, None]  # nothing of one request's left for the next
 
 
 async def test_an_actor_error_reply_is_its_status_and_error_body() -> None:
@@ -165,7 +197,7 @@ async def test_a_refused_rate_keeps_its_headers_and_is_remembered_by_that_app_on
 async def test_an_execution_retried_on_a_new_actor_keeps_its_id_and_says_so() -> None:
     attempts: list[tuple[str, bool]] = []
 
-    def execute(agent_id: str, body: dict, execution_id: str, retried: bool) -> Any:
+    def execute(agent_id: str, body: dict, execution_id: str, retried: bool, _: Any) -> Any:
         attempts.append((execution_id, retried))
         if len(attempts) == 1:
             return ActorDiedError()  # evicted mid-call: the client recreates it and asks again

@@ -1,0 +1,40 @@
+"""MetricsActor: one per deployment; adds up every process's metric deltas and renders them."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+
+from actors import names
+from actors.log_setup import configure_logging
+from actors.settings import Settings
+from domain.prometheus import Batch, Totals
+
+
+@ray.remote
+class MetricsActor:
+    """The deployment's metric totals. Processes hand it deltas (`add`); it only ever adds,
+    so a restarted process's counters continue where the cluster's left off. Async: one
+    thread touches the totals."""
+
+    def __init__(self, settings: Settings) -> None:
+        configure_logging(settings, "metrics")
+        self.totals = Totals(stale_s=max(5.0, 5 * settings.metrics_report_s))
+
+    async def add(self, source: str, batch: Batch) -> None:
+        self.totals.add(source, batch, time.monotonic())
+
+    async def goodbye(self, source: str, batch: Batch) -> None:
+        """A process's last report: its deltas count, its gauges go."""
+        self.totals.add(source, batch, time.monotonic())
+        self.totals.forget(source)
+
+    async def render(self) -> str:
+        return self.totals.render(time.monotonic())
+
+
+def handle(settings: Settings) -> Any:
+    """The deployment's metrics actor (started on first use)."""
+    return names.get_or_create(names.metrics_actor_name(settings), MetricsActor, settings)
