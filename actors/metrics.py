@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,14 +30,21 @@ _reporter: Reporter | None = None
 
 
 class Reporter:
-    """Hands the recorder's deltas to the metrics actor every `every_s` seconds."""
+    """Hands the recorder's deltas to the metrics actor every `every_s` seconds; an idle
+    process (nothing counted, gauges unchanged) only every `IDLE_EVERY` reports, to keep
+    its gauges from going stale."""
+
+    IDLE_EVERY = 2.5  # reports' worth of time; under the totals' 5 reports of staleness
 
     def __init__(self, settings: Settings, role: str) -> None:
         self.settings = settings
         self.source = f"{role}:{socket.gethostname()}:{os.getpid()}"
         self.every_s = settings.metrics_report_s
+        self.clock = time.monotonic
         self._stop = threading.Event()
         self._last: Any = None
+        self._sent_gauges: dict[Any, float] | None = None
+        self._sent_at = 0.0
         self._thread = threading.Thread(target=self._loop, name="cb-metrics", daemon=True)
 
     def start(self) -> None:
@@ -48,19 +56,27 @@ class Reporter:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
-            self.report()
+            self.report(idle_skip=True)
 
-    def report(self) -> Any:
+    def report(self, idle_skip: bool = False) -> Any:
         """Hand over what was recorded since the last report; the call's reference (or
-        None when the actor could not be reached)."""
+        None when the actor could not be reached, or `idle_skip` and nothing changed)."""
         self._check_last()
         batch = RECORDER.take()
+        now = self.clock()
+        if (
+            idle_skip
+            and batch.empty()
+            and batch.gauges == self._sent_gauges
+            and now - self._sent_at < self.IDLE_EVERY * self.every_s
+        ):
+            return None
         try:
             sent = self._actor().add.remote(self.source, batch)
         except Exception as exc:  # the deltas are lost; the next report carries on
             log.debug("metrics report failed: %s", type(exc).__name__)
             return None
-        self._last = sent.future()
+        self._last, self._sent_gauges, self._sent_at = sent.future(), batch.gauges, now
         return sent
 
     def _check_last(self) -> None:
