@@ -85,24 +85,24 @@ class Reporter:
         if last is not None and last.done() and last.exception() is not None:
             names.forget(names.metrics_actor_name(self.settings))
 
-    def stop(self) -> None:
-        """The last report (the process is leaving): its counts stay, its gauges go."""
+    def stop(self) -> Any:
+        """The last report (the process is leaving): its counts stay, its gauges go. The
+        call's reference, or None (stopped already, or Ray is down at interpreter exit)."""
         if self._stop.is_set():
-            return
+            return None
         self._stop.set()
         try:
-            self._actor().goodbye.remote(self.source, RECORDER.take())
-        except Exception:  # Ray may already be down at interpreter exit
-            pass
+            return self._actor().goodbye.remote(self.source, RECORDER.take())
+        except Exception:
+            return None
 
     async def leave(self, timeout_s: float = 2.0) -> None:
         """`stop`, waiting until the metrics actor has the last report (an actor about to
         exit its process)."""
-        if self._stop.is_set():
+        sent = self.stop()
+        if sent is None:
             return
-        self._stop.set()
         try:
-            sent = self._actor().goodbye.remote(self.source, RECORDER.take())
             await asyncio.wait_for(asyncio.wrap_future(sent.future()), timeout_s)
         except Exception as exc:
             log.debug("last metrics report failed: %s", type(exc).__name__)

@@ -50,6 +50,7 @@ class ProjectionActor:
         self._lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
         self._lag_watch: asyncio.Task[None] | None = None
+        self._level_at = float("-inf")  # when the follower last found nothing new (loop time)
         metrics.start(settings, "projection")
 
     def _ensure_following(self) -> None:
@@ -59,11 +60,17 @@ class ProjectionActor:
             self._lag_watch = loop.create_task(self._watch_lag())
 
     async def _watch_lag(self) -> None:
-        """Each projection's lag, as a gauge, once per metrics report."""
+        """Each projection's lag, as a gauge, once per metrics report: 0 without a query
+        when the follower's last poll found nothing new, else measured (`runner.lag`)."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.settings.metrics_report_s)
             try:
-                for row in await self._lags():
+                if loop.time() - self._level_at <= 2 * self.settings.projection_poll_s:
+                    rows = [{"name": p.name, "lag_seconds": 0.0} for _, p in self._projections()]
+                else:
+                    rows = await self._lags()
+                for row in rows:
                     metrics.RECORDER.set(
                         "cb_projection_lag_seconds", row["lag_seconds"], (row["name"],)
                     )
@@ -71,9 +78,12 @@ class ProjectionActor:
                 log.debug("projection lag sample failed", exc_info=True)
 
     async def _follow(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 read = await self._catch_up()
+                if not read:
+                    self._level_at = loop.time()  # every projection was at the store's head
             except Exception:  # keep following; the next poll retries from the tracked position
                 log.exception("projection catch-up failed")
                 read = 0

@@ -209,9 +209,11 @@ def end(span: Span | None, error: BaseException | None = None) -> None:
     span.end()
 
 
-class _Running:
-    def __init__(self, span: Span, execution: Any) -> None:
-        self.span, self.execution = span, execution
+class _Current:
+    """`span` current for the block; ended on the way out (an error if the block raised)."""
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
         self.token: object = None
 
     def __enter__(self) -> Span:
@@ -220,6 +222,22 @@ class _Running:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
         _detach(self.token)
+        self._finish(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            _error(self.span, _error_type(exc))
+        self.span.end()
+
+
+class _Running(_Current):
+    """An execution's span: ended with the execution's status and model."""
+
+    def __init__(self, span: Span, execution: Any) -> None:
+        super().__init__(span)
+        self.execution = execution
+
+    def _finish(self, exc: BaseException | None) -> None:
         span, execution = self.span, self.execution
         if not span.is_recording():
             return
@@ -343,22 +361,6 @@ def failed(span: Span | None, error_type: str) -> None:
     """Mark a tool call's or MCP request's span failed (the tool answered with an error)."""
     if span is not None:
         _error(span, error_type)
-
-
-class _Current:
-    def __init__(self, span: Span) -> None:
-        self.span = span
-        self.token: object = None
-
-    def __enter__(self) -> Span:
-        self.token = _attach(self.span)
-        return self.span
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
-        _detach(self.token)
-        if exc is not None:
-            _error(self.span, _error_type(exc))
-        self.span.end()
 
 
 def mcp_request(method: str, target: str, server: str, url: str | None) -> Any:
