@@ -11,12 +11,13 @@ from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import metrics, tracing
+from actors import answer_policies, metrics, tracing
 from actors.event_store import AsyncEventStore
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.peers import Peers
 from actors.replies import unwrap
+from actors.response_cache import ResponseCache
 from actors.routing_view import RoutingView
 from actors.settings import configured_providers
 from actors.tool_box import ToolBox
@@ -36,6 +37,7 @@ from domain.errors import (
     category_of,
 )
 from domain.execution import Execution
+from domain.guardrails import StreamGuard, blocked_error
 from domain.llm import (
     ChatMessage,
     LLMResponse,
@@ -44,8 +46,10 @@ from domain.llm import (
     estimate_tokens,
 )
 from domain.pricing import cost_usd
+from domain.response_cache import CachePlan, Hit
 from domain.results import Answer, Attempt, ErrorInfo, ExecutionResult, Outcome, Timings
 from domain.routing import NO_NEEDS, Needs, Route, resolve
+from domain.run_guards import Screened, pieces, screen, tool_call_deltas
 from domain.run_plan import RunPlan
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
@@ -76,6 +80,7 @@ class ExecutionRunner:
         self.budgets = BudgetLedger()
         # execution id → what it holds in the budgets, and the outcome that will say its cost
         self.budget_holds: dict[str, tuple[Reservation, Outcome]] = {}
+        self.cache: ResponseCache | None = None  # set by the tenant actor
         self._adopt_config(config)
 
     def use_config(self, data: dict[str, Any]) -> None:
@@ -139,7 +144,7 @@ class ExecutionRunner:
             )
         )
         for row in running:
-            execution = await self._stored(row["execution_id"])
+            execution = await self.stored(row["execution_id"])
             if execution is None or execution.status != "running":
                 continue
             error = ExecutionInterrupted(
@@ -154,7 +159,7 @@ class ExecutionRunner:
 
     async def raise_if_recorded(self, execution_id: str) -> None:
         """A retried call whose execution already started: report it, never run it again."""
-        execution = await self._stored(execution_id)
+        execution = await self.stored(execution_id)
         if execution is None:
             return
         raise ExecutionInterrupted(
@@ -164,7 +169,7 @@ class ExecutionRunner:
 
     async def recorded_stream(self, execution_id: str) -> Execution:
         """A streamed execution of this tenant as the store has it."""
-        execution = await self._stored(execution_id)
+        execution = await self.stored(execution_id)
         if not isinstance(execution, Execution) or execution.tenant_id != self.tenant_id:
             raise NotFound(f"execution {execution_id} not found")
         if not execution.stream:
@@ -174,7 +179,7 @@ class ExecutionRunner:
             )
         return execution
 
-    async def _stored(self, execution_id: str) -> Execution | None:
+    async def stored(self, execution_id: str) -> Execution | None:
         """The execution as the store has it, or None (no such aggregate, or not an id)."""
         try:
             return await self.store.run(self.store.app.repository.get, uuid.UUID(execution_id))
@@ -224,6 +229,12 @@ class ExecutionRunner:
         if capped:
             outcome.capped_parameters = capped
         try:
+            screened = screen(
+                plan.messages, plan.agent_system, self.policy.guardrails, plan.agent_guardrails
+            )
+            answer_policies.note_guardrails(execution, outcome, "input", screened.decisions)
+            if screened.blocked is not None:
+                raise blocked_error(screened.blocked)
             tools = plan.server_tools
             needs = Needs(
                 capabilities=frozenset(
@@ -246,12 +257,18 @@ class ExecutionRunner:
             execution=execution,
             outcome=outcome,
             route=route,
-            messages=plan.messages,
+            messages=screened.messages,
             parameters=parameters,
             started=started,
             start_write_ms=_ms_since(started),
             tools={spec.name: spec for spec in specs},
             client_tools=plan.client_tools,
+            screened=screened,
+            cache=answer_policies.cache_plan(
+                self.tenant_id, self.policy, plan, first, screened, specs, parameters
+            )
+            if self.cache is not None
+            else None,
         )
 
     def budget_refuses(self, plan: RunPlan) -> bool:
@@ -291,10 +308,15 @@ class ExecutionRunner:
             return await self._whole(run)
 
     async def _whole(self, run: Run) -> ExecutionResult:
-        """`execute`'s loop: model turns and tool calls until an answer."""
+        """`execute`'s loop: the cache, else model turns and tool calls until an answer."""
         total = CallOutcome()
         messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
         try:
+            hit = await self._lookup(run)
+            if hit is not None:
+                total = answer_policies.hit_outcome(hit)
+                answer_policies.guard_answer(run.screened, run.execution, run.outcome, total)
+                return await self._complete(run, total)
             for turn in range(1, MAX_ITERATIONS + 1):
                 outcome = await self.caller.complete(
                     chain, messages, run.parameters, run.definitions()
@@ -305,7 +327,15 @@ class ExecutionRunner:
                 calls = outcome.response.tool_calls if run.tools else []
                 if not calls:
                     total.response = outcome.response.model_copy(update={"usage": usage})
-                    return await self._complete(run, total)
+                    await answer_policies.repair_if_asked(
+                        self.caller, run.screened, total, messages, chain, run.parameters,
+                        run.definitions(),
+                    )  # fmt: skip
+                    raw = total.response
+                    answer_policies.guard_answer(run.screened, run.execution, run.outcome, total)
+                    result = await self._complete(run, total)
+                    self._remember(run, raw)
+                    return result
                 chain = _sticking_to(outcome.model, chain)
                 await self._use_tools(run, messages, outcome.response.content, calls, turn)
             raise _iteration_limit()
@@ -355,7 +385,14 @@ class ExecutionRunner:
         usage: Usage | None = None
         finish: str | None = None
         client_calls: list[dict[str, Any]] = []
+        guarded = run.screened.guards_output
+        guard = StreamGuard(run.screened.output, run.screened.placeholders) if guarded else None
+        text = ""
         try:
+            hit = await self._lookup(run)
+            if hit is not None:
+                await self._stream_hit(run, hit, live)
+                return
             for turn in range(1, MAX_ITERATIONS + 1):
                 outcome, turn_usage, deltas, text = CallOutcome(), None, [], ""
                 async for chunk in self.caller.stream(
@@ -365,9 +402,15 @@ class ExecutionRunner:
                         if run.outcome.ttft_ms is None:
                             run.outcome.ttft_ms = _ms_since(run.started)
                         text += chunk.delta
-                        live.emit(
-                            "content_chunk", {"execution_id": execution_id, "delta": chunk.delta}
-                        )
+                        shown = chunk.delta
+                        if guard is not None:
+                            shown = guard.feed(chunk.delta)
+                            if guard.blocked is not None:
+                                raise blocked_error(guard.blocked)
+                        if shown:
+                            live.emit(
+                                "content_chunk", {"execution_id": execution_id, "delta": shown}
+                            )
                     deltas.extend(chunk.tool_call_deltas)
                     if run.client_tools:
                         for delta in chunk.tool_call_deltas:
@@ -396,6 +439,8 @@ class ExecutionRunner:
                 await self._use_tools(run, messages, text, calls, turn, live)
             else:
                 raise _iteration_limit()
+            if guard is not None:
+                answer_policies.finish_guard(guard, run.execution, run.outcome, live)
         except CBError as err:
             run.outcome.answer = Answer(content=live.text)
             err.details = _with_attempts(err, total)
@@ -413,6 +458,36 @@ class ExecutionRunner:
         total.response = LLMResponse(
             content=live.text, tool_calls=client_calls, finish_reason=finish, usage=usage
         )
+        live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
+        self._remember(run, total.response.model_copy(update={"content": text}))
+
+    async def _lookup(self, run: Run) -> Hit | None:
+        """The cached answer for the run, if its plan asks the cache and it has one."""
+        if run.cache is None or self.cache is None:
+            return None
+        hit, run.cache_vector = await answer_policies.lookup(
+            self.cache, run.cache, self.config, self.caller.own_keys, run.outcome
+        )
+        return hit
+
+    def _remember(self, run: Run, raw: LLMResponse) -> None:
+        if run.cache is not None and self.cache is not None:
+            answer_policies.remember(
+                self.cache, run.cache, run.cache_vector, run.execution, run.outcome, raw
+            )
+
+    async def _stream_hit(self, run: Run, hit: Hit, live: LiveStream) -> None:
+        """A cache hit, streamed as a fresh answer would be: content in chunks, the client
+        tool calls, usage (none counted), the end."""
+        total = answer_policies.hit_outcome(hit)
+        answer_policies.guard_answer(run.screened, run.execution, run.outcome, total)
+        assert total.response is not None
+        for piece in pieces(total.response.content):
+            live.emit("content_chunk", {"execution_id": live.execution_id, "delta": piece})
+        if run.client_tools:
+            for delta in tool_call_deltas(total.response.tool_calls):
+                live.emit("tool_call_delta", {"execution_id": live.execution_id, "delta": delta})
+        live.emit("usage_update", self._usage_event(live.execution_id, total, Usage()))
         live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
 
     async def _use_tools(
@@ -589,6 +664,9 @@ class Run:
     tool_results: list[dict[str, Any]] = field(default_factory=list)
     span: Any = None  # the execution's span (`actors.tracing`), None when tracing is off
     traceparent: str | None = None  # the caller's, passed on when tracing is off
+    screened: Screened = field(default_factory=lambda: Screened(messages=[]))
+    cache: CachePlan | None = None
+    cache_vector: list[float] | None = None  # the prompt's, when a semantic lookup made one
 
     def definitions(self) -> list[dict[str, Any]] | None:
         """The tools the model is offered: the server's, then the client's."""

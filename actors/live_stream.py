@@ -35,6 +35,14 @@ class LiveStream:
         self._last_checkpoint = time.monotonic()
         self._saves: list[tuple[list[Any], asyncio.Future[None]]] = []
 
+    @classmethod
+    def replayed(cls, execution_id: str, events: list[dict[str, Any]]) -> LiveStream:
+        """A stream that already ended, holding its recorded events (for a reader that
+        joins it by idempotency key)."""
+        live = cls(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
+        live.events = events
+        return live
+
     @property
     def last_id(self) -> int:
         return len(self.events)

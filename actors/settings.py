@@ -39,6 +39,7 @@ class Settings:
     otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on when set
     log_format: str = "text"  # CB_LOG_FORMAT: text or json
     log_prompts: bool = False  # CB_LOG_PROMPTS: prompts in debug log lines (never by default)
+    cache_url: str | None = None  # CB_CACHE_URL: redis://… ; unset: SQLite in the data dir
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
         if os.environ.get("CB_LOG_FORMAT"):
             values["log_format"] = os.environ["CB_LOG_FORMAT"].lower()
         values["log_prompts"] = _flag("CB_LOG_PROMPTS")
+        values["cache_url"] = os.environ.get("CB_CACHE_URL") or None
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]

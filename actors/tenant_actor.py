@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
@@ -18,11 +20,13 @@ from actors import config_actor, metrics, names, projection_actor, provider_acto
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.http_client import shared_client
+from actors.idempotency_keys import IdempotencyKeys
 from actors.live_stream import LiveStream
 from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
 from actors.provider_check import check_provider
 from actors.replies import WithHeaders, replies
+from actors.response_cache import ResponseCache
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from actors.state_agents import StateAgentRunner
@@ -32,7 +36,7 @@ from actors.tenant_commands import TenantCommands, effective_limits
 from domain import stream_log
 from domain.chat_completions import ChunkFramer, chat_headers
 from domain.config import Config, TenantDefaults
-from domain.errors import BudgetExceeded, CBError, ResumeUnavailable
+from domain.errors import BudgetExceeded, CBError, Conflict, ResumeUnavailable
 from domain.execution import Execution
 from domain.run_plan import RunPlan, agent_plan, chat_plan
 from domain.sse import frame_batch, frame_batch_without_usage
@@ -54,6 +58,7 @@ class TenantActor:
         # operator may be editing it)
         empty = Config(providers={}, models={})
         self.runner = ExecutionRunner(empty, self.store, tenant_id, _peers(settings))
+        self.runner.cache = ResponseCache(settings, tenant_id, shared_client)
         self.commands = TenantCommands(tenant_id, self.store, SecretBox(settings), self.runner)
         self.budgets = TenantBudgets(self.commands)
         self.state_agents = StateAgentRunner(lambda plan, run_id: self._whole(plan, run_id, False))
@@ -61,6 +66,9 @@ class TenantActor:
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
         self.live: dict[str, LiveStream] = {}
+        self.keys = IdempotencyKeys(self.store, tenant_id)
+        # what a claimed idempotency key's first request is doing (an execution, an agent)
+        self.keyed: dict[str, asyncio.Task[Any]] = {}
         # executions also come over the channel's call line (one socket per replica)
         calls = (self.execute, self.complete_chat, self.execute_stream, self.complete_chat_stream)
         self.channel = StreamChannel({call.__name__: call for call in calls})
@@ -125,6 +133,8 @@ class TenantActor:
                 live.task.cancel()
         self.state_agents.stop()
         await self.runner.tools.close()  # ends the tenant's stdio server processes
+        if self.runner.cache is not None:
+            await self.runner.cache.close()
         self.store.close()
         self.channel.close()
         await metrics.leave()
@@ -252,8 +262,25 @@ class TenantActor:
         definition: dict[str, Any],
         credential: dict[str, str] | None = None,
         by: str | None = None,
-    ) -> dict[str, Any]:
-        return await (await self._load()).create_agent(definition, credential, by)
+        idempotency_key: str | None = None,
+    ) -> WithHeaders:
+        """Create an agent; under an idempotency key, a repeat answers with the agent the
+        first request created."""
+        commands = await self._load()
+        if idempotency_key is None:
+            return WithHeaders(await commands.create_agent(definition, credential, by))
+
+        async def create(agent_id: str) -> dict[str, Any]:
+            return await commands.create_agent(definition, credential, by, agent_id)
+
+        async def created(agent_id: str) -> dict[str, Any] | None:
+            return commands.get_agent(agent_id) if agent_id in commands.agents else None
+
+        body = {"definition": definition, "credential": bool(credential)}
+        agent, replayed = await self._once(
+            idempotency_key, "create_agent", body, str(uuid.uuid4()), create, created
+        )
+        return WithHeaders(agent, REPLAYED if replayed else {})
 
     @replies
     async def install_agents(
@@ -299,6 +326,52 @@ class TenantActor:
         configs = commands.state_agent_configs(state_id)
         return await self.state_agents.trigger(configs, commands.agent, resource_id, data)
 
+    # Idempotency keys: a repeat gets what the first request did, never a second run.
+
+    async def _once(
+        self,
+        key: str,
+        operation: str,
+        body: Any,
+        target: str,
+        work: Callable[[str], Awaitable[Any]],
+        stored: Callable[[str], Awaitable[Any | None]],
+    ) -> tuple[Any, bool]:
+        """Do `work(target)` once per key: a repeat waits for the first (which then runs on
+        even if its own caller goes away) or reads what it left (`stored`); and whether this
+        was a repeat. A first request that never got as far as leaving anything is run
+        again, under its own target."""
+        claim = await self.keys.claim(key, operation, body, target)
+        task = self.keyed.get(claim.target)
+        if task is None:  # made without an await since the check: one task per target
+            task = asyncio.get_running_loop().create_task(
+                _first_or_stored(claim.target, claim.fresh, work, stored)
+            )
+            self.keyed[claim.target] = task
+            task.add_done_callback(lambda done: self._unkey(claim.target, done))
+        return await asyncio.shield(task), not claim.fresh
+
+    def _unkey(self, target: str, done: asyncio.Task[Any]) -> None:
+        self.keyed.pop(target, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter may have gone
+
+    async def _recorded_result(self, execution_id: str) -> WithHeaders | None:
+        """A keyed execution's recorded end, as its first answer was (an error raised); None
+        when it never started."""
+        execution = await self.runner.stored(execution_id)
+        if execution is None:
+            return None
+        if execution.status == "running":
+            raise Conflict(
+                f"execution {execution_id} of this Idempotency-Key is still running",
+                execution_id=execution_id,
+            )
+        result = execution.result
+        if execution.status != "completed" and result.get("error"):
+            raise CBError.from_dict(result["error"])
+        return WithHeaders(result, dict(REPLAYED))
+
     # Executions: admitted under the tenant's limits, run by the runner.
 
     async def _plan(
@@ -324,7 +397,10 @@ class TenantActor:
         traceparent: str | None = None,
     ) -> WithHeaders:
         """Run one execution to its end; a retried call answers from the store if it ran."""
+        key = body.pop("idempotency_key", None)
         plan = await self._plan(agent_id, body, False, traceparent)
+        if key is not None:
+            return await self._keyed_whole(key, f"execute:{agent_id}", plan, execution_id)
         return await self._whole(plan, execution_id, retried)
 
     @replies
@@ -337,8 +413,27 @@ class TenantActor:
         traceparent: str | None = None,
     ) -> WithHeaders:
         """A chat completion (`ChatCompletionRequest.as_job()`) run to its end, like `execute`."""
+        key = job.pop("idempotency_key", None)
         plan = await self._plan(agent_id, job, True, traceparent)
+        if key is not None:
+            return await self._keyed_whole(key, "chat_completion", plan, execution_id)
         return await self._whole(plan, execution_id, retried)
+
+    async def _keyed_whole(
+        self, key: str, operation: str, plan: RunPlan, execution_id: str
+    ) -> WithHeaders:
+        """An execution under an idempotency key: run once, to its end even if its caller
+        goes away, so that the caller's retry gets its answer."""
+
+        async def run(target: str) -> WithHeaders:
+            return await self._whole(plan, target, False)
+
+        reply, replayed = await self._once(
+            key, operation, plan.request, execution_id, run, self._recorded_result
+        )
+        if replayed and isinstance(reply, WithHeaders):
+            return WithHeaders(reply.value, {**reply.headers, **REPLAYED})
+        return reply
 
     async def _whole(self, plan: RunPlan, execution_id: str, retried: bool) -> WithHeaders:
         bind_execution(self.tenant_id, execution_id)  # this task's log lines name it
@@ -373,9 +468,18 @@ class TenantActor:
         `cancel_on_disconnect=False` runs on to its end. With `stream_options.include_usage`
         false, no `usage_update` events are sent.
         """
+        key = body.pop("idempotency_key", None)
         plan = await self._plan(agent_id, body, False, traceparent)
         usage = (body.get("stream_options") or {}).get("include_usage", True)
         framer = frame_batch if usage else frame_batch_without_usage
+        if key is not None:
+            operation = f"execute_stream:{agent_id}"
+            claim = await self.keys.claim(key, operation, body, execution_id)
+            if not claim.fresh:
+                joined = await self._join_stream(claim.target, framer)
+                if joined is not None:
+                    return joined
+            execution_id = claim.target
         return await self._streamed(plan, execution_id, retried, cancel_on_disconnect, framer)
 
     @replies
@@ -391,9 +495,40 @@ class TenantActor:
         """Start a streamed chat completion once it is routed (a refusal or a routing failure
         is the reply, not a stream); its channel offer frames OpenAI's chunks. A client that
         goes away cancels it."""
+        key = job.pop("idempotency_key", None)
         plan = await self._plan(agent_id, job, True, traceparent)
+        if key is not None:
+            claim = await self.keys.claim(key, "chat_completion_stream", job, execution_id)
+            if not claim.fresh:
+                framer = ChunkFramer(claim.target, include_usage)
+                joined = await self._join_stream(claim.target, framer)
+                if joined is not None:
+                    return joined
+            execution_id = claim.target
         framer = ChunkFramer(execution_id, include_usage)
         return await self._streamed(plan, execution_id, retried, True, framer, routed_first=True)
+
+    async def _join_stream(self, execution_id: str, framer: Framer) -> WithHeaders | None:
+        """A keyed stream's repeat: its events from the first, live while it runs, else as
+        recorded; None when it never started (the repeat runs it)."""
+        live = self.live.get(execution_id)
+        if live is None:
+            execution = await self.runner.stored(execution_id)
+            if execution is None:
+                return None
+            if execution.status == "running" or not execution.stream:
+                raise Conflict(
+                    f"execution {execution_id} of this Idempotency-Key is {execution.status}"
+                    + ("" if execution.stream else ", and was not streamed"),
+                    execution_id=execution_id,
+                )
+            events = stream_log.replay(
+                execution_id, execution.stream_events, 0, _terminal(execution),
+                execution.stream_complete,
+            )  # fmt: skip
+            live = LiveStream.replayed(execution_id, events)
+        headers = {**REPLAYED, "x-cb-execution-id": execution_id}
+        return WithHeaders(await self.channel.offer(live, 0, framer), headers)
 
     async def _streamed(
         self,
@@ -497,6 +632,16 @@ class TenantActor:
             self.budgets.record(crossings).add_done_callback(_log_failed_save)
 
     @replies
+    async def clear_cache(self, by: str) -> int:
+        """Forget every cached answer of the tenant (in the cache store, for every node)."""
+        commands = await self._load()
+        tenant = commands.require_tenant()
+        deleted = await self.runner.cache.clear()
+        tenant.record_cache_cleared(deleted, by)
+        await self.store.save(tenant)
+        return deleted
+
+    @replies
     async def check_provider(self, provider: str) -> dict[str, Any]:
         """A real health check of `provider`, with this tenant's key for it if it has one."""
         await self._load()
@@ -528,6 +673,23 @@ def _peers(settings: Settings) -> Peers:
         projection=lambda: projection_actor.handle(settings),
         http=shared_client,
     )
+
+
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+async def _first_or_stored(
+    target: str,
+    fresh: bool,
+    work: Callable[[str], Awaitable[Any]],
+    stored: Callable[[str], Awaitable[Any | None]],
+) -> Any:
+    """A keyed request's work: what the first left, if it left anything, else the work."""
+    if not fresh:
+        found = await stored(target)
+        if found is not None:
+            return found
+    return await work(target)
 
 
 async def _ended() -> None:

@@ -261,18 +261,26 @@ class TenantCommands:
 
     # agents
 
-    async def _checked_agent(self, definition: dict[str, Any], by: str | None) -> Agent:
+    async def _checked_agent(
+        self, definition: dict[str, Any], by: str | None, agent_id: str | None = None
+    ) -> Agent:
         """A new agent whose tools exist and whose model can serve them (not yet saved)."""
         await self.runner.tools.resolve(definition.get("tools") or [])
         await self.runner.check_model(definition["model"], definition.get("tools"))
-        return Agent(id=uuid.uuid4(), tenant_id=self.tenant_id, definition=definition, by=by)
+        new_id = uuid.UUID(agent_id) if agent_id else uuid.uuid4()
+        return Agent(id=new_id, tenant_id=self.tenant_id, definition=definition, by=by)
 
     async def create_agent(
-        self, definition: dict[str, Any], credential: dict[str, str] | None, by: str | None
+        self,
+        definition: dict[str, Any],
+        credential: dict[str, str] | None,
+        by: str | None,
+        agent_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create an agent; a legacy agent credential given with it is kept encrypted."""
+        """Create an agent (with `agent_id` if given); a legacy agent credential given with it
+        is kept encrypted."""
         tenant = self.require_tenant()
-        agent = await self._checked_agent(definition, by)
+        agent = await self._checked_agent(definition, by, agent_id)
         key, stated = (credential or {}).get("api_key"), (credential or {}).get("provider_type")
         providers = self.runner.config.providers
         provider = legacy_provider(self.runner.config, stated)

@@ -15,9 +15,11 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
 
 from actors.secrets import SEALED_FIELDS
 from domain.erasure import Erasure
+from domain.idempotency import IdempotencyKey
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,8 @@ SKIPPED_FIELDS = {"originator_id", "originator_version", "timestamp"}
 
 
 def aggregate_ids(app: Application[UUID], tenant_id: str, execution_ids: list[str]) -> list[UUID]:
-    """The tenant's aggregates: itself, the agents it added, the executions listed."""
+    """The tenant's aggregates: itself, the agents it added, the executions listed, and its
+    idempotency keys."""
     tenant = UUID(tenant_id)
     ids = [tenant]
     for stored in app.recorder.select_events(tenant):
@@ -35,7 +38,20 @@ def aggregate_ids(app: Application[UUID], tenant_id: str, execution_ids: list[st
         if type(event).__name__ == "AgentAdded" and agent_id:
             ids.append(UUID(agent_id))
     ids += [UUID(e) for e in execution_ids]
+    ids += idempotency_key_ids(app, tenant_id)
     return list(dict.fromkeys(ids))
+
+
+def idempotency_key_ids(app: Application[UUID], tenant_id: str) -> list[UUID]:
+    """The tenant's idempotency keys (their ids are hashes, found by their first event)."""
+    found = []
+    topic = get_topic(IdempotencyKey.Claimed)
+    notes = app.recorder.select_notifications(start=None, limit=10_000_000, topics=[topic])
+    for note in notes:
+        event = app.mapper.to_domain_event(note)
+        if event.tenant_id == tenant_id:
+            found.append(event.originator_id)
+    return found
 
 
 def exported_events(app: Application[UUID], ids: list[UUID]) -> Iterator[dict[str, Any]]:

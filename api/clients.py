@@ -252,6 +252,20 @@ class TenantClient:
             lambda h: h.create_agent.remote(definition, legacy_credential, by)
         )
 
+    async def clear_cache(self, by: str) -> int:
+        """Forget the tenant's cached answers; how many there were."""
+        return await self.peer.ask(lambda h: h.clear_cache.remote(by))
+
+    async def create_agent_once(
+        self, definition: dict[str, Any], by: str, idempotency_key: str
+    ) -> WithHeaders:
+        """Create an agent under an idempotency key: a repeat answers with the first's agent
+        (and the `Idempotent-Replayed` header)."""
+        reply = await self.peer.call(
+            lambda h, _: h.create_agent.remote(definition, None, by, idempotency_key)
+        )
+        return unwrap_with_headers(reply)
+
     async def create_state_agent_config(self, config: dict[str, Any], by: str) -> dict:
         return await self.peer.ask(lambda h: h.create_state_agent_config.remote(config, by))
 

@@ -14,6 +14,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.agent import Agent
+from domain.execution import Execution
 from domain.tenant import Tenant
 
 Detail = Callable[[Any], dict[str, Any]]
@@ -58,6 +59,8 @@ AUDITED: dict[type, tuple[str, Detail]] = {
         "state_agent_config.created",
         lambda e: {k: e.config.get(k) for k in ("id", "state_id", "agent_id", "enabled")},
     ),
+    Tenant.CacheCleared: ("cache.cleared", _fields("entries")),
+    Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
     Agent.Deleted: ("agent.deleted", lambda e: {}),
@@ -89,7 +92,8 @@ def entry_of(event: Any) -> dict[str, Any] | None:
     if found is None:
         return None
     kind, detail = found
-    target = str(event.originator_id) if kind.startswith("agent.") else None  # the agent
+    # the agent, or the execution a guardrail fired in
+    target = str(event.originator_id) if kind.startswith(("agent.", "guardrail.")) else None
     actor, source = split_by(getattr(event, "by", None))
     return {
         "tenant_id": event.tenant_id,

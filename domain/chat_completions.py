@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import CBError, InvalidRequest
 from domain.llm import ChatMessage
+from domain.response_cache import CacheSettings
 from domain.schemas import MAX_CONTEXT_MESSAGES, MAX_JSON_DEPTH, json_depth
 
 AGENT_PREFIX = "agent:"
@@ -97,6 +98,7 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = Field(default=None, max_length=256)
     metadata: dict[str, str] | None = Field(default=None, max_length=16)
     store: bool | None = None
+    cache: CacheSettings | None = None  # this gateway's: the response cache for this request
     # accepted so the error names them: see UNSUPPORTED
     logprobs: Any = None
     top_logprobs: Any = None
@@ -164,6 +166,7 @@ class ChatCompletionRequest(BaseModel):
             "parameters": {k: v for k, v in parameters.items() if v is not None},
             "tools": self.tools or [],
             "metadata": metadata,
+            **({"cache": self.cache.model_dump(exclude_none=True)} if self.cache else {}),
         }
 
 

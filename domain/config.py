@@ -95,6 +95,22 @@ class IngressLimits(_Strict):
     min_in_flight: int = Field(default=4, gt=0)
 
 
+class SemanticCache(_Strict):
+    """Where the semantic cache's embeddings come from: an OpenAI-compatible `/embeddings`
+    of a configured provider, and the least similarity that counts as a hit by default."""
+
+    provider: str = "openai"
+    model: str = "text-embedding-3-small"
+    threshold: float = Field(default=0.92, ge=0.5, le=1.0)
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class CacheConfig(_Strict):
+    """The response cache: for now, the semantic cache's embeddings."""
+
+    semantic: SemanticCache = SemanticCache()
+
+
 class Config(_Strict):
     """A configuration, validated: the file, or the effective one (the file with the
     operators' recorded overrides laid over it, as the config actor hands it out)."""
@@ -105,6 +121,7 @@ class Config(_Strict):
     virtual_models: dict[str, VirtualModel] = Field(default_factory=dict)
     tenant_defaults: TenantDefaults = TenantDefaults()
     ingress: IngressLimits = IngressLimits()
+    cache: CacheConfig = CacheConfig()
 
     @model_validator(mode="after")
     def _references_resolve(self, info: ValidationInfo) -> Config:

@@ -236,6 +236,30 @@ class CircuitOpen(ProviderError):
     status = 503
 
 
+class GuardrailBlocked(CBError):
+    """A guardrail check with action `block` fired on the request's input; `details` are
+    `{"stage", "check", "index", "findings"}` (counts only, never the matched text)."""
+
+    type = "guardrail_blocked"
+    status = 400
+
+
+class GuardrailOutputBlocked(GuardrailBlocked):
+    """A guardrail check with action `block` fired on the model's output (or its answer did
+    not match the required JSON Schema); `details` as for `GuardrailBlocked`."""
+
+    type = "guardrail_output_blocked"
+    status = 422
+
+
+class IdempotencyKeyReused(CBError):
+    """An `Idempotency-Key` used within 24 hours for a different request (another body or
+    another operation); the key keeps naming the first."""
+
+    type = "idempotency_key_reused"
+    status = 422
+
+
 ERROR_CATEGORIES = ("client", "provider", "internal")
 """Who a failure is down to: the caller, an upstream LLM provider, or this gateway."""
 

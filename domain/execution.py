@@ -90,6 +90,17 @@ class Execution(Aggregate):
         if error is not None:
             self.tool_errors += 1
 
+    def apply_guardrails(self, stage: str, decisions: list[dict[str, Any]]) -> None:
+        """Guardrail checks fired on the input (before the model) or the output: which
+        check, its action and what it found, counted; never the text it matched."""
+        self._guardrails_applied(self.tenant_id, stage, decisions)
+
+    @event("GuardrailsApplied")
+    def _guardrails_applied(
+        self, tenant_id: str, stage: str, decisions: list[dict[str, Any]]
+    ) -> None:
+        pass
+
     def checkpoint(self, stream_events: list[list[Any]], usage: dict[str, Any]) -> None:
         """Record the stream events sent since the last checkpoint, and the usage so far."""
         self._progressed(self.tenant_id, stream_events, usage)

@@ -68,6 +68,16 @@ FAMILIES: tuple[Family, ...] = (
     Family("cb_cost_usd_total", Kind.COUNTER,
            "Cost of ended executions in US dollars, from real token counts.",
            ("model",), tenant=True),
+    # the response cache and guardrails
+    Family("cb_cache_lookups_total", Kind.COUNTER,
+           "Response cache lookups by result (hit, semantic_hit, miss, error).",
+           ("result",), tenant=True),
+    Family("cb_cache_saved_usd_total", Kind.COUNTER,
+           "What answers served from the response cache would have cost, in US dollars.",
+           (), tenant=True),
+    Family("cb_guardrail_decisions_total", Kind.COUNTER,
+           "Guardrail checks that fired, by stage (input, output), check type and action.",
+           ("stage", "check", "action"), tenant=True),
     # the ingress
     Family("cb_http_requests_total", Kind.COUNTER,
            "HTTP requests answered, by route template, method and status.",

@@ -91,6 +91,11 @@ class Outcome(BaseModel):
     tools_offered: list[str] | None = None
     request_metadata: dict[str, Any] = Field(default_factory=dict)
     trace_id: str | None = None  # the W3C trace the execution ran in
+    cache_hit: bool | None = None  # None: the cache was not asked
+    cost_saved_usd: float | None = None  # a hit: what the answer cost when it was made
+    cached_from: str | None = None  # a hit: the execution whose answer it was
+    cache_similarity: float | None = None  # a hit: 1.0 exact, else the semantic similarity
+    guardrails: list[dict[str, Any]] | None = None  # the checks that fired (never the data)
     error: ErrorInfo | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -124,6 +129,11 @@ class ExecutionMetadata(BaseModel):
     tool_errors: int | None = None
     tools_offered: list[str] | None = None
     trace_id: str | None = None
+    cache_hit: bool | None = None
+    cost_saved_usd: float | None = None
+    cached_from: str | None = None
+    cache_similarity: float | None = None
+    guardrails: list[dict[str, Any]] | None = None
 
 
 class ExecutionResult(BaseModel):
@@ -162,6 +172,11 @@ class ExecutionResult(BaseModel):
             "duration_ms": o.duration_ms,
             "ttft_ms": o.ttft_ms,
             "trace_id": o.trace_id,
+            "cache_hit": o.cache_hit,
+            "cost_saved_usd": o.cost_saved_usd,
+            "cached_from": o.cached_from,
+            "cache_similarity": o.cache_similarity,
+            "guardrails": o.guardrails,
         }
         if status == "completed":
             optional.update(

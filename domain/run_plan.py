@@ -31,6 +31,10 @@ class RunPlan:
     server_tools: list[str] = field(default_factory=list)
     client_tools: list[dict[str, Any]] = field(default_factory=list)
     traceparent: str | None = None  # the W3C trace context of the caller, if it sent one
+    cache: dict[str, Any] | None = None  # the request's `cache`
+    agent_cache: dict[str, Any] | None = None
+    agent_guardrails: dict[str, Any] | None = None
+    agent_system: str = ""  # the agent's own system prompt: not screened by input checks
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -50,6 +54,10 @@ def agent_plan(agent: Agent, body: dict[str, Any]) -> RunPlan:
         request=body,
         estimated_tokens=estimated_tokens(body, definition),
         server_tools=narrowed(definition.get("tools") or [], body.get("tools")),
+        cache=body.get("cache"),
+        agent_cache=definition.get("cache"),
+        agent_guardrails=definition.get("guardrails"),
+        agent_system=system_text(definition),
     )
 
 
@@ -65,6 +73,8 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
     server_tools: list[str] = []
     model = job["model"]
     agent_id, version = "", 0
+    agent_cache = agent_guardrails = None
+    system = ""
     if agent is not None:
         definition = agent.definition
         agent_id, version, model = str(agent.id), agent.version, definition["model"]
@@ -74,6 +84,7 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         parameters = {**definition.get("parameters", {}), **parameters}
         if not client_tools:
             server_tools = list(definition.get("tools") or [])
+        agent_cache, agent_guardrails = definition.get("cache"), definition.get("guardrails")
     answer = parameters.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
     return RunPlan(
         kind="chat_completion",
@@ -86,4 +97,8 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         estimated_tokens=estimate_prompt_tokens(messages) + int(answer),
         server_tools=server_tools,
         client_tools=client_tools,
+        cache=job.get("cache"),
+        agent_cache=agent_cache,
+        agent_guardrails=agent_guardrails,
+        agent_system=system,
     )

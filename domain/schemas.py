@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from domain.errors import InvalidRequest
+from domain.guardrails import Guardrails
+from domain.response_cache import CacheSettings
 
 Scope = Literal[
     "agents:read",
@@ -61,12 +63,19 @@ class AgentCreate(_Body):
     tags: list[str] = Field(default_factory=list, max_length=64)
     provider_type: str | None = Field(default=None, max_length=100)
     context_instructions: str | None = Field(default=None, max_length=100_000)
+    cache: CacheSettings | None = None
+    guardrails: Guardrails | None = None
 
 
 def agent_definition(body: AgentCreate) -> dict[str, Any]:
-    """The stored definition of a new agent: parameters only as set."""
-    definition = body.model_dump()
+    """The stored definition of a new agent: parameters only as set; `cache` and
+    `guardrails` only when given."""
+    definition = body.model_dump(exclude={"cache", "guardrails"})
     definition["parameters"] = body.parameters.set_values()
+    for name in ("cache", "guardrails"):
+        value = getattr(body, name)
+        if value is not None:
+            definition[name] = value.model_dump(by_alias=True, exclude_none=True)
     return definition
 
 
@@ -81,6 +90,20 @@ class AgentUpdate(_Body):
     capabilities: list[str] | None = None
     tags: list[str] | None = None
     context_instructions: str | None = None
+    cache: CacheSettings | None = None
+    guardrails: Guardrails | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as stored (parameters as set; `cache: null` or `guardrails: null`
+        removes the agent's own)."""
+        changes = self.model_dump(exclude_unset=True)
+        for name in ("cache", "guardrails"):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = value.model_dump(by_alias=True, exclude_none=True)
+        if self.parameters is not None:
+            changes["parameters"] = self.parameters.set_values()
+        return changes
 
 
 class ContextMessage(_Body):
@@ -118,6 +141,7 @@ class ExecuteRequest(_Body):
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
     tools: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=128)
     stream_options: StreamOptions | None = None
+    cache: CacheSettings | None = None
 
     @field_validator("context", "metadata")
     @classmethod
@@ -134,6 +158,13 @@ class ExecuteRequest(_Body):
         if not value.strip():
             raise ValueError("must not be blank")
         return value
+
+
+def execution_request(body: ExecuteRequest) -> dict[str, Any]:
+    """An execute request as the tenant actor takes it (and its Started event records)."""
+    request = body.model_dump(exclude_none=True)
+    request["parameters"] = body.parameters.set_values()
+    return request
 
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,99}$")
@@ -160,6 +191,12 @@ class ModelPolicy(_Body):
     parameter_defaults: Parameters = Parameters()
     parameter_caps: dict[Literal["max_tokens", "temperature", "top_p"], float] = Field(
         default_factory=dict
+    )
+    cache: CacheSettings | None = Field(
+        default=None, description="the tenant's default: unsampled requests only"
+    )
+    guardrails: Guardrails | None = Field(
+        default=None, description="checks before the agent's own, on every execution"
     )
 
 

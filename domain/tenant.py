@@ -208,6 +208,14 @@ class Tenant(Aggregate):
     def _model_policy_set(self, tenant_id: str, policy: dict[str, Any], by: str) -> None:
         self.model_policy = policy
 
+    def record_cache_cleared(self, entries: int, by: str) -> None:
+        """The tenant's response cache was emptied (`entries` answers went)."""
+        self._cache_cleared(self.tenant_id, entries, by)
+
+    @event("CacheCleared")
+    def _cache_cleared(self, tenant_id: str, entries: int, by: str) -> None:
+        pass
+
     def register_mcp_server(self, server: dict[str, Any], sealed_secrets: str, by: str) -> None:
         """An MCP server of this tenant; its environment and headers only as ciphertext."""
         if any(s["name"] == server["name"] for s in self.mcp_servers.values()):

@@ -15,6 +15,8 @@ class TenantModelPolicy:
     allowed_models: frozenset[str] | None = None  # None: every config model
     parameter_defaults: dict[str, Any] = field(default_factory=dict)
     parameter_caps: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, Any] | None = None  # the tenant's default `cache`
+    guardrails: dict[str, Any] | None = None  # checks run before any agent's own
 
     @classmethod
     def of(cls, mappings: dict[str, dict[str, Any]], policy: dict[str, Any]) -> TenantModelPolicy:
@@ -25,6 +27,8 @@ class TenantModelPolicy:
             allowed_models=frozenset(allowed) if allowed is not None else None,
             parameter_defaults=dict(policy.get("parameter_defaults") or {}),
             parameter_caps=dict(policy.get("parameter_caps") or {}),
+            cache=policy.get("cache"),
+            guardrails=policy.get("guardrails"),
         )
 
     def virtual_models(self, config: Config) -> Mapping[str, VirtualModel]:

@@ -87,6 +87,16 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "fallbacks": sums["fallbacks"],
         "tool_calls": sums["tool_calls"],
         "tool_failures": sums["tool_failures"],
+        "cache": {
+            "hits": sums["cache_hits"],
+            "hit_rate": round(sums["cache_hits"] / executions, 6) if executions else None,
+            "cost_saved_usd": round(sums["cost_saved_usd"], 9),
+        },
+        "guardrails": {
+            "flags": sums["guardrail_flags"],
+            "redactions": sums["guardrail_redactions"],
+            "blocks": sums["guardrail_blocks"],
+        },
     }
 
 

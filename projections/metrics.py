@@ -55,12 +55,22 @@ KEYS = ("agent_id", "kind", "model", "provider", "status", "error_type")
 SUMS = (
     "executions", "succeeded", "failed", "cancelled", "streamed", "prompt_tokens",
     "completion_tokens", "cost_usd", "duration_ms_sum", "duration_count", "ttft_ms_sum",
-    "ttft_count", "retries", "fallbacks", "tool_calls", "tool_failures",
+    "ttft_count", "retries", "fallbacks", "tool_calls", "tool_failures", "cache_hits",
+    "cost_saved_usd", "guardrail_flags", "guardrail_redactions", "guardrail_blocks",
 )  # fmt: skip
+# added after the roll-up tables were first made (each is also in their DDL)
+LATER_SUMS = (
+    ("cache_hits", "BIGINT NOT NULL DEFAULT 0"),
+    ("cost_saved_usd", "DOUBLE PRECISION NOT NULL DEFAULT 0"),
+    ("guardrail_flags", "BIGINT NOT NULL DEFAULT 0"),
+    ("guardrail_redactions", "BIGINT NOT NULL DEFAULT 0"),
+    ("guardrail_blocks", "BIGINT NOT NULL DEFAULT 0"),
+)
 HISTOGRAMS = ("duration_hist", "ttft_hist")
 
 
 def _rollup_ddl(table: str, period: str, kind: str) -> str:
+    later = "\n    ".join(f"{name} {sql}," for name, sql in LATER_SUMS)
     return f"""CREATE TABLE IF NOT EXISTS {table} (
     tenant_id TEXT NOT NULL,
     {period} {kind} NOT NULL,
@@ -86,6 +96,7 @@ def _rollup_ddl(table: str, period: str, kind: str) -> str:
     fallbacks BIGINT NOT NULL,
     tool_calls BIGINT NOT NULL,
     tool_failures BIGINT NOT NULL,
+    {later}
     duration_hist TEXT NOT NULL,
     ttft_hist TEXT NOT NULL,
     PRIMARY KEY (tenant_id, {period}, agent_id, kind, model, provider, status, error_type)
@@ -101,6 +112,7 @@ DDL = (
     _rollup_ddl("usage_daily", "day", "{DATE}"),
 )
 TABLES = ("execution_facts", *ROLLUPS)
+COLUMNS = tuple((table, name, sql) for table in ROLLUPS for name, sql in LATER_SUMS)
 
 _ROLLUP_COLUMNS = {
     "tenant_id": "the tenant (an analyst's role sees its own only)",
@@ -126,6 +138,11 @@ _ROLLUP_COLUMNS = {
     "fallbacks": "attempts that moved to another model after a failed attempt",
     "tool_calls": "tool calls the model made",
     "tool_failures": "tool calls that answered with an error",
+    "cache_hits": "executions answered from the response cache (no provider call)",
+    "cost_saved_usd": "what the cache hits' answers cost when they were made, in USD",
+    "guardrail_flags": "guardrail checks that fired with action flag",
+    "guardrail_redactions": "guardrail checks that fired with action redact",
+    "guardrail_blocks": "guardrail checks that blocked the execution",
     "duration_hist": "duration histogram: JSON {bucket: count}; bucket i holds "
     "(1.1^(i-1), 1.1^i] ms, read as 2*1.1^i/2.1 (within 4.8 percent)",
     "ttft_hist": "time-to-first-content histogram, same buckets as duration_hist",
@@ -315,6 +332,9 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
         "fallbacks": fallbacks,
         "tool_calls": facts["tool_calls"],
         "tool_failures": facts["tool_failures"],
+        "cache_hits": int(bool(outcome.cache_hit)),
+        "cost_saved_usd": outcome.cost_saved_usd or 0.0,
+        **_guardrail_counts(outcome.guardrails or []),
     }
     hists = {
         "duration_hist": histogram.of([outcome.duration_ms] if outcome.duration_ms is not None
@@ -325,6 +345,16 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
                                 ("usage_daily", "day", day_of(started))):  # fmt: skip
         _gather(cur, (table, period, event.tenant_id, when, *(keys[k] for k in KEYS)),
                 figures, hists)  # fmt: skip
+
+
+def _guardrail_counts(decisions: list[dict[str, Any]]) -> dict[str, int]:
+    """The checks that fired, by action."""
+    actions = [d.get("action") for d in decisions]
+    return {
+        "guardrail_flags": actions.count("flag"),
+        "guardrail_redactions": actions.count("redact"),
+        "guardrail_blocks": actions.count("block"),
+    }
 
 
 def _gather(

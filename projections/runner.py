@@ -62,6 +62,7 @@ METRICS = Projection(
     ddl=metrics.DDL,
     handlers=_handlers(metrics),
     tables=metrics.TABLES,
+    columns=metrics.COLUMNS,
     schema=metrics.SCHEMA,
     comments=metrics.COMMENTS,
     flush=metrics.flush,

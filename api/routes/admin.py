@@ -59,13 +59,15 @@ async def export_tenant(tenant_id: str, request: Request, runtime: Rt) -> Stream
 
 @router.delete("/tenants/{tenant_id}")
 async def erase_tenant(tenant_id: str, request: Request, runtime: Rt) -> dict[str, Any]:
-    """Erase the tenant: its actor stops, its events and read-model rows are deleted. What
-    stays is one `data.erased` entry (who, from where, how much), for the platform admin."""
+    """Erase the tenant: its cached answers go, its actor stops, its events and read-model
+    rows are deleted. What stays is one `data.erased` entry (who, from where, how much), for
+    the platform admin."""
     _check_id(tenant_id)
     tenant = runtime.tenant(tenant_id)
     await tenant.describe()
+    cached = await tenant.clear_cache("platform-admin")
     await tenant.stop()
-    erased = await runtime.read_models.erase_tenant(tenant_id)
+    erased = {**await runtime.read_models.erase_tenant(tenant_id), "cached_answers": cached}
     _note(runtime, request, "data.erased", tenant_id, erased)
     return {"id": tenant_id, "erased": True, **erased}
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from api.admission import Admitting
 from api.auth import Caller
 from api.disconnects import CLIENT_GONE, ClientGone, unless_disconnected
+from api.idempotency import IdempotencyKey, keyed
 from api.runtime import Rt
 from api.streaming import sse_response
 from domain.schemas import (
@@ -18,15 +19,22 @@ from domain.schemas import (
     ExecuteRequest,
     StreamOptions,
     agent_definition,
+    execution_request,
 )
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
 
 @router.post("", status_code=201)
-async def create_agent(body: AgentCreate, who: Caller, runtime: Rt) -> dict[str, Any]:
+async def create_agent(
+    body: AgentCreate, who: Caller, runtime: Rt, idempotency_key: IdempotencyKey = None
+) -> Any:
     who.require("agents:write")
-    return await runtime.tenant(who.tenant_id).create_agent(agent_definition(body), None, who.by)
+    tenant = runtime.tenant(who.tenant_id)
+    if idempotency_key is None:
+        return await tenant.create_agent(agent_definition(body), None, who.by)
+    reply = await tenant.create_agent_once(agent_definition(body), who.by, idempotency_key)
+    return JSONResponse(reply.value, status_code=201, headers=reply.headers)
 
 
 @router.get("")
@@ -46,10 +54,7 @@ async def update_agent(
     agent_id: str, body: AgentUpdate, who: Caller, runtime: Rt
 ) -> dict[str, Any]:
     who.require("agents:write")
-    changes = body.model_dump(exclude_unset=True)
-    if body.parameters is not None:
-        changes["parameters"] = body.parameters.set_values()
-    return await runtime.tenant(who.tenant_id).update_agent(agent_id, changes, who.by)
+    return await runtime.tenant(who.tenant_id).update_agent(agent_id, body.changes(), who.by)
 
 
 @router.delete("/{agent_id}")
@@ -66,12 +71,12 @@ async def execute(
     who: Caller,
     runtime: Rt,
     admission: Admitting,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Run the agent once and answer with the whole result (a client that goes away first
-    cancels it)."""
+    cancels it, unless it sent an Idempotency-Key: then it runs on for the retry)."""
     who.require("agents:execute")
-    request = body.model_dump(exclude_none=True)
-    request["parameters"] = body.parameters.set_values()
+    request = keyed(execution_request(body), idempotency_key)
     async with admission.admitted(who.tenant_id, runtime.config().ingress):
         try:
             reply = await unless_disconnected(
@@ -84,13 +89,18 @@ async def execute(
 
 @router.post("/{agent_id}/execute/stream")
 async def execute_stream(
-    agent_id: str, body: ExecuteRequest, who: Caller, runtime: Rt, admission: Admitting
+    agent_id: str,
+    body: ExecuteRequest,
+    who: Caller,
+    runtime: Rt,
+    admission: Admitting,
+    idempotency_key: IdempotencyKey = None,
 ) -> StreamingResponse:
-    """Run the agent and stream its steps as Server-Sent Events."""
+    """Run the agent and stream its steps as Server-Sent Events (a repeat under the same
+    Idempotency-Key joins the first's stream from its start)."""
     who.require("agents:execute")
     options = body.stream_options or StreamOptions()
-    request = body.model_dump(exclude_none=True)
-    request["parameters"] = body.parameters.set_values()
+    request = keyed(execution_request(body), idempotency_key)
     cancel_on_disconnect = options.on_disconnect == "cancel"
     # the stream holds an ingress slot until it has started
     async with admission.admitted(who.tenant_id, runtime.config().ingress):

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from api.admission import Admitting
 from api.auth import KeyCaller
 from api.disconnects import CLIENT_GONE, ClientGone, unless_disconnected
+from api.idempotency import IdempotencyKey, keyed
 from api.runtime import Rt
 from api.streaming import sse_response
 from domain.chat_completions import ChatCompletionRequest, chat_headers, completion
@@ -24,11 +25,16 @@ HEARTBEAT_S = 15.0
 
 @router.post("/v1/chat/completions")
 async def chat_completions(
-    request: Request, body: ChatCompletionRequest, who: KeyCaller, runtime: Rt, admission: Admitting
+    request: Request,
+    body: ChatCompletionRequest,
+    who: KeyCaller,
+    runtime: Rt,
+    admission: Admitting,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """A chat completion for a virtual or concrete model, or `agent:<agent_id>`."""
     who.require("agents:execute")
-    job = body.as_job()
+    job = keyed(body.as_job(), idempotency_key)
     agent_id = body.agent_id()
     execution_id = str(uuid.uuid4())
     tenant = runtime.tenant(who.tenant_id)
@@ -46,6 +52,8 @@ async def chat_completions(
     metadata = reply.value.get("metadata") or {}
     headers = {
         **reply.headers,
-        **chat_headers(execution_id, metadata.get("model_resolved"), metadata.get("provider")),
+        **chat_headers(
+            reply.value["execution_id"], metadata.get("model_resolved"), metadata.get("provider")
+        ),
     }
     return JSONResponse(completion(reply.value), headers=headers)

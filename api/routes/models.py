@@ -130,7 +130,7 @@ async def remove_mapping(tenant_id: str, name: str, by: TenantAdmin, runtime: Rt
 @router.put("/api/v1/tenants/{tenant_id}/model-policy")
 async def set_policy(tenant_id: str, body: ModelPolicy, by: TenantAdmin, runtime: Rt) -> Any:
     """Which models the tenant's keys may use, parameter defaults, parameter caps."""
-    policy = body.model_dump(mode="json", exclude_none=True)
+    policy = body.model_dump(mode="json", by_alias=True, exclude_none=True)
     return await runtime.tenant(tenant_id).set_model_policy(policy, by)
 
 

@@ -1,14 +1,19 @@
 """OpenAI's chat-completions wire format for the provider emulator (and Azure OpenAI's, the
-same bodies at a deployment's URL): requests, whole replies, SSE chunks and errors.
+same bodies at a deployment's URL): requests, whole replies, SSE chunks and errors; and its
+embeddings (`/v1/embeddings`), deterministic hashed-bag-of-words vectors.
 
 Checked against the official `openai` SDK in `tests/emulator_checks/test_emulator.py`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 import os
 import re
+import struct
 import time
 from typing import Any
 
@@ -282,3 +287,145 @@ def stream(model: str, plan: Plan) -> tuple[bytes, list[bytes], bytes]:
         [(head + _encode(d) + open_tail).encode() for d in deltas],
         tail.encode(),
     )
+
+
+# ---------------------------------------------------------------------------- embeddings
+
+EMBEDDING_MODELS: tuple[str, ...] = (
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+)
+EMBEDDING_DIMENSIONS = 256
+MAX_EMBEDDING_DIMENSIONS = 3072
+MAX_EMBEDDING_INPUTS = 2048
+# dropped before hashing, so phrasings of one question land on the same buckets
+STOPWORDS = frozenset(
+    "a an the of is are was be to in on for and or what s please me tell can could you".split()
+)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[list[str]]:
+    """The words of each input of a valid embeddings request: lower-cased runs of letters
+    and digits of a string, or ``t<id>`` for each id of a token array."""
+    raw = body["input"]
+    if isinstance(raw, str) or (raw and isinstance(raw[0], int)):
+        raw = [raw]
+    return [
+        _WORD.findall(item.lower()) if isinstance(item, str) else [f"t{t}" for t in item]
+        for item in raw
+    ]
+
+
+def embedding_vector(words: list[str], dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """A deterministic, roughly semantic vector: a hashed bag of words.
+
+    The stopwords are dropped (all words are kept when nothing else is left); each word adds
+    ±1 to the bucket its BLAKE2b hash picks, the sign taken from another bit of that hash;
+    the sum is L2-normalised (an input without words gets a unit vector on bucket 0). So
+    "What is the capital of France?" and "what's the capital of France" share every content
+    word (cosine ≈ 1), and an unrelated sentence shares none (cosine ≈ 0, short of a hash
+    collision). Values are rounded to float32, so the float and base64 encodings agree.
+    """
+    kept = [w for w in words if w not in STOPWORDS] or words
+    sums = [0.0] * dimensions
+    for word in kept:
+        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        sums[digest % dimensions] += -1.0 if digest >> 63 else 1.0
+    norm = math.sqrt(sum(v * v for v in sums))
+    if norm == 0.0:
+        sums[0], norm = 1.0, 1.0
+    packed = struct.pack(f"<{dimensions}f", *(v / norm for v in sums))
+    return list(struct.unpack(f"<{dimensions}f", packed))
+
+
+def validate_embeddings(body: Any) -> dict[str, Any] | None:
+    """OpenAI's 400 error object for a malformed embeddings request, or None if usable."""
+    if not isinstance(body, dict):
+        if body is not None:
+            return error_body(400, "Invalid body: expected a JSON object.")
+        return error_body(400, INVALID_JSON)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return error_body(400, "you must provide a model parameter", param="model")
+    raw = body.get("input")
+    if raw is None:
+        return error_body(
+            400,
+            "Missing required parameter: 'input'.",
+            param="input",
+            code="missing_required_parameter",
+        )
+    if not _valid_input(raw):
+        return error_body(400, "'$.input' is invalid. Please check the API reference.")
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64", None):
+        return error_body(
+            400,
+            f"Invalid value for 'encoding_format': {encoding!r}. Supported values are: "
+            "'float' and 'base64'.",
+            param="encoding_format",
+            code="invalid_value",
+        )
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS
+    ):
+        return error_body(
+            400,
+            f"Invalid value for 'dimensions': expected an integer between 1 and "
+            f"{MAX_EMBEDDING_DIMENSIONS}.",
+            param="dimensions",
+            code="invalid_value",
+        )
+    return None
+
+
+def _valid_input(raw: Any) -> bool:
+    """A non-empty string, a token array, or a list (≤ 2048) of non-empty ones of either."""
+
+    def tokens(item: Any) -> bool:
+        return (
+            isinstance(item, list)
+            and bool(item)
+            and all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in item)
+        )
+
+    if isinstance(raw, str):
+        return bool(raw)
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_EMBEDDING_INPUTS:
+        return False
+    if tokens(raw):
+        return True
+    return all((isinstance(i, str) and bool(i)) or tokens(i) for i in raw)
+
+
+def unknown_embedding_model(model: str) -> dict[str, Any]:
+    """OpenAI's 404 for an embeddings request naming a model it does not have."""
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return error_body(404, message, code="model_not_found")
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """The reply to a valid embeddings request: one `embedding` object per input, as floats
+    or as base64 of little-endian float32; each word or token counts as a prompt token."""
+    dimensions = body.get("dimensions") or EMBEDDING_DIMENSIONS
+    as_base64 = body.get("encoding_format") == "base64"
+    data: list[dict[str, Any]] = []
+    tokens = 0
+    for index, words in enumerate(embedding_inputs(body)):
+        vector = embedding_vector(words, dimensions)
+        tokens += max(1, len(words))
+        encoded: list[float] | str = vector
+        if as_base64:
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    return {
+        "object": "list",
+        "data": data,
+        "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,8 +1,8 @@
 """The provider emulator's HTTP server: OpenAI (and Azure OpenAI), Anthropic, Gemini and
 Ollama wire formats on one port, answering by scripted rules, recording every request.
 
-Routes: OpenAI's ``/v1/chat/completions`` and ``/v1/models``; Azure OpenAI's
-``/openai/deployments/{deployment}/chat/completions?api-version=…``; Anthropic's
+Routes: OpenAI's ``/v1/chat/completions``, ``/v1/embeddings`` and ``/v1/models``; Azure
+OpenAI's ``/openai/deployments/{deployment}/chat/completions?api-version=…``; Anthropic's
 ``/v1/messages`` (its SDK's base URL is the emulator's root); Gemini's
 ``/v1[beta]/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse``; Ollama's
 native ``/api/chat`` (newline-delimited JSON streams). Each dialect module
@@ -348,6 +348,8 @@ class ProviderEmulator:
                 return await self._send_json(request, rec, 401, refused)
         if path == "/v1/chat/completions" and method == "POST":
             return await self._chat(request, body, rec)
+        if path == "/v1/embeddings" and method == "POST":
+            return await self._embeddings(request, body, rec)
         if path == "/v1/models" and method == "GET":
             return await self._send_bytes(request, rec, 200, self._models_body)
         if path.startswith("/v1/models/") and method == "GET":
@@ -376,6 +378,22 @@ class ProviderEmulator:
             return await self._send_json(request, rec, 400, problem)
         stream = body.get("stream") is True
         return await self._answer(request, rec, openai, openai.ask(body), body["model"], stream)
+
+    async def _embeddings(
+        self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None
+    ) -> web.StreamResponse:
+        """OpenAI's embeddings: deterministic bag-of-words vectors (`openai.embedding_vector`).
+
+        Scripted rules do not apply: they script chat replies, and the embedding of a prompt
+        must not use up a rule meant for its completion.
+        """
+        problem = openai.validate_embeddings(body)
+        if problem is not None:
+            return await self._send_json(request, rec, 400, problem)
+        if body["model"] not in openai.EMBEDDING_MODELS:
+            missing = openai.unknown_embedding_model(body["model"])
+            return await self._send_json(request, rec, 404, missing)
+        return await self._send_json(request, rec, 200, openai.embeddings(body))
 
     async def _azure_chat(
         self, request: web.BaseRequest, body: Any, rec: RecordedRequest | None, deployment: str

@@ -452,3 +452,71 @@ def test_gemini_answers_the_official_google_genai_client(emu: ProviderEmulator) 
     with pytest.raises(genai_errors.ClientError) as limited:
         client.models.generate_content(model="gemini-2.5-flash", contents="gem-limit")
     assert limited.value.code == 429 and limited.value.status == "RESOURCE_EXHAUSTED"
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
+
+
+def test_embeddings_parse_in_the_official_sdk(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    # the SDK asks for base64 unless told otherwise, and decodes it into floats
+    one = client.embeddings.create(model="text-embedding-3-small", input="Hello embedding world")
+    assert one.object == "list" and one.model == "text-embedding-3-small"
+    assert len(one.data) == 1 and one.data[0].object == "embedding" and one.data[0].index == 0
+    vector = one.data[0].embedding
+    assert len(vector) == 256 and all(isinstance(v, float) for v in vector)
+    assert sum(v * v for v in vector) == pytest.approx(1.0, abs=1e-5)
+    assert (one.usage.prompt_tokens, one.usage.total_tokens) == (3, 3)
+    sent = emu.requests[-1]
+    assert sent.path == "/v1/embeddings" and sent.status == 200 and sent.completed
+    assert sent.body["encoding_format"] == "base64"
+
+    as_floats = client.embeddings.create(
+        model="text-embedding-3-small", input="Hello embedding world", encoding_format="float"
+    )
+    assert as_floats.data[0].embedding == vector  # float32 values, whichever the encoding
+
+    many = client.embeddings.create(
+        model="text-embedding-3-large", input=["first text", "the second text", "x"], dimensions=64
+    )
+    assert [d.index for d in many.data] == [0, 1, 2]
+    assert all(len(d.embedding) == 64 for d in many.data)
+    assert many.usage.prompt_tokens == 2 + 3 + 1
+    tokens = client.embeddings.create(model="text-embedding-3-small", input=[[15339, 1917]])
+    assert len(tokens.data[0].embedding) == 256 and tokens.usage.prompt_tokens == 2
+
+
+def test_embeddings_are_deterministic_and_close_for_close_texts(client: openai.OpenAI) -> None:
+    texts = [
+        "What is the capital of France?",
+        "what's the capital of France",
+        "Bananas ripen faster next to apples in a paper bag.",
+        "What is the capital of France?",
+    ]
+    reply = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    a, b, unrelated, again = (d.embedding for d in reply.data)
+    assert a == again
+    assert _cosine(a, b) > 0.8
+    assert _cosine(a, unrelated) < 0.3 and _cosine(b, unrelated) < 0.3
+
+
+def test_embeddings_errors(emu: ProviderEmulator, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="no-such-embedder", input="hi")
+    assert missing.value.status_code == 404 and missing.value.code == "model_not_found"
+    assert emu.requests[-1].status == 404
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="text-embedding-3-small", input="")
+    with pytest.raises(openai.BadRequestError) as too_wide:
+        client.embeddings.create(model="text-embedding-3-small", input="hi", dimensions=0)
+    assert too_wide.value.param == "dimensions"
+
+    url = emu.base_url + "/embeddings"
+    good = json.dumps({"model": "text-embedding-3-small", "input": "hi"}).encode()
+    status, body = raw_post(url, good, {"Content-Type": "application/json"})
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    auth = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+    status, body = raw_post(url, json.dumps({"model": "text-embedding-3-small"}).encode(), auth)
+    assert status == 400 and body["error"]["param"] == "input"
+    assert set(body["error"]) == {"message", "type", "param", "code"}

@@ -20,6 +20,7 @@ from tests.emulator import ProviderEmulator
 ADMIN_TOKEN = "test-admin-token"
 REPLICAS = {"sqlite": 2, "postgres": 1}
 PG_URL = os.environ.get("CB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("CB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 
 
@@ -168,10 +169,10 @@ def _run_cluster(
             **common,
         )
     }  # fmt: skip
-    if pg_url:  # with payload encryption: every PostgreSQL test runs with it on
+    if pg_url:  # with payload encryption, and the response cache in Redis (SQLite's: a file)
         settings["postgres"] = Settings(
             instance="pg", database_url=pg_url, data_dir=str(data / "pg"),
-            encrypt_payloads=True, **common,
+            encrypt_payloads=True, cache_url=REDIS_URL, **common,
         )  # fmt: skip
     # two ingress replicas in front of SQLite: requests of one client land on either
     apps = {name: serve_app.build(s, replicas=REPLICAS[name]) for name, s in settings.items()}
