@@ -138,12 +138,13 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
 
 def screening_cost(rounds: int = 2000) -> dict[str, float]:
     """The guardrails' own CPU per request, in process: input screening of the bench prompt,
-    output screening of a 600-character answer, and a streamed answer's guard."""
+    output screening of a 600-character answer with a phone number in each sentence and of
+    one in plain prose, and each one streamed in 8-character chunks through a guard."""
     from domain.guardrails import Guardrails, StreamGuard, screen_input, screen_output
 
     checks = Guardrails.parse(GUARDRAILS)
-    answer = ("The card ending 1111 is fine. Call +44 20 7946 0958 if needed. " * 10)[:600]
-    chunks = [answer[i : i + 8] for i in range(0, len(answer), 8)]
+    numbers = ("The card ending 1111 is fine. Call +44 20 7946 0958 if needed. " * 10)[:600]
+    prose = ("Ray Serve scales model serving across a cluster, with autoscaling. " * 10)[:600]
 
     def per_call_us(fn: Any) -> float:
         start = time.perf_counter()
@@ -151,17 +152,18 @@ def screening_cost(rounds: int = 2000) -> dict[str, float]:
             fn()
         return round((time.perf_counter() - start) / rounds * 1e6, 1)
 
-    def streamed() -> None:
+    def streamed(answer: str) -> None:
         guard = StreamGuard(list(checks.output), {})
-        for chunk in chunks:
-            guard.feed(chunk)
+        for i in range(0, len(answer), 8):
+            guard.feed(answer[i : i + 8])
         guard.finish()
 
     return {
         "input_us": per_call_us(lambda: screen_input([PROMPT], list(checks.input))),
-        "output_us": per_call_us(lambda: screen_output(answer, list(checks.output), {})),
-        "stream_guard_us": per_call_us(streamed),
-        "stream_chunks": len(chunks),
+        "output_numbers_us": per_call_us(lambda: screen_output(numbers, list(checks.output), {})),
+        "output_prose_us": per_call_us(lambda: screen_output(prose, list(checks.output), {})),
+        "stream_numbers_us": per_call_us(lambda: streamed(numbers)),
+        "stream_prose_us": per_call_us(lambda: streamed(prose)),
     }
 
 
@@ -184,6 +186,7 @@ def report(meta: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the phases (or, with --screening-only, the in-process part) and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=0)
     parser.add_argument(
@@ -191,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--provider-ms", type=float, default=300.0)
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--screening-only", action="store_true", help="only the in-process part")
     args = parser.parse_args(argv)
+    if args.screening_only:
+        print(json.dumps(screening_cost(), indent=2))
+        return 0
     args.skip_gateway, args.otlp, args.postgres, args.mode = False, None, None, "direct"
     args.emulator_script = [{"match": "", "content": "Noted.", "delay": args.provider_ms / 1000}]
     pin_to(1)()

@@ -336,6 +336,17 @@ detector is dropped (an e-mail's digits are not a phone, nor is a card number)."
 PRIORITY: tuple[PiiKind, ...] = tuple(DETECTORS)
 
 
+_SIX_DIGITS = re.compile(r"\d(?:\D*?\d){5}")
+
+
+def _may_hold(kind: PiiKind, text: str) -> bool:
+    """A cheap test that `text` may hold a `kind` at all: an e-mail address has an `@`;
+    every other kind has at least six digits (a UK National Insurance number has six)."""
+    if kind == "email":
+        return "@" in text
+    return _SIX_DIGITS.search(text) is not None
+
+
 def detect(text: str, kinds: Iterable[PiiKind] | None = None) -> list[Span]:
     """The non-overlapping spans of `kinds` (None: every kind) in `text`, in text order.
 
@@ -345,7 +356,9 @@ def detect(text: str, kinds: Iterable[PiiKind] | None = None) -> list[Span]:
     wanted = set(PII_KINDS if kinds is None else kinds)
     taken: list[Span] = []  # non-overlapping, in text order
     starts: list[int] = []
-    for detector in DETECTORS.values():
+    for kind, detector in DETECTORS.items():
+        if not _may_hold(kind, text):
+            continue
         for span in sorted(detector(text), key=lambda s: (s.start, -s.end)):
             i = bisect.bisect_left(starts, span.start)
             if i > 0 and taken[i - 1].end > span.start:

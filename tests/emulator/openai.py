@@ -150,8 +150,8 @@ def ask(body: dict[str, Any]) -> Ask:
     )
 
 
-def validate(body: Any) -> dict[str, Any] | None:
-    """OpenAI's 400 error object for a malformed chat request, or None if it is usable."""
+def _object_with_model(body: Any) -> dict[str, Any] | None:
+    """OpenAI's 400 error object unless the body is a JSON object that names a model."""
     if not isinstance(body, dict):
         if body is not None:
             return error_body(400, "Invalid body: expected a JSON object.")
@@ -159,6 +159,14 @@ def validate(body: Any) -> dict[str, Any] | None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return error_body(400, "you must provide a model parameter", param="model")
+    return None
+
+
+def validate(body: Any) -> dict[str, Any] | None:
+    """OpenAI's 400 error object for a malformed chat request, or None if it is usable."""
+    refused = _object_with_model(body)
+    if refused is not None:
+        return refused
     messages = body.get("messages")
     if messages is None:
         return error_body(
@@ -342,13 +350,9 @@ def embedding_vector(words: list[str], dimensions: int = EMBEDDING_DIMENSIONS) -
 
 def validate_embeddings(body: Any) -> dict[str, Any] | None:
     """OpenAI's 400 error object for a malformed embeddings request, or None if usable."""
-    if not isinstance(body, dict):
-        if body is not None:
-            return error_body(400, "Invalid body: expected a JSON object.")
-        return error_body(400, INVALID_JSON)
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return error_body(400, "you must provide a model parameter", param="model")
+    refused = _object_with_model(body)
+    if refused is not None:
+        return refused
     raw = body.get("input")
     if raw is None:
         return error_body(
