@@ -289,3 +289,18 @@ def test_bad_cache_settings_are_a_clear_400(gateway: ApiClient) -> None:
         assert reply.status_code == 400, reply.text
         assert reply.json()["error"]["type"] == "invalid_request", reply.text
         assert reply.json()["error"]["message"].startswith("body.cache"), reply.text
+
+
+def test_erasing_a_tenant_erases_its_cached_answers(gateway: ApiClient) -> None:
+    emu = gateway.cluster.emulator
+    tenant = gateway.new_tenant()
+    agent = cached_agent(gateway, tenant)
+    marker = tag()
+    emu.script(marker, content=f"forget me {marker}")
+    ok(gateway.execute(tenant, agent["id"], f"remember {marker}"))
+    time.sleep(0.3)  # the entry is written after the answer, unawaited
+
+    erased = gateway.http.delete(f"/api/v1/admin/tenants/{tenant.id}", headers=gateway.admin)
+
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["cached_answers"] == 1
