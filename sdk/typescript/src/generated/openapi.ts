@@ -70,7 +70,7 @@ export interface paths {
         /**
          * Execute
          * @description Run the agent once and answer with the whole result (a client that goes away first
-         *     cancels it).
+         *     cancels it, unless it sent an Idempotency-Key: then it runs on for the retry).
          */
         post: operations["execute_api_v1_agents__agent_id__execute_post"];
         delete?: never;
@@ -90,7 +90,8 @@ export interface paths {
         put?: never;
         /**
          * Execute Stream
-         * @description Run the agent and stream its steps as Server-Sent Events.
+         * @description Run the agent and stream its steps as Server-Sent Events (a repeat under the same
+         *     Idempotency-Key joins the first's stream from its start).
          */
         post: operations["execute_stream_api_v1_agents__agent_id__execute_stream_post"];
         delete?: never;
@@ -169,8 +170,9 @@ export interface paths {
         post?: never;
         /**
          * Erase Tenant
-         * @description Erase the tenant: its actor stops, its events and read-model rows are deleted. What
-         *     stays is one `data.erased` entry (who, from where, how much), for the platform admin.
+         * @description Erase the tenant: its cached answers go, its actor stops, its events and read-model
+         *     rows are deleted. What stays is one `data.erased` entry (who, from where, how much), for
+         *     the platform admin.
          */
         delete: operations["erase_tenant_api_v1_admin_tenants__tenant_id__delete"];
         options?: never;
@@ -851,6 +853,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cache": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Clear Cache
+         * @description Delete every cached answer of the caller's tenant; how many there were.
+         */
+        delete: operations["clear_cache_api_v1_cache_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/analytics/usage": {
         parameters: {
             query?: never;
@@ -1006,6 +1028,8 @@ export interface components {
             provider_type?: string | null;
             /** Context Instructions */
             context_instructions?: string | null;
+            cache?: components["schemas"]["CacheSettings"] | null;
+            guardrails?: components["schemas"]["Guardrails"] | null;
         };
         /** AgentUpdate */
         AgentUpdate: {
@@ -1028,6 +1052,8 @@ export interface components {
             tags?: string[] | null;
             /** Context Instructions */
             context_instructions?: string | null;
+            cache?: components["schemas"]["CacheSettings"] | null;
+            guardrails?: components["schemas"]["Guardrails"] | null;
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
@@ -1060,6 +1086,28 @@ export interface components {
             enforcement?: "hard" | "soft";
             /** Thresholds */
             thresholds?: number[];
+        };
+        /**
+         * CacheSettings
+         * @description `cache` of a request, an agent or the tenant policy.
+         */
+        CacheSettings: {
+            /**
+             * Mode
+             * @default exact
+             * @enum {string}
+             */
+            mode?: "exact" | "semantic" | "off";
+            /**
+             * Ttl S
+             * @default 3600
+             */
+            ttl_s?: number;
+            /**
+             * Threshold
+             * @description semantic: the least cosine similarity
+             */
+            threshold?: number | null;
         };
         /**
          * ChatCompletionRequest
@@ -1116,6 +1164,7 @@ export interface components {
             } | null;
             /** Store */
             store?: boolean | null;
+            cache?: components["schemas"]["CacheSettings"] | null;
             /** Logprobs */
             logprobs?: unknown;
             /** Top Logprobs */
@@ -1162,11 +1211,92 @@ export interface components {
             /** Tools */
             tools?: string[] | null;
             stream_options?: components["schemas"]["domain__schemas__StreamOptions"] | null;
+            cache?: components["schemas"]["CacheSettings"] | null;
+        };
+        /**
+         * Guardrails
+         * @description A tenant's or an agent's checks: `input` before the model, `output` after it.
+         */
+        Guardrails: {
+            /** Input */
+            input?: (components["schemas"]["PiiCheck"] | components["schemas"]["RegexCheck"] | components["schemas"]["KeywordsCheck"] | components["schemas"]["MaxLengthCheck"] | components["schemas"]["JsonSchemaCheck"])[];
+            /** Output */
+            output?: (components["schemas"]["PiiCheck"] | components["schemas"]["RegexCheck"] | components["schemas"]["KeywordsCheck"] | components["schemas"]["MaxLengthCheck"] | components["schemas"]["JsonSchemaCheck"])[];
         };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * JsonSchemaCheck
+         * @description The answer must be a JSON value valid against `schema` (output only; never redacts).
+         *
+         *     `repair`: when it fails, the caller may ask the model once more (see `repair_prompt`).
+         */
+        JsonSchemaCheck: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "block" | "redact" | "flag";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "json_schema";
+            /** Schema */
+            schema: {
+                [key: string]: unknown;
+            };
+            /**
+             * Repair
+             * @default true
+             */
+            repair?: boolean;
+        };
+        /**
+         * KeywordsCheck
+         * @description Whole words or phrases (a phrase's words may be separated by any whitespace).
+         */
+        KeywordsCheck: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "block" | "redact" | "flag";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "keywords";
+            /** Words */
+            words: string[];
+            /**
+             * Case Sensitive
+             * @default false
+             */
+            case_sensitive?: boolean;
+        };
+        /**
+         * MaxLengthCheck
+         * @description A text longer than `max_chars` characters; `redact` truncates it to `max_chars`.
+         *
+         *     On input each text (message) is measured on its own.
+         */
+        MaxLengthCheck: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "block" | "redact" | "flag";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "max_length";
+            /** Max Chars */
+            max_chars: number;
         };
         /**
          * McpServerCreate
@@ -1238,6 +1368,10 @@ export interface components {
             parameter_caps?: {
                 [key: string]: number;
             };
+            /** @description the tenant's default: unsampled requests only */
+            cache?: components["schemas"]["CacheSettings"] | null;
+            /** @description checks before the agent's own, on every execution */
+            guardrails?: components["schemas"]["Guardrails"] | null;
         };
         /**
          * Parameters
@@ -1260,6 +1394,32 @@ export interface components {
             seed?: number | null;
         };
         /**
+         * PiiCheck
+         * @description Personal data of the given kinds (None: every kind, see `domain.pii`).
+         *
+         *     `restore`: when input is redacted, the answer's placeholders may be put back to the
+         *     original values in what the client receives.
+         */
+        PiiCheck: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "block" | "redact" | "flag";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "pii";
+            /** Kinds */
+            kinds?: ("email" | "phone" | "card" | "iban" | "ssn_us" | "nino_uk" | "dni_es" | "nie_es" | "nir_fr" | "steuer_id_de")[] | null;
+            /**
+             * Restore
+             * @default true
+             */
+            restore?: boolean;
+        };
+        /**
          * ProviderCredential
          * @description A tenant's own provider key (write-only).
          */
@@ -1269,6 +1429,26 @@ export interface components {
              * Format: password
              */
             api_key: string;
+        };
+        /**
+         * RegexCheck
+         * @description Matches of any of `patterns` (Python `re` syntax); `name` labels it in decisions.
+         */
+        RegexCheck: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "block" | "redact" | "flag";
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "regex";
+            /** Patterns */
+            patterns: string[];
+            /** Name */
+            name?: string | null;
         };
         /** TenantCreate */
         TenantCreate: {
@@ -1366,6 +1546,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description the same key and body within 24 h: the first request's answer, run once */
+                "Idempotency-Key"?: string | null;
                 "x-tenant-id"?: string | null;
                 authorization?: string | null;
             };
@@ -1436,6 +1618,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description the same key and body within 24 h: the first request's answer, run once */
+                "Idempotency-Key"?: string | null;
                 "x-tenant-id"?: string | null;
                 authorization?: string | null;
             };
@@ -1454,9 +1638,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -1586,6 +1768,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description the same key and body within 24 h: the first request's answer, run once */
+                "Idempotency-Key"?: string | null;
                 "x-tenant-id"?: string | null;
                 authorization?: string | null;
             };
@@ -1624,6 +1808,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description the same key and body within 24 h: the first request's answer, run once */
+                "Idempotency-Key"?: string | null;
                 "x-tenant-id"?: string | null;
                 authorization?: string | null;
             };
@@ -3282,6 +3468,40 @@ export interface operations {
             path: {
                 scope: string;
             };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    clear_cache_api_v1_cache_delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
