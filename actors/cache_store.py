@@ -160,6 +160,21 @@ CREATE INDEX IF NOT EXISTS entries_by_expiry ON entries (expires_at);
 """
 
 
+def _set_up(db: sqlite3.Connection, attempts: int = 20) -> None:
+    """WAL mode and the schema. Switching to WAL is not covered by the busy timeout when
+    another connection sets the file up at the same moment, so that is retried."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+
+
 class SqliteCacheStore:
     """The cache in one SQLite file (WAL), each call on a worker thread with that thread's
     own connection; several processes of one node may share the file.
@@ -201,10 +216,8 @@ class SqliteCacheStore:
             isolation_level=None,  # autocommit; explicit BEGIN where several statements
             check_same_thread=False,  # only so that `close` may close it
         )
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_SCHEMA)
-        with self._lock:
+        with self._lock:  # one setup at a time here; other processes: retried below
+            _set_up(db)
             self._connections.append(db)
         self._local.db = db
         return db

@@ -49,7 +49,7 @@ from domain.pricing import cost_usd
 from domain.response_cache import CachePlan, Hit
 from domain.results import Answer, Attempt, ErrorInfo, ExecutionResult, Outcome, Timings
 from domain.routing import NO_NEEDS, Needs, Route, resolve
-from domain.run_guards import Screened, pieces, screen, tool_call_deltas
+from domain.run_guards import Screened, pieces, screen, screen_tool_results, tool_call_deltas
 from domain.run_plan import RunPlan
 from domain.stream_log import terminal_event
 from domain.tenant_models import TenantModelPolicy
@@ -515,14 +515,14 @@ class ExecutionRunner:
             run.tool_results.append(outcome.as_api())
             if live is not None:
                 live.emit("tool_result", {"execution_id": execution_id, **outcome.as_api()})
+        # what goes back to the model passes the input checks, as the caller's text did
+        contents, fired = screen_tool_results(run.screened, [o.content() for o in outcomes])
+        answer_policies.note_guardrails(run.execution, run.outcome, "input", fired)
+        for outcome, text in zip(outcomes, contents, strict=True):
             messages.append(
-                ChatMessage(
-                    role="tool",
-                    tool_call_id=outcome.call_id,
-                    name=outcome.name,
-                    content=outcome.content(),
-                )
-            )
+                ChatMessage(role="tool", tool_call_id=outcome.call_id, name=outcome.name,
+                            content=text)
+            )  # fmt: skip
         await self.store.save_events(run.execution.collect_events())
 
     def _checkpoint(self, run: Run, outcome: CallOutcome, live: LiveStream) -> None:

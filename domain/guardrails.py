@@ -521,13 +521,17 @@ def _merge_findings(into: dict[str, int], found: dict[str, int]) -> None:
         into[key] = max(into.get(key, 0), count) if key == "length" else into.get(key, 0) + count
 
 
-def screen_input(texts: list[str], checks: list[Check]) -> InputVerdict:
+def screen_input(
+    texts: list[str], checks: list[Check], known: dict[str, str] | None = None
+) -> InputVerdict:
     """Run the input checks in order on the client's texts (json_schema checks are skipped).
 
     Each check sees the texts as the checks before it left them; the first blocking check
     that fires ends the screening. The same value gets the same placeholder in every text.
+    `known`: placeholders issued by an earlier screening of the same execution (its input,
+    before a tool's result is screened); new ones are numbered after them.
     """
-    redactor = _Redactor()
+    redactor = _Redactor(known or {})
     decisions: list[Decision] = []
     texts = list(texts)
     for index, check in enumerate(checks):

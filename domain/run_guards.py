@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from domain.guardrails import Check, Decision, Guardrails, screen_input
+from domain.guardrails import Check, Decision, Guardrails, blocked_error, screen_input
 from domain.llm import ChatMessage
 
 
@@ -18,6 +18,7 @@ class Screened:
     messages: list[ChatMessage]
     decisions: list[Decision] = field(default_factory=list)
     blocked: Decision | None = None
+    input: list[Check] = field(default_factory=list)  # also run on server-side tool results
     output: list[Check] = field(default_factory=list)
     placeholders: dict[str, str] = field(default_factory=dict)
 
@@ -56,9 +57,24 @@ def screen(
         messages=out,
         decisions=list(verdict.decisions),
         blocked=verdict.blocked,
+        input=list(merged.input),
         output=list(merged.output),
         placeholders=dict(verdict.placeholders),
     )
+
+
+def screen_tool_results(screened: Screened, texts: list[str]) -> tuple[list[str], list[Decision]]:
+    """The input checks on server-side tool results before they go back to the model: the
+    texts as the model will see them, and the checks that fired (a block among them is
+    `blocked` on the result's verdict: the caller raises it). Placeholders continue the
+    input's numbering and are restored in the answer like the input's."""
+    if not screened.input:
+        return texts, []
+    verdict = screen_input(texts, screened.input, screened.placeholders)
+    if verdict.blocked is not None:
+        raise blocked_error(verdict.blocked)
+    screened.placeholders.update(verdict.placeholders)
+    return list(verdict.texts), list(verdict.decisions)
 
 
 def pieces(text: str, size: int = 48) -> list[str]:

@@ -4,6 +4,7 @@ idempotency keys, in-process over a real SQLite event store and a MockTransport 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -178,3 +179,32 @@ async def test_concurrent_claims_of_one_key_give_one_fresh(store) -> None:
     )
     assert [c.fresh for c in claims].count(True) == 1
     assert {c.target for c in claims} == {"target-0"}
+
+
+async def test_server_tool_results_pass_the_input_checks_before_the_model_sees_them(
+    store, tmp_path
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {
+        "name": "mortgage_calculator",
+        "arguments": json.dumps({"price": 400000, "annual_rate_percent": 6.5}),
+    }}  # fmt: skip
+    provider = ScriptedProvider(
+        completion(None, tool_calls=[call], model="gpt-4o-mini"),
+        completion("It is [REDACTED_2] a month for you, bob@example.org.", model="gpt-4o-mini"),
+    )
+    runner = await _runner(store, FakePeers(provider), tmp_path)
+    checks = [{"type": "pii", "action": "redact", "kinds": ["email"]},
+              {"type": "keywords", "action": "redact", "words": ["monthly_payment"]}]  # fmt: skip
+    agent = _agent(tools=["mortgage_calculator"], guardrails={"input": checks})
+
+    result = await _run(runner, agent, "I am bob@example.org: what is my monthly payment?")
+
+    first, second = (r["json"]["messages"] for r in provider.requests)
+    assert "bob@example.org" not in json.dumps(first) + json.dumps(second)
+    tool_message = second[-1]
+    assert tool_message["role"] == "tool"
+    assert "monthly_payment" not in tool_message["content"]
+    assert "[REDACTED_" in tool_message["content"] and "2528.27" in tool_message["content"]
+    assert result["status"] == "completed"
+    stages = [d["check"] for d in result["metadata"]["guardrails"]]
+    assert stages == ["pii", "keywords"]  # the prompt's e-mail, then the tool result's keyword
