@@ -16,7 +16,7 @@ from eventsourcing.application import AggregateNotFoundError
 from actors.event_store import AsyncEventStore
 from domain.idempotency import Claim, IdempotencyKey, checked_key, fingerprint, key_hash, key_id
 
-MEMORY = 10_000  # keys kept in memory, most recent first out last
+MEMORY = 10_000  # keys kept in memory; the least recently used leaves first
 
 
 class IdempotencyKeys:

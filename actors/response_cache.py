@@ -127,5 +127,5 @@ def answer_of(
 
 
 def _why(exc: BaseException) -> str:
-    """An exception's class and message, without anything that looks like a credential."""
+    """An exception's class only: its message may carry a URL or a credential."""
     return type(exc).__name__
