@@ -212,6 +212,7 @@ def test_a_failing_provider_gives_error_spans_and_an_error_body_naming_the_trace
         lambda s: (
             sum(x.trace_id == trace_id and x.name == "chat gpt-4o-mini" for x in s) == 3
             and any(x.trace_id == trace_id and x.kind == "SERVER" for x in s)
+            and any(x.trace_id == trace_id and x.name == "execute agent_execution" for x in s)
         )
     )
     spans = [s for s in spans if s.trace_id == trace_id]
