@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --force-reinstall \
 	  $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m pip install --quiet -e './sdk/python[ws]'
+	$(PY) -m pip install --quiet -e './sdk/python[ws,testing]'
 	touch $@
 
 install: $(VENV)/.installed graphiql

@@ -4,7 +4,8 @@
 the four reference agents for a tenant through a running server's admin API;
 `rotate-master-key` re-encrypts what is sealed at rest under a new master key, offline;
 `projections rebuild [NAME]` refolds read models from the events; `analyst create-role` /
-`drop-role` manage PostgreSQL logins that read one tenant's analytics.
+`drop-role` manage PostgreSQL logins that read one tenant's analytics; `migrate …` moves a
+legacy system's data and client code over (docs/migration.md).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import yaml
 from actors.log_setup import configure_logging
 from domain.config import parse_config
 from domain.config_check import config_problems
+from migration.commands import add_parser as add_migrate_parser
+from migration.commands import run as run_migrate
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config" / "default.yaml"
 
@@ -210,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     create_role.add_argument("--name", required=True)
     drop_role = analyst_commands.add_parser("drop-role", help="drop an analyst's role")
     drop_role.add_argument("--name", required=True)
+    add_migrate_parser(commands, f"http://{host}:{port}")
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        return run_migrate(args)
     if args.command == "projections":
         return rebuild_projections(args.names)
     if args.command == "analyst":

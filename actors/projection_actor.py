@@ -6,9 +6,11 @@ import asyncio
 import functools
 import logging
 import time
+import uuid
 from typing import Any
 
 import ray
+from eventsourcing.application import AggregateNotFoundError
 
 from actors import metrics, names, tenant_data
 from actors.event_store import AsyncEventStore
@@ -18,6 +20,7 @@ from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
 from domain.deprecations import DeprecatedUsage
+from domain.migration import Migration
 from projections import (
     analytics,
     audit,
@@ -253,6 +256,19 @@ class ProjectionActor:
         return await self.store.run(
             lambda db: history.list_executions(db, tenant_id, **filters), self.db
         )
+
+    @replies
+    async def migration_tenant(self, migration_id: str) -> str | None:
+        """The tenant a migration (`domain.migration`) imported into; None if there is none."""
+
+        def find() -> str | None:
+            try:
+                migration = self.store.app.repository.get(uuid.UUID(migration_id))
+            except (AggregateNotFoundError, ValueError):
+                return None
+            return migration.tenant_id if isinstance(migration, Migration) else None
+
+        return await self.store.run(find)
 
 
 def handle(settings: Settings) -> Any:

@@ -316,6 +316,21 @@ class TenantActor:
     async def list_state_agent_configs(self, state_id: str | None) -> list[dict[str, Any]]:
         return (await self._load()).state_agent_configs(state_id)
 
+    # legacy imports (`cb migrate`, through the admin API)
+
+    @replies
+    async def import_legacy(self, body: dict[str, Any], by: str | None = None) -> dict[str, Any]:
+        """Plan (with `dry_run`) or run an import of legacy records (`actors.legacy_imports`)."""
+        return await (await self._load()).imports.run(body, by)
+
+    @replies
+    async def describe_migration(self, migration_id: str) -> dict[str, Any]:
+        return await (await self._load()).imports.describe(migration_id)
+
+    @replies
+    async def roll_back_migration(self, migration_id: str, by: str | None = None) -> dict:
+        return await (await self._load()).imports.roll_back(migration_id, by)
+
     @replies
     async def trigger_state_agents(
         self, resource_id: str, state_id: str, data: Any

@@ -19,12 +19,14 @@ from eventsourcing.application import AggregateNotFoundError
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
+from actors.legacy_imports import LegacyImports
 from actors.mcp_sessions import McpConnection, check_stdio_command
 from actors.secrets import SecretBox
 from domain import keys
 from domain.agent import Agent
 from domain.config import Config, TenantDefaults
 from domain.errors import Conflict, InvalidRequest, NotFound
+from domain.legacy_import import imported_id
 from domain.model_listing import models_listing
 from domain.schemas import SCOPES
 from domain.state_agents import checked_config
@@ -46,6 +48,7 @@ class TenantCommands:
         self.runner = runner
         self.tenant: Tenant | None = None
         self.agents: dict[str, Agent] = {}
+        self.imports = LegacyImports(self)
 
     async def load(self) -> None:
         """Read the tenant and its agents; put its policy, keys and MCP servers to use."""
@@ -85,7 +88,10 @@ class TenantCommands:
         return self.tenant
 
     def agent(self, agent_id: str) -> Agent:
-        agent = self.agents.get(agent_id)
+        """The agent of that id, or the one imported from the legacy agent of that id."""
+        agent = self.agents.get(agent_id) or self.agents.get(
+            imported_id(self.tenant_id, "agent", agent_id)
+        )
         if agent is None or agent.deleted:
             raise NotFound(f"agent {agent_id} not found")
         return agent
@@ -340,6 +346,7 @@ class TenantCommands:
 
     async def delete_agent(self, agent_id: str, by: str | None) -> dict[str, Any]:
         agent, tenant = self.agent(agent_id), self.require_tenant()
+        agent_id = str(agent.id)  # a legacy id names the agent imported from it
         agent.delete(by)
         tenant.remove_agent(agent_id)
         await self.store.save(tenant, agent)

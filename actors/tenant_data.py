@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 from actors.secrets import SEALED_FIELDS
 from domain.erasure import Erasure
 from domain.idempotency import IdempotencyKey
+from domain.migration import Migration
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,24 @@ def aggregate_ids(app: Application[UUID], tenant_id: str, execution_ids: list[st
             ids.append(UUID(agent_id))
     ids += [UUID(e) for e in execution_ids]
     ids += idempotency_key_ids(app, tenant_id)
+    ids += migration_ids(app, tenant_id)
     return list(dict.fromkeys(ids))
+
+
+def migration_ids(app: Application[UUID], tenant_id: str) -> list[UUID]:
+    """The tenant's migrations and what each created (retracted executions included: they
+    are no longer in history), found by the migrations' first events."""
+    found = []
+    topic = get_topic(Migration.Started)
+    notes = app.recorder.select_notifications(start=None, limit=10_000_000, topics=[topic])
+    for note in notes:
+        event = app.mapper.to_domain_event(note)
+        if event.tenant_id != tenant_id:
+            continue
+        found.append(event.originator_id)
+        migration = app.repository.get(event.originator_id)
+        found += [UUID(r["id"]) for r in migration.records if r["kind"] != "state_agent_config"]
+    return found
 
 
 def idempotency_key_ids(app: Application[UUID], tenant_id: str) -> list[UUID]:

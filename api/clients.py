@@ -280,6 +280,15 @@ class TenantClient:
             lambda h: h.trigger_state_agents.remote(resource_id, state_id, data)
         )
 
+    async def import_legacy(self, body: dict[str, Any], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.import_legacy.remote(body, by))
+
+    async def describe_migration(self, migration_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.describe_migration.remote(migration_id))
+
+    async def roll_back_migration(self, migration_id: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.roll_back_migration.remote(migration_id, by))
+
     async def install_agents(self, definitions: list[dict[str, Any]], by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.install_agents.remote(definitions, by))
 
@@ -466,6 +475,9 @@ class ReadModels:
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.list_executions.remote(tenant_id, filters))
+
+    async def migration_tenant(self, migration_id: str) -> str | None:
+        return await self.peer.ask(lambda h: h.migration_tenant.remote(migration_id))
 
     async def budget_events(self, tenant_id: str, after: int, limit: int) -> list[dict]:
         """The tenant's budget events after `after` (`id`, `event`, `data`), oldest first."""

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.agent import Agent
 from domain.execution import Execution
+from domain.migration import Migration
 from domain.tenant import Tenant
 
 Detail = Callable[[Any], dict[str, Any]]
@@ -59,7 +60,10 @@ AUDITED: dict[type, tuple[str, Detail]] = {
         "state_agent_config.created",
         lambda e: {k: e.config.get(k) for k in ("id", "state_id", "agent_id", "enabled")},
     ),
+    Tenant.StateAgentConfigRemoved: ("state_agent_config.removed", _fields("config_id")),
     Tenant.CacheCleared: ("cache.cleared", _fields("entries")),
+    Migration.Started: ("migration.started", _fields("source", "model_map", "planned")),
+    Migration.RolledBack: ("migration.rolled_back", _fields("removed")),
     Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
@@ -92,8 +96,9 @@ def entry_of(event: Any) -> dict[str, Any] | None:
     if found is None:
         return None
     kind, detail = found
-    # the agent, or the execution a guardrail fired in
-    target = str(event.originator_id) if kind.startswith(("agent.", "guardrail.")) else None
+    # the agent, the execution a guardrail fired in, or the migration
+    targeted = kind.startswith(("agent.", "guardrail.", "migration."))
+    target = str(event.originator_id) if targeted else None
     actor, source = split_by(getattr(event, "by", None))
     return {
         "tenant_id": event.tenant_id,

@@ -249,6 +249,17 @@ class Tenant(Aggregate):
     ) -> None:
         self.state_agent_configs[config["id"]] = config
 
+    def remove_state_agent_config(self, config_id: str, by: str | None = None) -> None:
+        if config_id not in self.state_agent_configs:
+            raise NotFound(f"state agent configuration {config_id} not found")
+        self._state_agent_config_removed(self.tenant_id, config_id, by)
+
+    @event("StateAgentConfigRemoved")
+    def _state_agent_config_removed(
+        self, tenant_id: str, config_id: str, by: str | None = None
+    ) -> None:
+        self.state_agent_configs.pop(config_id, None)
+
     def as_api(self) -> dict[str, Any]:
         """The tenant as the API shows it."""
         return {"id": self.tenant_id, "name": self.name, "created_at": self.created_on.isoformat()}

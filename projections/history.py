@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from domain import legacy_import
 from domain.execution import Execution
+from domain.imported_execution import ImportedExecution
 from domain.results import ExecutionResult, Outcome
 from projections.db import Cursor, ReadModelDB
 from projections.decoded import outcome_of
@@ -187,7 +189,57 @@ def on_cancelled(cur: Cursor, event: Any) -> None:
     _finish(cur, event, "cancelled")
 
 
+def on_imported(cur: Cursor, event: Any) -> None:
+    """A legacy execution brought over by a migration: its original times, status, input
+    and output; no usage and no cost (no LLM call was made here)."""
+    row = event.record
+    status, error_type = legacy_import.STATUSES[row["legacy_status"]]
+    imported = {
+        "migration_id": event.migration_id,
+        "legacy_id": row["legacy_id"],
+        "legacy_agent_id": row["legacy_agent_id"],
+        "legacy_status": row["legacy_status"],
+        "output": row["output"],
+        "note": legacy_import.NO_COST,
+    }
+    output = row["output"]
+    content = output if isinstance(output, str) or output is None else json.dumps(output)
+    result = {"response": {"content": content} if content is not None else None,
+              "metadata": {"imported": imported}}  # fmt: skip
+    message = row["error_message"]
+    cur.execute(
+        "INSERT INTO executions (execution_id, tenant_id, agent_id, status, stream, started_at,"
+        " completed_at, duration_ms, error_type, error_message, result_json, kind, resource_id,"
+        " state_id, retry_count, input_json) VALUES (?, ?, ?, ?, FALSE, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?) ON CONFLICT (execution_id) DO NOTHING",
+        (
+            str(event.originator_id),
+            event.tenant_id,
+            row["agent_id"],
+            status,
+            row["started_at"],
+            row["completed_at"],
+            row["duration_ms"],
+            error_type or ("legacy_error" if message else None),
+            _sealed(message),
+            _sealed(json.dumps(result)),
+            legacy_import.IMPORTED,
+            _tag(row["resource_id"]),
+            _tag(row["state_id"]),
+            row["retry_count"],
+            _sealed(json.dumps(row["input"])),
+        ),
+    )
+
+
+def on_retracted(cur: Cursor, event: Any) -> None:
+    """The migration that imported it was rolled back: it leaves history."""
+    cur.execute("DELETE FROM executions WHERE execution_id = ?", (str(event.originator_id),))
+
+
 HANDLERS = {
+    ImportedExecution.Imported: on_imported,
+    ImportedExecution.Retracted: on_retracted,
     Execution.Cancelled: on_cancelled,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
@@ -252,10 +304,15 @@ def _result(row: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any
 
 def get_execution(db: ReadModelDB, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
     rows = db.query(
-        f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ? AND execution_id = ?",
-        (tenant_id, execution_id),
+        f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ? AND execution_id IN (?, ?)",
+        (tenant_id, execution_id, _imported(tenant_id, execution_id)),
     )
     return _view(rows[0]) if rows else None
+
+
+def _imported(tenant_id: str, execution_id: str) -> str:
+    """The id of the execution imported from a legacy execution of that id."""
+    return legacy_import.imported_id(tenant_id, "execution", execution_id)
 
 
 def list_executions(
@@ -283,11 +340,13 @@ def list_executions(
     elif kind is not None:
         sql += " AND kind = ?"
         params.append(kind)
+    if execution_id is not None:  # or the legacy id it was imported from
+        sql += " AND execution_id IN (?, ?)"
+        params += [execution_id, _imported(tenant_id, execution_id)]
     for column, value in (
         ("agent_id", agent_id),
         ("status", status),
         ("resource_id", resource_id),
-        ("execution_id", execution_id),
     ):
         if value is not None:
             sql += f" AND {column} = ?"

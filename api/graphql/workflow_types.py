@@ -142,17 +142,23 @@ def config_to_gql(config: dict[str, Any]) -> StateAgentConfigGQL:
 def execution_to_gql(view: dict[str, Any]) -> AgentExecutionGQL:
     """A history view (`projections.history`, with its `input`) in the legacy shape."""
     error = view.get("error") or {}
-    given = dict(view.get("input") or {})
-    mapping = given.pop("output_mapping", None)
+    imported = (view.get("metadata") or {}).get("imported")
+    given = view.get("input")
+    if imported is not None:  # as the legacy system recorded it
+        status, output = imported["legacy_status"], imported["output"]
+    else:
+        given = dict(given or {})
+        status = legacy_status(view["status"], error.get("type"))
+        output = _output(view, given.pop("output_mapping", None))
     duration = view.get("duration_ms")
     return AgentExecutionGQL(
         id=view["execution_id"],
         agent_id=view.get("agent_id") or "",
         resource_id=view.get("resource_id") or UNTAGGED,
         state_id=view.get("state_id") or UNTAGGED,
-        status=AgentExecutionStatusGQL(legacy_status(view["status"], error.get("type"))),
-        input_data=given,
-        output_data=_output(view, mapping),
+        status=AgentExecutionStatusGQL(status),
+        input_data=given if given is not None else {},
+        output_data=output,
         error_message=error.get("message"),
         started_at=iso(view["started_at"]),
         completed_at=iso(view["completed_at"]) if view.get("completed_at") else None,

@@ -31,7 +31,7 @@ async def create_tenant(body: TenantCreate, by: AdminBy, runtime: Rt) -> dict[st
 
 @router.get("/tenants/{tenant_id}")
 async def get_tenant(tenant_id: str, runtime: Rt) -> dict[str, Any]:
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     return await runtime.tenant(tenant_id).describe()
 
 
@@ -40,7 +40,7 @@ async def issue_api_key(
     tenant_id: str, by: AdminBy, runtime: Rt, body: ApiKeyCreate | None = None
 ) -> dict[str, Any]:
     """Issue another key for the tenant (the secret is shown once, stored only as a hash)."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     body = body or ApiKeyCreate()
     return await runtime.tenant(tenant_id).issue_api_key(body.scopes, body.expires_at, by)
 
@@ -49,7 +49,7 @@ async def issue_api_key(
 async def export_tenant(tenant_id: str, request: Request, runtime: Rt) -> StreamingResponse:
     """Everything the platform holds about the tenant, as JSON lines: its events (sealed
     secrets and key hashes redacted) and its read-model rows. Recorded in its audit trail."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     await runtime.tenant(tenant_id).describe()  # 404 for a tenant that does not exist
     lines = await runtime.read_models.export_tenant(tenant_id)
     _note(runtime, request, "data.exported", tenant_id, {"lines": len(lines)})
@@ -62,7 +62,7 @@ async def erase_tenant(tenant_id: str, request: Request, runtime: Rt) -> dict[st
     """Erase the tenant: its cached answers go, its actor stops, its events and read-model
     rows are deleted. What stays is one `data.erased` entry (who, from where, how much), for
     the platform admin."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     tenant = runtime.tenant(tenant_id)
     await tenant.describe()
     cached = await tenant.clear_cache("platform-admin")
@@ -83,14 +83,14 @@ def _note(
 @router.get("/tenants/{tenant_id}/audit")
 async def tenant_audit_trail(tenant_id: str, query: AuditQuery, runtime: Rt) -> dict[str, Any]:
     """Any tenant's audit trail, an erased tenant's `data.erased` entry included."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     return {"entries": await query.entries(runtime, tenant_id)}
 
 
 @router.get("/tenants/{tenant_id}/api-keys")
 async def list_api_keys(tenant_id: str, runtime: Rt) -> dict[str, Any]:
     """The tenant's keys (hint, scopes, expiry, issued, revoked, last used); no secrets."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     await runtime.tenant(tenant_id).describe()  # 404 for a tenant that does not exist
     return {"api_keys": await runtime.read_models.list_keys(tenant_id)}
 
@@ -98,7 +98,7 @@ async def list_api_keys(tenant_id: str, runtime: Rt) -> dict[str, Any]:
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}")
 async def revoke_api_key(tenant_id: str, key_id: str, by: AdminBy, runtime: Rt) -> dict[str, Any]:
     """Revoke a key; every ingress replica refuses it within seconds."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     return await runtime.tenant(tenant_id).revoke_api_key(key_id, by)
 
 
@@ -109,7 +109,7 @@ async def set_limits(
     """Set the tenant's limits at runtime; omitted fields take the configured defaults.
 
     A rate refusal another replica remembers still holds until its Retry-After."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     limits = await runtime.tenant(tenant_id).set_limits(body.own(), by)
     admission.refusals.forget(tenant_id)
     return limits
@@ -118,19 +118,20 @@ async def set_limits(
 @router.get("/tenants/{tenant_id}/limits")
 async def get_limits(tenant_id: str, runtime: Rt) -> dict[str, Any]:
     """The tenant's effective limits and what is left of them now."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     return await runtime.tenant(tenant_id).get_limits()
 
 
 @router.post("/tenants/{tenant_id}/reference-agents")
 async def install_reference_agents(tenant_id: str, by: AdminBy, runtime: Rt) -> dict[str, Any]:
     """Install the four reference agents of PED 13.1 for the tenant (idempotent)."""
-    _check_id(tenant_id)
+    check_tenant_id(tenant_id)
     definitions = [agent_definition(AgentCreate(**agent)) for agent in REFERENCE_AGENTS]
     return await runtime.tenant(tenant_id).install_agents(definitions, by)
 
 
-def _check_id(tenant_id: str) -> None:
+def check_tenant_id(tenant_id: str) -> None:
+    """A tenant id that is no UUID names no tenant."""
     if not UUID_PATTERN.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
 

@@ -435,6 +435,107 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tenants/{tenant_id}/migrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Legacy
+         * @description Import legacy records (or, with `dry_run`, only plan it): each record's action —
+         *     create, skip (imported before) or error (why) — and the migration id of a real run.
+         */
+        post: operations["import_legacy_api_v1_admin_tenants__tenant_id__migrations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/tenants/{tenant_id}/migrations/{migration_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Describe Migration
+         * @description The migration and each record it created: its legacy source and what is here now.
+         */
+        get: operations["describe_migration_api_v1_admin_tenants__tenant_id__migrations__migration_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/tenants/{tenant_id}/migrations/{migration_id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll Back Migration
+         * @description Remove what the migration created; what users created since stays (counted).
+         */
+        post: operations["roll_back_migration_api_v1_admin_tenants__tenant_id__migrations__migration_id__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/migrations/{migration_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find Migration
+         * @description A migration by its id alone (as `cb migrate verify` has it).
+         */
+        get: operations["find_migration_api_v1_admin_migrations__migration_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/migrations/{migration_id}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll Back By Id
+         * @description Roll a migration back by its id alone (as `cb migrate rollback` has it).
+         */
+        post: operations["roll_back_by_id_api_v1_admin_migrations__migration_id__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/models": {
         parameters: {
             query?: never;
@@ -1227,6 +1328,55 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /**
+         * ImportRequest
+         * @description `POST /api/v1/admin/tenants/{id}/migrations`: legacy records as the legacy API returns
+         *     them, where they came from, and the operator's model mapping.
+         */
+        ImportRequest: {
+            /**
+             * Source
+             * @description where the records came from: {kind, url | file}
+             */
+            source?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Model Map
+             * @description legacy model → model here
+             */
+            model_map?: {
+                [key: string]: string;
+            };
+            /**
+             * Dry Run
+             * @default false
+             */
+            dry_run?: boolean;
+            /**
+             * Migration Id
+             * @description continue this run (a part)
+             */
+            migration_id?: string | null;
+            /**
+             * Final
+             * @description the run's last part: it is finished
+             * @default true
+             */
+            final?: boolean;
+            /** Agents */
+            agents?: {
+                [key: string]: unknown;
+            }[];
+            /** State Agent Configs */
+            state_agent_configs?: {
+                [key: string]: unknown;
+            }[];
+            /** Executions */
+            executions?: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * JsonSchemaCheck
@@ -2529,6 +2679,187 @@ export interface operations {
             };
         };
     };
+    import_legacy_api_v1_admin_tenants__tenant_id__migrations_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    describe_migration_api_v1_admin_tenants__tenant_id__migrations__migration_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                tenant_id: string;
+                migration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    roll_back_migration_api_v1_admin_tenants__tenant_id__migrations__migration_id__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                tenant_id: string;
+                migration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    find_migration_api_v1_admin_migrations__migration_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                migration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    roll_back_by_id_api_v1_admin_migrations__migration_id__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path: {
+                migration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_models_api_v1_models_get: {
         parameters: {
             query?: never;
@@ -3166,7 +3497,7 @@ export interface operations {
                 status?: ("running" | "completed" | "failed" | "cancelled") | null;
                 limit?: number;
                 before?: number | null;
-                kind?: ("agent_execution" | "chat_completion") | null;
+                kind?: ("agent_execution" | "chat_completion" | "imported") | null;
             };
             header?: {
                 "x-tenant-id"?: string | null;
