@@ -128,3 +128,12 @@ def test_a_legacy_url_is_recorded_without_its_credentials() -> None:
     assert _without_credentials("https://u:secret@legacy.example:4000/graphql?x=1") == (
         "https://legacy.example:4000/graphql?x=1"
     )
+
+
+def test_the_client_tools_answer_through_cb_migrate(capsys: pytest.CaptureFixture[str]) -> None:
+    clients = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_clients"
+    assert cli.main(["migrate", "check-ops", str(clients / "operations.graphql")]) == 1
+    assert "invalid Budget" in capsys.readouterr().out
+    assert cli.main(["migrate", "code", str(clients / "agent_app.ts")]) == 0
+    out = capsys.readouterr().out
+    assert "+import { Client" in out and '"@circuit-breaker/sdk"' in out
