@@ -182,18 +182,22 @@ def _reread(migration: Mapping[str, Any], headers: list[str]) -> dict[str, Any] 
         return None
     server = LegacyGraphQL(source["url"], header_pairs(headers), timeout_s=10)
     found: dict[str, Any] = {}
+    records = migration["records"]
     try:
-        states = set()
-        for record in migration["records"]:
-            kind, legacy_id = record["kind"], record["legacy_id"]
-            if kind == "agent":
-                found[f"agent/{legacy_id}"] = server.agent(legacy_id)
-            elif kind == "execution":
-                found[f"execution/{legacy_id}"] = server.execution(legacy_id)
-            else:
-                states.add(record["source"].get("stateId"))
-        for state in states:
-            for config in server.state_agent_configs(state):
+        for record in (r for r in records if r["kind"] == "agent"):
+            found[f"agent/{record['legacy_id']}"] = server.agent(record["legacy_id"])
+        # executions and configurations in bulk (by resource, by state), then one by one
+        executions = [r for r in records if r["kind"] == "execution"]
+        for resource in dict.fromkeys(r["source"].get("resourceId") for r in executions):
+            for execution in server.resource_executions(str(resource)) if resource else []:
+                found[f"execution/{execution['id']}"] = execution
+        for record in executions:
+            key = f"execution/{record['legacy_id']}"
+            if key not in found:
+                found[key] = server.execution(record["legacy_id"])
+        configs = [r for r in records if r["kind"] == "state_agent_config"]
+        for state in dict.fromkeys(r["source"].get("stateId") for r in configs):
+            for config in server.state_agent_configs(str(state)):
                 found[f"state_agent_config/{config['id']}"] = config
     except SourceUnavailable as exc:
         print(f"the legacy server could not be re-read ({exc}); comparing with the copies kept")
