@@ -9,7 +9,10 @@ recognised and left alone.
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from eventsourcing.utils import Environment
 from actors.event_store import EventStore
 from actors.secrets import SEALED_FIELDS, SecretBox
 from actors.settings import Settings, master_key, master_key_file, new_key, write_key
+from domain.audit import PLATFORM, SecurityRecord
 from projections.db import ReadModelDB
 from projections.history import SEALED, SEALED_COLUMNS
 
@@ -164,4 +168,31 @@ def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> R
         os.replace(target, current)
         target = current
     rotation.key_file = str(target)
+    _record(settings, new, rotation)
     return rotation
+
+
+def _record(settings: Settings, key: str, rotation: Rotation) -> None:
+    """The rotation on the platform's audit trail: who ran it, on which host, what it did
+    (under the new key when payloads are encrypted)."""
+    env = settings.store_env()
+    if settings.encrypt_payloads:
+        env["CIPHER_KEY"] = key
+    app = EventStore(env=env)
+    try:
+        entry = {
+            "tenant_id": PLATFORM,
+            "kind": "master_key.rotated",
+            "actor": f"operator {getpass.getuser()}",
+            "source": socket.gethostname(),
+            "at": time.time(),
+            "detail": {
+                "events": rotation.events,
+                "sealed_secrets": rotation.sealed_secrets,
+                "history_values": rotation.history_values,
+            },
+            "count": 1,
+        }
+        app.save(SecurityRecord([entry]))
+    finally:
+        app.close()

@@ -16,6 +16,7 @@ from actors import metrics, names, tenant_data
 from actors.event_store import AsyncEventStore
 from actors.log_setup import configure_logging
 from actors.replies import replies
+from actors.revocation_feed import RevocationFeed
 from actors.secrets import SecretBox
 from actors.settings import Settings
 from domain.audit import SecurityRecord
@@ -34,6 +35,7 @@ from projections import (
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
+REVOCATION_ACK_S = 1.0  # how long a revocation waits for every replica to have applied it
 
 
 @ray.remote
@@ -44,6 +46,7 @@ class ProjectionActor:
         configure_logging(settings, "projection")
         self.settings = settings
         self.store = AsyncEventStore(settings, threads=2)
+        self.revocations = RevocationFeed()
         self.db = ReadModelDB(settings.read_model_url())
         # the metrics live apart (PostgreSQL: the `analytics` schema analysts may read)
         self.metrics_db = ReadModelDB(settings.read_model_url(), schema=runner.METRICS.schema)
@@ -132,6 +135,26 @@ class ProjectionActor:
     @replies
     async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
         return await self._read(directory.lookup_key, key_hash, time.time())
+
+    @replies
+    async def note_revocations(self, key_ids: list[str]) -> int:
+        """Keys were revoked (or erased): fold that (every lookup from now on sees it), then
+        tell the replicas following `revocations_after`, and wait (a second at most) until each
+        has applied it. The feed's new position."""
+        await self._catch_up(runner.READ_MODELS)
+        seq = self.revocations.add(key_ids)
+        if not await self.revocations.applied(seq, REVOCATION_ACK_S):
+            log.warning("a replica did not confirm revocation %d within %.1f s", seq,
+                        REVOCATION_ACK_S)  # fmt: skip
+        return seq
+
+    @replies
+    async def revocations_after(
+        self, epoch: str | None, seq: int, wait_s: float, follower: str
+    ) -> dict:
+        """The keys revoked after `seq` of feed `epoch`, as soon as there are any (or none
+        after `wait_s`); a different epoch means the feed restarted: forget every cached key."""
+        return await self.revocations.after(epoch, seq, wait_s, follower)
 
     @replies
     async def record_security(self, entries: list[dict[str, Any]]) -> None:

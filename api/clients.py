@@ -8,6 +8,7 @@ handle. `Actors` makes the peers of a Ray deployment; a test passes peers over f
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +24,12 @@ from actors.replies import WithHeaders, unwrap, unwrap_with_headers
 from actors.settings import Settings
 from api.streaming import Opened, open_stream
 
+log = logging.getLogger(__name__)
+
 RECREATE_ATTEMPTS = 20
-KEY_HIT_TTL_S = 5.0  # a revoked key is refused by every replica within this
+KEY_HIT_TTL_S = 5.0  # how long a verdict is kept (a revocation is pushed: see KeyDirectory)
 KEY_MISS_TTL_S = 1.0
+REVOCATION_WAIT_S = 25.0  # a long poll of the revocation feed answers within this
 MAX_CACHED_KEYS = 100_000
 
 Reply = dict[str, Any]
@@ -433,6 +437,16 @@ class ReadModels:
     async def lookup_key(self, key_hash: str) -> dict[str, Any] | None:
         return await self.peer.ask(lambda h: h.lookup_key.remote(key_hash))
 
+    async def note_revocations(self, key_ids: list[str]) -> int:
+        return await self.peer.ask(lambda h: h.note_revocations.remote(key_ids))
+
+    async def revocations_after(
+        self, epoch: str | None, seq: int, wait_s: float, follower: str
+    ) -> dict[str, Any]:
+        return await self.peer.ask(
+            lambda h: h.revocations_after.remote(epoch, seq, wait_s, follower)
+        )
+
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.list_keys.remote(tenant_id))
 
@@ -491,23 +505,74 @@ class ReadModels:
 
 
 class KeyDirectory:
-    """The read models' key directory as one replica caches it (a hit for 5 s, a miss 1 s)."""
+    """The read models' key directory as one replica caches it (a hit for 5 s, a miss 1 s).
 
-    def __init__(self, read_models: ReadModels) -> None:
+    A revocation does not wait for the cache: the replica that revoked forgets the key at
+    once, and every replica follows the projection actor's revocation feed (a long poll
+    answered the moment a key is revoked), refusing those keys from then on.
+    """
+
+    def __init__(self, read_models: ReadModels, follow: bool = True) -> None:
         self.read_models = read_models
         self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self.revoked: set[str] = set()  # key ids revoked since this replica started
+        self.follow = follow  # off where there is no feed to follow (tests over fakes)
+        self.follower = uuid.uuid4().hex  # this replica, to the feed
+        self._following: asyncio.Task[None] | None = None
 
     async def lookup(self, key_hash: str) -> dict[str, Any] | None:
         """The key's record (tenant, scopes, expiry, revoked), or None for an unknown key."""
+        self._follow()
         now = time.monotonic()
         hit = self._cache.get(key_hash)
         if hit is not None and hit[0] > now:
-            return hit[1]
+            return self._checked(hit[1])
         record = await self.read_models.lookup_key(key_hash)
         self._cache[key_hash] = (now + (KEY_HIT_TTL_S if record else KEY_MISS_TTL_S), record)
         if len(self._cache) > MAX_CACHED_KEYS:
             self._cache.clear()
+        return self._checked(record)
+
+    def _checked(self, record: dict[str, Any] | None) -> dict[str, Any] | None:
+        if record is not None and not record["revoked"] and record["key_id"] in self.revoked:
+            return {**record, "revoked": True}
         return record
+
+    def forget(self, key_ids: list[str]) -> None:
+        """Refuse these keys from now on, whatever the cache says."""
+        self.revoked.update(key_ids)
+        if len(self.revoked) > MAX_CACHED_KEYS:  # the read model says it too, once refolded
+            self.revoked = set(key_ids)
+            self._cache.clear()
+
+    async def revoked_here(self, key_ids: list[str]) -> None:
+        """Keys this replica revoked (or erased): refused here at once; the others are told,
+        and this returns once they have applied it (or after a second)."""
+        self.forget(key_ids)
+        await self.read_models.note_revocations(key_ids)
+
+    def _follow(self) -> None:
+        if self.follow and (self._following is None or self._following.done()):
+            self._following = asyncio.get_running_loop().create_task(self._follow_feed())
+
+    async def _follow_feed(self) -> None:
+        epoch: str | None = None
+        seq = 0
+        while True:
+            try:
+                news = await self.read_models.revocations_after(
+                    epoch, seq, REVOCATION_WAIT_S, self.follower
+                )
+            except Exception:  # the projection actor is away: what it said may be lost
+                log.warning("the revocation feed failed; cached keys forgotten", exc_info=True)
+                self._cache.clear()
+                epoch = None
+                await asyncio.sleep(1.0)
+                continue
+            if news["reset"]:
+                self._cache.clear()
+            self.forget(news["key_ids"])
+            epoch, seq = news["epoch"], news["seq"]
 
 
 class ProviderClient:

@@ -46,7 +46,7 @@ class Runtime:
         self.lines = CallLines() if actors is None else None
         self.config_actor = ConfigClient(self.actors.config_actor(), on_change=self.refresh_config)
         self.read_models = ReadModels(self.actors.projection())
-        self.keys = KeyDirectory(self.read_models)
+        self.keys = KeyDirectory(self.read_models, follow=actors is None)
         self.security_log = SecurityLog(self.read_models.record_security)
         self._catalog: Config | None = None
         self._config_version: str | None = None

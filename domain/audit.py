@@ -16,7 +16,10 @@ from eventsourcing.domain import Aggregate, event
 from domain.agent import Agent
 from domain.execution import Execution
 from domain.migration import Migration
+from domain.platform_config import PlatformConfig
 from domain.tenant import Tenant
+
+PLATFORM = "_platform"  # the trail of platform changes (configuration, master key), not a tenant's
 
 Detail = Callable[[Any], dict[str, Any]]
 
@@ -68,10 +71,17 @@ AUDITED: dict[type, tuple[str, Detail]] = {
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
     Agent.Deleted: ("agent.deleted", lambda e: {}),
+    # the platform's own trail (tenant `PLATFORM`), read by the platform admin
+    PlatformConfig.VirtualModelSet: ("config.virtual_model.set", _fields("name", "definition")),
+    PlatformConfig.VirtualModelRemoved: ("config.virtual_model.removed", _fields("name")),
+    PlatformConfig.ProviderSettingsSet: ("config.provider.set", _fields("name", "settings")),
+    PlatformConfig.IngressSet: ("config.ingress.set", _fields("settings")),
+    PlatformConfig.FileReloaded: ("config.reloaded", _fields("digest")),
 }
 
 SECURITY_KINDS = ("authentication_failed", "permission_denied", "cross_tenant_attempt")
 OUTLIVES_TENANT = ("data.erased",)  # kept after the tenant is gone: the proof of erasure
+PLATFORM_KINDS = ("master_key.rotated",)  # recorded as security records, on the platform trail
 
 
 FROM = " from "  # joins who acted and their address in a change's `by`
@@ -101,7 +111,7 @@ def entry_of(event: Any) -> dict[str, Any] | None:
     target = str(event.originator_id) if targeted else None
     actor, source = split_by(getattr(event, "by", None))
     return {
-        "tenant_id": event.tenant_id,
+        "tenant_id": getattr(event, "tenant_id", PLATFORM),
         "at": event.timestamp.timestamp(),
         "kind": kind,
         "actor": actor,

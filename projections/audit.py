@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from domain.audit import AUDITED, OUTLIVES_TENANT, SecurityRecord, entry_of
+from domain.audit import AUDITED, OUTLIVES_TENANT, PLATFORM, SecurityRecord, entry_of
 from projections.db import Cursor, ReadModelDB
 
 DDL = (
@@ -55,6 +55,7 @@ def on_security(cur: Cursor, event: Any) -> None:
     for index, entry in enumerate(event.entries):
         known = (
             entry["kind"] in OUTLIVES_TENANT
+            or entry["tenant_id"] == PLATFORM
             or cur.execute(
                 "SELECT 1 FROM tenants WHERE tenant_id = ?", (entry["tenant_id"],)
             ).fetchone()

@@ -14,6 +14,7 @@ from api.auth import AdminBy, require_admin
 from api.ids import UUID_PATTERN, client_of
 from api.routes.audit import AuditQuery
 from api.runtime import Rt, Runtime
+from domain.audit import PLATFORM
 from domain.errors import NotFound
 from domain.reference_agents import REFERENCE_AGENTS
 from domain.schemas import AgentCreate, ApiKeyCreate, TenantCreate, agent_definition
@@ -50,9 +51,16 @@ async def export_tenant(tenant_id: str, request: Request, runtime: Rt) -> Stream
     """Everything the platform holds about the tenant, as JSON lines: its events (sealed
     secrets and key hashes redacted) and its read-model rows. Recorded in its audit trail."""
     check_tenant_id(tenant_id)
+    return await exported(runtime, request, tenant_id, "platform-admin")
+
+
+async def exported(
+    runtime: Runtime, request: Request, tenant_id: str, actor: str
+) -> StreamingResponse:
+    """The tenant's export as JSON lines, noted in its trail as `actor`'s `data.exported`."""
     await runtime.tenant(tenant_id).describe()  # 404 for a tenant that does not exist
     lines = await runtime.read_models.export_tenant(tenant_id)
-    _note(runtime, request, "data.exported", tenant_id, {"lines": len(lines)})
+    _note(runtime, request, "data.exported", tenant_id, {"lines": len(lines)}, actor)
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
@@ -66,17 +74,25 @@ async def erase_tenant(tenant_id: str, request: Request, runtime: Rt) -> dict[st
     tenant = runtime.tenant(tenant_id)
     await tenant.describe()
     cached = await tenant.clear_cache("platform-admin")
+    keys = [key["id"] for key in await runtime.read_models.list_keys(tenant_id)]
     await tenant.stop()
     erased = {**await runtime.read_models.erase_tenant(tenant_id), "cached_answers": cached}
+    await runtime.keys.revoked_here(keys)  # its keys stop on every replica at once
     _note(runtime, request, "data.erased", tenant_id, erased)
     return {"id": tenant_id, "erased": True, **erased}
 
 
 def _note(
-    runtime: Runtime, request: Request, kind: str, tenant_id: str, detail: dict[str, Any]
+    runtime: Runtime,
+    request: Request,
+    kind: str,
+    tenant_id: str,
+    detail: dict[str, Any],
+    actor: str = "platform-admin",
 ) -> None:
-    """An audit entry for what the platform admin did with a tenant's data."""
-    entry = {"kind": kind, "tenant_id": tenant_id, "actor": "platform-admin", "detail": detail}
+    """An audit entry for what was done with a tenant's data (by the platform admin, or the
+    tenant's own credential)."""
+    entry = {"kind": kind, "tenant_id": tenant_id, "actor": actor, "detail": detail}
     runtime.security_log.note([entry], client_of(request), request.method, request.url.path)
 
 
@@ -85,6 +101,14 @@ async def tenant_audit_trail(tenant_id: str, query: AuditQuery, runtime: Rt) -> 
     """Any tenant's audit trail, an erased tenant's `data.erased` entry included."""
     check_tenant_id(tenant_id)
     return {"entries": await query.entries(runtime, tenant_id)}
+
+
+@router.get("/audit")
+async def platform_audit_trail(query: AuditQuery, runtime: Rt) -> dict[str, Any]:
+    """The platform's own trail, newest first: configuration changes (virtual models,
+    provider settings, ingress limits) and reloads with who and from where, and master key
+    rotations."""
+    return {"entries": await query.entries(runtime, PLATFORM)}
 
 
 @router.get("/tenants/{tenant_id}/api-keys")
@@ -97,9 +121,11 @@ async def list_api_keys(tenant_id: str, runtime: Rt) -> dict[str, Any]:
 
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}")
 async def revoke_api_key(tenant_id: str, key_id: str, by: AdminBy, runtime: Rt) -> dict[str, Any]:
-    """Revoke a key; every ingress replica refuses it within seconds."""
+    """Revoke a key; every ingress replica refuses it from the moment this answers."""
     check_tenant_id(tenant_id)
-    return await runtime.tenant(tenant_id).revoke_api_key(key_id, by)
+    done = await runtime.tenant(tenant_id).revoke_api_key(key_id, by)
+    await runtime.keys.revoked_here([key_id])
+    return done
 
 
 @router.put("/tenants/{tenant_id}/limits")

@@ -143,3 +143,36 @@ def test_repeated_refusals_are_counted_not_stored_again_and_filters_apply(
                  "Authorization": "Bearer cbk_x"},
     )  # fmt: skip
     assert ghost.status_code == 401  # recorded nowhere: no such tenant
+
+
+@SQLITE_ONLY
+def test_platform_changes_are_on_the_platform_trail_for_the_platform_admin(
+    gateway: ApiClient,
+) -> None:
+    name = f"test:audited-{time.monotonic_ns()}"
+    body = {"strategy": "balanced", "candidates": ["gpt-4o-mini"]}
+    made = gateway.http.put(f"/api/v1/admin/config/virtual-models/{name}", json=body,
+                            headers=gateway.admin)  # fmt: skip
+    assert made.status_code == 200, made.text
+    gone = gateway.http.delete(f"/api/v1/admin/config/virtual-models/{name}",
+                               headers=gateway.admin)  # fmt: skip
+    assert gone.status_code == 200, gone.text
+    kinds = {"kind": ["config.virtual_model.set", "config.virtual_model.removed"]}
+    deadline = time.monotonic() + 10
+    while True:
+        reply = gateway.http.get("/api/v1/admin/audit", params=kinds, headers=gateway.admin)
+        assert reply.status_code == 200, reply.text
+        mine = [e for e in reply.json()["entries"] if e["detail"].get("name") == name]
+        if len(mine) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    removed, set_ = mine
+    assert removed["kind"] == "config.virtual_model.removed"
+    assert set_["kind"] == "config.virtual_model.set"
+    assert set_["detail"]["definition"]["candidates"] == ["gpt-4o-mini"]
+    assert set_["actor"] == "platform-admin" and set_["source"]  # who, and from where
+    tenant = gateway.new_tenant()  # a tenant key reads none of it
+    refused = gateway.http.get("/api/v1/admin/audit", headers=tenant.headers())
+    assert refused.status_code == 401
+    own = gateway.http.get("/api/v1/audit", headers=tenant.headers()).json()["entries"]
+    assert all(not e["kind"].startswith("config.") for e in own)

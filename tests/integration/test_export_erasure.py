@@ -71,6 +71,23 @@ def test_export_holds_everything_but_secrets_and_is_audited(gateway: ApiClient) 
     assert trail[0]["actor"] == "platform-admin" and trail[0]["source"] == "127.0.0.1"
     assert trail[0]["detail"]["lines"] == len(lines)
 
+    # the tenant's own admin key exports the same, and that is in its trail with the key
+    own = gateway.http.get("/api/v1/export", headers=tenant.headers())
+    assert own.status_code == 200 and own.headers["content-type"].startswith("application/x-nd")
+    own_ids = {json.loads(line).get("aggregate_id") for line in own.text.splitlines()}
+    assert ids <= own_ids and secret not in own.text and canary in own.text
+    keys = f"/api/v1/admin/tenants/{tenant.id}/api-keys"
+    reader = gateway.http.post(keys, json={"scopes": ["agents:read"]}, headers=gateway.admin)
+    reader = reader.json()
+    refused = gateway.http.get("/api/v1/export", headers=tenant.headers(reader["api_key"]))
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_denied"
+    deadline = time.monotonic() + 10
+    while len(trail) < 2 and time.monotonic() < deadline:
+        trail = _trail(gateway, "/api/v1/audit", "data.exported", tenant.headers())
+        time.sleep(0.2)
+    assert trail[0]["actor"].startswith("key:")
+    assert trail[0]["detail"]["path"].endswith("/api/v1/export")
+
 
 def test_erasure_leaves_nothing_but_one_audit_entry(gateway: ApiClient) -> None:
     seeded = _seed(gateway)

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eventsourcing.utils import get_topic
 
 import cli
 from actors.event_store import EventStore
 from actors.secrets import SecretBox
 from actors.settings import Settings, new_key
+from domain.audit import PLATFORM, SecurityRecord
 from domain.execution import Execution
 from domain.results import Outcome
 from domain.tenant import Tenant
@@ -131,6 +133,12 @@ def test_rotation_reseals_everything_and_the_old_key_opens_nothing(
         tenant = app.repository.get(tenant_id)
         with pytest.raises(ValueError):
             old_box.open(tenant.own_provider_keys["openai"]["ciphertext"])
+        # the rotation is on the platform's audit trail (who, which host, how much)
+        topic = get_topic(SecurityRecord.Created)
+        notes = app.recorder.select_notifications(start=None, limit=100, topics=[topic])
+        [rotated] = [e for n in notes for e in app.mapper.to_domain_event(n).entries]
+        assert rotated["kind"] == "master_key.rotated" and rotated["tenant_id"] == PLATFORM
+        assert rotated["actor"].startswith("operator ") and rotated["detail"]["sealed_secrets"] == 2
     finally:
         app.close()
     if encrypted:  # the event store itself no longer opens with the old key

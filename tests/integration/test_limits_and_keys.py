@@ -158,18 +158,12 @@ def test_keys_are_listed_without_secrets_and_a_revoked_key_stops_on_every_replic
     assert wrong.status_code == 404  # another tenant's key id is unknown there
     revoked = gateway.http.delete(f"{keys}/{key['id']}", headers=gateway.admin)
     assert revoked.status_code == 200 and revoked.json()["revoked"] is True
-    started = time.monotonic()
-    statuses: list[int] = []
-    while time.monotonic() - started < 10:
-        statuses = [
-            gateway.http.get("/api/v1/agents", headers=tenant.headers(key["api_key"])).status_code
-            for _ in range(2 * gateway.replicas)
-        ]
-        if set(statuses) == {401}:
-            break
-        time.sleep(0.25)
+    # refused at once on every replica (the revocation is pushed; the caches held the key)
+    statuses = [
+        gateway.http.get("/api/v1/agents", headers=tenant.headers(key["api_key"])).status_code
+        for _ in range(4 * gateway.replicas)
+    ]
     assert set(statuses) == {401}, statuses
-    assert time.monotonic() - started < 7  # the replicas' key caches hold a verdict ≤ 5 s
     again = gateway.http.delete(f"{keys}/{key['id']}", headers=gateway.admin)
     assert again.status_code == 404
     after = gateway.http.get(keys, headers=gateway.admin).json()["api_keys"]
