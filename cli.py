@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,19 +58,25 @@ def validate_config(path: str) -> int:
     return 0
 
 
-def install_reference_agents(url: str, admin_token: str, tenant_id: str) -> list[dict[str, Any]]:
-    """Install the reference agents for `tenant_id` (idempotent); the agents as stored."""
+def install_reference_agents(
+    url: str, admin_token: str, tenant_id: str, *, verify: ssl.SSLContext | bool = True
+) -> list[dict[str, Any]]:
+    """Install the reference agents for `tenant_id` (idempotent); the agents as stored.
+    `verify` is httpx's: True, or an `ssl.SSLContext` for an https `url`."""
     reply = httpx.post(
         f"{url.rstrip('/')}/api/v1/admin/tenants/{tenant_id}/reference-agents",
         headers={"Authorization": f"Bearer {admin_token}"},
         timeout=60,
+        verify=verify,
     )
     if reply.status_code != 200:
         raise RuntimeError(f"{reply.status_code}: {reply.text[:500]}")
     return list(reply.json()["agents"])
 
 
-def ensure_demo_tenant(url: str, admin_token: str, data_dir: Path) -> dict[str, Any]:
+def ensure_demo_tenant(
+    url: str, admin_token: str, data_dir: Path, *, verify: ssl.SSLContext | bool = True
+) -> dict[str, Any]:
     """The demo tenant of the embedded default, with the reference agents installed.
 
     Made on first start; its id and API key are kept in `data_dir/demo-tenant.json` (mode
@@ -84,6 +91,7 @@ def ensure_demo_tenant(url: str, admin_token: str, data_dir: Path) -> dict[str, 
             headers={"Authorization": f"Bearer {admin_token}"},
             json={"name": "Demo"},
             timeout=60,
+            verify=verify,
         )
         if reply.status_code != 201:
             raise RuntimeError(f"{reply.status_code}: {reply.text[:500]}")
@@ -91,7 +99,7 @@ def ensure_demo_tenant(url: str, admin_token: str, data_dir: Path) -> dict[str, 
         demo = {"tenant_id": created["tenant"]["id"], "api_key": created["api_key"]}
         path.touch(mode=0o600)
         path.write_text(json.dumps(demo, indent=2) + "\n", encoding="utf-8")
-    agents = install_reference_agents(url, admin_token, demo["tenant_id"])
+    agents = install_reference_agents(url, admin_token, demo["tenant_id"], verify=verify)
     return {**demo, "agents": {agent["name"]: agent["id"] for agent in agents}}
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import signal
+import ssl
 import sys
 import threading
 from typing import Any
@@ -135,6 +136,30 @@ def _secret(name: str, value: str) -> bool:
     return bool(SECRET_NAME.search(name) or urlsplit(value).password)
 
 
+def tls_options() -> dict[str, str]:
+    """Serve's TLS options from `CB_TLS_CERT` and `CB_TLS_KEY` (PEM files: the certificate
+    chain, and its unencrypted key); empty when neither is set. Serve's proxy and, in direct
+    mode, every ingress replica then speak HTTPS only (HTTP/1.1: Serve's uvicorn has no h2)."""
+    cert, key = os.environ.get("CB_TLS_CERT"), os.environ.get("CB_TLS_KEY")
+    if not cert and not key:
+        return {}
+    if not cert or not key:
+        raise SystemExit("CB_TLS_CERT and CB_TLS_KEY are set together (or neither)")
+    for name, path in (("CB_TLS_CERT", cert), ("CB_TLS_KEY", key)):
+        if not os.access(path, os.R_OK):
+            raise SystemExit(f"{name}={path}: no such readable file")
+    return {"ssl_certfile": os.path.abspath(cert), "ssl_keyfile": os.path.abspath(key)}
+
+
+def _own_tls_context() -> ssl.SSLContext:
+    """A TLS context that trusts the gateway's own certificate, for this process's calls to
+    the gateway it just started (its address need not be a name the certificate holds)."""
+    context = ssl.create_default_context(cafile=os.environ["CB_TLS_CERT"])
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the leaf itself is the anchor
+    context.check_hostname = False
+    return context
+
+
 def main() -> None:
     """Start a local Ray, the Serve app on CB_HOST:CB_PORT, and wait for Ctrl-C or SIGTERM."""
     configure_logging(None, "driver")
@@ -142,6 +167,8 @@ def main() -> None:
 
     os.environ.setdefault("RAY_worker_niceness", "0")
     settings = Settings.from_env()
+    tls = tls_options()  # before anything starts: a bad setting stops here
+    scheme, verify = ("https", _own_tls_context()) if tls else ("http", True)
     if not os.environ.get("CB_ADMIN_TOKEN"):
         os.environ["CB_ADMIN_TOKEN"] = secrets.token_urlsafe(24)
         _tell_generated_token(settings)
@@ -168,16 +195,17 @@ def main() -> None:
 
     application = this.build(settings)
     serve.start(
-        http_options={"host": host, "port": proxy_port}, logging_config=serve_logging(settings)
+        http_options={"host": host, "port": proxy_port, **tls},
+        logging_config=serve_logging(settings),
     )
     serve.run(application, name="circuitbreaker", route_prefix="/")
-    if not _answers(host, port):
+    if not _answers(f"{scheme}://{host}:{port}", verify):
         _say(
             f"warning: nothing answers on {host}:{port}; Serve's proxy is on {proxy_port}",
             logging.WARNING,
         )
-    _say(f"Circuit Breaker listening on http://{host}:{port}  (data: {settings.data_dir})")
-    _demo_tenant(f"http://{host}:{port}", settings)
+    _say(f"Circuit Breaker listening on {scheme}://{host}:{port}  (data: {settings.data_dir})")
+    _demo_tenant(f"{scheme}://{host}:{port}", settings, verify)
     sys.stdout.flush()
 
     stop = threading.Event()
@@ -240,7 +268,7 @@ def _start_local_model(settings: Settings) -> Any:
     return server
 
 
-def _demo_tenant(url: str, settings: Settings) -> None:
+def _demo_tenant(url: str, settings: Settings, verify: ssl.SSLContext | bool = True) -> None:
     """Make (once) the demo tenant with the reference agents, unless CB_DEMO=off."""
     from pathlib import Path
 
@@ -249,7 +277,9 @@ def _demo_tenant(url: str, settings: Settings) -> None:
     if os.environ.get("CB_DEMO", "on").lower() in ("off", "0", "false"):
         return
     try:
-        demo = ensure_demo_tenant(url, os.environ["CB_ADMIN_TOKEN"], Path(settings.data_dir))
+        demo = ensure_demo_tenant(
+            url, os.environ["CB_ADMIN_TOKEN"], Path(settings.data_dir), verify=verify
+        )
     except Exception as exc:  # the server still serves; only the demo is missing
         _say(f"warning: the demo tenant was not set up ({exc})", logging.WARNING)
         return
@@ -259,8 +289,8 @@ def _demo_tenant(url: str, settings: Settings) -> None:
     )
 
 
-def _answers(host: str, port: int, timeout_s: float = 30.0) -> bool:
-    """Whether the gateway answers /health on host:port within the timeout."""
+def _answers(url: str, verify: ssl.SSLContext | bool = True, timeout_s: float = 30.0) -> bool:
+    """Whether the gateway answers `url`/health within the timeout."""
     import time
 
     import httpx
@@ -268,7 +298,7 @@ def _answers(host: str, port: int, timeout_s: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://{host}:{port}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=2, verify=verify).status_code == 200:
                 return True
         except httpx.HTTPError:
             time.sleep(0.5)

@@ -1,11 +1,34 @@
-"""One shared httpx client per process, on aiohttp's transport (far cheaper CPU per call)."""
+"""One shared httpx client per process, on aiohttp's transport (far cheaper CPU per call).
+
+Provider calls always verify certificates: against certifi's roots (or `SSL_CERT_FILE` /
+`SSL_CERT_DIR`, as httpx reads them), plus the PEM file `CB_PROVIDER_CA_BUNDLE` when set.
+"""
 
 from __future__ import annotations
+
+import os
+import ssl
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+CA_BUNDLE_ENV = "CB_PROVIDER_CA_BUNDLE"
+
 _client: httpx.AsyncClient | None = None
+
+
+def provider_ssl_context() -> ssl.SSLContext:
+    """A verifying TLS context: the default roots, with `CB_PROVIDER_CA_BUNDLE` added."""
+    context = httpx.create_ssl_context()  # verify=True: CERT_REQUIRED, hostnames checked
+    bundle = os.environ.get(CA_BUNDLE_ENV)
+    if bundle:
+        try:
+            context.load_verify_locations(cafile=bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise RuntimeError(
+                f"{CA_BUNDLE_ENV}={bundle}: not a readable PEM file ({exc})"
+            ) from exc
+    return context
 
 
 def shared_client() -> httpx.AsyncClient:
@@ -13,5 +36,10 @@ def shared_client() -> httpx.AsyncClient:
     global _client
     if _client is None or _client.is_closed:
         limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-        _client = httpx.AsyncClient(transport=AiohttpTransport(limits=limits), limits=limits)
+        context = provider_ssl_context()
+        _client = httpx.AsyncClient(
+            transport=AiohttpTransport(verify=context, limits=limits),
+            limits=limits,
+            verify=context,  # also for the transports of proxies named by the environment
+        )
     return _client

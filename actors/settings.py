@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from typing import Any
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import yaml
 from eventsourcing.cryptography import AESCipher
 
-from domain.config import Config, ProviderSpec, parse_config
+from domain.config import Config, ProviderSpec, insecure_url_problem, parse_config
+from domain.errors import ProviderError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "config" / "default.yaml"
 
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"
+
+# URL settings that may hold a password, and the variable each process reads it back from
+SECRET_URLS = {
+    "database_url": "CB_DATABASE_URL",
+    "cache_url": "CB_CACHE_URL",
+    "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,29 @@ class Settings:
         if self.log_format not in ("text", "json"):
             raise ValueError("CB_LOG_FORMAT must be text or json")
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], tuple[str, ...]]]:
+        """Pickled without passwords: Ray keeps actor and Serve arguments in its GCS (and
+        shows them). The unpickling process reads each one back from its own environment."""
+        return _unpickled, self._without_passwords()
+
+    def __copy__(self) -> Settings:
+        return self  # immutable: no copy through the password-less pickle
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Settings:
+        return self
+
+    def __repr__(self) -> str:
+        values, _ = self._without_passwords()
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+
+    def _without_passwords(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The field values with every URL's password removed, and which fields lost one."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        removed = tuple(n for n in SECRET_URLS if values[n] and urlsplit(values[n]).password)
+        for name in removed:
+            values[name] = without_password(values[name])
+        return values, removed
+
     @property
     def uses_postgres(self) -> bool:
         return bool(self.database_url and self.database_url.startswith("postgres"))
@@ -116,6 +149,53 @@ class Settings:
         return load_config(self.config_path)
 
 
+def _unpickled(values: dict[str, Any], removed: tuple[str, ...]) -> Settings:
+    """Settings from their pickle, each removed password read from this process's
+    environment (the variable in `SECRET_URLS`, when it names the same user, host and port)."""
+    for name in removed:
+        variable = SECRET_URLS[name]
+        url = with_password(values[name], os.environ.get(variable))
+        if url is None:
+            logging.getLogger("circuitbreaker").warning(
+                "%s: no password for %s in this process's environment; set %s where Ray "
+                "runs (every node's `ray start`)", variable, values[name], variable,
+            )  # fmt: skip
+        else:
+            values[name] = url
+    return Settings(**values)
+
+
+def without_password(url: str) -> str:
+    """`url` with the password taken out of its user info (the user stays)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{hostport}" if user else hostport))
+
+
+def with_password(url: str, source: str | None) -> str | None:
+    """`url` with the password of `source`, if `source` has one for the same user, host and
+    port; else None."""
+    if not source or urlsplit(source).password is None or not _same_login(url, source):
+        return None
+    password = urlsplit(source).netloc.rpartition("@")[0].partition(":")[2]
+    parts = urlsplit(without_password(url))
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:{password}@{hostport}"))
+
+
+def _same_login(a: str, b: str) -> bool:
+    try:
+        one, two = urlsplit(a), urlsplit(b)
+        return (one.username or "", one.hostname, one.port) == (
+            two.username or "", two.hostname, two.port,
+        )  # fmt: skip
+    except ValueError:  # a port that is not a number
+        return False
+
+
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "on", "yes")
 
@@ -131,7 +211,20 @@ def provider_base_url(spec: ProviderSpec) -> str:
     override = os.environ.get(spec.base_url_env) if spec.base_url_env else None
     if override and "://" not in override:  # OLLAMA_HOST is often written as host:port
         override = "http://" + override
-    return (override or spec.base_url).rstrip("/")
+    url = (override or spec.base_url).rstrip("/")
+    problem = insecure_url_problem(url, spec.allow_insecure_http)
+    if problem:  # the file's URL is checked at load; this is the environment's override
+        raise ProviderError(f"{spec.base_url_env}={problem}")
+    return url
+
+
+def provider_url_problem(spec: ProviderSpec) -> str | None:
+    """Why the provider's effective endpoint (after its environment override) is refused."""
+    try:
+        provider_base_url(spec)
+    except ProviderError as exc:
+        return str(exc)
+    return None
 
 
 def provider_api_key(spec: ProviderSpec) -> str | None:
@@ -143,13 +236,28 @@ def configured_providers(config: Config) -> set[str]:
     """Providers this process can call: those with a credential, or needing none.
 
     A provider with `enabled_env` (the bundled local model) counts only while it is set.
+    A provider whose environment override is plain http to a remote host is left out (and
+    logged once).
     """
     return {
         name
         for name, spec in config.providers.items()
         if (not spec.requires_api_key or provider_api_key(spec))
         and (not spec.enabled_env or os.environ.get(spec.enabled_env))
+        and not _refused(name, spec)
     }
+
+
+_told: set[str] = set()
+
+
+def _refused(name: str, spec: ProviderSpec) -> bool:
+    """Whether the provider's endpoint is refused; a warning the first time per problem."""
+    problem = provider_url_problem(spec)
+    if problem and f"{name}:{problem}" not in _told:
+        _told.add(f"{name}:{problem}")
+        logging.getLogger("circuitbreaker").warning("provider %s is not used: %s", name, problem)
+    return problem is not None
 
 
 # the master key (AES, base64) that seals tenant secrets and, when asked, event payloads

@@ -3,7 +3,10 @@ ingress limits."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -38,6 +41,39 @@ class ProviderSpec(_Strict):
     breaker_window_s: float = Field(default=60.0, gt=0)
     first_token_timeout_s: float = Field(default=60.0, gt=0)
     enabled_env: str | None = None  # counted as configured only while this variable is set
+    # plain http:// to a host other than loopback is refused unless this is set
+    allow_insecure_http: bool = False
+
+    @model_validator(mode="after")
+    def _secure_transport(self) -> ProviderSpec:
+        problem = insecure_url_problem(self.base_url, self.allow_insecure_http)
+        if problem:
+            raise ValueError(f"base_url {problem}")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@functools.lru_cache(maxsize=256)  # asked on every provider attempt
+def insecure_url_problem(url: str, allowed: bool = False) -> str | None:
+    """Why `url` may not carry provider calls (plain http:// to a host other than loopback,
+    unless `allowed`), or None."""
+    parts = urlsplit(url.strip())
+    if allowed or parts.scheme.lower() != "http" or is_loopback(parts.hostname or ""):
+        return None
+    return (
+        f"http://{parts.hostname or ''}: plain http to a host other than loopback is refused; "
+        "use https:// or set the provider's allow_insecure_http: true"
+    )
 
 
 class ParamSpec(_Strict):

@@ -8,7 +8,7 @@ from domain.config import Config, parse_config
 def strategy_config() -> Config:
     """Three models on one provider and a virtual name per strategy over them."""
     data = {
-        "providers": {"p": {"type": "openai", "base_url": "http://x"}},
+        "providers": {"p": {"type": "openai", "base_url": "https://x"}},
         "models": {
             name: {
                 "provider": "p",

@@ -5,6 +5,7 @@ retry and failover loop as pure functions; `_sync.py` and `_async.py` only do th
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class Config:
     mode: Mode
     failover_cooldown: float
     headers: dict[str, str]
+    # the TLS context of https/wss calls: None for the default trust store
+    ssl_context: ssl.SSLContext | None = None
 
     @classmethod
     def build(
@@ -79,6 +82,12 @@ class Config:
             headers=dict(headers or {}),
         )
 
+    def ws_ssl(self) -> dict[str, Any]:
+        """The `ssl` argument of a WebSocket connection (only for wss://, with a context)."""
+        if self.ssl_context is None or not self.base_url.startswith("https"):
+            return {}
+        return {"ssl": self.ssl_context}
+
     def auth_headers(self) -> dict[str, str]:
         """Tenant and bearer headers; a callable key is called for each request (a fresh JWT)."""
         out = {"User-Agent": f"circuit-breaker-sdk-python/{VERSION}", **self.headers}
@@ -88,6 +97,18 @@ class Config:
         if key:
             out["Authorization"] = f"Bearer {key}"
         return out
+
+
+def tls_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext | None:
+    """The TLS context `verify` stands for: a context as given, a CA file's (PEM) context,
+    None for True (the default trust store). False (no verification) is refused."""
+    if verify is False:
+        raise ValueError("verify=False is refused: pass the CA file that signed the gateway")
+    if verify is True:
+        return None
+    if isinstance(verify, str | os.PathLike):
+        return ssl.create_default_context(cafile=os.fspath(verify))
+    return verify
 
 
 @dataclass

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import ssl
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from circuit_breaker import _calls as calls
-from circuit_breaker._core import ApiKey, Config, Mode
+from circuit_breaker._core import ApiKey, Config, Mode, tls_context
 from circuit_breaker._resources import (
     Agents,
     Analytics,
@@ -61,8 +64,9 @@ class Client(_ClientBase):
     `base_url`, `tenant_id` and `api_key` default to `CB_BASE_URL`, `CB_TENANT_ID` and
     `CB_API_KEY`; `api_key` may be a callable returning a fresh token (a JWT) per request.
     `mode="auto"` sends operations both surfaces offer over REST and fails over to GraphQL
-    (and back); `"rest"` or `"graphql"` pins one. `transport` or `http_client` replace the
-    httpx transport or client (tests, proxies)."""
+    (and back); `"rest"` or `"graphql"` pins one. `verify` is a CA file (PEM) or an
+    `ssl.SSLContext` for an https gateway whose certificate the system does not trust.
+    `transport` or `http_client` replace the httpx transport or client (tests, proxies)."""
 
     def __init__(
         self,
@@ -75,14 +79,19 @@ class Client(_ClientBase):
         mode: Mode = "auto",
         failover_cooldown: float = 30.0,
         headers: dict[str, str] | None = None,
+        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
         config = Config.build(base_url, tenant_id, api_key, timeout, max_retries, mode,
                               failover_cooldown, headers)  # fmt: skip
+        config = replace(config, ssl_context=tls_context(verify))
         self._own_http = http_client is None
         http = http_client or httpx.Client(
-            base_url=config.base_url, timeout=config.timeout, transport=transport
+            base_url=config.base_url,
+            timeout=config.timeout,
+            transport=transport,
+            verify=config.ssl_context or True,
         )
         self._runner = SyncRunner(config, http)
         self.agents = Agents(self._runner)
@@ -112,8 +121,8 @@ class Client(_ClientBase):
 
 
 class AsyncClient(_ClientBase):
-    """The asynchronous client: the same resources, each method awaited, streams as async
-    iterators."""
+    """The asynchronous client: the same resources (and options, `verify` included), each
+    method awaited, streams as async iterators."""
 
     def __init__(
         self,
@@ -126,14 +135,19 @@ class AsyncClient(_ClientBase):
         mode: Mode = "auto",
         failover_cooldown: float = 30.0,
         headers: dict[str, str] | None = None,
+        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         config = Config.build(base_url, tenant_id, api_key, timeout, max_retries, mode,
                               failover_cooldown, headers)  # fmt: skip
+        config = replace(config, ssl_context=tls_context(verify))
         self._own_http = http_client is None
         http = http_client or httpx.AsyncClient(
-            base_url=config.base_url, timeout=config.timeout, transport=transport
+            base_url=config.base_url,
+            timeout=config.timeout,
+            transport=transport,
+            verify=config.ssl_context or True,
         )
         self._runner = AsyncRunner(config, http)
         self.agents = AsyncAgents(self._runner)

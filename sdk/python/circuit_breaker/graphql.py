@@ -387,7 +387,10 @@ class GraphQL:
         except ImportError as exc:
             raise _no_websockets() from exc
         config = self._r.config
-        with connect(_ws_url(config), subprotocols=[PROTOCOL], open_timeout=config.timeout) as ws:  # type: ignore[list-item]
+        with connect(
+            _ws_url(config), subprotocols=[PROTOCOL], open_timeout=config.timeout,  # type: ignore[list-item]
+            **config.ws_ssl(),
+        ) as ws:
             ws.send(json.dumps({"type": "connection_init", "payload": _init_payload(config)}))
             ack = json.loads(ws.recv(timeout=config.timeout))
             if ack.get("type") != "connection_ack":
@@ -514,7 +517,8 @@ class AsyncGraphQL:
             raise _no_websockets() from exc
         config = self._r.config
         async with connect(
-            _ws_url(config), subprotocols=[PROTOCOL], open_timeout=config.timeout
+            _ws_url(config), subprotocols=[PROTOCOL], open_timeout=config.timeout,
+            **config.ws_ssl(),
         ) as ws:  # type: ignore[list-item]
             await ws.send(json.dumps({"type": "connection_init", "payload": _init_payload(config)}))
             ack = json.loads(await ws.recv())
