@@ -245,6 +245,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform Audit Trail
+         * @description The platform's own trail, newest first: configuration changes (virtual models,
+         *     provider settings, ingress limits) and reloads with who and from where, and master key
+         *     rotations.
+         */
+        get: operations["platform_audit_trail_api_v1_admin_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/tenants/{tenant_id}/api-keys/{key_id}": {
         parameters: {
             query?: never;
@@ -257,7 +279,7 @@ export interface paths {
         post?: never;
         /**
          * Revoke Api Key
-         * @description Revoke a key; every ingress replica refuses it within seconds.
+         * @description Revoke a key; every ingress replica refuses it from the moment this answers.
          */
         delete: operations["revoke_api_key_api_v1_admin_tenants__tenant_id__api_keys__key_id__delete"];
         options?: never;
@@ -825,6 +847,27 @@ export interface paths {
          * @description Newest first; pass the last item's `started_at` as `before` for the next page.
          */
         get: operations["list_executions_api_v1_executions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Own Data
+         * @description Everything the platform holds about the caller's tenant, as JSON lines (as the
+         *     platform admin's export); recorded in its trail with the credential that asked.
+         */
+        get: operations["export_own_data_api_v1_export_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2293,6 +2336,47 @@ export interface operations {
             };
         };
     };
+    platform_audit_trail_api_v1_admin_audit_get: {
+        parameters: {
+            query?: {
+                /** @description only these kinds (repeatable) */
+                kind?: string[] | null;
+                /** @description unix seconds, inclusive */
+                since?: number | null;
+                /** @description unix seconds, exclusive */
+                until?: number | null;
+                limit?: number;
+            };
+            header?: {
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     revoke_api_key_api_v1_admin_tenants__tenant_id__api_keys__key_id__delete: {
         parameters: {
             query?: never;
@@ -3517,6 +3601,38 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_own_data_api_v1_export_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
