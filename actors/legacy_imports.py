@@ -35,6 +35,8 @@ class TenantState(Protocol):
 
     def require_tenant(self) -> Tenant: ...
 
+    async def check_definition(self, definition: dict[str, Any]) -> None: ...
+
 
 BATCH = 200  # records per save
 
@@ -84,9 +86,8 @@ class LegacyImports:
             for r in sources[kind]
             if isinstance(r, Mapping) and r.get("agentId")
         }
-        existing = await self._existing(
-            [i for found in (*ids.values(), referenced) for i in found.values()]
-        )
+        aggregates = (ids["agent"], ids["execution"], referenced)  # configs live in the tenant
+        existing = await self._existing([i for found in aggregates for i in found.values()])
         plan: list[dict[str, Any]] = []
         agent_ids = {  # the agents here or to be, for configs and executions
             old: new
@@ -134,11 +135,8 @@ class LegacyImports:
         return {**step, "action": "create", "record": mapped.record, "source": source}
 
     async def _check(self, mapped: legacy.Mapped) -> None:
-        runner = self.commands.runner
         if mapped.kind == "agent":
-            definition = mapped.record
-            await runner.tools.resolve(definition.get("tools") or [])
-            await runner.check_model(definition["model"], definition.get("tools"))
+            await self.commands.check_definition(mapped.record)
         elif mapped.kind == "state_agent_config":
             mapped.record = checked_config(mapped.record)
 
@@ -208,13 +206,16 @@ class LegacyImports:
             raise NotFound(f"migration {migration_id} not found")
         return migration
 
+    async def _created(self, migration: Migration) -> dict[str, Aggregate]:
+        """The agents and executions the migration created that are still in the store."""
+        kept = [r["id"] for r in migration.records if r["kind"] != "state_agent_config"]
+        return await self._existing(kept)
+
     async def describe(self, migration_id: str) -> dict[str, Any]:
         """The migration, and each record it created with its source and what is here now
         (None when it is gone)."""
         migration = await self.migration(migration_id)
-        existing = await self._existing(
-            [r["id"] for r in migration.records if r["kind"] != "state_agent_config"]
-        )
+        existing = await self._created(migration)
         configs = self.commands.require_tenant().state_agent_configs
         records = []
         for record in migration.records:
@@ -226,9 +227,7 @@ class LegacyImports:
         configurations removed, imported executions retracted); nothing else."""
         migration = await self.migration(migration_id)
         commands, tenant = self.commands, self.commands.require_tenant()
-        existing = await self._existing(
-            [r["id"] for r in migration.records if r["kind"] != "state_agent_config"]
-        )
+        existing = await self._created(migration)
         removed = {kind: 0 for kind in legacy.KINDS}
         changed_since: list[str] = []
         touched: list[Aggregate] = []

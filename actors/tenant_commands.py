@@ -267,12 +267,16 @@ class TenantCommands:
 
     # agents
 
+    async def check_definition(self, definition: dict[str, Any]) -> None:
+        """An agent definition's tools exist and its model can serve them (else a CBError)."""
+        await self.runner.tools.resolve(definition.get("tools") or [])
+        await self.runner.check_model(definition["model"], definition.get("tools"))
+
     async def _checked_agent(
         self, definition: dict[str, Any], by: str | None, agent_id: str | None = None
     ) -> Agent:
         """A new agent whose tools exist and whose model can serve them (not yet saved)."""
-        await self.runner.tools.resolve(definition.get("tools") or [])
-        await self.runner.check_model(definition["model"], definition.get("tools"))
+        await self.check_definition(definition)
         new_id = uuid.UUID(agent_id) if agent_id else uuid.uuid4()
         return Agent(id=new_id, tenant_id=self.tenant_id, definition=definition, by=by)
 
@@ -336,9 +340,7 @@ class TenantCommands:
     ) -> dict[str, Any]:
         agent = self.agent(agent_id)
         if "model" in changes or "tools" in changes:
-            merged = {**agent.definition, **changes}
-            await self.runner.tools.resolve(merged.get("tools") or [])
-            await self.runner.check_model(merged["model"], merged.get("tools"))
+            await self.check_definition({**agent.definition, **changes})
         if changes:
             agent.update(changes, by)
             await self.store.save(agent)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +13,7 @@ import httpx
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-
+from tests.support.server_process import serve_app
 
 PROVIDER_ENV = ("CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_")
 
@@ -35,16 +30,7 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, 
         **env,
     }
     log_path = tmp_path / "server.log"
-    log = open(log_path, "w+")
-    server = subprocess.Popen(
-        [sys.executable, "serve_app.py"],
-        cwd=ROOT,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
+    with serve_app(environ, log_path) as server:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -64,15 +50,6 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, 
             if line.startswith("CB_ADMIN_TOKEN=")
         )
         yield base, {"Authorization": f"Bearer {token}"}, str(log_path)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            raise
-        log.close()
-    assert code == 0, log_path.read_text()[-3000:]
 
 
 def _tenant_and_agent(base: str, admin: dict[str, str], model: str) -> tuple[dict, dict]:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +21,8 @@ from circuit_breaker import Client
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
+from tests.support.server_process import ROOT, serve_app
 
-ROOT = Path(__file__).resolve().parents[2]
 TS_SDK = ROOT / "sdk" / "typescript" / "dist" / "index.js"
 CLEARED_ENV = ("CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_", "SSL_")
 ADMIN_TOKEN = "tls-admin-token"
@@ -55,17 +53,8 @@ def tls_gateway(
         "OPENAI_BASE_URL": emulator.base_url,
     }
     log_path = tmp / "server.log"
-    log = open(log_path, "w+")
-    server = subprocess.Popen(
-        [sys.executable, "serve_app.py"],
-        cwd=ROOT,
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     base = f"https://127.0.0.1:{port}"
-    try:
+    with serve_app(environ, log_path) as server:
         deadline = time.monotonic() + 180
         # printed once its own /health check over HTTPS answered
         while f"listening on {base}" not in log_path.read_text():
@@ -73,15 +62,6 @@ def tls_gateway(
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.5)
         yield base, ca_file, log_path
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            raise
-        log.close()
-    assert code == 0, log_path.read_text()[-3000:]
 
 
 def _trusting(ca_file: Path) -> ssl.SSLContext:
