@@ -19,6 +19,7 @@ from circuit_breaker import (
     ExecutionCancelledError,
     ExecutionComplete,
     ExecutionStart,
+    InvalidRequestError,
     MissingTenantError,
     NotFoundError,
     ProviderError,
@@ -245,6 +246,98 @@ async def test_the_async_client_against_the_fake(gw: FakeGateway) -> None:
         assert data == {"agentList": {"totalCount": 1}, "health": "ok"}
         gw.fail(429, "rate_limited", retry_after=0)
         assert len(await client.agents.list()) == 1
+
+
+def test_data_subjects_are_listed_exported_and_erased(gw: FakeGateway) -> None:
+    gw.reply_for("secret", "the answer")
+    client = gw.client()
+    agent = client.agents.create(name="S", model="cb:smart-chat")
+    subject = "user/42"  # a "/" must travel escaped
+    first = client.agents.execute(agent.id, prompt="my secret", subject=subject)
+    streamed = client.agents.stream(agent.id, prompt="streamed secret", subject=subject).final()
+    chat = client.chat_completion(
+        model=f"agent:{agent.id}", user=subject,
+        messages=[{"role": "user", "content": "chat secret"}],
+    )  # fmt: skip
+    other = client.agents.execute(agent.id, prompt="someone else's", subject="user-7")
+    client.agents.execute(agent.id, prompt="nobody's")
+    assert gw.requests_to("/execute", "POST")[0].json == {"prompt": "my secret", "subject": subject}
+    assert gw.requests_to("/subjects/") == []
+
+    listed = client.subjects.list(subject)
+    assert gw.requests[-1].path == "/api/v1/subjects/user%2F42"
+    ids = [e["execution_id"] for e in listed["executions"]]
+    assert ids[1:] == [streamed.execution_id, first.execution_id]  # newest first
+    assert ids[0].replace("-", "") == chat["id"].removeprefix("chatcmpl-")  # OpenAI's `user`
+    assert len(listed["subject_ref"]) == 32 and other.execution_id not in ids
+    oldest = listed["executions"][-1]
+    assert oldest["input"] == {"prompt": "my secret"}
+    assert oldest["response"]["content"] == "the answer" and "payload" not in oldest
+
+    lines = client.subjects.export(subject)
+    executions = [line for line in lines if line["kind"] == "execution"]
+    events = [line for line in lines if line["kind"] == "event"]
+    assert [line["data"]["execution_id"] for line in executions] == ids
+    assert {e["aggregate_id"] for e in events} == set(ids)
+    assert events[0]["topic"] == "execution_start" and events[0]["version"] == 1
+
+    erased = client.subjects.erase(subject)
+    hours = {int(e["started_at"] // 3600) for e in listed["executions"]}  # a key per hour
+    assert erased == {
+        "subject_ref": listed["subject_ref"], "executions": 3, "keys_destroyed": len(hours),
+    }  # fmt: skip
+    assert client.subjects.erase(subject)["keys_destroyed"] == 0  # nothing left to destroy
+    after = client.subjects.list(subject)["executions"]
+    assert all(e["payload"] == "erased" and e["input"] == {"erased": True} for e in after)
+    assert {e["response"]["content"] for e in after} == {"[erased]"}
+    record = client.executions.get(first.execution_id)
+    assert (record.payload, record.content, record.usage.total_tokens) == (
+        "erased", "[erased]", first.usage.total_tokens,
+    )  # fmt: skip
+    assert all(line["data"] == {"erased": True} for line in client.subjects.export(subject)
+               if line["kind"] == "event")  # fmt: skip
+    assert client.executions.get(other.execution_id).payload is None  # another subject's
+
+    later = client.agents.execute(agent.id, prompt="new secret", subject=subject)
+    assert client.subjects.list(subject)["executions"][0]["execution_id"] == later.execution_id
+    assert client.executions.get(later.execution_id).content == "the answer"  # a new key
+    over_graphql = gw.client(mode="graphql").agents.execute(agent.id, prompt="p", subject=subject)
+    assert gw.requests[-1].json["variables"]["input"]["user"] == subject
+    newest = client.subjects.list(subject)["executions"][0]
+    assert newest["execution_id"] == over_graphql.execution_id
+    assert newest["kind"] == "chat_completion"
+    with pytest.raises(InvalidRequestError):
+        client.agents.execute(agent.id, prompt="x", subject="")
+
+
+def test_retention_is_kept_and_checked(gw: FakeGateway) -> None:
+    client = gw.client()
+    assert client.retention.get() == {"retention": None}
+    assert client.retention.set(30) == {"retention": {"payload_days": 30, "metrics_days": None}}
+    assert gw.requests[-1].json == {"payload_days": 30, "metrics_days": None}
+    assert client.retention.set(7, metrics_days=365)["retention"]["metrics_days"] == 365
+    assert client.retention.get() == {"retention": {"payload_days": 7, "metrics_days": 365}}
+    with pytest.raises(InvalidRequestError):
+        client.retention.set(30, metrics_days=10)  # metrics must outlive payloads
+    with pytest.raises(InvalidRequestError):
+        client.retention.set(0)
+    assert client.retention.clear() == {"retention": None}
+    assert client.retention.get() == {"retention": None}
+    assert [r.method for r in gw.requests_to("/api/v1/retention")] == [
+        "GET", "PUT", "PUT", "GET", "PUT", "PUT", "DELETE", "GET",
+    ]  # fmt: skip
+
+
+async def test_the_async_client_erases_a_subject(gw: FakeGateway) -> None:
+    async with gw.async_client() as client:
+        agent = await client.agents.create(name="A", model="cb:smart-chat")
+        ran = await client.agents.execute(agent.id, prompt="p", subject="s-1")
+        listed = await client.subjects.list("s-1")
+        assert [e["execution_id"] for e in listed["executions"]] == [ran.execution_id]
+        assert (await client.subjects.erase("s-1"))["executions"] == 1
+        assert (await client.executions.get(ran.execution_id)).payload == "erased"
+        retention = await client.retention.set(1)
+        assert retention == {"retention": {"payload_days": 1, "metrics_days": None}}
 
 
 def test_the_packaged_schema_is_the_served_one() -> None:

@@ -220,3 +220,154 @@ def test_an_interrupted_live_stream_is_resumed_and_a_replayed_interruption_is_no
     assert not _interrupted(
         live, _State(execution_id="e"), StreamRequest("POST", "/x", max_resumes=0)
     )
+
+
+def _recording_transport(
+    answers: dict[tuple[str, str], httpx.Response],
+) -> tuple[list[httpx.Request], httpx.MockTransport]:
+    """A transport answering by (method, raw path), recording every request."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers[(request.method, request.url.raw_path.decode())]
+
+    return seen, httpx.MockTransport(handle)
+
+
+RESULT = {"execution_id": "e1", "agent_id": "a1", "status": "completed",
+          "response": {"content": "ok"}, "usage": {}, "metadata": {}, "error": None}  # fmt: skip
+STREAMED = (
+    'id: 1\nevent: execution_start\ndata: {"execution_id": "e1", "agent_id": "a1"}\n\n'
+    "id: 2\nevent: execution_complete\ndata: " + json.dumps(RESULT) + "\n\n"
+)
+
+
+def test_execute_and_stream_send_the_subject_only_when_given() -> None:
+    from circuit_breaker import Client
+
+    seen, transport = _recording_transport({
+        ("POST", "/api/v1/agents/a1/execute"): httpx.Response(200, json=RESULT),
+        ("POST", "/api/v1/agents/a1/execute/stream"): httpx.Response(
+            200, text=STREAMED, headers={"content-type": "text/event-stream"}
+        ),
+    })  # fmt: skip
+    client = Client("http://gw", "t1", "cbk_x", transport=transport, mode="rest")
+    assert client.agents.execute("a1", prompt="hi", subject="user-42").content == "ok"
+    assert client.agents.execute("a1", prompt="hi").content == "ok"
+    assert client.agents.stream("a1", prompt="hi", subject="user-42").final().content == "ok"
+    bodies = [json.loads(r.content) for r in seen]
+    assert bodies[0] == {"prompt": "hi", "subject": "user-42"}
+    assert "subject" not in bodies[1]
+    assert bodies[2]["subject"] == "user-42" and bodies[2]["prompt"] == "hi"
+
+
+def test_execute_over_graphql_sends_the_subject_as_user() -> None:
+    from circuit_breaker._calls import agent_execute
+
+    call = agent_execute("a1", {"prompt": "hi", "subject": "user-42"})
+    assert call.json == {"prompt": "hi", "subject": "user-42"}
+    assert call.graphql is not None and call.graphql.variables["input"]["user"] == "user-42"
+    plain = agent_execute("a1", {"prompt": "hi"})
+    assert plain.graphql is not None and "user" not in plain.graphql.variables["input"]
+
+
+EXPORT = (
+    json.dumps({"kind": "execution", "data": {"execution_id": "e1", "input": {"prompt": "p"}}})
+    + "\n"
+    + json.dumps({"kind": "event", "aggregate_id": "e1", "version": 1, "data": {}})
+    + "\n"
+)
+ERASURE = {"subject_ref": "ref", "executions": 2, "keys_destroyed": 1}
+RETENTION = {"retention": {"payload_days": 30, "metrics_days": None}}
+
+
+def _privacy_answers() -> dict[tuple[str, str], httpx.Response]:
+    path = "/api/v1/subjects/user%2F42%20%C3%A9"  # "user/42 é", one escaped path segment
+    return {
+        ("GET", path): httpx.Response(
+            200, json={"subject_ref": "ref", "executions": [{"execution_id": "e1",
+                                                             "payload": "erased"}]}
+        ),
+        ("GET", path + "/export"): httpx.Response(
+            200, text=EXPORT, headers={"content-type": "application/x-ndjson"}
+        ),
+        ("DELETE", path): httpx.Response(200, json=ERASURE),
+        ("GET", "/api/v1/retention"): httpx.Response(200, json={"retention": None}),
+        ("PUT", "/api/v1/retention"): httpx.Response(200, json=RETENTION),
+        ("DELETE", "/api/v1/retention"): httpx.Response(200, json={"retention": None}),
+    }  # fmt: skip
+
+
+def test_subjects_and_retention_of_the_sync_client() -> None:
+    from circuit_breaker import Client
+
+    seen, transport = _recording_transport(_privacy_answers())
+    client = Client("http://gw", "t1", "cbk_x", transport=transport)
+    subject = "user/42 é"
+    listed = client.subjects.list(subject)
+    assert listed["subject_ref"] == "ref" and listed["executions"][0]["payload"] == "erased"
+    lines = client.subjects.export(subject)
+    assert [line["kind"] for line in lines] == ["execution", "event"]
+    assert lines[0]["data"]["input"] == {"prompt": "p"}
+    assert client.subjects.erase(subject) == ERASURE
+    assert client.retention.get() == {"retention": None}
+    assert client.retention.set(30) == RETENTION
+    assert client.retention.set(7, metrics_days=90) == RETENTION
+    assert client.retention.clear() == {"retention": None}
+    assert [(r.method, r.url.raw_path.decode()) for r in seen][:3] == [
+        ("GET", "/api/v1/subjects/user%2F42%20%C3%A9"),
+        ("GET", "/api/v1/subjects/user%2F42%20%C3%A9/export"),
+        ("DELETE", "/api/v1/subjects/user%2F42%20%C3%A9"),
+    ]  # fmt: skip
+    assert seen[1].headers["accept"] == "application/x-ndjson"
+    assert json.loads(seen[4].content) == {"payload_days": 30, "metrics_days": None}
+    assert json.loads(seen[5].content) == {"payload_days": 7, "metrics_days": 90}
+    assert all(r.headers["authorization"] == "Bearer cbk_x" for r in seen)
+
+
+def test_subjects_and_retention_map_errors_and_retry() -> None:
+    from circuit_breaker import Client, PermissionDeniedError
+
+    calls: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if request.method == "DELETE" and len(calls) == 1:
+            return httpx.Response(503, json={"error": {"type": "overloaded", "message": "m"}},
+                                  headers={"Retry-After": "0"})  # fmt: skip
+        if request.method == "DELETE":
+            return httpx.Response(200, json=ERASURE)
+        return httpx.Response(
+            403, json={"error": {"type": "permission_denied", "message": "needs tenant:admin"}}
+        )
+
+    client = Client("http://gw", "t1", "cbk_x", transport=httpx.MockTransport(handle))
+    client.config.retry = RetryPolicy(max_retries=2, base=0.0)  # no wait in the test
+    assert client.subjects.erase("u1") == ERASURE  # a DELETE is retried after a 503
+    assert calls == ["DELETE", "DELETE"]
+    with pytest.raises(PermissionDeniedError):
+        client.retention.set(30)
+
+
+async def test_subjects_and_retention_of_the_async_client() -> None:
+    from circuit_breaker import AsyncClient
+
+    seen, sync_transport = _recording_transport(_privacy_answers())
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return sync_transport.handle_request(request)
+
+    async with AsyncClient(
+        "http://gw", "t1", "cbk_x", transport=httpx.MockTransport(handle)
+    ) as client:
+        subject = "user/42 é"
+        assert (await client.subjects.list(subject))["executions"][0]["execution_id"] == "e1"
+        assert len(await client.subjects.export(subject)) == 2
+        assert (await client.subjects.erase(subject))["keys_destroyed"] == 1
+        assert await client.retention.get() == {"retention": None}
+        assert await client.retention.set(30, 60) == RETENTION
+        assert await client.retention.clear() == {"retention": None}
+    assert [r.method for r in seen] == ["GET", "GET", "DELETE", "GET", "PUT", "DELETE"]
+    assert json.loads(seen[4].content) == {"payload_days": 30, "metrics_days": 60}

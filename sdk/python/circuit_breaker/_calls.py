@@ -295,6 +295,8 @@ def agent_execute(agent_id: str, body: dict[str, Any]) -> Call[ExecutionResult]:
                     "model": f"agent:{agent_id}",
                     "messages": messages,
                     **{gql_params[k]: v for k, v in params.items()},
+                    # the data subject travels as the legacy input's `user`
+                    **({"user": body["subject"]} if body.get("subject") else {}),
                 }
             },
             lambda d: _result_from_gql(agent_id, d),
@@ -407,6 +409,39 @@ def budget_list() -> Call[list[Budget]]:
 
 def budget_delete(scope: str) -> Call[dict[str, Any]]:
     return Call("DELETE", f"/api/v1/budgets/{p(scope)}", lambda r: r.json())
+
+
+def subject_list(subject: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/api/v1/subjects/{p(subject)}", lambda r: r.json())
+
+
+def _ndjson(reply: httpx.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in reply.text.splitlines() if line.strip()]
+
+
+def subject_export(subject: str) -> Call[list[dict[str, Any]]]:
+    return Call(
+        "GET",
+        f"/api/v1/subjects/{p(subject)}/export",
+        _ndjson,
+        headers={"Accept": "application/x-ndjson"},
+    )
+
+
+def subject_erase(subject: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/api/v1/subjects/{p(subject)}", lambda r: r.json())
+
+
+def retention_get() -> Call[dict[str, Any]]:
+    return Call("GET", "/api/v1/retention", lambda r: r.json())
+
+
+def retention_set(body: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("PUT", "/api/v1/retention", lambda r: r.json(), json=body)
+
+
+def retention_clear() -> Call[dict[str, Any]]:
+    return Call("DELETE", "/api/v1/retention", lambda r: r.json())
 
 
 def audit_list(params: dict[str, Any]) -> Call[list[AuditEntry]]:

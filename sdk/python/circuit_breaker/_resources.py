@@ -47,9 +47,15 @@ def _exec_body(
     parameters: dict[str, Any] | None,
     metadata: dict[str, Any] | None,
     tools: list[str] | None,
+    subject: str | None,
 ) -> dict[str, Any]:
     return _agent_body(
-        prompt=prompt, context=context, parameters=parameters, metadata=metadata, tools=tools
+        prompt=prompt,
+        context=context,
+        parameters=parameters,
+        metadata=metadata,
+        tools=tools,
+        subject=subject,
     )
 
 
@@ -244,9 +250,11 @@ class Agents:
         parameters: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         tools: list[str] | None = None,
+        subject: str | None = None,
     ) -> ExecutionResult:
-        """Run the agent once and return the whole result."""
-        body = _exec_body(prompt, context, parameters, metadata, tools)
+        """Run the agent once and return the whole result. `subject` names the data subject
+        (the end user) the execution is about: see `client.subjects`."""
+        body = _exec_body(prompt, context, parameters, metadata, tools, subject)
         return self._r.run(calls.agent_execute(agent_id, body))
 
     def stream(
@@ -258,6 +266,7 @@ class Agents:
         parameters: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         tools: list[str] | None = None,
+        subject: str | None = None,
         resume: bool = True,
         on_disconnect: OnDisconnect | None = None,
         heartbeat_s: float | None = None,
@@ -266,7 +275,7 @@ class Agents:
         max_resumes: int = 5,
     ) -> Stream:
         """Run the agent streamed: an iterator of typed events (see `Stream`)."""
-        body = _exec_body(prompt, context, parameters, metadata, tools)
+        body = _exec_body(prompt, context, parameters, metadata, tools, subject)
         req = _stream_request(
             agent_id,
             body,
@@ -520,6 +529,50 @@ class Providers:
         return self._r.run(calls.providers_list())
 
 
+class Subjects:
+    """`client.subjects`: one data subject's executions, listed, exported or erased
+    (`tenant:admin`). The subject is the id sent as `subject` (or OpenAI's `user`)."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self._r = runner
+
+    def list(self, subject: str) -> dict[str, Any]:
+        """`{"subject_ref", "executions": [...]}`: its executions as history shows them,
+        with their `input`, newest first (`"payload": "erased"` once erased)."""
+        return self._r.run(calls.subject_list(subject))
+
+    def export(self, subject: str) -> list[dict[str, Any]]:
+        """Everything held about the subject, the export's JSON lines parsed: each execution
+        (`{"kind": "execution", "data"}`), then each event of them (`{"kind": "event", …}`)."""
+        return self._r.run(calls.subject_export(subject))
+
+    def erase(self, subject: str) -> dict[str, Any]:
+        """Destroy the subject's payload keys: `{"subject_ref", "executions",
+        "keys_destroyed"}`. Its prompts and answers are unreadable everywhere from then on."""
+        return self._r.run(calls.subject_erase(subject))
+
+
+class Retention:
+    """`client.retention`: how long the tenant's payloads and metrics are kept
+    (`tenant:admin`); each answers `{"retention": None | {"payload_days", "metrics_days"}}`."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self._r = runner
+
+    def get(self) -> dict[str, Any]:
+        return self._r.run(calls.retention_get())
+
+    def set(self, payload_days: int, metrics_days: int | None = None) -> dict[str, Any]:
+        """Keep payloads `payload_days` days, and executions `metrics_days` days (None:
+        forever); for executions started from now on."""
+        body = {"payload_days": payload_days, "metrics_days": metrics_days}
+        return self._r.run(calls.retention_set(body))
+
+    def clear(self) -> dict[str, Any]:
+        """Keep everything again (what was already swept stays gone)."""
+        return self._r.run(calls.retention_clear())
+
+
 # ====================================================================== async
 
 
@@ -578,8 +631,9 @@ class AsyncAgents:
         parameters: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         tools: list[str] | None = None,
+        subject: str | None = None,
     ) -> ExecutionResult:
-        body = _exec_body(prompt, context, parameters, metadata, tools)
+        body = _exec_body(prompt, context, parameters, metadata, tools, subject)
         return await self._r.run(calls.agent_execute(agent_id, body))
 
     def stream(
@@ -591,6 +645,7 @@ class AsyncAgents:
         parameters: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         tools: list[str] | None = None,
+        subject: str | None = None,
         resume: bool = True,
         on_disconnect: OnDisconnect | None = None,
         heartbeat_s: float | None = None,
@@ -599,7 +654,7 @@ class AsyncAgents:
         max_resumes: int = 5,
     ) -> AsyncStream:
         """An async iterator of typed events (`async for ev in client.agents.stream(…)`)."""
-        body = _exec_body(prompt, context, parameters, metadata, tools)
+        body = _exec_body(prompt, context, parameters, metadata, tools, subject)
         req = _stream_request(
             agent_id,
             body,
@@ -833,3 +888,36 @@ class AsyncProviders:
 
     async def list(self) -> list[Provider]:
         return await self._r.run(calls.providers_list())
+
+
+class AsyncSubjects:
+    """`client.subjects` of `AsyncClient` (see `Subjects`)."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def list(self, subject: str) -> dict[str, Any]:
+        return await self._r.run(calls.subject_list(subject))
+
+    async def export(self, subject: str) -> list[dict[str, Any]]:
+        return await self._r.run(calls.subject_export(subject))
+
+    async def erase(self, subject: str) -> dict[str, Any]:
+        return await self._r.run(calls.subject_erase(subject))
+
+
+class AsyncRetention:
+    """`client.retention` of `AsyncClient` (see `Retention`)."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def get(self) -> dict[str, Any]:
+        return await self._r.run(calls.retention_get())
+
+    async def set(self, payload_days: int, metrics_days: int | None = None) -> dict[str, Any]:
+        body = {"payload_days": payload_days, "metrics_days": metrics_days}
+        return await self._r.run(calls.retention_set(body))
+
+    async def clear(self) -> dict[str, Any]:
+        return await self._r.run(calls.retention_clear())

@@ -22,6 +22,8 @@ from circuit_breaker._resources import (
     AsyncMcpServers,
     AsyncModels,
     AsyncProviders,
+    AsyncRetention,
+    AsyncSubjects,
     AsyncTools,
     Audit,
     Budgets,
@@ -29,6 +31,8 @@ from circuit_breaker._resources import (
     McpServers,
     Models,
     Providers,
+    Retention,
+    Subjects,
     Tools,
 )
 from circuit_breaker._transport import AsyncRunner, SyncRunner
@@ -103,6 +107,8 @@ class Client(_ClientBase):
         self.budgets = Budgets(self._runner)
         self.audit = Audit(self._runner)
         self.providers = Providers(self._runner)
+        self.subjects = Subjects(self._runner)
+        self.retention = Retention(self._runner)
         self.graphql = GraphQL(self._runner)
 
     def chat_completion(self, **body: Any) -> dict[str, Any]:
@@ -159,6 +165,8 @@ class AsyncClient(_ClientBase):
         self.budgets = AsyncBudgets(self._runner)
         self.audit = AsyncAudit(self._runner)
         self.providers = AsyncProviders(self._runner)
+        self.subjects = AsyncSubjects(self._runner)
+        self.retention = AsyncRetention(self._runner)
         self.graphql = AsyncGraphQL(self._runner)
 
     async def chat_completion(self, **body: Any) -> dict[str, Any]:

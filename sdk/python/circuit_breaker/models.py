@@ -87,6 +87,8 @@ class Execution(APIModel):
     state_id: str | None = None
     retry_count: int | None = None
     last_event_id: int | None = None
+    payload: str | None = None
+    """`"erased"` once its payload was erased (its data subject's, or by retention)."""
 
     @property
     def content(self) -> str:

@@ -27,6 +27,12 @@ What it serves (in the real shapes of docs/api.md, errors as `{"error": {"type",
 - `POST /v1/chat/completions` (whole and `stream`, `agent:<id>` models), `GET /v1/models`,
   `GET /api/v1/models` (with `ETag`), `GET /api/v1/tools`, `GET /api/v1/providers`,
   `GET /health`;
+- data subjects: an execution's `subject` (OpenAI's and GraphQL's `user`) is recorded;
+  `GET /api/v1/subjects/{subject}` lists its executions (with their `input`), `…/export`
+  answers them as JSON lines (each execution, then its stream events as `{"kind": "event",
+  "aggregate_id", "version", "topic", "data"}`), `DELETE` erases them (history then shows
+  `"payload": "erased"` and `[erased]` texts; a later execution of the subject is not);
+  `GET/PUT/DELETE /api/v1/retention` keep the setting (nothing is swept);
 - `POST /graphql` (needs `graphql-core`: `pip install 'circuit-breaker-sdk[testing]'`) against
   the gateway's schema (packaged as `circuit_breaker/schema.graphql`): `health`, `agents`,
   `agent(id)` with its extension fields, `agentList`, `agentExecution`, `resourceExecutions`,
@@ -53,11 +59,12 @@ Scripting:
 - `gw.requests`: every request received, oldest first (`RecordedRequest`: `method`, `path`,
   `query`, `headers` with lower-case names, `json`); `gw.requests_to(path_part)` filters them;
 - `gw.agents` and `gw.executions`: the state, as the REST API shows it; `gw.reset()` clears
-  everything scripted, recorded and stored.
+  everything scripted, recorded and stored (retention included).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -111,6 +118,8 @@ OPENAI_TYPES = {
     404: "invalid_request_error", 409: "invalid_request_error", 413: "invalid_request_error",
     422: "invalid_request_error", 429: "rate_limit_error",
 }  # fmt: skip
+ERASED = "[erased]"  # a text whose key is gone
+ERASED_INPUT = {"erased": True}  # an erased request, as history shows its input
 RATE_HEADERS = {
     "X-RateLimit-Limit": "600",
     "X-RateLimit-Remaining": "599",
@@ -245,6 +254,9 @@ class _Execution:
     on_disconnect: str = "cancel"
     include_usage: bool = True
     first_connection: bool = True
+    subject: str | None = None  # the data subject (`subject`, or OpenAI's `user`)
+    request: dict[str, Any] = field(default_factory=dict)  # history's `input`
+    erased: bool = False  # its subject was erased
 
     @property
     def done(self) -> bool:
@@ -299,6 +311,7 @@ class FakeGateway:
         self._failures: list[_Failure] = []
         self._idempotent: dict[tuple[str, str], tuple[int, Any]] = {}
         self._budget: dict[str, Any] | None = None
+        self._retention: dict[str, Any] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -437,6 +450,7 @@ class FakeGateway:
             self._idempotent.clear()
             self._default = _Reply(None, None, {}, None, 0.0, None, None)
             self._budget = None
+            self._retention = None
 
     # ---------------------------------------------------------------- HTTP
 
@@ -613,6 +627,22 @@ class FakeGateway:
             return self._send_json(h, 200, {"tools": []})
         if path == "/api/v1/providers" and method == "GET":
             return self._send_json(h, 200, {"providers": [self._provider_view()]})
+        if m := re.fullmatch(r"/api/v1/subjects/([^/]+)(/export)?", path):
+            subject, export = _subject(unquote(m.group(1))), bool(m.group(2))
+            if method == "GET" and export:
+                return self._export_subject(h, subject)
+            if method == "GET":
+                return self._send_json(h, 200, self._list_subject(subject))
+            if method == "DELETE" and not export:
+                return self._send_json(h, 200, self._erase_subject(subject))
+        if path == "/api/v1/retention":
+            if method == "GET":
+                with self._lock:
+                    return self._send_json(h, 200, {"retention": self._retention})
+            if method == "PUT":
+                return self._send_json(h, 200, self._set_retention(_retention(body)))
+            if method == "DELETE":
+                return self._send_json(h, 200, self._set_retention(None))
         raise _Refusal(404, "not_found", f"FakeGateway does not serve {method} {path}")
 
     # ---------------------------------------------------------------- agents
@@ -706,10 +736,12 @@ class FakeGateway:
         model: str,
         prompt: str,
         metadata: dict[str, Any] | None,
+        subject: str | None = None,
+        request: dict[str, Any] | None = None,
     ) -> _Execution:
         run = _Execution(
             str(uuid.uuid4()), agent_id, kind, stream, model, prompt, self._reply_to(prompt),
-            dict(metadata or {}),
+            dict(metadata or {}), subject=subject, request=dict(request or {}),
         )  # fmt: skip
         with self._lock:
             self._executions[run.id] = run
@@ -799,6 +831,13 @@ class FakeGateway:
         else:
             view["response"] = {"content": run.text, "tool_calls": []}
             view["last_event_id"] = len(run.events)
+        if run.erased:  # what the gateway shows once the subject's keys are gone
+            view["response"] = {**view["response"], "content": ERASED, "tool_calls": []}
+            if run.error is not None:
+                view["error"] = {**run.error, "message": ERASED}
+            if view.get("metadata") is not None:
+                view["metadata"] = {**view["metadata"], "payload_erased": True}
+            view["payload"] = "erased"
         return view
 
     def _run(self, execution_id: str) -> _Execution:
@@ -885,6 +924,9 @@ class FakeGateway:
             raise _invalid("body.prompt", "Field required")
         if not body["prompt"]:
             raise _invalid("body.prompt", "String should have at least 1 character")
+        subject = body.get("subject")
+        if subject is not None:
+            subject = _subject(subject, "body.subject")
         key = headers.get("idempotency-key")
         route = "stream" if stream else "execute"
         with self._lock:
@@ -901,6 +943,8 @@ class FakeGateway:
             agent["model"],
             body["prompt"],
             body.get("metadata"),
+            subject,
+            {k: v for k, v in body.items() if k not in ("metadata", "subject", "stream_options")},
         )
         if key:
             with self._lock:
@@ -1020,6 +1064,64 @@ class FakeGateway:
                 )  # fmt: skip
             return self._history(run)
 
+    # ---------------------------------------------------------------- subjects, retention
+
+    def _subject_runs(self, subject: str) -> list[_Execution]:
+        """The subject's executions, newest first."""
+        runs = [r for r in self._executions.values() if r.subject == subject]
+        return sorted(runs, key=lambda r: r.started_at, reverse=True)
+
+    def _subject_view(self, run: _Execution) -> dict[str, Any]:
+        """History's view with the request (`input`), as the subject routes show it."""
+        request = dict(ERASED_INPUT) if run.erased else dict(run.request)
+        return {**self._history(run), "input": request}
+
+    def _list_subject(self, subject: str) -> dict[str, Any]:
+        with self._lock:
+            rows = [self._subject_view(r) for r in self._subject_runs(subject)]
+        return {"subject_ref": self._subject_ref(subject), "executions": rows}
+
+    def _export_subject(self, h: _Handler, subject: str) -> None:
+        with self._lock:
+            runs = self._subject_runs(subject)
+            lines: list[dict[str, Any]] = [
+                {"kind": "execution", "data": self._subject_view(r)} for r in runs
+            ]
+            lines += [
+                {"kind": "event", "aggregate_id": r.id, "version": e["id"], "topic": e["event"],
+                 "data": dict(ERASED_INPUT) if r.erased else e["data"]}
+                for r in runs
+                for e in r.events
+            ]  # fmt: skip
+        data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/x-ndjson")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _erase_subject(self, subject: str) -> dict[str, Any]:
+        """Mark the subject's executions erased; one key per hour of start not yet gone."""
+        with self._lock:
+            runs = self._subject_runs(subject)
+            keys = {int(r.started_at // 3600) for r in runs if not r.erased}
+            for run in runs:
+                run.erased = True
+        return {
+            "subject_ref": self._subject_ref(subject),
+            "executions": len(runs),
+            "keys_destroyed": len(keys),
+        }
+
+    def _subject_ref(self, subject: str) -> str:
+        """The gateway's one-way reference of a subject."""
+        return hashlib.sha256(f"{self.tenant_id}\x00{subject}".encode()).hexdigest()[:32]
+
+    def _set_retention(self, retention: dict[str, Any] | None) -> dict[str, Any]:
+        with self._lock:
+            self._retention = retention
+        return {"retention": retention}
+
     # ---------------------------------------------------------------- models, providers
 
     def _model_names(self) -> list[str]:
@@ -1084,9 +1186,11 @@ class FakeGateway:
         if model.startswith("agent:"):
             agent_id = model.removeprefix("agent:")
             model = self._agent(agent_id)["model"]
+        user = _subject(body["user"], "body.user") if body.get("user") else None  # "": none
+        request = {k: v for k, v in body.items() if k not in ("metadata", "user")}
         run = self._new_run(
             agent_id, "chat_completion", bool(body.get("stream")), model,
-            _last_user_text(messages), body.get("metadata"),
+            _last_user_text(messages), body.get("metadata"), user, request,
         )  # fmt: skip
         completion_id = "chatcmpl-" + run.id.replace("-", "")
         headers = {
@@ -1187,6 +1291,36 @@ class FakeGateway:
 
 def _tag(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _subject(value: Any, loc: str = "path.subject") -> str:
+    """A data subject id as the gateway takes it: a string of 1 to 256 characters."""
+    if not isinstance(value, str):
+        raise _invalid(loc, "Input should be a valid string")
+    if not 1 <= len(value) <= 256:
+        raise _invalid(loc, "String should have 1 to 256 characters")
+    return value
+
+
+def _retention(body: Any) -> dict[str, Any]:
+    """`PUT /api/v1/retention`'s body, checked as the gateway checks it."""
+    if not isinstance(body, dict):
+        raise _invalid("body", "Input should be a valid dictionary")
+    for name in body:
+        if name not in ("payload_days", "metrics_days"):
+            raise _invalid(f"body.{name}", "Extra inputs are not permitted")
+    days: dict[str, Any] = {"payload_days": body.get("payload_days"),
+                            "metrics_days": body.get("metrics_days")}  # fmt: skip
+    for name, value in days.items():
+        if value is None and name == "metrics_days":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(f"body.{name}", "Input should be a valid integer")
+        if not 1 <= value <= 36500:
+            raise _invalid(f"body.{name}", "Input should be between 1 and 36500")
+    if days["metrics_days"] is not None and days["metrics_days"] < days["payload_days"]:
+        raise _invalid("body", "metrics_days must be at least payload_days")
+    return days
 
 
 def _frame(event_id: int | None, event: str, data: dict[str, Any]) -> bytes:
@@ -1529,9 +1663,11 @@ class _GraphQLFake:
         if model.startswith("agent:"):
             agent_id = model.removeprefix("agent:")
             model = gw._agent(agent_id)["model"]
+        user = input.get("user")
         run = gw._new_run(
-            agent_id, "chat_completion", False, model, _last_user_text(input["messages"]), None
-        )
+            agent_id, "chat_completion", False, model, _last_user_text(input["messages"]), None,
+            _subject(user, "user") if user else None, {"messages": input["messages"]},
+        )  # fmt: skip
         gw._produce(run)
         if run.error is not None:
             raise _Refusal(

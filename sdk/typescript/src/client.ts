@@ -3,7 +3,9 @@ import { APIConnectionError, APIError, CircuitBreakerError, NoModelAvailableErro
 import { GraphQLClient, type WebSocketLike } from "./graphql.js";
 import { DEFAULT_RETRY, type FetchLike, neverSent, type RetryPolicy, Transport } from "./http.js";
 import { LegacyLLM } from "./legacy.js";
-import { Agents, Analytics, Audit, Budgets, Deprecations, Executions, McpServers, Models, type Surfaces, Tools } from "./resources.js";
+import {
+  Agents, Analytics, Audit, Budgets, Deprecations, Executions, McpServers, Models, RetentionResource, Subjects, type Surfaces, Tools,
+} from "./resources.js";
 
 export type Mode = "auto" | "rest" | "graphql";
 export type Surface = "rest" | "graphql";
@@ -75,6 +77,8 @@ export class Client implements Surfaces {
   readonly budgets: Budgets;
   readonly audit: Audit;
   readonly deprecations: Deprecations;
+  readonly subjects: Subjects;
+  readonly retention: RetentionResource;
   /** Each switch of surface, oldest first: [surface, why]. */
   readonly failovers: Array<[Surface, string]> = [];
   private pinned: Mode;
@@ -115,6 +119,8 @@ export class Client implements Surfaces {
     this.budgets = new Budgets(this.transport);
     this.audit = new Audit(this.transport);
     this.deprecations = new Deprecations(this.transport);
+    this.subjects = new Subjects(this.transport);
+    this.retention = new RetentionResource(this.transport);
   }
 
   /** The surface the operations both offer go over now: `rest` or `graphql`. */

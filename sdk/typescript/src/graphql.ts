@@ -133,6 +133,7 @@ export function executeInput(agentId: string, body: ExecuteRequest): G.LlmChatCo
     if (!(key in GQL_PARAMS)) return null;
     input[GQL_PARAMS[key]] = key === "stop" ? [value].flat() : value;
   }
+  if (body.subject) input.user = body.subject; // the data subject travels as the legacy `user`
   return input as unknown as G.LlmChatCompletionInput;
 }
 

@@ -1,6 +1,6 @@
 /** The REST resources of a `Client`: agents, executions, models, tools, MCP servers,
- * analytics, budgets, audit. Operations both surfaces offer go through `Surfaces` (failover). */
-import { NotFoundError, StreamError } from "./errors.js";
+ * analytics, budgets, audit, data subjects, retention. Operations both surfaces offer go through `Surfaces` (failover). */
+import { APIConnectionError, NotFoundError, StreamError } from "./errors.js";
 import type { DualCall } from "./client.js";
 import { agentFromGraphQL, agentInput, executeInput, executionFromGraphQL, resultFromGraphQL, type GraphQLClient } from "./graphql.js";
 import { type RequestOptions, retryWaitMs, sleep, type Transport } from "./http.js";
@@ -8,7 +8,8 @@ import { parseSSE } from "./sse.js";
 import { ExecutionStream, type StreamControl } from "./stream.js";
 import type {
   Agent, AgentCreate, AgentUpdate, AuditEntry, Budget, BudgetInput, ExecuteRequest, Execution, ExecutionPage,
-  ExecutionResult, McpServer, McpServerCreate, ModelInfo, ModelPolicy, StreamOptions, Tool, VirtualModelInput,
+  ExecutionResult, McpServer, McpServerCreate, ModelInfo, ModelPolicy, RetentionInput, RetentionSetting, StreamOptions,
+  SubjectErasure, SubjectExecutions, SubjectExportLine, Tool, VirtualModelInput,
 } from "./types.js";
 
 /** Runs an operation over REST or GraphQL as the client's mode and health say. */
@@ -372,6 +373,56 @@ export interface AuditParams {
 export class Audit extends Resource {
   async list(params: AuditParams = {}): Promise<AuditEntry[]> {
     return (await this.call<{ entries: AuditEntry[] }>("GET", "/api/v1/audit", { query: { ...params } as RequestOptions["query"] })).entries;
+  }
+}
+
+/** `client.subjects`: one data subject's executions, listed, exported or erased (`tenant:admin`).
+ * The subject is the id sent as `subject` (or OpenAI's `user`); it goes escaped in the path. */
+export class Subjects extends Resource {
+  /** Its executions as history shows them, with their `input`, newest first
+   * (`payload: "erased"` once erased). */
+  list(subject: string, options: CallOptions = {}): Promise<SubjectExecutions> {
+    return this.call("GET", `/api/v1/subjects/${enc(subject)}`, { signal: options.signal });
+  }
+
+  /** Everything held about the subject, the export's JSON lines parsed: each execution
+   * (`{ kind: "execution", data }`), then every event of them (`{ kind: "event", … }`). */
+  async export(subject: string, options: CallOptions = {}): Promise<SubjectExportLine[]> {
+    const path = `/api/v1/subjects/${enc(subject)}/export`;
+    const reply = await this.transport.request("GET", path, { headers: { Accept: "application/x-ndjson" }, stream: true, signal: options.signal });
+    let text: string;
+    try {
+      text = await reply.response.text();
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason ?? error;
+      throw new APIConnectionError(`GET ${path}: the answer broke off`, { cause: error });
+    }
+    return text.split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line) as SubjectExportLine);
+  }
+
+  /** Destroy the subject's payload keys: its prompts and answers are unreadable everywhere
+   * from then on (counts, tokens and cost stay). */
+  erase(subject: string, options: CallOptions = {}): Promise<SubjectErasure> {
+    return this.call("DELETE", `/api/v1/subjects/${enc(subject)}`, { signal: options.signal });
+  }
+}
+
+/** `client.retention`: how long the tenant's payloads and metrics are kept (`tenant:admin`). */
+export class RetentionResource extends Resource {
+  get(options: CallOptions = {}): Promise<RetentionSetting> {
+    return this.call("GET", "/api/v1/retention", { signal: options.signal });
+  }
+
+  /** Keep payloads `payload_days` days and executions `metrics_days` (absent or null: forever),
+   * for executions started from now on. */
+  set(body: RetentionInput, options: CallOptions = {}): Promise<RetentionSetting> {
+    const sent = { payload_days: body.payload_days, metrics_days: body.metrics_days ?? null };
+    return this.call("PUT", "/api/v1/retention", { body: sent, signal: options.signal });
+  }
+
+  /** Keep everything again (what was already swept stays gone). */
+  clear(options: CallOptions = {}): Promise<RetentionSetting> {
+    return this.call("DELETE", "/api/v1/retention", { signal: options.signal });
   }
 }
 

@@ -18,12 +18,19 @@
  * await gw.close();
  * ```
  *
+ * Data subjects and retention are kept in memory too: an execution's `subject` (or OpenAI's and
+ * GraphQL's `user`) is recorded, `GET /api/v1/subjects/{subject}` lists its executions (with their
+ * `input`), `…/export` answers JSON lines (each execution, then its stream events as
+ * `{"kind": "event", "aggregate_id", "version", "topic", "data"}`), `DELETE` marks them erased
+ * (`"payload": "erased"`, `[erased]` texts); `GET`/`PUT`/`DELETE /api/v1/retention` keep the
+ * setting (nothing is swept).
+ *
  * GraphQL needs the `graphql` package (an optional peer dependency), loaded only when a
  * request comes to `/graphql`. The main entry of the SDK never loads this module.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { readFile } from "node:fs/promises";
-import { randomBytes, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { Client, type ClientOptions } from "./client.js";
 
 export const VIRTUAL_MODELS = ["auto", "cb:smart-chat", "cb:cost-optimal", "cb:fastest", "cb:coding", "cb:analysis", "cb:creative"];
@@ -47,6 +54,8 @@ const OPENAI_TYPES: Record<number, string> = {
   400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
   409: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error",
 };
+const ERASED = "[erased]"; // a text whose key is gone
+const ERASED_INPUT = { erased: true }; // an erased request, as history shows its input
 const RATE_HEADERS: Record<string, string> = { "X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "599", "X-RateLimit-Reset": "0" };
 const GQL_PARAMS: Record<string, string> = {
   temperature: "temperature", maxTokens: "max_tokens", topP: "top_p", frequencyPenalty: "frequency_penalty", presencePenalty: "presence_penalty",
@@ -138,6 +147,12 @@ interface Run {
   onDisconnect: string;
   includeUsage: boolean;
   waiters: Array<() => void>;
+  /** The data subject (`subject`, or OpenAI's `user`). */
+  subject: string | null;
+  /** The request as history's `input` shows it. */
+  request: Json;
+  /** Its subject was erased. */
+  erased: boolean;
 }
 
 class Refusal extends Error {
@@ -169,6 +184,30 @@ const tag = (value: unknown) => (value === undefined || value === null ? null : 
 const frame = (id: number | null, event: string, data: Json) =>
   `${id !== null ? `id: ${id}\n` : ""}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 const dataLine = (body: Json) => `data: ${JSON.stringify(body)}\n\n`;
+const without = (body: Json, ...names: string[]): Json => Object.fromEntries(Object.entries(body).filter(([k]) => !names.includes(k)));
+
+/** A data subject id as the gateway takes it: a string of 1 to 256 characters. */
+function subjectOf(value: unknown, loc = "path.subject"): string {
+  if (typeof value !== "string") throw invalid(loc, "Input should be a valid string");
+  if (value.length < 1 || value.length > 256) throw invalid(loc, "String should have 1 to 256 characters");
+  return value;
+}
+
+/** `PUT /api/v1/retention`'s body, checked as the gateway checks it. */
+function retentionOf(body: any): Json {
+  if (!body || typeof body !== "object" || Array.isArray(body)) throw invalid("body", "Input should be a valid dictionary");
+  for (const name of Object.keys(body)) {
+    if (name !== "payload_days" && name !== "metrics_days") throw invalid(`body.${name}`, "Extra inputs are not permitted");
+  }
+  const days = { payload_days: body.payload_days, metrics_days: body.metrics_days ?? null };
+  for (const [name, value] of Object.entries(days)) {
+    if (value === null && name === "metrics_days") continue;
+    if (!Number.isInteger(value)) throw invalid(`body.${name}`, "Input should be a valid integer");
+    if (value < 1 || value > 36500) throw invalid(`body.${name}`, "Input should be between 1 and 36500");
+  }
+  if (days.metrics_days !== null && days.metrics_days < days.payload_days) throw invalid("body", "metrics_days must be at least payload_days");
+  return days;
+}
 
 function lastUserText(messages: unknown[]): string {
   for (const message of [...messages].reverse()) {
@@ -205,6 +244,7 @@ export class FakeGateway {
   private readonly failures: Failure[] = [];
   private readonly idempotent = new Map<string, [number, Json]>();
   private budget: { limit: number; warningThreshold: number } | null = null;
+  private retention: Json | null = null;
   private schema: Promise<LoadedSchema> | null = null;
 
   constructor(options: FakeGatewayOptions = {}) {
@@ -295,7 +335,7 @@ export class FakeGateway {
     return [...this.runs.values()].map((r) => this.history(r));
   }
 
-  /** Forget replies, failures, recorded requests, agents and executions. */
+  /** Forget replies, failures, recorded requests, agents, executions and retention. */
   reset(): void {
     this.requests.length = 0;
     this.agentsById.clear();
@@ -305,6 +345,7 @@ export class FakeGateway {
     this.idempotent.clear();
     this.defaultReply = { match: null, text: null };
     this.budget = null;
+    this.retention = null;
   }
 
   // ---- HTTP --------------------------------------------------------------------------
@@ -425,6 +466,18 @@ export class FakeGateway {
     if (path === "/api/v1/models" && method === "GET") return this.models(res, headers);
     if (path === "/api/v1/tools" && method === "GET") return this.sendJson(res, 200, { tools: [] });
     if (path === "/api/v1/providers" && method === "GET") return this.sendJson(res, 200, { providers: [this.providerView()] });
+    m = path.match(/^\/api\/v1\/subjects\/([^/]+)(\/export)?$/);
+    if (m) {
+      const subject = subjectOf(decodeURIComponent(m[1]));
+      if (method === "GET" && m[2]) return this.exportSubject(res, subject);
+      if (method === "GET") return this.sendJson(res, 200, this.listSubject(subject));
+      if (method === "DELETE" && !m[2]) return this.sendJson(res, 200, this.eraseSubject(subject));
+    }
+    if (path === "/api/v1/retention") {
+      if (method === "GET") return this.sendJson(res, 200, { retention: this.retention });
+      if (method === "PUT") return this.sendJson(res, 200, { retention: (this.retention = retentionOf(body)) });
+      if (method === "DELETE") return this.sendJson(res, 200, { retention: (this.retention = null) });
+    }
     throw new Refusal(404, "not_found", `FakeGateway does not serve ${method} ${path}`);
   }
 
@@ -487,11 +540,15 @@ export class FakeGateway {
     return this.replies.find((r) => r.match !== null && prompt.includes(r.match)) ?? this.defaultReply;
   }
 
-  private newRun(agentId: string | null, kind: Run["kind"], stream: boolean, model: string, prompt: string, metadata: Json | null | undefined): Run {
+  private newRun(
+    agentId: string | null, kind: Run["kind"], stream: boolean, model: string, prompt: string, metadata: Json | null | undefined,
+    subject: string | null = null, request: Json = {},
+  ): Run {
     const run: Run = {
       id: randomUUID(), agentId, kind, stream, modelRequested: model, prompt, reply: this.replyTo(prompt),
       requestMetadata: { ...(metadata ?? {}) }, status: "running", startedAt: Date.now(), completedAt: null, text: "",
       usage: null, error: null, events: [], cancelRequested: false, onDisconnect: "cancel", includeUsage: true, waiters: [],
+      subject, request: { ...request }, erased: false,
     };
     this.runs.set(run.id, run);
     return run;
@@ -553,7 +610,54 @@ export class FakeGateway {
       view.response = { content: run.text, tool_calls: [] };
       view.last_event_id = run.events.length;
     }
+    if (run.erased) {
+      // what the gateway shows once the subject's keys are gone
+      view.response = { ...view.response, content: ERASED, tool_calls: [] };
+      if (run.error) view.error = { ...run.error, message: ERASED };
+      if (view.metadata) view.metadata = { ...view.metadata, payload_erased: true };
+      view.payload = "erased";
+    }
     return view;
+  }
+
+  // ---- subjects, retention -----------------------------------------------------------
+
+  /** The subject's executions, newest first. */
+  private subjectRuns(subject: string): Run[] {
+    return [...this.runs.values()].filter((r) => r.subject === subject).sort((a, b) => b.startedAt - a.startedAt);
+  }
+
+  /** History's view with the request (`input`), as the subject routes show it. */
+  private subjectView(run: Run): Json {
+    return { ...this.history(run), input: run.erased ? { ...ERASED_INPUT } : { ...run.request } };
+  }
+
+  /** The gateway's one-way reference of a subject. */
+  private subjectRef(subject: string): string {
+    return createHash("sha256").update(`${this.tenantId}\u0000${subject}`).digest("hex").slice(0, 32);
+  }
+
+  private listSubject(subject: string): Json {
+    return { subject_ref: this.subjectRef(subject), executions: this.subjectRuns(subject).map((r) => this.subjectView(r)) };
+  }
+
+  private exportSubject(res: ServerResponse, subject: string): void {
+    const runs = this.subjectRuns(subject);
+    const lines: Json[] = runs.map((r) => ({ kind: "execution", data: this.subjectView(r) }));
+    for (const r of runs) {
+      for (const e of r.events) lines.push({ kind: "event", aggregate_id: r.id, version: e.id, topic: e.event, data: r.erased ? { ...ERASED_INPUT } : e.data });
+    }
+    const data = lines.map((line) => `${JSON.stringify(line)}\n`).join("");
+    res.writeHead(200, { "Content-Type": "application/x-ndjson", "Content-Length": Buffer.byteLength(data) });
+    res.end(data);
+  }
+
+  /** Mark the subject's executions erased; one key per hour of start not yet gone. */
+  private eraseSubject(subject: string): Json {
+    const runs = this.subjectRuns(subject);
+    const keys = new Set(runs.filter((r) => !r.erased).map((r) => Math.floor(r.startedAt / 3_600_000)));
+    for (const run of runs) run.erased = true;
+    return { subject_ref: this.subjectRef(subject), executions: runs.length, keys_destroyed: keys.size };
   }
 
   private listExecutions(query: Record<string, string[]>): Json {
@@ -624,11 +728,12 @@ export class FakeGateway {
     const agent = this.agent(agentId);
     if (!body || typeof body.prompt !== "string") throw invalid("body.prompt", "Field required");
     if (!body.prompt) throw invalid("body.prompt", "String should have at least 1 character");
+    const subject = body.subject === undefined || body.subject === null ? null : subjectOf(body.subject, "body.subject");
     const key = headers["idempotency-key"] ? `${stream ? "stream" : "execute"}:${headers["idempotency-key"]}` : null;
     const seen = key ? this.idempotent.get(key) : undefined;
     if (seen && !stream) return this.sendJson(res, seen[0], seen[1], { "Idempotent-Replayed": "true", ...RATE_HEADERS });
     if (seen) return this.serveStream(res, this.run(seen[1].execution_id), 0, 15, false);
-    const run = this.newRun(agentId, "agent_execution", stream, agent.model, body.prompt, body.metadata);
+    const run = this.newRun(agentId, "agent_execution", stream, agent.model, body.prompt, body.metadata, subject, without(body, "metadata", "subject", "stream_options"));
     if (key) this.idempotent.set(key, [200, { execution_id: run.id }]);
     if (!stream) {
       await this.produce(run);
@@ -750,7 +855,8 @@ export class FakeGateway {
       agentId = model.slice("agent:".length);
       model = this.agent(agentId).model;
     }
-    const run = this.newRun(agentId, "chat_completion", Boolean(body.stream), model, lastUserText(body.messages), body.metadata);
+    const user = body.user ? subjectOf(body.user, "body.user") : null; // "": no subject
+    const run = this.newRun(agentId, "chat_completion", Boolean(body.stream), model, lastUserText(body.messages), body.metadata, user, without(body, "metadata", "user"));
     const id = `chatcmpl-${run.id.replaceAll("-", "")}`;
     const headers = { "x-cb-execution-id": run.id, "x-cb-model-resolved": this.modelResolved, "x-cb-provider": this.provider, ...RATE_HEADERS };
     const created = Math.floor(run.startedAt / 1000);
@@ -845,13 +951,13 @@ export class FakeGateway {
       setBudget: (b: { limit: number; warningThreshold: number }) => void (this.budget = b),
       newAgent: (body: Json) => this.newAgent(body), agent: (id: string) => this.agent(id),
       updateAgent: (id: string, changes: Json) => this.updateAgent(id, changes), deleteAgent: (id: string) => this.deleteAgent(id),
-      chat: async (model: string, messages: unknown[]) => {
+      chat: async (model: string, messages: unknown[], user?: string | null) => {
         let agentId: string | null = null;
         if (model.startsWith("agent:")) {
           agentId = model.slice("agent:".length);
           model = this.agent(agentId).model;
         }
-        const run = this.newRun(agentId, "chat_completion", false, model, lastUserText(messages), null);
+        const run = this.newRun(agentId, "chat_completion", false, model, lastUserText(messages), null, user ? subjectOf(user, "user") : null, { messages });
         await this.produce(run);
         if (run.error) throw this.failure(run);
         return run;
@@ -869,7 +975,7 @@ interface GraphQLState {
   agent: (id: string) => Json;
   updateAgent: (id: string, changes: Json) => Json;
   deleteAgent: (id: string) => Json;
-  chat: (model: string, messages: unknown[]) => Promise<Run>;
+  chat: (model: string, messages: unknown[], user?: string | null) => Promise<Run>;
 }
 
 /** The GraphQL resolvers: one method per root field, over the fake's state. */
@@ -1081,7 +1187,7 @@ class GraphQLResolvers {
 
   async llmChatCompletion(args: { input: Json }): Promise<Json> {
     const gw = this.gw;
-    const run = await this.state.chat(args.input.model, args.input.messages);
+    const run = await this.state.chat(args.input.model, args.input.messages, args.input.user);
     const usage = run.usage!;
     return {
       id: run.id, model: gw.modelResolved, provider: gw.provider,

@@ -6,7 +6,13 @@ import type { components } from "./generated/openapi.js";
 type Schemas = components["schemas"];
 export type AgentCreate = Schemas["AgentCreate"];
 export type AgentUpdate = Schemas["AgentUpdate"];
-export type ExecuteRequest = Schemas["ExecuteRequest"];
+/** `subject` is written here by hand until `src/generated` is regenerated from a server
+ * that has it (the intersection stays right afterwards). */
+export type ExecuteRequest = Schemas["ExecuteRequest"] & {
+  /** The data subject (the end user) the execution is about, 1–256 characters: its payload
+   * can then be listed, exported and erased by it (`client.subjects`). Send an opaque id. */
+  subject?: string | null;
+};
 export type StreamOptions = Schemas["domain__schemas__StreamOptions"];
 export type Parameters = Schemas["Parameters"];
 export type BudgetInput = Schemas["Budget"];
@@ -75,6 +81,8 @@ export interface Execution extends Open {
   response?: ExecutionResponse | null;
   error?: { type: string; message: string } | null;
   last_event_id?: number;
+  /** `"erased"` once its payload was erased (its data subject's, or by retention). */
+  payload?: "erased";
 }
 
 export interface ExecutionPage {
@@ -115,4 +123,46 @@ export interface AuditEntry extends Open {
   at: number;
   kind: string;
   actor: string | null;
+}
+
+/** An execution of a data subject (`client.subjects.list`): history's view with its request. */
+export interface SubjectExecution extends Execution {
+  /** The request (prompt, context, parameters…); `{ erased: true }` once erased. */
+  input?: Record<string, unknown> | null;
+}
+
+/** `GET /api/v1/subjects/{subject}`: the subject's executions, newest first. */
+export interface SubjectExecutions extends Open {
+  /** The one-way reference the gateway keeps instead of the id. */
+  subject_ref: string;
+  executions: SubjectExecution[];
+}
+
+/** One line of `GET /api/v1/subjects/{subject}/export`: each execution, then every event of them. */
+export type SubjectExportLine =
+  | { kind: "execution"; data: SubjectExecution }
+  | { kind: "event"; aggregate_id: string; version: number; topic: string; timestamp?: string; data: Record<string, unknown>; [key: string]: unknown };
+
+/** `DELETE /api/v1/subjects/{subject}`: how many executions it had and keys were destroyed. */
+export interface SubjectErasure extends Open {
+  subject_ref: string;
+  executions: number;
+  keys_destroyed: number;
+}
+
+/** A tenant's retention: payloads kept `payload_days` days, executions `metrics_days` (null: forever). */
+export interface Retention {
+  payload_days: number;
+  metrics_days: number | null;
+}
+
+/** What `PUT /api/v1/retention` takes (`metrics_days` at least `payload_days`; 1–36500 days). */
+export interface RetentionInput {
+  payload_days: number;
+  metrics_days?: number | null;
+}
+
+/** What the retention routes answer (`retention: null`: everything is kept). */
+export interface RetentionSetting {
+  retention: Retention | null;
 }

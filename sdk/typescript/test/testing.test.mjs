@@ -4,7 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  AuthenticationError, Client, ExecutionCancelledError, MissingTenantError, NotFoundError, ProviderError, RateLimitError,
+  AuthenticationError, Client, ExecutionCancelledError, InvalidRequestError, MissingTenantError, NotFoundError, PermissionDeniedError,
+  ProviderError, RateLimitError, ServiceUnavailableError,
 } from "../dist/index.js";
 import { FakeGateway } from "../dist/testing.js";
 
@@ -180,3 +181,85 @@ test("injected errors map to the SDK's retries and typed errors", () => withGate
   // tenantId "" (not left out: CB_TENANT_ID may be set where this runs) sends no X-Tenant-ID
   await assert.rejects(new Client({ baseUrl: gw.url, apiKey: gw.apiKey, tenantId: "" }).agents.list(), MissingTenantError);
 }));
+
+test("data subjects: execute with a subject, list, export and erase", () => withGateway(async (gw, c) => {
+  gw.replyFor("secret", "the answer");
+  const agent = await c.agents.create({ name: "S", model: "cb:smart-chat" });
+  const subject = "user/42 é"; // travels as one escaped path segment
+  const first = await c.agents.execute(agent.id, { prompt: "my secret", subject });
+  const streamed = await c.agents.stream(agent.id, { prompt: "streamed secret", subject }).finalResult();
+  const chat = await c.llm().chatCompletion({ model: `agent:${agent.id}`, user: subject, messages: [{ role: "user", content: "chat secret" }] });
+  const other = await c.agents.execute(agent.id, { prompt: "someone else's", subject: "user-7" });
+  await c.agents.execute(agent.id, { prompt: "nobody's" });
+  assert.deepEqual(gw.requestsTo("/execute", "POST")[0].json, { prompt: "my secret", subject });
+  assert.equal(gw.requestsTo("/execute/stream")[0].json.subject, subject);
+  assert.ok(!("subject" in gw.requestsTo("/execute", "POST").at(-1).json));
+
+  const listed = await c.subjects.list(subject);
+  assert.equal(gw.requests.at(-1).path, "/api/v1/subjects/user%2F42%20%C3%A9");
+  const ids = listed.executions.map((e) => e.execution_id);
+  assert.deepEqual(ids.slice(1), [streamed.execution_id, first.execution_id]); // newest first
+  assert.equal(ids[0].replaceAll("-", ""), chat.id.replace("chatcmpl-", "")); // OpenAI's `user`
+  assert.equal(listed.subject_ref.length, 32);
+  assert.ok(!ids.includes(other.execution_id));
+  const oldest = listed.executions.at(-1);
+  assert.deepEqual(oldest.input, { prompt: "my secret" });
+  assert.equal(oldest.response.content, "the answer");
+  assert.equal(oldest.payload, undefined);
+
+  const lines = await c.subjects.export(subject);
+  assert.equal(gw.requests.at(-1).path, "/api/v1/subjects/user%2F42%20%C3%A9/export");
+  assert.equal(gw.requests.at(-1).headers.accept, "application/x-ndjson");
+  assert.deepEqual(lines.filter((l) => l.kind === "execution").map((l) => l.data.execution_id), ids);
+  const events = lines.filter((l) => l.kind === "event");
+  assert.deepEqual(new Set(events.map((e) => e.aggregate_id)), new Set(ids));
+  assert.deepEqual([events[0].topic, events[0].version], ["execution_start", 1]);
+
+  const erased = await c.subjects.erase(subject);
+  assert.equal(gw.requests.at(-1).method, "DELETE");
+  const hours = new Set(listed.executions.map((e) => Math.floor(e.started_at / 3600))); // a key per hour
+  assert.deepEqual(erased, { subject_ref: listed.subject_ref, executions: 3, keys_destroyed: hours.size });
+  assert.equal((await c.subjects.erase(subject)).keys_destroyed, 0); // nothing left to destroy
+  const after = (await c.subjects.list(subject)).executions;
+  assert.ok(after.every((e) => e.payload === "erased" && e.input.erased === true && e.response.content === "[erased]"));
+  const record = await c.executions.get(first.execution_id);
+  assert.deepEqual([record.payload, record.usage.total_tokens], ["erased", first.usage.total_tokens]);
+  assert.ok((await c.subjects.export(subject)).filter((l) => l.kind === "event").every((l) => l.data.erased === true));
+  assert.equal((await c.executions.get(other.execution_id)).payload, undefined); // another subject's
+
+  const later = await c.agents.execute(agent.id, { prompt: "new secret", subject });
+  assert.equal((await c.subjects.list(subject)).executions[0].execution_id, later.execution_id);
+  assert.equal((await c.executions.get(later.execution_id)).response.content, "the answer"); // a new key
+  const overGraphQL = await gw.client({ mode: "graphql" }).agents.execute(agent.id, { prompt: "p", subject });
+  assert.equal(gw.requests.at(-1).json.variables.input.user, subject); // the legacy input's `user`
+  assert.equal((await c.subjects.list(subject)).executions[0].execution_id, overGraphQL.execution_id);
+  await assert.rejects(c.agents.execute(agent.id, { prompt: "x", subject: "" }), InvalidRequestError);
+}));
+
+test("retention is kept and checked", () => withGateway(async (gw, c) => {
+  assert.deepEqual(await c.retention.get(), { retention: null });
+  assert.deepEqual(await c.retention.set({ payload_days: 30 }), { retention: { payload_days: 30, metrics_days: null } });
+  assert.deepEqual(gw.requests.at(-1).json, { payload_days: 30, metrics_days: null });
+  assert.equal(gw.requests.at(-1).method, "PUT");
+  await c.retention.set({ payload_days: 7, metrics_days: 365 });
+  assert.deepEqual(await c.retention.get(), { retention: { payload_days: 7, metrics_days: 365 } });
+  await assert.rejects(c.retention.set({ payload_days: 30, metrics_days: 10 }), InvalidRequestError); // metrics outlive payloads
+  await assert.rejects(c.retention.set({ payload_days: 0 }), InvalidRequestError);
+  assert.deepEqual(await c.retention.clear(), { retention: null });
+  assert.equal(gw.requests.at(-1).method, "DELETE");
+  assert.deepEqual(await c.retention.get(), { retention: null });
+}));
+
+test("subjects and retention retry and map errors like the other resources", () => withGateway(async (gw, c) => {
+  const agent = await c.agents.create({ name: "R", model: "cb:smart-chat" });
+  await c.agents.execute(agent.id, { prompt: "p", subject: "s-1" });
+  gw.fail(503, "overloaded", { path: "/api/v1/subjects/", retryAfter: 0 });
+  assert.equal((await c.subjects.erase("s-1")).executions, 1); // a DELETE is retried after a 503
+  assert.deepEqual(gw.requestsTo("/api/v1/subjects/s-1").map((r) => r.method), ["DELETE", "DELETE"]);
+  gw.fail(403, "permission_denied", { path: "/api/v1/retention" });
+  await assert.rejects(c.retention.get(), PermissionDeniedError);
+  gw.fail(503, "service_unavailable", { path: "/export" });
+  await assert.rejects(gw.client({ maxRetries: 0 }).subjects.export("s-1"), ServiceUnavailableError);
+  assert.deepEqual((await c.subjects.export("s-1")).map((l) => l.kind).slice(0, 1), ["execution"]); // the failure was used up
+}));
+

@@ -2,7 +2,7 @@
 // below is marked @ts-expect-error, so the check fails if the types stop refusing it.
 import {
   Client, RateLimitError, APIError, ERROR_CLASSES, type ExecutionResult, type StreamEvent, type Agent,
-  type GraphQLTypes, COMMON_MODELS, createAgent,
+  type GraphQLTypes, COMMON_MODELS, createAgent, type SubjectExportLine, type Retention,
 } from "../dist/index.js";
 
 export async function usage(client: Client): Promise<void> {
@@ -36,4 +36,22 @@ export async function usage(client: Client): Promise<void> {
   const model: "cb:coding" = COMMON_MODELS.SMART_CODING;
   await client.agents.create(createAgent("legacy").setModel(model).build());
   void [content, mode, node, retryAfter, cls];
+}
+
+export async function privacy(client: Client, agentId: string): Promise<void> {
+  await client.agents.execute(agentId, { prompt: "p", subject: "user-42" });
+  client.agents.stream(agentId, { prompt: "p", subject: "user-42" });
+  // @ts-expect-error: a subject is a string id
+  await client.agents.execute(agentId, { prompt: "p", subject: 42 });
+  const ref: string = (await client.subjects.list("user-42")).subject_ref;
+  const erased: "erased" | undefined = (await client.subjects.list("user-42")).executions[0]?.payload;
+  const lines: SubjectExportLine[] = await client.subjects.export("user-42");
+  const first = lines[0];
+  if (first?.kind === "execution") void first.data.execution_id;
+  const keys: number = (await client.subjects.erase("user-42")).keys_destroyed;
+  const kept: Retention | null = (await client.retention.set({ payload_days: 30 })).retention;
+  // @ts-expect-error: payload_days is required
+  await client.retention.set({ metrics_days: 30 });
+  await client.retention.clear();
+  void [ref, erased, keys, kept, (await client.retention.get()).retention?.metrics_days];
 }
