@@ -127,8 +127,10 @@ def rotate_key(new_key_file: Path | None, force: bool, host: str, port: int) -> 
 def rebuild_projections(names: list[str]) -> int:
     """Refold the named projections (all when none is named) from the event store."""
     from actors.event_store import EventStore
+    from actors.payload_keys import PayloadKeys
+    from actors.secrets import SecretBox
     from actors.settings import Settings
-    from projections import runner
+    from projections import history, runner
     from projections.db import ReadModelDB
 
     unknown = [n for n in names if n not in runner.PROJECTIONS]
@@ -137,6 +139,10 @@ def rebuild_projections(names: list[str]) -> int:
         return 2
     settings = Settings.from_env()
     app = EventStore(env=settings.store_env())
+    keys = PayloadKeys(settings)
+    app.use_payload_keys(keys)  # payloads open (or read as erased) as the server reads them
+    history.seal_results_with(SecretBox(settings) if settings.encrypt_payloads else None)
+    history.seal_payloads_with(keys)
     try:
         for name in names or list(runner.PROJECTIONS):
             projection = runner.PROJECTIONS[name]
@@ -149,6 +155,7 @@ def rebuild_projections(names: list[str]) -> int:
             print(f"{name}: rebuilt from {read} events")
     finally:
         app.close()
+        keys.close()
     return 0
 
 

@@ -11,9 +11,12 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Mapper
 
 from actors import metrics
+from actors.payload_keys import PayloadKeys
 from actors.settings import Settings
+from actors.shredding_mapper import ShreddingMapper
 
 T = TypeVar("T")
 
@@ -22,6 +25,16 @@ class EventStore(Application[UUID]):
     """Tenants, agents and executions; persistence chosen by environment, not code."""
 
     name = "CircuitBreaker"
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=ShreddingMapper
+        )
+
+    def use_payload_keys(self, keys: PayloadKeys) -> None:
+        """Seal and open execution payloads under their payload keys from now on."""
+        assert isinstance(self.mapper, ShreddingMapper)
+        self.mapper.keys = keys
 
 
 class AsyncEventStore:
@@ -33,6 +46,8 @@ class AsyncEventStore:
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
         self.app = EventStore(env=settings.store_env())
+        self.payload_keys = PayloadKeys(settings)
+        self.app.use_payload_keys(self.payload_keys)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
         self._queue: list[tuple[list[Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -82,6 +97,7 @@ class AsyncEventStore:
     def close(self) -> None:
         self._pool.shutdown(wait=False)
         self.app.close()
+        self.payload_keys.close()
 
 
 def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:

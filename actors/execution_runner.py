@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
@@ -15,12 +15,14 @@ from actors import answer_policies, metrics, tracing
 from actors.event_store import AsyncEventStore
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
+from actors.payload_keys import NO_SUBJECT
 from actors.peers import Peers
 from actors.replies import unwrap
 from actors.response_cache import ResponseCache
 from actors.routing_view import RoutingView
 from actors.settings import configured_providers
 from actors.tool_box import ToolBox
+from domain import shredding
 from domain.budgets import BudgetLedger, Crossing, Reservation, scopes_of, worst_cost
 from domain.codecs.tool_calls import arguments as tool_arguments
 from domain.codecs.tool_calls import assemble
@@ -81,6 +83,7 @@ class ExecutionRunner:
         # execution id → what it holds in the budgets, and the outcome that will say its cost
         self.budget_holds: dict[str, tuple[Reservation, Outcome]] = {}
         self.cache: ResponseCache | None = None  # set by the tenant actor
+        self.payload_days: int | None = None  # the tenant's payload retention, if it has one
         self._adopt_config(config)
 
     def use_config(self, data: dict[str, Any]) -> None:
@@ -210,6 +213,7 @@ class ExecutionRunner:
         started = time.perf_counter()
         trace_id = tracing.trace_id_hex(span, plan.traceparent)
         TRACE_ID.set(trace_id)  # for this task's log lines
+        ref = shredding.subject_ref(self.tenant_id, plan.subject) if plan.subject else None
         execution = Execution(
             id=uuid.UUID(execution_id),
             tenant_id=self.tenant_id,
@@ -220,6 +224,8 @@ class ExecutionRunner:
             stream=stream,
             kind=plan.kind,
             trace_id=trace_id,
+            subject_ref=ref,
+            payload_kid=await self._payload_kid(ref),
         )
         if log.isEnabledFor(logging.DEBUG):  # the messages only with CB_LOG_PROMPTS=1
             messages = [m.model_dump(exclude_none=True) for m in plan.messages]
@@ -269,6 +275,18 @@ class ExecutionRunner:
             )
             if self.cache is not None
             else None,
+        )
+
+    async def _payload_kid(self, subject_ref: str | None) -> str | None:
+        """The key to seal the execution's payload under: one per data subject and hour,
+        or per hour for a tenant that keeps payloads for a while only; else none."""
+        if subject_ref is None and self.payload_days is None:
+            return None
+        keys = self.store.payload_keys
+        at = shredding.bucket(time.time())
+        ref = subject_ref or NO_SUBJECT
+        return keys.known(self.tenant_id, ref, at) or await self.store.run(
+            keys.kid_for, self.tenant_id, ref, at
         )
 
     def budget_refuses(self, plan: RunPlan) -> bool:
@@ -471,6 +489,13 @@ class ExecutionRunner:
         return hit
 
     def _remember(self, run: Run, raw: LLMResponse) -> None:
+        """Cache the answer, unless it is a data subject's (a copy outside its key)."""
+        if run.execution.subject_ref is not None:
+            return
+        if run.cache is not None and self.payload_days is not None:  # kept no longer
+            ttl = min(run.cache.settings.ttl_s, self.payload_days * 86400.0)
+            settings = run.cache.settings.model_copy(update={"ttl_s": ttl})
+            run.cache = replace(run.cache, settings=settings)
         if run.cache is not None and self.cache is not None:
             answer_policies.remember(
                 self.cache, run.cache, run.cache_vector, run.execution, run.outcome, raw

@@ -21,6 +21,7 @@ from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 from actors.event_store import EventStore
+from actors.payload_keys import open_table
 from actors.secrets import SEALED_FIELDS, SecretBox
 from actors.settings import Settings, master_key, master_key_file, new_key, write_key
 from domain.audit import PLATFORM, SecurityRecord
@@ -35,6 +36,7 @@ class Rotation:
     events: int = 0
     sealed_secrets: int = 0
     history_values: int = 0
+    payload_keys: int = 0
     key_file: str = ""
 
 
@@ -141,6 +143,23 @@ def _rotate_history(settings: Settings, old: str, new: str) -> int:
     return resealer.count
 
 
+def _rotate_payload_keys(settings: Settings, old: str, new: str) -> int:
+    """Rewrap the payload key table's keys; how many there were."""
+    db = open_table(settings)
+    resealer = _Resealer(old, new)
+    try:
+        with db.transaction() as cur:
+            for row in cur.execute("SELECT kid, wrapped FROM payload_keys").fetchall():
+                token = resealer.reseal(row["wrapped"])
+                if token is not None:
+                    cur.execute(
+                        "UPDATE payload_keys SET wrapped = ? WHERE kid = ?", (token, row["kid"])
+                    )
+    finally:
+        db.close()
+    return resealer.count
+
+
 def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> Rotation:
     """Re-encrypt everything under a new key; the server must be stopped.
 
@@ -164,6 +183,7 @@ def rotate_master_key(settings: Settings, new_key_file: Path | None = None) -> R
     rotation = Rotation(events=_rotate_events(settings, resealer, old, new))
     rotation.sealed_secrets = resealer.count
     rotation.history_values = _rotate_history(settings, old, new)
+    rotation.payload_keys = _rotate_payload_keys(settings, old, new)
     if not from_env and new_key_file is None:
         os.replace(target, current)
         target = current
@@ -190,6 +210,7 @@ def _record(settings: Settings, key: str, rotation: Rotation) -> None:
                 "events": rotation.events,
                 "sealed_secrets": rotation.sealed_secrets,
                 "history_values": rotation.history_values,
+                "payload_keys": rotation.payload_keys,
             },
             "count": 1,
         }

@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import metrics, names, tenant_data
+from actors import metrics, names, retention_sweeper, tenant_data
 from actors.event_store import AsyncEventStore
 from actors.log_setup import configure_logging
 from actors.replies import replies
@@ -26,6 +26,7 @@ from projections import (
     analytics,
     audit,
     budgets,
+    decoded,
     deprecations,
     directory,
     history,
@@ -35,6 +36,7 @@ from projections import (
 from projections.db import ReadModelDB
 
 log = logging.getLogger(__name__)
+SUBJECT_MAX = 100_000  # executions listed or exported for one data subject
 REVOCATION_ACK_S = 1.0  # how long a revocation waits for every replica to have applied it
 
 
@@ -51,11 +53,13 @@ class ProjectionActor:
         # the metrics live apart (PostgreSQL: the `analytics` schema analysts may read)
         self.metrics_db = ReadModelDB(settings.read_model_url(), schema=runner.METRICS.schema)
         history.seal_results_with(SecretBox(settings) if settings.encrypt_payloads else None)
+        history.seal_payloads_with(self.store.payload_keys)
         runner.create_tables(self.db)
         runner.create_tables(self.metrics_db, runner.METRICS)
         self._lock = asyncio.Lock()
         self._follower: asyncio.Task[None] | None = None
         self._lag_watch: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._level_at = float("-inf")  # when the follower last found nothing new (loop time)
         metrics.start(settings, "projection")
 
@@ -64,6 +68,7 @@ class ProjectionActor:
             loop = asyncio.get_running_loop()
             self._follower = loop.create_task(self._follow())
             self._lag_watch = loop.create_task(self._watch_lag())
+            self._sweeper = loop.create_task(self._sweep_periodically())
 
     async def _watch_lag(self) -> None:
         """Each projection's lag, as a gauge, once per metrics report: 0 without a query
@@ -95,6 +100,69 @@ class ProjectionActor:
                 read = 0
             if not read:
                 await asyncio.sleep(self.settings.projection_poll_s)
+
+    async def _sweep_periodically(self) -> None:
+        """The retention sweep, every `retention_sweep_s` (each sweep audited per tenant)."""
+        while True:
+            await asyncio.sleep(self.settings.retention_sweep_s)
+            try:
+                reply = await self.sweep_retention()
+                if "error" in reply:
+                    log.warning("retention sweep failed: %s", reply["error"]["type"])
+            except Exception:  # the next sweep retries
+                log.exception("retention sweep failed")
+
+    @replies
+    async def sweep_retention(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Sweep every tenant that has a retention, as of `now` (default: now); what went.
+        Everything committed before is folded first, and nothing folds meanwhile."""
+        at = time.time() if now is None else now
+        app, dbs = self.store.app, (self.db, self.metrics_db)
+        async with self._lock:
+            for db, projection in self._projections():
+                await self.store.run(runner.catch_up_fully, app, db, projection)
+            found = await self.store.run(retention_sweeper.retentions, app)
+            sweep = functools.partial(retention_sweeper.sweep_tenant, app,
+                                      self.store.payload_keys, dbs)  # fmt: skip
+            swept = [
+                await self.store.run(sweep, tenant_id, retention, at)
+                for tenant_id, retention in sorted(found.items())
+            ]
+            decoded.forget()
+        return swept
+
+    @replies
+    async def forget_payload_keys(self, tenant_id: str, subject_ref: str) -> int:
+        """A data subject's keys were destroyed: forget every copy opened under them here;
+        how many executions the tenant ran for the subject."""
+        async with self._lock:
+            self.store.payload_keys.forget(tenant_id, subject_ref)
+            decoded.forget()
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(history.count_subject, self.db, tenant_id, subject_ref)
+
+    @replies
+    async def subject_data(
+        self, tenant_id: str, subject_ref: str, with_events: bool
+    ) -> dict[str, Any]:
+        """One data subject's executions (with their input), and with `with_events` every
+        event of them; payloads opened, or marked erased."""
+        self._ensure_following()
+        await self._catch_up(runner.READ_MODELS)
+        rows = await self.store.run(
+            lambda db: history.list_executions(
+                db, tenant_id, subject_ref=subject_ref, with_input=True, limit=SUBJECT_MAX
+            ),
+            self.db,
+        )
+        found: dict[str, Any] = {"executions": rows}
+        if with_events:
+            ids = [uuid.UUID(row["execution_id"]) for row in rows]
+            app = self.store.app
+            found["events"] = await self.store.run(
+                lambda: list(tenant_data.exported_events(app, ids))
+            )
+        return found
 
     @replies
     async def catch_up(self) -> int:
@@ -230,7 +298,9 @@ class ProjectionActor:
             rows += await self.store.run(
                 tenant_rows.erase_rows, self.metrics_db, tenant_id, tenant_rows.METRIC_TABLES
             )
-        return {"aggregates": len(ids), "events": events, "rows": rows}
+            keys = await self.store.run(self.store.payload_keys.destroy, tenant_id)
+            decoded.forget()
+        return {"aggregates": len(ids), "events": events, "rows": rows, "payload_keys": keys}
 
     @replies
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:

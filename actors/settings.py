@@ -43,6 +43,7 @@ class Settings:
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
     encrypt_payloads: bool = False  # events and stored results under the master key
+    retention_sweep_s: float = 3600.0  # CB_RETENTION_SWEEP_S: how often expired data goes
     # observability (docs/operations.md): metrics' tenant label, traces, log lines
     metrics_tenant_label: str = "label"  # CB_METRICS_TENANT_LABEL: label, hashed or off
     metrics_report_s: float = 1.0  # how often each process hands its metrics over
@@ -63,6 +64,8 @@ class Settings:
             values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
         if os.environ.get("CB_STREAM_CHECKPOINT_S"):
             values["stream_checkpoint_s"] = float(os.environ["CB_STREAM_CHECKPOINT_S"])
+        if os.environ.get("CB_RETENTION_SWEEP_S"):
+            values["retention_sweep_s"] = float(os.environ["CB_RETENTION_SWEEP_S"])
         if _flag("CB_ENCRYPT_PAYLOADS"):
             values["encrypt_payloads"] = True
         if os.environ.get("CB_METRICS_TENANT_LABEL"):

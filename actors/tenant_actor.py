@@ -25,7 +25,7 @@ from actors.live_stream import LiveStream
 from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
 from actors.provider_check import check_provider
-from actors.replies import WithHeaders, replies
+from actors.replies import WithHeaders, replies, unwrap
 from actors.response_cache import ResponseCache
 from actors.secrets import SecretBox
 from actors.settings import Settings
@@ -33,7 +33,7 @@ from actors.state_agents import StateAgentRunner
 from actors.stream_channel import Framer, StreamChannel
 from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
-from domain import stream_log
+from domain import shredding, stream_log
 from domain.chat_completions import ChunkFramer, chat_headers
 from domain.config import Config, TenantDefaults
 from domain.errors import BudgetExceeded, CBError, Conflict, ResumeUnavailable
@@ -164,6 +164,27 @@ class TenantActor:
         limits = await (await self._load()).set_limits(own, by)
         self.gate.reconfigure(limits, time.monotonic())
         return self.gate.as_api(time.monotonic())
+
+    @replies
+    async def set_retention(self, retention: dict[str, Any] | None, by: str) -> dict[str, Any]:
+        return await (await self._load()).set_retention(retention, by)
+
+    @replies
+    async def get_retention(self) -> dict[str, Any]:
+        return (await self._load()).retention()
+
+    @replies
+    async def erase_subject(self, subject: str, by: str) -> dict[str, Any]:
+        """Destroy the data subject's payload keys (crypto-shredding): everything sealed
+        under them, wherever it is, is unreadable from now on. Audited with the counts."""
+        tenant = (await self._load()).require_tenant()
+        ref = shredding.subject_ref(self.tenant_id, subject)
+        keys = await self.store.run(self.store.payload_keys.destroy, self.tenant_id, ref)
+        projections = projection_actor.handle(self.settings)
+        executions = unwrap(await projections.forget_payload_keys.remote(self.tenant_id, ref))
+        tenant.record_subject_erased(ref, executions, keys, by)
+        await self.store.save(tenant)
+        return {"subject_ref": ref, "executions": executions, "keys_destroyed": keys}
 
     @replies
     async def get_limits(self) -> dict[str, Any]:

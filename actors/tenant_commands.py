@@ -75,6 +75,7 @@ class TenantCommands:
     def _adopt(self, tenant: Tenant) -> None:
         """Executions follow the tenant's model policy and use its own provider keys."""
         self.runner.policy = TenantModelPolicy.of(tenant.model_mappings, tenant.model_policy)
+        self.runner.payload_days = (getattr(tenant, "retention", None) or {}).get("payload_days")
         own = dict(tenant.own_provider_keys)
         for stated, sealed in tenant.legacy_agent_credentials.items():  # legacy GraphQL apiKey
             provider = legacy_provider(self.runner.config, stated)
@@ -138,6 +139,16 @@ class TenantCommands:
 
     def describe(self) -> dict[str, Any]:
         return self.require_tenant().as_api()
+
+    async def set_retention(self, retention: dict[str, Any] | None, by: str) -> dict[str, Any]:
+        """Keep payloads (and metrics) for a while only (`domain.retention.Retention`, checked
+        by the API), or everything (None); executions started from now on follow it."""
+        async with self._changing(adopt=True) as tenant:
+            tenant.set_retention(retention, by)
+        return self.retention()
+
+    def retention(self) -> dict[str, Any]:
+        return {"retention": self.require_tenant().retention}
 
     # models and own provider keys
 

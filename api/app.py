@@ -27,6 +27,7 @@ from api.routes import (
     migrations,
     models,
     providers,
+    subjects,
     tools,
 )
 from api.runtime import Runtime
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         tools.router,
         executions.router,
         export.router,
+        subjects.router,
         providers.router,
         audit.router,
         budgets.router,

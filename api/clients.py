@@ -184,6 +184,15 @@ class TenantClient:
     async def get_limits(self) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.get_limits.remote())
 
+    async def set_retention(self, retention: dict[str, Any] | None, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.set_retention.remote(retention, by))
+
+    async def get_retention(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_retention.remote())
+
+    async def erase_subject(self, subject: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.erase_subject.remote(subject, by))
+
     async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.set_budget.remote(scope, budget, by))
 
@@ -502,6 +511,16 @@ class ReadModels:
 
     async def erase_tenant(self, tenant_id: str) -> dict[str, int]:
         return await self.peer.ask(lambda h: h.erase_tenant.remote(tenant_id))
+
+    async def subject_data(
+        self, tenant_id: str, subject_ref: str, with_events: bool
+    ) -> dict[str, Any]:
+        return await self.peer.ask(
+            lambda h: h.subject_data.remote(tenant_id, subject_ref, with_events)
+        )
+
+    async def sweep_retention(self) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.sweep_retention.remote())
 
 
 class KeyDirectory:

@@ -17,6 +17,7 @@ from domain.agent import Agent
 from domain.execution import Execution
 from domain.migration import Migration
 from domain.platform_config import PlatformConfig
+from domain.retention import RetentionSweep
 from domain.tenant import Tenant
 
 PLATFORM = "_platform"  # the trail of platform changes (configuration, master key), not a tenant's
@@ -65,6 +66,12 @@ AUDITED: dict[type, tuple[str, Detail]] = {
     ),
     Tenant.StateAgentConfigRemoved: ("state_agent_config.removed", _fields("config_id")),
     Tenant.CacheCleared: ("cache.cleared", _fields("entries")),
+    Tenant.RetentionSet: ("retention.set", _fields("retention")),
+    Tenant.SubjectErased: ("subject.erased", _fields("subject_ref", "executions", "keys")),
+    RetentionSweep.Recorded: (
+        "retention.swept",
+        _fields("payload_keys_before", "payload_keys", "executions_before", "executions"),
+    ),
     Migration.Started: ("migration.started", _fields("source", "model_map", "planned")),
     Migration.RolledBack: ("migration.rolled_back", _fields("removed")),
     Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),

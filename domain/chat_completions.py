@@ -158,8 +158,6 @@ class ChatCompletionRequest(BaseModel):
             "parallel_tool_calls": self.parallel_tool_calls,
         }
         metadata: dict[str, Any] = dict(self.metadata or {})
-        if self.user is not None:
-            metadata["user"] = self.user
         return {
             "model": self.model,
             "messages": [m.model_dump(exclude_none=True) for m in unified_messages(self)],
@@ -167,6 +165,7 @@ class ChatCompletionRequest(BaseModel):
             "tools": self.tools or [],
             "metadata": metadata,
             **({"cache": self.cache.model_dump(exclude_none=True)} if self.cache else {}),
+            **({"subject": self.user} if self.user else {}),  # the data subject, never kept
         }
 
 

@@ -15,6 +15,9 @@ TERMINAL = ("completed", "failed", "cancelled")
 class Execution(Aggregate):
     """Started and ModelResolved are saved together before the provider is called.
 
+    With a `payload_kid`, the store keeps the payload of every event sealed under that key
+    (`actors.shredding_mapper`): destroying the key erases it.
+
     A streamed execution also keeps its numbered stream events (packed, see
     `domain.stream_log`): in `Progressed` checkpoints while it runs, and the rest in its
     terminal event, so a client can resume the stream from the store alone.
@@ -32,8 +35,12 @@ class Execution(Aggregate):
         stream: bool,
         kind: str = "agent_execution",  # or "chat_completion"; not in events before it was kept
         trace_id: str | None = None,  # the W3C trace it ran in; not in events before either
+        subject_ref: str | None = None,  # its data subject (`domain.shredding.subject_ref`)
+        payload_kid: str | None = None,  # the key its payload is sealed under, if any
     ) -> None:
         self.tenant_id = tenant_id
+        self.subject_ref = subject_ref
+        self.payload_kid = payload_kid
         self.agent_id = agent_id
         self.kind = kind
         self.status = "running"

@@ -96,6 +96,7 @@ class Outcome(BaseModel):
     cached_from: str | None = None  # a hit: the execution whose answer it was
     cache_similarity: float | None = None  # a hit: 1.0 exact, else the semantic similarity
     guardrails: list[dict[str, Any]] | None = None  # the checks that fired (never the data)
+    payload_erased: bool | None = None  # its payload's key was destroyed (`domain.shredding`)
     error: ErrorInfo | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -134,6 +135,7 @@ class ExecutionMetadata(BaseModel):
     cached_from: str | None = None
     cache_similarity: float | None = None
     guardrails: list[dict[str, Any]] | None = None
+    payload_erased: bool | None = None
 
 
 class ExecutionResult(BaseModel):
@@ -177,6 +179,7 @@ class ExecutionResult(BaseModel):
             "cached_from": o.cached_from,
             "cache_similarity": o.cache_similarity,
             "guardrails": o.guardrails,
+            "payload_erased": o.payload_erased,
         }
         if status == "completed":
             optional.update(

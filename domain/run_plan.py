@@ -35,6 +35,7 @@ class RunPlan:
     agent_cache: dict[str, Any] | None = None
     agent_guardrails: dict[str, Any] | None = None
     agent_system: str = ""  # the agent's own system prompt: not screened by input checks
+    subject: str | None = None  # the data subject it is about (`subject`, OpenAI's `user`)
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -51,13 +52,14 @@ def agent_plan(agent: Agent, body: dict[str, Any]) -> RunPlan:
         model=definition["model"],
         messages=build_messages(definition, body["prompt"], body.get("context")),
         parameters={**definition.get("parameters", {}), **body.get("parameters", {})},
-        request=body,
+        request={k: v for k, v in body.items() if k != "subject"},
         estimated_tokens=estimated_tokens(body, definition),
         server_tools=narrowed(definition.get("tools") or [], body.get("tools")),
         cache=body.get("cache"),
         agent_cache=definition.get("cache"),
         agent_guardrails=definition.get("guardrails"),
         agent_system=system_text(definition),
+        subject=body.get("subject"),
     )
 
 
@@ -93,7 +95,7 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         model=model,
         messages=messages,
         parameters=parameters,
-        request=job,
+        request={k: v for k, v in job.items() if k != "subject"},
         estimated_tokens=estimate_prompt_tokens(messages) + int(answer),
         server_tools=server_tools,
         client_tools=client_tools,
@@ -101,4 +103,5 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         agent_cache=agent_cache,
         agent_guardrails=agent_guardrails,
         agent_system=system,
+        subject=job.get("subject"),
     )

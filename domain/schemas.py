@@ -142,6 +142,8 @@ class ExecuteRequest(_Body):
     tools: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=128)
     stream_options: StreamOptions | None = None
     cache: CacheSettings | None = None
+    # the end user the execution is about: its payload can be exported and erased by it
+    subject: str | None = Field(default=None, min_length=1, max_length=256)
 
     @field_validator("context", "metadata")
     @classmethod

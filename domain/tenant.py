@@ -39,6 +39,7 @@ class Tenant(Aggregate):
         # scope → {"period_start": ISO 8601, "thresholds": [crossed in that period]}
         self.budget_crossings: dict[str, dict[str, Any]] = {}
         self.state_agent_configs: dict[str, dict[str, Any]] = {}  # id → config (legacy GraphQL)
+        self.retention: dict[str, Any] | None = None  # `domain.retention.Retention` as a dict
 
     def issue_api_key(
         self,
@@ -259,6 +260,28 @@ class Tenant(Aggregate):
         self, tenant_id: str, config_id: str, by: str | None = None
     ) -> None:
         self.state_agent_configs.pop(config_id, None)
+
+    def set_retention(self, retention: dict[str, Any] | None, by: str | None = None) -> None:
+        """Keep payloads (and metrics) for a while only; None keeps everything."""
+        self._retention_set(self.tenant_id, retention, by)
+
+    @event("RetentionSet")
+    def _retention_set(
+        self, tenant_id: str, retention: dict[str, Any] | None, by: str | None = None
+    ) -> None:
+        self.retention = retention
+
+    def record_subject_erased(
+        self, subject_ref: str, executions: int, keys: int, by: str | None = None
+    ) -> None:
+        """A data subject's payload was erased (its keys destroyed): who, and how much."""
+        self._subject_erased(self.tenant_id, subject_ref, executions, keys, by)
+
+    @event("SubjectErased")
+    def _subject_erased(
+        self, tenant_id: str, subject_ref: str, executions: int, keys: int, by: str | None = None
+    ) -> None:
+        pass
 
     def as_api(self) -> dict[str, Any]:
         """The tenant as the API shows it."""

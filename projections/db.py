@@ -79,6 +79,11 @@ class ReadModelDB:
             rows = self._conn.execute(self._sql(sql), tuple(params)).fetchall()
         return [dict(row) for row in rows]
 
+    def run(self, sql: str) -> None:
+        """A statement outside any transaction that returns nothing (VACUUM, a PRAGMA)."""
+        with self._lock:
+            self._conn.execute(sql)
+
     def columns(self, table: str) -> set[str]:
         """The column names of `table` (a name from our own DDL, never user input)."""
         if self.is_postgres:

@@ -40,3 +40,11 @@ def outcome_of(event: Any) -> Outcome:
     if len(_outcomes) > KEEP:
         _outcomes.popitem(last=False)
     return outcome
+
+
+def forget() -> None:
+    """Drop every decoded event and outcome (a payload key was destroyed: a copy opened
+    under it must not be folded again)."""
+    for recent in _events.values():
+        recent.clear()
+    _outcomes.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from domain import legacy_import
+from domain import legacy_import, shredding
 from domain.execution import Execution
 from domain.imported_execution import ImportedExecution
 from domain.results import ExecutionResult, Outcome
@@ -51,6 +51,9 @@ COLUMNS = (
     ("executions", "state_id", "TEXT"),
     ("executions", "retry_count", "INTEGER"),
     ("executions", "input_json", "TEXT"),  # the request without its metadata (sealed)
+    ("executions", "subject_ref", "TEXT"),  # the data subject's reference (`domain.shredding`)
+    ("executions", "payload_kid", "TEXT"),  # the payload key its payload is sealed under
+    ("executions", "result_payload", "TEXT"),  # with a payload key: the result's payload
 )
 # indexes on those columns, made once they exist
 INDEXES = (
@@ -58,6 +61,7 @@ INDEXES = (
     "(tenant_id, resource_id, started_at)",
     # the cost feed (GraphQL costUpdates): a tenant's executions by when they ended
     "CREATE INDEX IF NOT EXISTS executions_by_end ON executions (tenant_id, completed_at)",
+    "CREATE INDEX IF NOT EXISTS executions_by_subject ON executions (tenant_id, subject_ref)",
 )
 TAGS = ("resource_id", "state_id")  # metadata keys kept as columns (strings)
 AGENT_EXECUTION = "agent_execution"  # the kind of executions recorded before kinds were kept
@@ -69,10 +73,11 @@ def on_started(cur: Cursor, event: Any) -> None:
     tags = [_tag(metadata.get(name)) for name in TAGS]
     retries = metadata.get("retry_count")
     given = {k: v for k, v in request.items() if k not in ("metadata", "stream_options")}
+    kid = getattr(event, "payload_kid", None)
     cur.execute(
         "INSERT INTO executions (execution_id, tenant_id, agent_id, status, model_requested,"
-        " stream, started_at, kind, resource_id, state_id, retry_count, input_json)"
-        " VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)"
+        " stream, started_at, kind, resource_id, state_id, retry_count, input_json,"
+        " subject_ref, payload_kid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (execution_id) DO NOTHING",
         (
             str(event.originator_id),
@@ -84,7 +89,9 @@ def on_started(cur: Cursor, event: Any) -> None:
             getattr(event, "kind", AGENT_EXECUTION),
             *tags,
             retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            _sealed(json.dumps(given)),
+            _sealed(json.dumps(given), kid),
+            getattr(event, "subject_ref", None),
+            kid,
         ),
     )
 
@@ -120,14 +127,21 @@ def on_progressed(cur: Cursor, event: Any) -> None:
 
 
 def _finish(cur: Cursor, event: Any, status: str) -> None:
-    """The terminal facts; `result_json` keeps the `Outcome`, shown through `_view`."""
+    """The terminal facts; `result_json` keeps the `Outcome`, shown through `_view`. Under
+    a payload key it keeps the clear part, and `result_payload` the payload, sealed."""
     outcome = outcome_of(event)
     usage, error = outcome.usage, outcome.error
+    kid = getattr(event, "payload_kid", None)
+    facts, payload = outcome.facts(), None
+    if kid is not None:
+        state = {"outcome": facts}
+        payload = _sealed(json.dumps(shredding.split(type(event).__qualname__, state)), kid)
+        facts = state["outcome"]
     cur.execute(
         "UPDATE executions SET status = ?, model_resolved = COALESCE(?, model_resolved),"
         " provider = COALESCE(?, provider), prompt_tokens = ?, completion_tokens = ?,"
         " total_tokens = ?, cost_usd = ?, completed_at = ?, duration_ms = ?, error_type = ?,"
-        " error_message = ?, result_json = ? WHERE execution_id = ?",
+        " error_message = ?, result_json = ?, result_payload = ? WHERE execution_id = ?",
         (
             status,
             outcome.model_resolved,
@@ -139,8 +153,9 @@ def _finish(cur: Cursor, event: Any, status: str) -> None:
             event.timestamp.timestamp(),
             outcome.duration_ms,
             error.type if error else None,
-            _sealed(error.message if error else None),
-            _sealed(json.dumps(outcome.facts())),
+            _sealed(error.message if error else None, kid),
+            _sealed(json.dumps(facts)),
+            payload,
             str(event.originator_id),
         ),
     )
@@ -151,8 +166,15 @@ class _Box(Protocol):
     def open(self, token: str) -> str: ...
 
 
+class _PayloadKeys(Protocol):
+    def seal_text(self, kid: str, text: str) -> str: ...
+    def open_text(self, value: str) -> str | None: ...
+
+
 SEALED = "sealed:"
+PAYLOAD_SEALED = "k:"  # sealed under a payload key (`actors.payload_keys`)
 _box: _Box | None = None  # set in the projection actor when payloads are encrypted
+_payloads: _PayloadKeys | None = None  # set where the projections fold
 
 
 SEALED_COLUMNS = ("result_json", "error_message", "input_json")  # prompts and answers
@@ -165,11 +187,25 @@ def seal_results_with(box: _Box | None) -> None:
     _box = box
 
 
-def _sealed(text: str | None) -> str | None:
+def seal_payloads_with(keys: _PayloadKeys | None) -> None:
+    """Seal the payload of executions that have a payload key under that key (so destroying
+    it erases the read model's copy too)."""
+    global _payloads
+    _payloads = keys
+
+
+def _sealed(text: str | None, kid: str | None = None) -> str | None:
+    if text is not None and kid is not None:
+        if _payloads is None:
+            raise RuntimeError("a payload key, and no key table to seal under")
+        return _payloads.seal_text(kid, text)
     return SEALED + _box.seal(text) if _box is not None and text is not None else text
 
 
 def _opened(text: str | None) -> str | None:
+    """The stored text opened; None when it was sealed under a payload key now destroyed."""
+    if text is not None and text.startswith(PAYLOAD_SEALED):
+        return _payloads.open_text(text) if _payloads is not None else None
     if text is not None and text.startswith(SEALED):
         if _box is None:
             raise RuntimeError("a sealed result, and no key to open it (CB_ENCRYPT_PAYLOADS)")
@@ -252,14 +288,17 @@ _COLUMNS = (
     "execution_id, tenant_id, agent_id, status, model_requested, model_resolved, provider,"
     " stream, prompt_tokens, completion_tokens, total_tokens, cost_usd, started_at,"
     " completed_at, duration_ms, error_type, error_message, result_json, kind, resource_id,"
-    " state_id, retry_count"
+    " state_id, retry_count, payload_kid, result_payload"
 )
 
 
 def _view(row: dict[str, Any]) -> dict[str, Any]:
     """An execution as the API shows it: its result from the stored outcome, or the running
     state; with `input_json` selected, also its `input` (the request, without metadata)."""
-    result = _result(row, json.loads(_opened(row["result_json"]) or "null"))
+    result = _result(row, _stored_outcome(row))
+    erased = row["payload_kid"] is not None and (result or {}).get("metadata", {}).get(
+        "payload_erased"
+    )
     view = {
         "execution_id": row["execution_id"],
         "kind": row["kind"] or AGENT_EXECUTION,
@@ -278,7 +317,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
             "cost_usd": row["cost_usd"] or 0.0,
         },
         "duration_ms": row["duration_ms"],
-        "error": {"type": row["error_type"], "message": _opened(row["error_message"])}
+        "error": {"type": row["error_type"], "message": _opened_payload(row["error_message"])}
         if row["error_type"]
         else None,
         "resource_id": row["resource_id"],
@@ -286,11 +325,37 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
         "retry_count": row["retry_count"] or 0,
     }
     if "input_json" in row:
-        view["input"] = json.loads(_opened(row["input_json"]) or "null")
+        opened = _opened(row["input_json"])
+        erased = erased or (opened is None and row["input_json"] is not None)
+        view["input"] = json.loads(opened) if opened is not None else None
+        if opened is None and row["input_json"] is not None:
+            view["input"] = dict(shredding.ERASED_INPUT)
     if result:
         view["response"] = result.get("response")
         view["metadata"] = result.get("metadata")
+    if erased:
+        view["payload"] = "erased"
     return view
+
+
+def _opened_payload(text: str | None) -> str | None:
+    """A payload column's text, or the erased mark once its key is gone."""
+    opened = _opened(text)
+    return shredding.ERASED if opened is None and text is not None else opened
+
+
+def _stored_outcome(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored outcome: with its payload put back, or marked erased once its key went."""
+    stored = json.loads(_opened(row["result_json"]) or "null")
+    if stored is None or row["result_payload"] is None:
+        return stored
+    opened = _opened(row["result_payload"])
+    state = {"outcome": stored}
+    if opened is None:
+        shredding.erase("Execution.Completed", state)
+    else:
+        shredding.merge("Execution.Completed", state, json.loads(opened))
+    return state["outcome"]
 
 
 def _result(row: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -327,6 +392,7 @@ def list_executions(
     execution_id: str | None = None,
     with_input: bool = False,
     ended_after: float | None = None,
+    subject_ref: str | None = None,
 ) -> list[dict[str, Any]]:
     """Newest first; `before` (a started_at) pages backwards. `with_input` adds each
     execution's `input`. With `ended_after` (a completed_at): the executions that ended
@@ -347,6 +413,7 @@ def list_executions(
         ("agent_id", agent_id),
         ("status", status),
         ("resource_id", resource_id),
+        ("subject_ref", subject_ref),
     ):
         if value is not None:
             sql += f" AND {column} = ?"
@@ -362,3 +429,12 @@ def list_executions(
         sql += " ORDER BY started_at DESC LIMIT ?"
     params.append(limit)
     return [_view(row) for row in db.query(sql, params)]
+
+
+def count_subject(db: ReadModelDB, tenant_id: str, subject_ref: str) -> int:
+    """How many executions the tenant ran for one data subject."""
+    rows = db.query(
+        "SELECT COUNT(*) AS n FROM executions WHERE tenant_id = ? AND subject_ref = ?",
+        (tenant_id, subject_ref),
+    )
+    return int(rows[0]["n"])

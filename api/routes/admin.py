@@ -167,3 +167,10 @@ async def projection_lag(runtime: Rt) -> dict[str, Any]:
     """Each projection's position, the store's head, and how far behind it is (events, and
     the age in seconds of the oldest event not yet folded)."""
     return {"projections": await runtime.read_models.lag()}
+
+
+@router.post("/retention/sweep")
+async def sweep_retention(runtime: Rt) -> dict[str, Any]:
+    """Run the retention sweep now (it also runs every `CB_RETENTION_SWEEP_S`): for each
+    tenant with a retention, what went."""
+    return {"swept": await runtime.read_models.sweep_retention()}

@@ -40,6 +40,10 @@ NOT_TENANT_RESOURCES = {
     "/api/v1/providers/{provider_id}",
     "/api/v1/admin/config/providers/{name}",
     "/api/v1/admin/config/virtual-models/{name}",
+    # a data subject is a name inside the caller's own tenant (B asking for A's subject sees
+    # its own, empty: tests/integration/test_subject_erasure.py)
+    "/api/v1/subjects/{subject}",
+    "/api/v1/subjects/{subject}/export",
 }
 
 

@@ -120,7 +120,8 @@ def test_erasure_leaves_nothing_but_one_audit_entry(gateway: ApiClient) -> None:
     assert [e["kind"] for e in gateway.http.get(path, headers=gateway.admin).json()["entries"]] \
         == ["data.erased"]  # fmt: skip
     assert trail[0]["actor"] == "platform-admin" and trail[0]["source"] == "127.0.0.1"
-    counts = {k: erased.json()[k] for k in ("aggregates", "events", "rows", "cached_answers")}
+    counts = {k: erased.json()[k]
+              for k in ("aggregates", "events", "rows", "payload_keys", "cached_answers")}
     assert trail[0]["detail"] == {**counts, "method": "DELETE", "path": trail[0]["detail"]["path"]}
     assert trail[0]["detail"]["path"].endswith(f"/api/v1/admin/tenants/{tenant.id}")
     assert not canary_in_store(gateway, canary)

@@ -89,7 +89,9 @@ def test_legacy_chat_completions(gateway: ApiClient) -> None:
     assert history["kind"] == "chat_completion" and history["status"] == "completed"
     assert history["usage"]["cost_usd"] == answer["usage"]["estimatedCost"]
     assert history["usage"]["total_tokens"] == 28
-    assert history["metadata"]["request_metadata"] == {"user": "ada", "project_id": "proj-7"}
+    assert history["metadata"]["request_metadata"] == {"project_id": "proj-7"}
+    subject = gateway.http.get("/api/v1/subjects/ada", headers=tenant.headers()).json()
+    assert [e["execution_id"] for e in subject["executions"]] == [answer["id"]]
     assert history["model_requested"] == "cb:smart-chat"
     assert (
         gateway.http.get(f"/api/v1/executions/{answer['id']}", headers=other.headers()).status_code

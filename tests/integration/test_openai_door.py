@@ -58,7 +58,9 @@ def test_a_whole_completion_is_openai_shaped_and_recorded(gateway: ApiClient) ->
     assert view["kind"] == "chat_completion" and view["status"] == "completed"
     assert view["agent_id"] is None
     assert view["usage"]["total_tokens"] == 26 and view["usage"]["cost_usd"] > 0
-    assert view["metadata"]["request_metadata"] == {"user": "end-user-7"}
+    assert view["metadata"]["request_metadata"] == {}  # `user` is the data subject...
+    subject = gateway.http.get("/api/v1/subjects/end-user-7", headers=tenant.headers()).json()
+    assert [e["execution_id"] for e in subject["executions"]] == [execution_id]  # ...found so
     listed = gateway.http.get(
         "/api/v1/executions", params={"kind": "chat_completion"}, headers=tenant.headers()
     ).json()["executions"]

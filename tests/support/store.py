@@ -32,7 +32,8 @@ def canary_in_store(gateway: ApiClient, canary: str) -> bool:
 
     with psycopg.connect(gateway.settings.database_url, autocommit=True) as conn:
         tables = [row[0] for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
         ).fetchall()]  # fmt: skip
         in_rows = sum(
             conn.execute(

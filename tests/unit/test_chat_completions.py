@@ -46,8 +46,10 @@ def test_the_job_has_unified_messages_and_parameters() -> None:
         {"role": "user", "content": "ab"},
     ]
     assert job["parameters"] == {"max_tokens": 30, "stop": ["END"], "tool_choice": "none"}
-    assert job["metadata"] == {"user": "u-1"}
+    assert job["metadata"] == {}  # `user` names the data subject, never kept in clear
+    assert job["subject"] == "u-1"
     plan = chat_plan(job, None)
+    assert plan.subject == "u-1" and "subject" not in plan.request
     assert plan.kind == "chat_completion" and plan.agent_id == "" and plan.model == "cb:smart-chat"
     assert plan.estimated_tokens > 30
 

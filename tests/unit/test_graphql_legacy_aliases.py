@@ -78,7 +78,8 @@ def test_a_legacy_completion_becomes_the_openai_request() -> None:
     job = chat_request(data).as_job()
     assert job["model"] == "cb:smart-chat"
     assert job["parameters"] == {"max_tokens": 50, "stop": ["END"]}
-    assert job["metadata"] == {"project_id": "p-9", "user": "u-1"}
+    assert job["metadata"] == {"project_id": "p-9"}
+    assert job["subject"] == "u-1"  # the data subject (`domain.shredding`)
     bad = LlmChatCompletionInput(model="m", messages=[], temperature=9)
     with pytest.raises(InvalidRequest, match="temperature") as err:
         chat_request(bad)

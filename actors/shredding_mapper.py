@@ -1,0 +1,74 @@
+"""The event store's mapper, sealing an execution's payload under its payload key.
+
+An execution whose Started event names a `payload_kid` has the payload of each of its
+events (`domain.shredding`) stored sealed under that key, beside the clear rest:
+`_kid` and `_sealed` in the stored state. Reading opens it again, or, once the key is
+destroyed, gives the event with its `ERASED` marks, never an error. Read events carry
+`payload_kid`, so read models seal their copies under the same key.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from actors.payload_keys import PayloadKeys
+from domain import shredding
+
+KEEP = 100_000  # executions whose key this process remembers (far more than ever run at once)
+
+
+class ShreddingMapper(Mapper[UUID]):
+    """`keys` is set by the process that opens the store; without it nothing is sealed
+    and sealed payloads read as erased."""
+
+    keys: PayloadKeys | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kids: OrderedDict[UUID, str] = OrderedDict()
+
+    def _remember(self, originator_id: UUID, kid: str) -> None:
+        self._kids[originator_id] = kid
+        if len(self._kids) > KEEP:
+            self._kids.popitem(last=False)
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        kind = type(domain_event).__qualname__
+        if kind not in shredding.SEALED_KINDS or self.keys is None:
+            return super().to_stored_event(domain_event)
+        if kind == "Execution.Started":
+            kid = getattr(domain_event, "payload_kid", None)
+            if kid is not None:
+                self._remember(domain_event.originator_id, kid)
+        else:
+            kid = self._kids.get(domain_event.originator_id)
+        if kid is None:
+            return super().to_stored_event(domain_event)
+        state = dict(vars(domain_event))
+        payload = shredding.split(kind, state)
+        state["_kid"] = kid
+        state["_sealed"] = self.keys.seal(kid, payload) or ""  # "": erased while it ran
+        stand_in = object.__new__(type(domain_event))
+        object.__setattr__(stand_in, "__dict__", state)
+        return super().to_stored_event(stand_in)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        state = vars(event)
+        kid = state.pop("_kid", None)
+        if kid is None:
+            return event
+        token = state.pop("_sealed", "")
+        kind = type(event).__qualname__
+        payload = self.keys.open(kid, token) if self.keys is not None else None
+        if payload is None:
+            shredding.erase(kind, state)
+        else:
+            shredding.merge(kind, state, payload)
+        state["payload_kid"] = kid
+        self._remember(event.originator_id, kid)
+        return event
