@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from actors.secrets import SecretBox
 from actors.settings import Settings
+from domain.shredding import SEALED_PREFIX
 from projections.db import ReadModelDB
 
 DDL = (
@@ -42,7 +43,6 @@ DDL = (
 )
 NO_SUBJECT = "-"  # the subject reference of a retention tenant's executions that name none
 CACHE_S = 60.0  # how long a process trusts a key it read (erasure also forgets at once)
-PREFIX = "k:"  # a read-model value sealed under a payload key: k:<kid>:<token>
 
 
 class PayloadKeys:
@@ -117,11 +117,11 @@ class PayloadKeys:
 
     def seal_text(self, kid: str, text: str) -> str:
         """A read-model value: `k:<kid>:<token>` (no token when the key is already gone)."""
-        return f"{PREFIX}{kid}:{self.seal(kid, text) or ''}"
+        return f"{SEALED_PREFIX}{kid}:{self.seal(kid, text) or ''}"
 
     def open_text(self, value: str) -> str | None:
         """The text `seal_text` sealed; None when erased."""
-        kid, _, token = value[len(PREFIX) :].partition(":")
+        kid, _, token = value[len(SEALED_PREFIX) :].partition(":")
         opened = self.open(kid, token)
         return opened if isinstance(opened, str) else None
 

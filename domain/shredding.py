@@ -19,6 +19,7 @@ from typing import Any
 ERASED = "[erased]"
 ERASED_INPUT = {"erased": True}  # an erased request, as history shows its input
 BUCKET_S = 3600  # keys are made per subject and hour of start: retention sweeps by the hour
+SEALED_PREFIX = "k:"  # a read-model value sealed under a payload key: k:<kid>:<token>
 
 _ENDED = ("Execution.Completed", "Execution.Failed", "Execution.Cancelled")
 SEALED_KINDS = frozenset(

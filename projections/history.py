@@ -172,7 +172,6 @@ class _PayloadKeys(Protocol):
 
 
 SEALED = "sealed:"
-PAYLOAD_SEALED = "k:"  # sealed under a payload key (`actors.payload_keys`)
 _box: _Box | None = None  # set in the projection actor when payloads are encrypted
 _payloads: _PayloadKeys | None = None  # set where the projections fold
 
@@ -204,7 +203,7 @@ def _sealed(text: str | None, kid: str | None = None) -> str | None:
 
 def _opened(text: str | None) -> str | None:
     """The stored text opened; None when it was sealed under a payload key now destroyed."""
-    if text is not None and text.startswith(PAYLOAD_SEALED):
+    if text is not None and text.startswith(shredding.SEALED_PREFIX):
         return _payloads.open_text(text) if _payloads is not None else None
     if text is not None and text.startswith(SEALED):
         if _box is None:
@@ -326,10 +325,9 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "input_json" in row:
         opened = _opened(row["input_json"])
-        erased = erased or (opened is None and row["input_json"] is not None)
-        view["input"] = json.loads(opened) if opened is not None else None
-        if opened is None and row["input_json"] is not None:
-            view["input"] = dict(shredding.ERASED_INPUT)
+        gone = opened is None and row["input_json"] is not None
+        erased = erased or gone
+        view["input"] = dict(shredding.ERASED_INPUT) if gone else json.loads(opened or "null")
     if result:
         view["response"] = result.get("response")
         view["metadata"] = result.get("metadata")

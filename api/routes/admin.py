@@ -60,7 +60,7 @@ async def exported(
     """The tenant's export as JSON lines, noted in its trail as `actor`'s `data.exported`."""
     await runtime.tenant(tenant_id).describe()  # 404 for a tenant that does not exist
     lines = await runtime.read_models.export_tenant(tenant_id)
-    _note(runtime, request, "data.exported", tenant_id, {"lines": len(lines)}, actor)
+    note_access(runtime, request, "data.exported", tenant_id, {"lines": len(lines)}, actor)
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
@@ -78,22 +78,24 @@ async def erase_tenant(tenant_id: str, request: Request, runtime: Rt) -> dict[st
     await tenant.stop()
     erased = {**await runtime.read_models.erase_tenant(tenant_id), "cached_answers": cached}
     await runtime.keys.revoked_here(keys)  # its keys stop on every replica at once
-    _note(runtime, request, "data.erased", tenant_id, erased)
+    note_access(runtime, request, "data.erased", tenant_id, erased)
     return {"id": tenant_id, "erased": True, **erased}
 
 
-def _note(
+def note_access(
     runtime: Runtime,
     request: Request,
     kind: str,
     tenant_id: str,
     detail: dict[str, Any],
     actor: str = "platform-admin",
+    path: str | None = None,
 ) -> None:
     """An audit entry for what was done with a tenant's data (by the platform admin, or the
-    tenant's own credential)."""
+    tenant's own credential); `path` in place of the request's, to leave an id out."""
     entry = {"kind": kind, "tenant_id": tenant_id, "actor": actor, "detail": detail}
-    runtime.security_log.note([entry], client_of(request), request.method, request.url.path)
+    runtime.security_log.note([entry], client_of(request), request.method,
+                              path or request.url.path)  # fmt: skip
 
 
 @router.get("/tenants/{tenant_id}/audit")

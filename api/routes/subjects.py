@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import Caller
-from api.ids import client_of
+from api.routes.admin import note_access
 from api.runtime import Rt
 from domain.retention import Retention
 from domain.shredding import subject_ref
@@ -33,11 +33,10 @@ async def export_subject(
     found = await runtime.read_models.subject_data(who.tenant_id, ref, True)
     lines = [{"kind": "execution", "data": row} for row in found["executions"]]
     lines += found["events"]
-    entry = {"kind": "subject.exported", "tenant_id": who.tenant_id, "actor": who.actor,
-             "detail": {"subject_ref": ref, "lines": len(lines)}}  # fmt: skip
     mount = request.url.path[: request.url.path.index("/api/v1/subjects/")]  # Serve's prefix
-    path = f"{mount}/api/v1/subjects/{ref}/export"  # recorded without the subject's id
-    runtime.security_log.note([entry], client_of(request), request.method, path)
+    note_access(runtime, request, "subject.exported", who.tenant_id,
+                {"subject_ref": ref, "lines": len(lines)}, who.actor,
+                path=f"{mount}/api/v1/subjects/{ref}/export")  # fmt: skip (never the id)
     body = (json.dumps(line, default=str) + "\n" for line in lines)
     return StreamingResponse(body, media_type="application/x-ndjson")
 
