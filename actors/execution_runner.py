@@ -213,7 +213,9 @@ class ExecutionRunner:
         started = time.perf_counter()
         trace_id = tracing.trace_id_hex(span, plan.traceparent)
         TRACE_ID.set(trace_id)  # for this task's log lines
-        ref = shredding.subject_ref(self.tenant_id, plan.subject) if plan.subject else None
+        ref = plan.subject_ref
+        if plan.subject:
+            ref = shredding.subject_ref(self.tenant_id, plan.subject)
         execution = Execution(
             id=uuid.UUID(execution_id),
             tenant_id=self.tenant_id,
@@ -226,6 +228,7 @@ class ExecutionRunner:
             trace_id=trace_id,
             subject_ref=ref,
             payload_kid=await self._payload_kid(ref),
+            caller=plan.caller,
         )
         if log.isEnabledFor(logging.DEBUG):  # the messages only with CB_LOG_PROMPTS=1
             messages = [m.model_dump(exclude_none=True) for m in plan.messages]

@@ -29,6 +29,7 @@ from projections import (
     decoded,
     deprecations,
     directory,
+    feedback,
     history,
     runner,
     tenant_rows,
@@ -150,9 +151,9 @@ class ProjectionActor:
         self._ensure_following()
         await self._catch_up(runner.READ_MODELS)
         rows = await self.store.run(
-            lambda db: history.list_executions(
+            lambda db: feedback.with_feedback(db, tenant_id, history.list_executions(
                 db, tenant_id, subject_ref=subject_ref, with_input=True, limit=SUBJECT_MAX
-            ),
+            )),
             self.db,
         )
         found: dict[str, Any] = {"executions": rows}
@@ -334,7 +335,7 @@ class ProjectionActor:
     @replies
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
         return await self._read(
-            history.get_execution,
+            feedback.execution_record,
             tenant_id,
             execution_id,
             settled=lambda found: found["status"] != "running",

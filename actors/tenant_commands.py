@@ -150,6 +150,18 @@ class TenantCommands:
     def retention(self) -> dict[str, Any]:
         return {"retention": self.require_tenant().retention}
 
+    async def set_judge(self, judge: dict[str, Any] | None, by: str) -> dict[str, Any]:
+        """The tenant's default judge (`domain.judging.JudgeSpec`, checked by the API; its
+        model must exist), or none."""
+        if judge is not None:
+            await self.runner.check_model(judge["model"])
+        async with self._changing() as tenant:
+            tenant.set_judge(judge, by)
+        return self.judge()
+
+    def judge(self) -> dict[str, Any]:
+        return {"judge": getattr(self.require_tenant(), "judge", None)}
+
     # models and own provider keys
 
     async def set_model_mapping(
@@ -282,6 +294,8 @@ class TenantCommands:
         """An agent definition's tools exist and its model can serve them (else a CBError)."""
         await self.runner.tools.resolve(definition.get("tools") or [])
         await self.runner.check_model(definition["model"], definition.get("tools"))
+        if definition.get("judge"):
+            await self.runner.check_model(definition["judge"]["model"])
 
     async def _checked_agent(
         self, definition: dict[str, Any], by: str | None, agent_id: str | None = None

@@ -27,6 +27,7 @@ from api.routes import (
     migrations,
     models,
     providers,
+    quality,
     subjects,
     tools,
 )
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         models.router,
         tools.router,
         executions.router,
+        quality.router,
         export.router,
         subjects.router,
         providers.router,

@@ -193,6 +193,22 @@ class TenantClient:
     async def erase_subject(self, subject: str, by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.erase_subject.remote(subject, by))
 
+    async def give_feedback(
+        self, execution_id: str, feedback: dict[str, Any], by: str, actor: str, may_write: bool
+    ) -> dict[str, Any]:
+        return await self.peer.ask(
+            lambda h: h.give_feedback.remote(execution_id, feedback, by, actor, may_write)
+        )
+
+    async def judge_execution(self, execution_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.judge_execution.remote(execution_id, spec))
+
+    async def set_judge(self, judge: dict[str, Any] | None, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.set_judge.remote(judge, by))
+
+    async def get_judge(self) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_judge.remote())
+
     async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.set_budget.remote(scope, budget, by))
 

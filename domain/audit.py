@@ -67,6 +67,7 @@ AUDITED: dict[type, tuple[str, Detail]] = {
     Tenant.StateAgentConfigRemoved: ("state_agent_config.removed", _fields("config_id")),
     Tenant.CacheCleared: ("cache.cleared", _fields("entries")),
     Tenant.RetentionSet: ("retention.set", _fields("retention")),
+    Tenant.JudgeSet: ("judge.set", _fields("judge")),
     Tenant.SubjectErased: ("subject.erased", _fields("subject_ref", "executions", "keys")),
     RetentionSweep.Recorded: (
         "retention.swept",

@@ -37,8 +37,12 @@ class Execution(Aggregate):
         trace_id: str | None = None,  # the W3C trace it ran in; not in events before either
         subject_ref: str | None = None,  # its data subject (`domain.shredding.subject_ref`)
         payload_kid: str | None = None,  # the key its payload is sealed under, if any
+        caller: str | None = None,  # the credential that started it (`key:<id>`, `jwt:<sub>`)
     ) -> None:
         self.tenant_id = tenant_id
+        self.caller = caller
+        self.request = request  # as recorded (its payload erased marks, once erased)
+        self.feedback: list[dict[str, Any]] = []
         self.subject_ref = subject_ref
         self.payload_kid = payload_kid
         self.agent_id = agent_id
@@ -106,6 +110,45 @@ class Execution(Aggregate):
     def _guardrails_applied(
         self, tenant_id: str, stage: str, decisions: list[dict[str, Any]]
     ) -> None:
+        pass
+
+    def give_feedback(
+        self,
+        feedback_id: str,
+        score: float,
+        label: str | None,
+        comment: str | None,
+        source: str,
+        by: str | None,
+        judge: dict[str, Any] | None = None,
+    ) -> None:
+        """A score in [0, 1] on the ended execution; `judge` (a judge's: its model, rubric,
+        execution ids, tokens and cost) is what scoring it took."""
+        self._feedback_given(
+            self.tenant_id, feedback_id, score, label, comment, source, by, judge
+        )
+
+    @event("FeedbackGiven")
+    def _feedback_given(
+        self,
+        tenant_id: str,
+        feedback_id: str,
+        score: float,
+        label: str | None,
+        comment: str | None,
+        source: str,
+        by: str | None,
+        judge: dict[str, Any] | None,
+    ) -> None:
+        self.feedback.append({"feedback_id": feedback_id, "score": score, "source": source})
+
+    def fail_judging(self, judge: dict[str, Any], error: dict[str, Any]) -> None:
+        """A judge could not score the execution (its reply was not a verdict, or its call
+        failed): what was tried and what it cost, and why."""
+        self._judge_failed(self.tenant_id, judge, error)
+
+    @event("JudgeFailed")
+    def _judge_failed(self, tenant_id: str, judge: dict[str, Any], error: dict[str, Any]) -> None:
         pass
 
     def checkpoint(self, stream_events: list[list[Any]], usage: dict[str, Any]) -> None:

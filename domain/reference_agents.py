@@ -1,12 +1,17 @@
 """The four reference agents of PED section 13.1, as agent definitions.
 
 Names, descriptions, temperatures, system prompts, tools, capabilities and tags are exactly
-those of the PED; the model is the virtual name that fits each description.
+those of the PED; the model is the virtual name that fits each description, and so is the
+judge's rubric (`domain.judging`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# each ships with a judge fitted to its description, off until a tenant sets its share (a
+# judge's call costs tokens): `PATCH /api/v1/agents/{id}` with `judge.sample_rate`
+JUDGED_SHARE = 0.0
 
 REFERENCE_AGENTS: list[dict[str, Any]] = [
     {
@@ -28,6 +33,16 @@ REFERENCE_AGENTS: list[dict[str, Any]] = [
         "tools": [],
         "capabilities": ["mathematical_proofs", "abstract_algebra", "logical_reasoning"],
         "tags": ["mathematics", "reasoning"],
+        "judge": {
+            "model": "cb:analysis",
+            "rubric": "correctness",
+            "criteria": (
+                "Rigour: every step follows from the previous ones or from a named theorem; "
+                "the final result is right and verified; assumptions are stated; no hand-waving "
+                "in proofs."
+            ),
+            "sample_rate": JUDGED_SHARE,
+        },
     },
     {
         "name": "Real Estate Investment Analyzer",
@@ -50,6 +65,16 @@ REFERENCE_AGENTS: list[dict[str, Any]] = [
         "tools": ["mortgage_calculator", "roi_calculator"],
         "capabilities": ["financial_analysis", "market_research", "risk_assessment"],
         "tags": ["real_estate", "investment"],
+        "judge": {
+            "model": "cb:analysis",
+            "rubric": "correctness",
+            "criteria": (
+                "Every figure (payment, ROI, cap rate, cash flow) matches the tool results "
+                "shown, or is computed correctly from them; the recommendation follows from the "
+                "numbers and the stated constraints; risks are named."
+            ),
+            "sample_rate": JUDGED_SHARE,
+        },
     },
     {
         "name": "Pattern Recognition Specialist",
@@ -71,6 +96,16 @@ REFERENCE_AGENTS: list[dict[str, Any]] = [
         "tools": ["statistical_analyzer"],
         "capabilities": ["pattern_recognition", "statistical_analysis", "anomaly_detection"],
         "tags": ["data_science", "analytics"],
+        "judge": {
+            "model": "cb:smart-chat",
+            "rubric": "relevance",
+            "criteria": (
+                "The patterns and anomalies named are supported by the data given (and by the "
+                "statistical tool's results when shown); confidence levels are given and "
+                "plausible; no pattern is invented."
+            ),
+            "sample_rate": JUDGED_SHARE,
+        },
     },
     {
         "name": "Strategic Decision Advisor",
@@ -93,5 +128,15 @@ REFERENCE_AGENTS: list[dict[str, Any]] = [
         "tools": [],
         "capabilities": ["strategic_planning", "decision_analysis", "risk_management"],
         "tags": ["strategy", "consulting"],
+        "judge": {
+            "model": "cb:smart-chat",
+            "rubric": "relevance",
+            "criteria": (
+                "The recommendation answers the decision asked, weighs the alternatives and "
+                "trade-offs against the stated constraints, and gives concrete implementation "
+                "steps and contingencies."
+            ),
+            "sample_rate": JUDGED_SHARE,
+        },
     },
 ]

@@ -12,7 +12,8 @@ from domain.prompting import build_messages, system_text
 from domain.tenant_limits import DEFAULT_COMPLETION_TOKENS, estimated_tokens
 from domain.tool_specs import narrowed
 
-Kind = Literal["agent_execution", "chat_completion"]
+NOT_RECORDED = ("subject", "caller")  # kept apart from the request its Started event records
+Kind = Literal["agent_execution", "chat_completion", "judge", "experiment_run"]
 
 
 @dataclass
@@ -36,6 +37,9 @@ class RunPlan:
     agent_guardrails: dict[str, Any] | None = None
     agent_system: str = ""  # the agent's own system prompt: not screened by input checks
     subject: str | None = None  # the data subject it is about (`subject`, OpenAI's `user`)
+    subject_ref: str | None = None  # or its reference alone (a judge's run of its execution)
+    caller: str | None = None  # the credential that asked (`key:<id>`, `jwt:<sub>`)
+    judge: dict[str, Any] | None = None  # its agent's judge, else the tenant's default
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -52,7 +56,7 @@ def agent_plan(agent: Agent, body: dict[str, Any]) -> RunPlan:
         model=definition["model"],
         messages=build_messages(definition, body["prompt"], body.get("context")),
         parameters={**definition.get("parameters", {}), **body.get("parameters", {})},
-        request={k: v for k, v in body.items() if k != "subject"},
+        request={k: v for k, v in body.items() if k not in NOT_RECORDED},
         estimated_tokens=estimated_tokens(body, definition),
         server_tools=narrowed(definition.get("tools") or [], body.get("tools")),
         cache=body.get("cache"),
@@ -60,6 +64,8 @@ def agent_plan(agent: Agent, body: dict[str, Any]) -> RunPlan:
         agent_guardrails=definition.get("guardrails"),
         agent_system=system_text(definition),
         subject=body.get("subject"),
+        caller=body.get("caller"),
+        judge=definition.get("judge"),
     )
 
 
@@ -75,7 +81,7 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
     server_tools: list[str] = []
     model = job["model"]
     agent_id, version = "", 0
-    agent_cache = agent_guardrails = None
+    agent_cache = agent_guardrails = judge = None
     system = ""
     if agent is not None:
         definition = agent.definition
@@ -87,6 +93,7 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         if not client_tools:
             server_tools = list(definition.get("tools") or [])
         agent_cache, agent_guardrails = definition.get("cache"), definition.get("guardrails")
+        judge = definition.get("judge")
     answer = parameters.get("max_tokens") or DEFAULT_COMPLETION_TOKENS
     return RunPlan(
         kind="chat_completion",
@@ -95,7 +102,7 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         model=model,
         messages=messages,
         parameters=parameters,
-        request={k: v for k, v in job.items() if k != "subject"},
+        request={k: v for k, v in job.items() if k not in NOT_RECORDED},
         estimated_tokens=estimate_prompt_tokens(messages) + int(answer),
         server_tools=server_tools,
         client_tools=client_tools,
@@ -104,4 +111,6 @@ def chat_plan(job: dict[str, Any], agent: Agent | None) -> RunPlan:
         agent_guardrails=agent_guardrails,
         agent_system=system,
         subject=job.get("subject"),
+        caller=job.get("caller"),
+        judge=judge,
     )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from domain.errors import InvalidRequest
 from domain.guardrails import Guardrails
+from domain.judging import JudgeSpec
 from domain.response_cache import CacheSettings
 
 Scope = Literal[
@@ -16,6 +17,7 @@ Scope = Literal[
     "agents:write",
     "agents:execute",
     "executions:read",
+    "executions:write",
     "analytics:read",
     "tenant:admin",
 ]
@@ -65,14 +67,18 @@ class AgentCreate(_Body):
     context_instructions: str | None = Field(default=None, max_length=100_000)
     cache: CacheSettings | None = None
     guardrails: Guardrails | None = None
+    judge: JudgeSpec | None = None
+
+
+OWN_SETTINGS = ("cache", "guardrails", "judge")  # an agent's own, stored only when set
 
 
 def agent_definition(body: AgentCreate) -> dict[str, Any]:
-    """The stored definition of a new agent: parameters only as set; `cache` and
-    `guardrails` only when given."""
-    definition = body.model_dump(exclude={"cache", "guardrails"})
+    """The stored definition of a new agent: parameters only as set; `cache`,
+    `guardrails` and `judge` only when given."""
+    definition = body.model_dump(exclude=set(OWN_SETTINGS))
     definition["parameters"] = body.parameters.set_values()
-    for name in ("cache", "guardrails"):
+    for name in OWN_SETTINGS:
         value = getattr(body, name)
         if value is not None:
             definition[name] = value.model_dump(by_alias=True, exclude_none=True)
@@ -92,12 +98,13 @@ class AgentUpdate(_Body):
     context_instructions: str | None = None
     cache: CacheSettings | None = None
     guardrails: Guardrails | None = None
+    judge: JudgeSpec | None = None
 
     def changes(self) -> dict[str, Any]:
-        """The fields sent, as stored (parameters as set; `cache: null` or `guardrails: null`
-        removes the agent's own)."""
+        """The fields sent, as stored (parameters as set; `cache: null`, `guardrails: null`
+        or `judge: null` removes the agent's own)."""
         changes = self.model_dump(exclude_unset=True)
-        for name in ("cache", "guardrails"):
+        for name in OWN_SETTINGS:
             value = getattr(self, name)
             if value is not None:
                 changes[name] = value.model_dump(by_alias=True, exclude_none=True)
@@ -162,10 +169,13 @@ class ExecuteRequest(_Body):
         return value
 
 
-def execution_request(body: ExecuteRequest) -> dict[str, Any]:
-    """An execute request as the tenant actor takes it (and its Started event records)."""
+def execution_request(body: ExecuteRequest, caller: str | None = None) -> dict[str, Any]:
+    """An execute request as the tenant actor takes it (its Started event records it, all
+    but `caller`: the credential that asked, kept apart)."""
     request = body.model_dump(exclude_none=True)
     request["parameters"] = body.parameters.set_values()
+    if caller is not None:
+        request["caller"] = caller
     return request
 
 

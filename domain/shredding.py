@@ -3,8 +3,9 @@ key that erasure destroys (crypto-shredding), and what stands in for them once i
 
 Payload is what a person said or was told: prompts, context and messages, answers, tool
 arguments and results, error messages (a provider's may quote the prompt), streamed
-content. Everything else stays in clear for analytics: ids, models, tokens, cost, timings,
-metadata, statuses, stream event ids and kinds.
+content, feedback comments and judges' reasons. Everything else stays in clear for
+analytics: ids, models, tokens, cost, timings, metadata, statuses, stream event ids and
+kinds.
 
 `split` takes the payload out of an event's state (returning it), `merge` puts it back,
 `erase` fills the state with the `ERASED` marks a reader gets once the key is gone. Each
@@ -24,7 +25,7 @@ SEALED_PREFIX = "k:"  # a read-model value sealed under a payload key: k:<kid>:<
 _ENDED = ("Execution.Completed", "Execution.Failed", "Execution.Cancelled")
 SEALED_KINDS = frozenset(
     {"Execution.Started", "Execution.ToolCalled", "Execution.ToolResultRecorded",
-     "Execution.Progressed", *_ENDED}
+     "Execution.Progressed", "Execution.FeedbackGiven", "Execution.JudgeFailed", *_ENDED}
 )  # fmt: skip
 CLEAR_REQUEST = ("metadata",)  # what of a Started event's request stays readable
 
@@ -57,6 +58,14 @@ def split(kind: str, state: dict[str, Any]) -> dict[str, Any] | None:
         if state.get("error"):
             payload["error"] = state["error"]
             state["error"] = {**state["error"], "message": ERASED}
+        return payload
+    if kind == "Execution.FeedbackGiven":  # the comment: a person's words, or a judge's reason
+        payload = {"comment": state["comment"]}
+        state["comment"] = None if state["comment"] is None else ERASED
+        return payload
+    if kind == "Execution.JudgeFailed":  # its message may quote the judged answer
+        payload = {"error": state["error"]}
+        state["error"] = {"type": state["error"].get("type"), "message": ERASED}
         return payload
     if kind == "Execution.Progressed":
         payload = {"stream_events": state["stream_events"]}

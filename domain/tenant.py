@@ -40,6 +40,7 @@ class Tenant(Aggregate):
         self.budget_crossings: dict[str, dict[str, Any]] = {}
         self.state_agent_configs: dict[str, dict[str, Any]] = {}  # id → config (legacy GraphQL)
         self.retention: dict[str, Any] | None = None  # `domain.retention.Retention` as a dict
+        self.judge: dict[str, Any] | None = None  # the default `domain.judging.JudgeSpec`
 
     def issue_api_key(
         self,
@@ -270,6 +271,16 @@ class Tenant(Aggregate):
         self, tenant_id: str, retention: dict[str, Any] | None, by: str | None = None
     ) -> None:
         self.retention = retention
+
+    def set_judge(self, judge: dict[str, Any] | None, by: str | None = None) -> None:
+        """The judge of executions whose agent names none (None: no default judge)."""
+        self._judge_set(self.tenant_id, judge, by)
+
+    @event("JudgeSet")
+    def _judge_set(
+        self, tenant_id: str, judge: dict[str, Any] | None, by: str | None = None
+    ) -> None:
+        self.judge = judge
 
     def record_subject_erased(
         self, subject_ref: str, executions: int, keys: int, by: str | None = None

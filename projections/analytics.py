@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from domain import histogram
+from domain.feedback import quality
 from projections.db import ReadModelDB
 from projections.metrics import HISTOGRAMS, NONE, SUMS, hour_of, hour_text, instant, shown
 
@@ -97,6 +98,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "redactions": sums["guardrail_redactions"],
             "blocks": sums["guardrail_blocks"],
         },
+        "quality": quality(sums),
     }
 
 

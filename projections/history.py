@@ -89,7 +89,7 @@ def on_started(cur: Cursor, event: Any) -> None:
             getattr(event, "kind", AGENT_EXECUTION),
             *tags,
             retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            _sealed(json.dumps(given), kid),
+            sealed(json.dumps(given), kid),
             getattr(event, "subject_ref", None),
             kid,
         ),
@@ -135,7 +135,7 @@ def _finish(cur: Cursor, event: Any, status: str) -> None:
     facts, payload = outcome.facts(), None
     if kid is not None:
         state = {"outcome": facts}
-        payload = _sealed(json.dumps(shredding.split(type(event).__qualname__, state)), kid)
+        payload = sealed(json.dumps(shredding.split(type(event).__qualname__, state)), kid)
         facts = state["outcome"]
     cur.execute(
         "UPDATE executions SET status = ?, model_resolved = COALESCE(?, model_resolved),"
@@ -153,8 +153,8 @@ def _finish(cur: Cursor, event: Any, status: str) -> None:
             event.timestamp.timestamp(),
             outcome.duration_ms,
             error.type if error else None,
-            _sealed(error.message if error else None, kid),
-            _sealed(json.dumps(facts)),
+            sealed(error.message if error else None, kid),
+            sealed(json.dumps(facts)),
             payload,
             str(event.originator_id),
         ),
@@ -193,7 +193,7 @@ def seal_payloads_with(keys: _PayloadKeys | None) -> None:
     _payloads = keys
 
 
-def _sealed(text: str | None, kid: str | None = None) -> str | None:
+def sealed(text: str | None, kid: str | None = None) -> str | None:
     if text is not None and kid is not None:
         if _payloads is None:
             raise RuntimeError("a payload key, and no key table to seal under")
@@ -256,13 +256,13 @@ def on_imported(cur: Cursor, event: Any) -> None:
             row["completed_at"],
             row["duration_ms"],
             error_type or ("legacy_error" if message else None),
-            _sealed(message),
-            _sealed(json.dumps(result)),
+            sealed(message),
+            sealed(json.dumps(result)),
             legacy_import.IMPORTED,
             _tag(row["resource_id"]),
             _tag(row["state_id"]),
             row["retry_count"],
-            _sealed(json.dumps(row["input"])),
+            sealed(json.dumps(row["input"])),
         ),
     )
 
@@ -316,7 +316,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
             "cost_usd": row["cost_usd"] or 0.0,
         },
         "duration_ms": row["duration_ms"],
-        "error": {"type": row["error_type"], "message": _opened_payload(row["error_message"])}
+        "error": {"type": row["error_type"], "message": opened_payload(row["error_message"])}
         if row["error_type"]
         else None,
         "resource_id": row["resource_id"],
@@ -336,7 +336,7 @@ def _view(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _opened_payload(text: str | None) -> str | None:
+def opened_payload(text: str | None) -> str | None:
     """A payload column's text, or the erased mark once its key is gone."""
     opened = _opened(text)
     return shredding.ERASED if opened is None and text is not None else opened

@@ -18,6 +18,7 @@ from typing import Any
 
 from domain import histogram
 from domain.execution import Execution
+from domain.feedback import QUALITY_SUMS
 from domain.histogram import Histogram
 from domain.results import Attempt
 from projections.db import Batch, Cursor
@@ -48,7 +49,8 @@ FACTS_DDL = """CREATE TABLE IF NOT EXISTS execution_facts (
     retries INTEGER NOT NULL DEFAULT 0,
     fallbacks INTEGER NOT NULL DEFAULT 0,
     tool_calls INTEGER NOT NULL DEFAULT 0,
-    tool_failures INTEGER NOT NULL DEFAULT 0
+    tool_failures INTEGER NOT NULL DEFAULT 0,
+    score_count INTEGER NOT NULL DEFAULT 0
 )"""
 
 KEYS = ("agent_id", "kind", "model", "provider", "status", "error_type")
@@ -57,6 +59,7 @@ SUMS = (
     "completion_tokens", "cost_usd", "duration_ms_sum", "duration_count", "ttft_ms_sum",
     "ttft_count", "retries", "fallbacks", "tool_calls", "tool_failures", "cache_hits",
     "cost_saved_usd", "guardrail_flags", "guardrail_redactions", "guardrail_blocks",
+    *QUALITY_SUMS,
 )  # fmt: skip
 # added after the roll-up tables were first made (each is also in their DDL)
 LATER_SUMS = (
@@ -65,6 +68,13 @@ LATER_SUMS = (
     ("guardrail_flags", "BIGINT NOT NULL DEFAULT 0"),
     ("guardrail_redactions", "BIGINT NOT NULL DEFAULT 0"),
     ("guardrail_blocks", "BIGINT NOT NULL DEFAULT 0"),
+    ("score_sum", "DOUBLE PRECISION NOT NULL DEFAULT 0"),
+    ("score_count", "BIGINT NOT NULL DEFAULT 0"),
+    ("scored_executions", "BIGINT NOT NULL DEFAULT 0"),
+    ("scored_tokens", "BIGINT NOT NULL DEFAULT 0"),
+    ("scored_cost_usd", "DOUBLE PRECISION NOT NULL DEFAULT 0"),
+    ("judge_cost_usd", "DOUBLE PRECISION NOT NULL DEFAULT 0"),
+    ("judge_failures", "BIGINT NOT NULL DEFAULT 0"),
 )
 HISTOGRAMS = ("duration_hist", "ttft_hist")
 
@@ -112,7 +122,10 @@ DDL = (
     _rollup_ddl("usage_daily", "day", "{DATE}"),
 )
 TABLES = ("execution_facts", *ROLLUPS)
-COLUMNS = tuple((table, name, sql) for table in ROLLUPS for name, sql in LATER_SUMS)
+COLUMNS = (
+    *((table, name, sql) for table in ROLLUPS for name, sql in LATER_SUMS),
+    ("execution_facts", "score_count", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 _ROLLUP_COLUMNS = {
     "tenant_id": "the tenant (an analyst's role sees its own only)",
@@ -143,6 +156,13 @@ _ROLLUP_COLUMNS = {
     "guardrail_flags": "guardrail checks that fired with action flag",
     "guardrail_redactions": "guardrail checks that fired with action redact",
     "guardrail_blocks": "guardrail checks that blocked the execution",
+    "score_sum": "sum of the feedback scores (each in [0, 1]) given on these executions",
+    "score_count": "feedback scores given (users', applications' and judges')",
+    "scored_executions": "executions with at least one score",
+    "scored_tokens": "tokens (prompt + completion) of the scored executions",
+    "scored_cost_usd": "cost in USD of the scored executions",
+    "judge_cost_usd": "what judging these executions cost, in USD (apart from cost_usd)",
+    "judge_failures": "judge calls that gave no verdict (a malformed reply, a failed call)",
     "duration_hist": "duration histogram: JSON {bucket: count}; bucket i holds "
     "(1.1^(i-1), 1.1^i] ms, read as 2*1.1^i/2.1 (within 4.8 percent)",
     "ttft_hist": "time-to-first-content histogram, same buckets as duration_hist",
@@ -156,6 +176,7 @@ COMMENTS = {
             "duration_ms": "from its start to its end, in the tenant's runtime",
             "ttft_ms": "streamed: from its start to the first content sent",
             "attempts": "provider calls made (retries, fallbacks and tool turns included)",
+            "score_count": "feedback scores given on it",
             **{
                 k: v
                 for k, v in _ROLLUP_COLUMNS.items()
@@ -335,6 +356,7 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
         "cache_hits": int(bool(outcome.cache_hit)),
         "cost_saved_usd": outcome.cost_saved_usd or 0.0,
         **_guardrail_counts(outcome.guardrails or []),
+        **dict.fromkeys(QUALITY_SUMS, 0),  # scores come later (`on_feedback`)
     }
     hists = {
         "duration_hist": histogram.of([outcome.duration_ms] if outcome.duration_ms is not None
@@ -416,7 +438,50 @@ def _add(
     )
 
 
+def _quality(cur: Cursor, event: Any, figures: dict[str, float]) -> None:
+    """Add quality figures to the roll-up rows the execution was counted in (scores
+    arrive after its end); nothing for an execution whose facts are gone or not ended."""
+    row = cur.execute(
+        "SELECT agent_id, kind, status, model_resolved, provider, error_type, started_at,"
+        " prompt_tokens, completion_tokens, cost_usd, score_count FROM execution_facts"
+        " WHERE execution_id = ?",
+        (str(event.originator_id),),
+    ).fetchone()
+    if row is None or row["status"] == "running":
+        return
+    facts = dict(row)
+    judge = getattr(event, "judge", None) or {}
+    sums = {**dict.fromkeys(SUMS, 0), **figures,
+            "judge_cost_usd": float(judge.get("cost_usd") or 0.0)}  # fmt: skip
+    if figures.get("score_count"):
+        if facts["score_count"] == 0:
+            sums["scored_executions"] = 1
+            sums["scored_tokens"] = facts["prompt_tokens"] + facts["completion_tokens"]
+            sums["scored_cost_usd"] = facts["cost_usd"]
+        cur.execute(
+            "UPDATE execution_facts SET score_count = score_count + 1 WHERE execution_id = ?",
+            (str(event.originator_id),),
+        )
+    keys = (facts["agent_id"], facts["kind"], facts["model_resolved"] or NONE,
+            facts["provider"] or NONE, facts["status"], facts["error_type"] or NONE)  # fmt: skip
+    started = unix(facts["started_at"])
+    empty = {h: Histogram() for h in HISTOGRAMS}
+    for table, period, when in (("usage_hourly", "hour", hour_of(started)),
+                                ("usage_daily", "day", day_of(started))):  # fmt: skip
+        _gather(cur, (table, period, event.tenant_id, when, *keys), sums, empty)
+
+
+def on_feedback(cur: Cursor, event: Any) -> None:
+    _quality(cur, event, {"score_sum": float(event.score), "score_count": 1})
+
+
+def on_judge_failed(cur: Cursor, event: Any) -> None:
+    _quality(cur, event, {"judge_failures": 1})
+
+
 HANDLERS = {
+    Execution.FeedbackGiven: on_feedback,
+    Execution.JudgeFailed: on_judge_failed,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
     Execution.ToolCalled: on_tool_called,

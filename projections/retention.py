@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projections import metrics
+from projections import feedback, metrics
 from projections.db import ReadModelDB
 
 
@@ -24,6 +24,7 @@ def delete_executions(db: ReadModelDB, metrics_db: ReadModelDB, tenant_id: str,
                 "DELETE FROM executions WHERE tenant_id = ? AND execution_id = ?",
                 (tenant_id, execution_id),
             )
+            feedback.delete_for(cur, tenant_id, execution_id)
     with metrics_db.transaction() as cur:
         cur.execute(
             "DELETE FROM execution_facts WHERE tenant_id = ? AND started_at < ?",

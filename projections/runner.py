@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections import audit, deprecations, directory, history, metrics
+from projections import audit, deprecations, directory, feedback, history, metrics
 from projections.db import Batch, Cursor, ReadModelDB
 from projections.decoded import event_of
 
@@ -51,9 +51,11 @@ class Projection:
 
 READ_MODELS = Projection(
     name="read_models",
-    ddl=(*history.DDL, *directory.DDL, *audit.DDL, *deprecations.DDL),
-    handlers=_handlers(history, directory, audit, deprecations),
-    tables=("executions", "tenants", "api_keys", "audit_log", *deprecations.TABLES),
+    ddl=(*history.DDL, *directory.DDL, *audit.DDL, *deprecations.DDL, *feedback.DDL),
+    handlers=_handlers(history, directory, audit, deprecations, feedback),
+    tables=(
+        "executions", "tenants", "api_keys", "audit_log", *deprecations.TABLES, *feedback.TABLES
+    ),
     columns=(*directory.COLUMNS, *history.COLUMNS),
     indexes=history.INDEXES,
 )

@@ -12,6 +12,7 @@ TABLES = {
     "tenants": "*",
     "api_keys": "key_id, hint, scopes, expires_at, issued_at, revoked_at, last_used_at",
     "executions": "*",
+    "execution_feedback": "*",
     "audit_log": "*",
     "deprecated_usage": "*",
 }

@@ -76,7 +76,7 @@ async def execute(
     """Run the agent once and answer with the whole result (a client that goes away first
     cancels it, unless it sent an Idempotency-Key: then it runs on for the retry)."""
     who.require("agents:execute")
-    request = keyed(execution_request(body), idempotency_key)
+    request = keyed(execution_request(body, who.actor), idempotency_key)
     async with admission.admitted(who.tenant_id, runtime.config().ingress):
         try:
             reply = await unless_disconnected(
@@ -100,7 +100,7 @@ async def execute_stream(
     Idempotency-Key joins the first's stream from its start)."""
     who.require("agents:execute")
     options = body.stream_options or StreamOptions()
-    request = keyed(execution_request(body), idempotency_key)
+    request = keyed(execution_request(body, who.actor), idempotency_key)
     cancel_on_disconnect = options.on_disconnect == "cancel"
     # the stream holds an ingress slot until it has started
     async with admission.admitted(who.tenant_id, runtime.config().ingress):

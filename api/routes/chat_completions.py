@@ -34,7 +34,7 @@ async def chat_completions(
 ) -> Response:
     """A chat completion for a virtual or concrete model, or `agent:<agent_id>`."""
     who.require("agents:execute")
-    job = keyed(body.as_job(), idempotency_key)
+    job = keyed({**body.as_job(), "caller": who.actor}, idempotency_key)
     agent_id = body.agent_id()
     execution_id = str(uuid.uuid4())
     tenant = runtime.tenant(who.tenant_id)

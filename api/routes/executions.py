@@ -84,7 +84,9 @@ async def list_executions(
     status: Literal["running", "completed", "failed", "cancelled"] | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     before: float | None = None,
-    kind: Literal["agent_execution", "chat_completion", "imported"] | None = None,
+    kind: Literal[
+        "agent_execution", "chat_completion", "imported", "judge", "experiment_run"
+    ] | None = None,
 ) -> dict[str, Any]:
     """Newest first; pass the last item's `started_at` as `before` for the next page."""
     who.require("executions:read")

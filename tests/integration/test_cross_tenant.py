@@ -21,6 +21,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/executions/{execution_id}", None),
     ("GET", "/api/v1/executions/{execution_id}/stream", None),
     ("POST", "/api/v1/executions/{execution_id}/cancel", None),
+    ("POST", "/api/v1/executions/{execution_id}/feedback", {"score": 0}),
+    ("POST", "/api/v1/executions/{execution_id}/judge", {"model": "gpt-4o-mini"}),
     ("DELETE", "/api/v1/mcp/servers/{server_id}", None),
     ("POST", "/api/v1/mcp/servers/{server_id}/refresh", None),
     ("GET", "/api/v1/tenants/{tenant_id}/model-mappings", None),

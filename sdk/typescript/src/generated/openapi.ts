@@ -876,6 +876,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/executions/{execution_id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give Feedback
+         * @description Score an ended execution (several scores may be given); with the `executions:write`
+         *     scope, or by the credential that started it. The comment is erased with the
+         *     execution's data subject.
+         */
+        post: operations["give_feedback_api_v1_executions__execution_id__feedback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/executions/{execution_id}/judge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Judge Execution
+         * @description Judge a completed execution now with this judge (its sample rate aside), off any
+         *     client's path; the verdict is recorded on it as feedback from source `judge`.
+         */
+        post: operations["judge_execution_api_v1_executions__execution_id__judge_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/judge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Judge
+         * @description The tenant's default judge (`null`: none).
+         */
+        get: operations["get_judge_api_v1_judge_get"];
+        /**
+         * Set Judge
+         * @description Judge a `sample_rate` share of the executions whose agent names no judge (chat
+         *     completions included), after their answers were sent.
+         */
+        put: operations["set_judge_api_v1_judge_put"];
+        post?: never;
+        /** Remove Judge */
+        delete: operations["remove_judge_api_v1_judge_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/export": {
         parameters: {
             query?: never;
@@ -1272,6 +1341,7 @@ export interface components {
             context_instructions?: string | null;
             cache?: components["schemas"]["CacheSettings"] | null;
             guardrails?: components["schemas"]["Guardrails"] | null;
+            judge?: components["schemas"]["JudgeSpec"] | null;
         };
         /** AgentUpdate */
         AgentUpdate: {
@@ -1296,11 +1366,12 @@ export interface components {
             context_instructions?: string | null;
             cache?: components["schemas"]["CacheSettings"] | null;
             guardrails?: components["schemas"]["Guardrails"] | null;
+            judge?: components["schemas"]["JudgeSpec"] | null;
         };
         /** ApiKeyCreate */
         ApiKeyCreate: {
             /** Scopes */
-            scopes?: ("agents:read" | "agents:write" | "agents:execute" | "executions:read" | "analytics:read" | "tenant:admin")[];
+            scopes?: ("agents:read" | "agents:write" | "agents:execute" | "executions:read" | "executions:write" | "analytics:read" | "tenant:admin")[];
             /**
              * Expires At
              * @description Unix time after which it fails
@@ -1458,6 +1529,26 @@ export interface components {
             subject?: string | null;
         };
         /**
+         * FeedbackRequest
+         * @description `POST /api/v1/executions/{id}/feedback`: `true`/`false` count as 1 and 0.
+         */
+        FeedbackRequest: {
+            /**
+             * Score
+             * @description in [0, 1]; true is 1, false is 0
+             */
+            score: number | boolean;
+            /** Label */
+            label?: string | null;
+            /** Comment */
+            comment?: string | null;
+            /**
+             * Source
+             * @default user
+             */
+            source?: string;
+        };
+        /**
          * Guardrails
          * @description A tenant's or an agent's checks: `input` before the model, `output` after it.
          */
@@ -1547,6 +1638,33 @@ export interface components {
              * @default true
              */
             repair?: boolean;
+        };
+        /**
+         * JudgeSpec
+         * @description An agent's `judge`, a tenant's default judge, or an experiment's.
+         */
+        JudgeSpec: {
+            /**
+             * Model
+             * @description virtual or concrete model
+             */
+            model: string;
+            /**
+             * Rubric
+             * @default relevance
+             */
+            rubric?: string;
+            /**
+             * Criteria
+             * @description what to judge on (a rubric of one's own)
+             */
+            criteria?: string | null;
+            /**
+             * Sample Rate
+             * @description share judged
+             * @default 1
+             */
+            sample_rate?: number;
         };
         /**
          * KeywordsCheck
@@ -3726,8 +3844,194 @@ export interface operations {
                 status?: ("running" | "completed" | "failed" | "cancelled") | null;
                 limit?: number;
                 before?: number | null;
-                kind?: ("agent_execution" | "chat_completion" | "imported") | null;
+                kind?: ("agent_execution" | "chat_completion" | "imported" | "judge" | "experiment_run") | null;
             };
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    give_feedback_api_v1_executions__execution_id__feedback_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    judge_execution_api_v1_executions__execution_id__judge_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                execution_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JudgeSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_judge_api_v1_judge_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_judge_api_v1_judge_put: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JudgeSpec"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_judge_api_v1_judge_delete: {
+        parameters: {
+            query?: never;
             header?: {
                 "x-tenant-id"?: string | null;
                 authorization?: string | null;
