@@ -36,12 +36,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_execute import (
     DIRECT_BODY,
-    closed_loop,
     machine,
+    new_tenant,
     pin_to,
     post_json,
     run_load,
     run_with_services,
+    timed_posts,
     tree_cpu_s,
     wait_http,
 )
@@ -59,12 +60,7 @@ GUARDRAILS = {
 async def setup(base: str, admin_token: str) -> dict[str, Any]:
     """A tenant with three agents: plain, cached, guarded; the cached one warmed."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        admin = {"Authorization": f"Bearer {admin_token}"}
-        tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
-        headers = {
-            "X-Tenant-ID": tenant["tenant"]["id"],
-            "Authorization": f"Bearer {tenant['api_key']}",
-        }
+        headers = await new_tenant(http, base, admin_token)
         common = {"model": "gpt-4o-mini", "system_prompt": "You are terse."}
         urls = {}
         for name, extra in (
@@ -89,17 +85,11 @@ async def keyed_load(
     payload = json.dumps({"prompt": PROMPT}).encode()
     numbers = itertools.count()
 
-    async def send() -> dict[str, float] | str:
-        hdrs = {"Content-Type": "application/json", **headers,
-                "Idempotency-Key": f"bench-{uuid.uuid4().hex}-{next(numbers)}"}  # fmt: skip
-        t0 = time.perf_counter()
-        async with http.post(url, data=payload, headers=hdrs) as resp:
-            data = await resp.read()
-            if resp.status != 200:
-                return f"HTTP {resp.status}: {data[:300]!r}"
-        return {"ms": (time.perf_counter() - t0) * 1000}
+    def target() -> tuple[str, dict[str, str]]:
+        return url, {"Content-Type": "application/json", **headers,
+                     "Idempotency-Key": f"bench-{uuid.uuid4().hex}-{next(numbers)}"}  # fmt: skip
 
-    return await closed_loop(total, concurrency, send)
+    return await timed_posts(http, target, payload, 200, total, concurrency)
 
 
 async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]:

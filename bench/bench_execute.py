@@ -324,15 +324,40 @@ async def post_json(
         return dict(await resp.json())
 
 
+async def new_tenant(http: aiohttp.ClientSession, base: str, admin_token: str) -> dict[str, str]:
+    """Create a tenant; the headers that act as it (its id and first API key)."""
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
+    return {"X-Tenant-ID": tenant["tenant"]["id"], "Authorization": f"Bearer {tenant['api_key']}"}
+
+
+async def timed_posts(
+    http: aiohttp.ClientSession,
+    target: Callable[[], tuple[str, dict[str, str]]],
+    payload: bytes,
+    status: int,
+    total: int,
+    concurrency: int,
+) -> dict[str, Any]:
+    """Closed loop of POSTs of `payload` to where `target()` says (URL, extra headers), each
+    answered with `status`."""
+
+    async def send() -> Sample:
+        url, headers = target()
+        t0 = time.perf_counter()
+        async with http.post(url, data=payload, headers=headers) as resp:
+            data = await resp.read()
+            if resp.status != status:
+                return f"HTTP {resp.status}: {data[:300]!r}"
+        return {"ms": (time.perf_counter() - t0) * 1000}
+
+    return await closed_loop(total, concurrency, send)
+
+
 async def setup_agent(base: str, admin_token: str) -> tuple[str, dict[str, str]]:
     """Create a tenant and an agent; return the execute URL and the tenant's headers."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        admin = {"Authorization": f"Bearer {admin_token}"}
-        tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
-        headers = {
-            "X-Tenant-ID": tenant["tenant"]["id"],
-            "Authorization": f"Bearer {tenant['api_key']}",
-        }
+        headers = await new_tenant(http, base, admin_token)
         body = {"name": "bench", "model": "gpt-4o-mini", "system_prompt": "You are terse."}
         agent = await post_json(http, f"{base}/api/v1/agents", body, headers)
     return f"{base}/api/v1/agents/{agent['id']}/execute", headers

@@ -37,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_execute import (
     DIRECT_BODY,
-    closed_loop,
     machine,
+    new_tenant,
     pin_to,
     post_json,
     run_load,
     run_with_services,
+    timed_posts,
     tree_cpu_s,
     wait_http,
 )
@@ -55,12 +56,7 @@ VERDICT = '{"score": 0.75, "reason": "Mostly right."}'
 async def setup(base: str, admin_token: str) -> dict[str, Any]:
     """A tenant with a plain agent and a judged one."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
-        admin = {"Authorization": f"Bearer {admin_token}"}
-        tenant = await post_json(http, f"{base}/api/v1/admin/tenants", {"name": "bench"}, admin)
-        headers = {
-            "X-Tenant-ID": tenant["tenant"]["id"],
-            "Authorization": f"Bearer {tenant['api_key']}",
-        }
+        headers = await new_tenant(http, base, admin_token)
         common = {"model": "gpt-4o-mini", "system_prompt": "You are terse."}
         judge = {"model": "gpt-4o-mini", "rubric": "relevance", "sample_rate": 1.0}
         urls = {}
@@ -90,16 +86,10 @@ async def feedback_load(
     payload = json.dumps({"score": 0.5, "label": "bench", "comment": "fine"}).encode()
     hdrs = {"Content-Type": "application/json", **headers}
 
-    async def send() -> dict[str, float] | str:
-        url = f"{base}/api/v1/executions/{next(turns)}/feedback"
-        t0 = time.perf_counter()
-        async with http.post(url, data=payload, headers=hdrs) as resp:
-            data = await resp.read()
-            if resp.status != 201:
-                return f"HTTP {resp.status}: {data[:300]!r}"
-        return {"ms": (time.perf_counter() - t0) * 1000}
+    def target() -> tuple[str, dict[str, str]]:
+        return f"{base}/api/v1/executions/{next(turns)}/feedback", hdrs
 
-    return await closed_loop(total, concurrency, send)
+    return await timed_posts(http, target, payload, 201, total, concurrency)
 
 
 async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]:
