@@ -21,7 +21,7 @@ from actors.replies import unwrap
 from actors.response_cache import ResponseCache
 from actors.routing_view import RoutingView
 from actors.settings import configured_providers
-from actors.tool_box import ToolBox
+from actors.tool_box import ToolBox, replayed
 from domain import shredding
 from domain.budgets import BudgetLedger, Crossing, Reservation, scopes_of, worst_cost
 from domain.codecs.tool_calls import arguments as tool_arguments
@@ -271,6 +271,7 @@ class ExecutionRunner:
             started=started,
             start_write_ms=_ms_since(started),
             tools={spec.name: spec for spec in specs},
+            recorded=None if plan.recorded_tools is None else list(plan.recorded_tools),
             client_tools=plan.client_tools,
             screened=screened,
             cache=answer_policies.cache_plan(
@@ -535,7 +536,10 @@ class ExecutionRunner:
             run.execution.call_tool(call["id"], fn["name"], tool_arguments(fn), turn)
             if live is not None:
                 live.emit("tool_call", {"execution_id": execution_id, "turn": turn, **call})
-        outcomes = await asyncio.gather(*(self.tools.run(c, run.tools) for c in calls))
+        if run.recorded is None:
+            outcomes = await asyncio.gather(*(self.tools.run(c, run.tools) for c in calls))
+        else:  # a replay: the recorded answers, no tool is called
+            outcomes = [replayed(c, run.recorded) for c in calls]
         for outcome in outcomes:
             run.execution.record_tool_result(
                 outcome.call_id, outcome.name, outcome.result, outcome.error, outcome.duration_ms
@@ -695,6 +699,7 @@ class Run:
     screened: Screened = field(default_factory=lambda: Screened(messages=[]))
     cache: CachePlan | None = None
     cache_vector: list[float] | None = None  # the prompt's, when a semantic lookup made one
+    recorded: list[dict[str, Any]] | None = None  # a replay's recorded tool calls (`replayed`)
 
     def definitions(self) -> list[dict[str, Any]] | None:
         """The tools the model is offered: the server's, then the client's."""

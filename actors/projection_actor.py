@@ -342,6 +342,13 @@ class ProjectionActor:
         )
 
     @replies
+    async def get_executions(self, tenant_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The tenant's executions of these ids that history holds, by id."""
+        self._ensure_following()
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(history.get_many, self.db, tenant_id, ids)
+
+    @replies
     async def list_executions(
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:

@@ -103,7 +103,8 @@ class Quality:
 
     async def judge(self, execution_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         """Score a completed execution now and record the verdict (or the failure) on it:
-        `{"score", "reason"}` or `{"error": {"type", "message"}}`."""
+        `{"score", "reason"}` or `{"error": {"type", "message"}}`, with `judge`: its model,
+        rubric, runs, tokens and cost."""
         judge = JudgeSpec.model_validate(spec)
         execution = await self._ended(execution_id)
         answer = execution.outcome.answer
@@ -127,8 +128,8 @@ class Quality:
                 execution.fail_judging(facts, error)
             await self.runner.store.save(execution)
         if verdict is None:
-            return {"error": error}
-        return {"score": verdict.score, "reason": verdict.reason}
+            return {"error": error, "judge": facts}
+        return {"score": verdict.score, "reason": verdict.reason, "judge": facts}
 
     async def _ask(
         self,

@@ -19,6 +19,7 @@ import ray
 from actors import config_actor, metrics, names, projection_actor, provider_actor, tracing
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
+from actors.experiments import Experiments
 from actors.http_client import shared_client
 from actors.idempotency_keys import IdempotencyKeys
 from actors.live_stream import LiveStream
@@ -39,6 +40,7 @@ from domain.chat_completions import ChunkFramer, chat_headers
 from domain.config import Config, TenantDefaults
 from domain.errors import BudgetExceeded, CBError, Conflict, ResumeUnavailable
 from domain.execution import Execution
+from domain.experiment import state_of as experiment_state
 from domain.run_plan import RunPlan, agent_plan, chat_plan
 from domain.sse import frame_batch, frame_batch_without_usage
 from domain.tenant_limits import LimitGate
@@ -64,6 +66,10 @@ class TenantActor:
         self.budgets = TenantBudgets(self.commands)
         self.state_agents = StateAgentRunner(lambda plan, run_id: self._whole(plan, run_id, False))
         self.quality = Quality(self.runner, lambda plan, run_id: self._whole(plan, run_id, False))
+        self.experiments = Experiments(
+            self.runner, lambda plan, run_id: self._whole(plan, run_id, False),
+            self.quality.judge, self.commands.agent,
+        )  # fmt: skip
         defaults = TenantDefaults()
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
@@ -102,6 +108,7 @@ class TenantActor:
             if tenant is not None:
                 await self.runner.fail_interrupted()
                 await self.budgets.load()
+                self.experiments.resume(tenant)
             self._loaded = True
         return self.commands
 
@@ -110,6 +117,7 @@ class TenantActor:
             self.gate.running == 0
             and not self.state_agents.scheduled  # a scheduled run keeps the actor up
             and not self.quality.judging  # as does a judge at work
+            and not self.experiments.tasks  # and a running experiment
             and time.monotonic() - self.last_used > self.idle_evict_s
         )
 
@@ -137,6 +145,7 @@ class TenantActor:
         self.state_agents.stop()
         for task in list(self.quality.judging):
             task.cancel()
+        self.experiments.stop()
         await self.runner.tools.close()  # ends the tenant's stdio server processes
         if self.runner.cache is not None:
             await self.runner.cache.close()
@@ -721,6 +730,42 @@ class TenantActor:
     @replies
     async def get_judge(self) -> dict[str, Any]:
         return (await self._load()).judge()
+
+    # Replay experiments (`actors.experiments`)
+
+    @replies
+    async def start_experiment(
+        self, body: dict[str, Any], sources: list[str], by: str
+    ) -> dict[str, Any]:
+        """Start replaying `sources` (execution ids, chosen from history) on the variants."""
+        tenant = (await self._load()).require_tenant()
+        experiment = await self.experiments.start(tenant, body, sources, by)
+        return experiment_state(experiment)
+
+    @replies
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return experiment_state(await self.experiments.get(experiment_id))
+
+    @replies
+    async def list_experiments(self) -> list[dict[str, Any]]:
+        """Newest first: each one's state without its runs."""
+        tenant = (await self._load()).require_tenant()
+        out = []
+        for experiment_id in reversed(getattr(tenant, "experiment_ids", [])[-100:]):
+            state = experiment_state(await self.experiments.get(experiment_id))
+            out.append({**state, "runs": len(state["runs"])})
+        return out
+
+    @replies
+    async def experiment_progress(self, experiment_id: str, after: int) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return await self.experiments.progress(experiment_id, after)
+
+    @replies
+    async def cancel_experiment(self, experiment_id: str) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return experiment_state(await self.experiments.cancel(experiment_id))
 
     @replies
     async def ping(self) -> str:

@@ -152,3 +152,23 @@ class ToolBox:
 
 def _error(kind: str, message: str) -> dict[str, str]:
     return {"type": kind, "message": message}
+
+
+def replayed(call: dict[str, Any], recorded: list[dict[str, Any]]) -> ToolOutcome:
+    """A replay's tool call answered from the recorded run (`Execution.tool_log`): the first
+    unused call of that tool with the same arguments, else of that tool; else a
+    `not_recorded` error. The answer used is taken out of `recorded`."""
+    fn = call.get("function") or {}
+    outcome = ToolOutcome(call.get("id") or "", fn.get("name") or "", call_arguments(fn))
+    same = [c for c in recorded if c["name"] == outcome.name]
+    match = next((c for c in same if c["arguments"] == outcome.arguments), None) or next(
+        iter(same), None
+    )
+    if match is None:
+        outcome.error = _error(
+            "not_recorded", f"the recorded run has no (further) call of {outcome.name!r}"
+        )
+        return outcome
+    recorded.remove(match)
+    outcome.result, outcome.error = match.get("result"), match.get("error")
+    return outcome

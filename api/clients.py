@@ -209,6 +209,23 @@ class TenantClient:
     async def get_judge(self) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.get_judge.remote())
 
+    async def start_experiment(
+        self, body: dict[str, Any], sources: list[str], by: str
+    ) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.start_experiment.remote(body, sources, by))
+
+    async def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_experiment.remote(experiment_id))
+
+    async def list_experiments(self) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_experiments.remote())
+
+    async def experiment_progress(self, experiment_id: str, after: int) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.experiment_progress.remote(experiment_id, after))
+
+    async def cancel_experiment(self, experiment_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.cancel_experiment.remote(experiment_id))
+
     async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.set_budget.remote(scope, budget, by))
 
@@ -499,6 +516,9 @@ class ReadModels:
 
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
         return await self.peer.ask(lambda h: h.get_execution.remote(tenant_id, execution_id))
+
+    async def get_executions(self, tenant_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.get_executions.remote(tenant_id, ids))
 
     async def analytics(
         self, question: str, tenant_id: str, start: float, end: float, **args: Any

@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.agent import Agent
 from domain.execution import Execution
+from domain.experiment import Experiment
 from domain.migration import Migration
 from domain.platform_config import PlatformConfig
 from domain.retention import RetentionSweep
@@ -35,6 +36,11 @@ class SecurityRecord(Aggregate):
 
 def _fields(*names: str) -> Detail:
     return lambda e: {n: getattr(e, n, None) for n in names}
+
+
+def _experiment(definition: dict[str, Any], sources: list[str]) -> dict[str, Any]:
+    variants = [v.get("name") for v in definition.get("variants", [])]
+    return {"name": definition.get("name"), "sources": len(sources), "variants": variants}
 
 
 # event class → (kind, what of it goes into the entry's detail); never a secret or a hash
@@ -73,6 +79,8 @@ AUDITED: dict[type, tuple[str, Detail]] = {
         "retention.swept",
         _fields("payload_keys_before", "payload_keys", "executions_before", "executions"),
     ),
+    Experiment.Started: ("experiment.started", lambda e: _experiment(e.definition, e.sources)),
+    Experiment.Ended: ("experiment.ended", _fields("status", "stopped")),
     Migration.Started: ("migration.started", _fields("source", "model_map", "planned")),
     Migration.RolledBack: ("migration.rolled_back", _fields("removed")),
     Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),

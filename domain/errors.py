@@ -108,6 +108,13 @@ class Conflict(CBError):
     status = 409
 
 
+class PayloadErased(CBError):
+    """What was asked for needs an execution's payload, and its key was destroyed."""
+
+    type = "payload_erased"
+    status = 409
+
+
 class RateLimited(CBError):
     type = "rate_limited"
     status = 429

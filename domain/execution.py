@@ -42,6 +42,8 @@ class Execution(Aggregate):
         self.tenant_id = tenant_id
         self.caller = caller
         self.request = request  # as recorded (its payload erased marks, once erased)
+        self.agent_version = agent_version
+        self.tool_log: list[dict[str, Any]] = []  # each call and, once known, its answer
         self.feedback: list[dict[str, Any]] = []
         self.subject_ref = subject_ref
         self.payload_kid = payload_kid
@@ -76,6 +78,7 @@ class Execution(Aggregate):
         self, tenant_id: str, call_id: str, name: str, arguments: dict[str, Any], turn: int
     ) -> None:
         self.tool_calls += 1
+        self.tool_log.append({"call_id": call_id, "name": name, "arguments": arguments})
 
     def record_tool_result(
         self,
@@ -100,6 +103,9 @@ class Execution(Aggregate):
     ) -> None:
         if error is not None:
             self.tool_errors += 1
+        for call in self.tool_log:
+            if call["call_id"] == call_id:
+                call.update(result=result, error=error)
 
     def apply_guardrails(self, stage: str, decisions: list[dict[str, Any]]) -> None:
         """Guardrail checks fired on the input (before the model) or the output: which

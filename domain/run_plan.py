@@ -40,6 +40,8 @@ class RunPlan:
     subject_ref: str | None = None  # or its reference alone (a judge's run of its execution)
     caller: str | None = None  # the credential that asked (`key:<id>`, `jwt:<sub>`)
     judge: dict[str, Any] | None = None  # its agent's judge, else the tenant's default
+    # a replay's: the recorded tool calls (`Execution.tool_log`) that answer its own
+    recorded_tools: list[dict[str, Any]] | None = None
 
     @property
     def metadata(self) -> dict[str, Any]:

@@ -41,6 +41,8 @@ class Tenant(Aggregate):
         self.state_agent_configs: dict[str, dict[str, Any]] = {}  # id → config (legacy GraphQL)
         self.retention: dict[str, Any] | None = None  # `domain.retention.Retention` as a dict
         self.judge: dict[str, Any] | None = None  # the default `domain.judging.JudgeSpec`
+        self.running_experiments: list[str] = []  # resumed when the tenant's actor starts
+        self.experiment_ids: list[str] = []  # every experiment, oldest first
 
     def issue_api_key(
         self,
@@ -281,6 +283,23 @@ class Tenant(Aggregate):
         self, tenant_id: str, judge: dict[str, Any] | None, by: str | None = None
     ) -> None:
         self.judge = judge
+
+    def open_experiment(self, experiment_id: str) -> None:
+        """A replay experiment started (`domain.experiment`): it runs until it ends."""
+        self._experiment_opened(self.tenant_id, experiment_id)
+
+    @event("ExperimentOpened")
+    def _experiment_opened(self, tenant_id: str, experiment_id: str) -> None:
+        self.running_experiments.append(experiment_id)
+        self.experiment_ids.append(experiment_id)
+
+    def close_experiment(self, experiment_id: str) -> None:
+        self._experiment_closed(self.tenant_id, experiment_id)
+
+    @event("ExperimentClosed")
+    def _experiment_closed(self, tenant_id: str, experiment_id: str) -> None:
+        if experiment_id in self.running_experiments:
+            self.running_experiments.remove(experiment_id)
 
     def record_subject_erased(
         self, subject_ref: str, executions: int, keys: int, by: str | None = None

@@ -373,6 +373,20 @@ def get_execution(db: ReadModelDB, tenant_id: str, execution_id: str) -> dict[st
     return _view(rows[0]) if rows else None
 
 
+def get_many(db: ReadModelDB, tenant_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The tenant's executions of these ids (those found), by id."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.query(
+            f"SELECT {_COLUMNS} FROM executions WHERE tenant_id = ? AND execution_id IN ({marks})",
+            (tenant_id, *chunk),
+        )
+        found.update({row["execution_id"]: _view(row) for row in rows})
+    return found
+
+
 def _imported(tenant_id: str, execution_id: str) -> str:
     """The id of the execution imported from a legacy execution of that id."""
     return legacy_import.imported_id(tenant_id, "execution", execution_id)

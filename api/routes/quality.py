@@ -38,7 +38,8 @@ async def judge_execution(
     execution_id: str, body: JudgeSpec, who: Caller, runtime: Rt
 ) -> dict[str, Any]:
     """Judge a completed execution now with this judge (its sample rate aside), off any
-    client's path; the verdict is recorded on it as feedback from source `judge`."""
+    client's path; the verdict is recorded on it as feedback from source `judge`. Answers
+    `{"score", "reason", "judge"}` or `{"error", "judge"}` (`judge`: its runs and cost)."""
     who.require("executions:write")
     if not UUID_PATTERN.match(execution_id):
         raise NotFound(f"execution {execution_id} not found")

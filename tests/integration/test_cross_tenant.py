@@ -4,6 +4,7 @@ of /openapi.json, so a new route cannot skip this test."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/executions/{execution_id}/cancel", None),
     ("POST", "/api/v1/executions/{execution_id}/feedback", {"score": 0}),
     ("POST", "/api/v1/executions/{execution_id}/judge", {"model": "gpt-4o-mini"}),
+    ("GET", "/api/v1/experiments/{experiment_id}", None),
+    ("GET", "/api/v1/experiments/{experiment_id}/stream", None),
+    ("POST", "/api/v1/experiments/{experiment_id}/cancel", None),
     ("DELETE", "/api/v1/mcp/servers/{server_id}", None),
     ("POST", "/api/v1/mcp/servers/{server_id}/refresh", None),
     ("GET", "/api/v1/tenants/{tenant_id}/model-mappings", None),
@@ -72,9 +76,20 @@ def _a_and_b(gateway: ApiClient) -> Tenants:
     budget = gateway.http.put(f"/api/v1/budgets/agent:{agent['id']}", headers=a.headers(),
                               json={"limit_usd": 5.0, "period": "month"})  # fmt: skip
     assert budget.status_code == 200, budget.text
+    experiment = gateway.http.post(
+        "/api/v1/experiments", headers=a.headers(),
+        json={"name": "A's", "source": {"agent_id": agent["id"]},
+              "variants": [{"name": "v", "model": "gpt-4o-mini"}]},
+    ).json()  # fmt: skip
+    deadline = time.monotonic() + 30  # ended, so that B's tries see no provider call of A's
+    while gateway.http.get(f"/api/v1/experiments/{experiment['id']}",
+                           headers=a.headers()).json()["status"] == "running":  # fmt: skip
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     ids = {"agent_id": agent["id"], "execution_id": done["execution_id"],
            "server_id": server["id"], "tenant_id": a.id, "name": "cb:smart-chat",
-           "provider": "openai", "scope": f"agent:{agent['id']}"}  # fmt: skip
+           "provider": "openai", "scope": f"agent:{agent['id']}",
+           "experiment_id": experiment["id"]}  # fmt: skip
     return Tenants(a, b, agent, done, ids)
 
 

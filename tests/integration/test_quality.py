@@ -229,7 +229,9 @@ def test_a_malformed_judge_reply_is_asked_again_then_recorded_as_a_failure(
         f"/api/v1/executions/{execution_id}/judge", json=_judge_spec(marker),
         headers=tenant.headers(),
     )  # fmt: skip
-    assert now.status_code == 200 and now.json() == {"score": 0.0, "reason": "No."}
+    assert now.status_code == 200, now.text
+    assert (now.json()["score"], now.json()["reason"]) == (0.0, "No.")
+    assert now.json()["judge"]["model"] == JUDGE_MODEL and now.json()["judge"]["execution_ids"]
     bad = gateway.http.put("/api/v1/judge", json={"model": JUDGE_MODEL, "rubric": "vibes"},
                            headers=tenant.headers())  # fmt: skip
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request"
