@@ -481,3 +481,43 @@ async def test_an_async_stream_resumes_after_a_heartbeat_timeout(gateway: ApiCli
         assert ext.execution_history and ext.execution_history[0].id == stream.execution_id
         assert (await client.models.get("cb:smart-chat")) is not None
         assert [m.name for m in await client.models.list_mappings()] == []
+
+
+@SQLITE_ONLY
+async def test_feedback_judges_and_experiments_through_both_clients(gateway: ApiClient) -> None:
+    tenant = gateway.new_tenant("SDK quality")
+    tag = uuid.uuid4().hex[:10]
+    gateway.cluster.emulator.script(f"Rubric {tag}.", content='{"score": 0.7, "reason": "ok"}')
+    client = _client(gateway, tenant)
+    agent = client.agents.create(name="Q", model="gpt-4o-mini")
+    done = client.agents.execute(agent.id, prompt=f"quality {tag}")
+    given = client.executions.feedback(done.execution_id, True, label="good", comment="nice")
+    assert (given["score"], given["label"], given["source"]) == (1.0, "good", "user")
+    judge = {"model": "gpt-4o-mini", "rubric": "relevance", "criteria": f"Rubric {tag}."}
+    verdict = client.executions.judge(done.execution_id, **judge)
+    assert verdict["score"] == 0.7 and verdict["judge"]["model"] == "gpt-4o-mini"
+    assert client.judge.set(**judge, sample_rate=0.0)["judge"]["sample_rate"] == 0.0
+    assert client.judge.get()["judge"]["criteria"] == f"Rubric {tag}."
+    assert client.judge.clear() == {"judge": None}
+    with pytest.raises(NotFoundError):
+        client.executions.feedback(str(uuid.uuid4()), 0.5)
+
+    started = client.experiments.create(
+        name="sdk", source={"agent_id": agent.id}, variants=[{"name": "b", "model": "speedy-b"}]
+    )
+    report = client.experiments.wait(started["id"], timeout_s=60, poll_s=0.2)
+    assert report["status"] == "completed" and report["variants"][0]["runs"] == 1
+    assert [e["id"] for e in client.experiments.list()] == [started["id"]]
+    with pytest.raises(ConflictError):
+        client.experiments.cancel(started["id"])
+    client.close()
+
+    async with AsyncClient(base_url=gateway.cluster.url(gateway.backend), tenant_id=tenant.id,
+                           api_key=tenant.api_key) as aclient:  # fmt: skip
+        scored = await aclient.executions.feedback(done.execution_id, 0.25, source="app")
+        assert scored["source"] == "app"
+        again = await aclient.experiments.get(started["id"])
+        assert again["sources"][0]["execution_id"] == done.execution_id
+        assert (await aclient.judge.get()) == {"judge": None}
+    record = gateway.ended_execution(tenant, done.execution_id)
+    assert [f["source"] for f in record["feedback"]] == ["user", "judge", "app"]

@@ -444,6 +444,48 @@ def retention_clear() -> Call[dict[str, Any]]:
     return Call("DELETE", "/api/v1/retention", lambda r: r.json())
 
 
+def _json(reply: httpx.Response) -> Any:
+    return reply.json()
+
+
+def execution_feedback(execution_id: str, body: dict[str, Any]) -> Call[dict[str, Any]]:
+    """Not retried: a second POST would record a second score."""
+    return Call("POST", f"/api/v1/executions/{p(execution_id)}/feedback", _json, json=body)
+
+
+def execution_judge(execution_id: str, spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", f"/api/v1/executions/{p(execution_id)}/judge", _json, json=spec)
+
+
+def judge_get() -> Call[dict[str, Any]]:
+    return Call("GET", "/api/v1/judge", _json)
+
+
+def judge_set(spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("PUT", "/api/v1/judge", _json, json=spec)
+
+
+def judge_clear() -> Call[dict[str, Any]]:
+    return Call("DELETE", "/api/v1/judge", _json)
+
+
+def experiment_create(body: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", "/api/v1/experiments", _json, json=body)
+
+
+def experiment_get(experiment_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/api/v1/experiments/{p(experiment_id)}", _json)
+
+
+def experiment_list() -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/api/v1/experiments", lambda r: r.json()["experiments"])
+
+
+def experiment_cancel(experiment_id: str) -> Call[dict[str, Any]]:
+    """Idempotent in effect: a repeat after it took is a 409 `ConflictError`."""
+    return Call("POST", f"/api/v1/experiments/{p(experiment_id)}/cancel", _json)
+
+
 def audit_list(params: dict[str, Any]) -> Call[list[AuditEntry]]:
     return Call(
         "GET",

@@ -324,6 +324,25 @@ class Executions:
         same; one that ended otherwise raises `ConflictError`."""
         return self._r.run(calls.execution_cancel(execution_id))
 
+    def feedback(
+        self,
+        execution_id: str,
+        score: float | bool,
+        *,
+        label: str | None = None,
+        comment: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """Score an ended execution in [0, 1] (`true`/`false` are 1 and 0): scope
+        `executions:write`, or the key that started it. Not retried (each call is a score)."""
+        body = _feedback(score, label, comment, source)
+        return self._r.run(calls.execution_feedback(execution_id, body))
+
+    def judge(self, execution_id: str, **spec: Any) -> dict[str, Any]:
+        """Judge a completed execution now (`model`, `rubric`, `criteria`):
+        `{"score", "reason", "judge"}` or `{"error", "judge"}`, recorded on it."""
+        return self._r.run(calls.execution_judge(execution_id, spec))
+
     def resume(
         self,
         execution_id: str,
@@ -573,6 +592,57 @@ class Retention:
         return self._r.run(calls.retention_clear())
 
 
+class Judge:
+    """`client.judge`: the tenant's default judge (`agents:write` to change); each answers
+    `{"judge": None | {"model", "rubric", "criteria", "sample_rate"}}`."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self._r = runner
+
+    def get(self) -> dict[str, Any]:
+        return self._r.run(calls.judge_get())
+
+    def set(self, model: str, **spec: Any) -> dict[str, Any]:
+        """Judge a `sample_rate` share of executions whose agent names no judge."""
+        return self._r.run(calls.judge_set({"model": model, **spec}))
+
+    def clear(self) -> dict[str, Any]:
+        return self._r.run(calls.judge_clear())
+
+
+class Experiments:
+    """`client.experiments`: replay recorded executions on other models or agents."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self._r = runner
+
+    def create(
+        self, *, name: str, source: dict[str, Any], variants: list[dict[str, Any]], **extra: Any
+    ) -> dict[str, Any]:
+        """Start one (`judge`, `budget_usd`, `concurrency` in `extra`); it runs in the
+        background: `get` or `wait` for its report."""
+        body = {"name": name, "source": source, "variants": variants, **extra}
+        return self._r.run(calls.experiment_create(body))
+
+    def get(self, experiment_id: str) -> dict[str, Any]:
+        return self._r.run(calls.experiment_get(experiment_id))
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._r.run(calls.experiment_list())
+
+    def cancel(self, experiment_id: str) -> dict[str, Any]:
+        return self._r.run(calls.experiment_cancel(experiment_id))
+
+    def wait(self, experiment_id: str, *, timeout_s: float = 600, poll_s: float = 1.0) -> dict:
+        """Its report once it has ended (TimeoutError after `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while (found := self.get(experiment_id))["status"] == "running":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"experiment {experiment_id} still running")
+            time.sleep(poll_s)
+        return found
+
+
 # ====================================================================== async
 
 
@@ -698,6 +768,25 @@ class AsyncExecutions:
     async def cancel(self, execution_id: str) -> Execution:
         """Cancel a running streamed execution (see `Executions.cancel`)."""
         return await self._r.run(calls.execution_cancel(execution_id))
+
+    async def feedback(
+        self,
+        execution_id: str,
+        score: float | bool,
+        *,
+        label: str | None = None,
+        comment: str | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
+        """Score an ended execution in [0, 1] (`true`/`false` are 1 and 0): scope
+        `executions:write`, or the key that started it. Not retried (each call is a score)."""
+        body = _feedback(score, label, comment, source)
+        return await self._r.run(calls.execution_feedback(execution_id, body))
+
+    async def judge(self, execution_id: str, **spec: Any) -> dict[str, Any]:
+        """Judge a completed execution now (`model`, `rubric`, `criteria`):
+        `{"score", "reason", "judge"}` or `{"error", "judge"}`, recorded on it."""
+        return await self._r.run(calls.execution_judge(execution_id, spec))
 
     def resume(
         self,
@@ -921,3 +1010,62 @@ class AsyncRetention:
 
     async def clear(self) -> dict[str, Any]:
         return await self._r.run(calls.retention_clear())
+
+
+class AsyncJudge:
+    """`client.judge` of `AsyncClient` (see `Judge`)."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def get(self) -> dict[str, Any]:
+        return await self._r.run(calls.judge_get())
+
+    async def set(self, model: str, **spec: Any) -> dict[str, Any]:
+        """Judge a `sample_rate` share of executions whose agent names no judge."""
+        return await self._r.run(calls.judge_set({"model": model, **spec}))
+
+    async def clear(self) -> dict[str, Any]:
+        return await self._r.run(calls.judge_clear())
+
+
+class AsyncExperiments:
+    """`client.experiments` of `AsyncClient` (see `Experiments`)."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def create(
+        self, *, name: str, source: dict[str, Any], variants: list[dict[str, Any]], **extra: Any
+    ) -> dict[str, Any]:
+        """Start one (`judge`, `budget_usd`, `concurrency` in `extra`); it runs in the
+        background: `get` or `wait` for its report."""
+        body = {"name": name, "source": source, "variants": variants, **extra}
+        return await self._r.run(calls.experiment_create(body))
+
+    async def get(self, experiment_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.experiment_get(experiment_id))
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._r.run(calls.experiment_list())
+
+    async def cancel(self, experiment_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.experiment_cancel(experiment_id))
+
+    async def wait(
+        self, experiment_id: str, *, timeout_s: float = 600, poll_s: float = 1.0
+    ) -> dict:
+        """Its report once it has ended (TimeoutError after `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while (found := await self.get(experiment_id))["status"] == "running":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"experiment {experiment_id} still running")
+            await asyncio.sleep(poll_s)
+        return found
+
+
+def _feedback(
+    score: float | bool, label: str | None, comment: str | None, source: str | None
+) -> dict[str, Any]:
+    given = {"label": label, "comment": comment, "source": source}
+    return {"score": score, **{k: v for k, v in given.items() if v is not None}}

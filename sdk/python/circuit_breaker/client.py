@@ -19,6 +19,8 @@ from circuit_breaker._resources import (
     AsyncAudit,
     AsyncBudgets,
     AsyncExecutions,
+    AsyncExperiments,
+    AsyncJudge,
     AsyncMcpServers,
     AsyncModels,
     AsyncProviders,
@@ -28,6 +30,8 @@ from circuit_breaker._resources import (
     Audit,
     Budgets,
     Executions,
+    Experiments,
+    Judge,
     McpServers,
     Models,
     Providers,
@@ -109,6 +113,8 @@ class Client(_ClientBase):
         self.providers = Providers(self._runner)
         self.subjects = Subjects(self._runner)
         self.retention = Retention(self._runner)
+        self.judge = Judge(self._runner)
+        self.experiments = Experiments(self._runner)
         self.graphql = GraphQL(self._runner)
 
     def chat_completion(self, **body: Any) -> dict[str, Any]:
@@ -167,6 +173,8 @@ class AsyncClient(_ClientBase):
         self.providers = AsyncProviders(self._runner)
         self.subjects = AsyncSubjects(self._runner)
         self.retention = AsyncRetention(self._runner)
+        self.judge = AsyncJudge(self._runner)
+        self.experiments = AsyncExperiments(self._runner)
         self.graphql = AsyncGraphQL(self._runner)
 
     async def chat_completion(self, **body: Any) -> dict[str, Any]:

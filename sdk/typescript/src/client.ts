@@ -4,7 +4,8 @@ import { GraphQLClient, type WebSocketLike } from "./graphql.js";
 import { DEFAULT_RETRY, type FetchLike, neverSent, type RetryPolicy, Transport } from "./http.js";
 import { LegacyLLM } from "./legacy.js";
 import {
-  Agents, Analytics, Audit, Budgets, Deprecations, Executions, McpServers, Models, RetentionResource, Subjects, type Surfaces, Tools,
+  Agents, Analytics, Audit, Budgets, Deprecations, Executions, Experiments, JudgeResource, McpServers, Models, RetentionResource, Subjects,
+  type Surfaces, Tools,
 } from "./resources.js";
 
 export type Mode = "auto" | "rest" | "graphql";
@@ -79,6 +80,8 @@ export class Client implements Surfaces {
   readonly deprecations: Deprecations;
   readonly subjects: Subjects;
   readonly retention: RetentionResource;
+  readonly judge: JudgeResource;
+  readonly experiments: Experiments;
   /** Each switch of surface, oldest first: [surface, why]. */
   readonly failovers: Array<[Surface, string]> = [];
   private pinned: Mode;
@@ -121,6 +124,8 @@ export class Client implements Surfaces {
     this.deprecations = new Deprecations(this.transport);
     this.subjects = new Subjects(this.transport);
     this.retention = new RetentionResource(this.transport);
+    this.judge = new JudgeResource(this.transport);
+    this.experiments = new Experiments(this.transport);
   }
 
   /** The surface the operations both offer go over now: `rest` or `graphql`. */

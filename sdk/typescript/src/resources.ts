@@ -8,7 +8,7 @@ import { parseSSE } from "./sse.js";
 import { ExecutionStream, type StreamControl } from "./stream.js";
 import type {
   Agent, AgentCreate, AgentUpdate, AuditEntry, Budget, BudgetInput, ExecuteRequest, Execution, ExecutionPage,
-  ExecutionResult, McpServer, McpServerCreate, ModelInfo, ModelPolicy, RetentionInput, RetentionSetting, StreamOptions,
+  ExecutionResult, ExperimentInput, ExperimentReport, FeedbackGiven, FeedbackInput, JudgeSpec, JudgeVerdict, McpServer, McpServerCreate, ModelInfo, ModelPolicy, RetentionInput, RetentionSetting, StreamOptions,
   SubjectErasure, SubjectExecutions, SubjectExportLine, Tool, VirtualModelInput,
 } from "./types.js";
 
@@ -159,6 +159,17 @@ export class Executions extends DualResource {
    * (or another tenant's) `NotFoundError`. A stream's own `cancel()` calls this. */
   cancel(id: string, options: CallOptions = {}): Promise<Execution> {
     return this.call("POST", `/api/v1/executions/${enc(id)}/cancel`, { idempotent: true, signal: options.signal });
+  }
+
+  /** Score an ended execution in [0, 1] (`true`/`false`: 1 and 0); scope `executions:write`, or
+   * the key that started it. Not retried: each call records one more score. */
+  feedback(id: string, body: FeedbackInput, options: CallOptions = {}): Promise<FeedbackGiven> {
+    return this.call("POST", `/api/v1/executions/${enc(id)}/feedback`, { body, idempotent: false, signal: options.signal });
+  }
+
+  /** Judge a completed execution now: `{score, reason, judge}` or `{error, judge}`, recorded on it. */
+  judge(id: string, spec: JudgeSpec, options: CallOptions = {}): Promise<JudgeVerdict> {
+    return this.call("POST", `/api/v1/executions/${enc(id)}/judge`, { body: spec, signal: options.signal });
   }
 
   /** Rejoin a streamed execution after `lastEventId` (0: from its start). */
@@ -423,6 +434,55 @@ export class RetentionResource extends Resource {
   /** Keep everything again (what was already swept stays gone). */
   clear(options: CallOptions = {}): Promise<RetentionSetting> {
     return this.call("DELETE", "/api/v1/retention", { signal: options.signal });
+  }
+}
+
+/** `client.judge`: the tenant's default judge (`agents:write` to change it). */
+export class JudgeResource extends Resource {
+  get(options: CallOptions = {}): Promise<{ judge: JudgeSpec | null }> {
+    return this.call("GET", "/api/v1/judge", { signal: options.signal });
+  }
+
+  /** Judge a `sample_rate` share of the executions whose agent names no judge. */
+  set(spec: JudgeSpec, options: CallOptions = {}): Promise<{ judge: JudgeSpec | null }> {
+    return this.call("PUT", "/api/v1/judge", { body: spec, signal: options.signal });
+  }
+
+  clear(options: CallOptions = {}): Promise<{ judge: JudgeSpec | null }> {
+    return this.call("DELETE", "/api/v1/judge", { signal: options.signal });
+  }
+}
+
+/** `client.experiments`: replay recorded executions on other models or agents. */
+export class Experiments extends Resource {
+  /** Start one; it runs in the background (`get` or `wait` for its report). */
+  create(body: ExperimentInput, options: CallOptions = {}): Promise<ExperimentReport> {
+    return this.call("POST", "/api/v1/experiments", { body, signal: options.signal });
+  }
+
+  get(id: string, options: CallOptions = {}): Promise<ExperimentReport> {
+    return this.call("GET", `/api/v1/experiments/${enc(id)}`, { signal: options.signal });
+  }
+
+  async list(options: CallOptions = {}): Promise<Array<Record<string, any>>> {
+    const page = await this.call<{ experiments: Array<Record<string, any>> }>("GET", "/api/v1/experiments", { signal: options.signal });
+    return page.experiments;
+  }
+
+  /** Stop it; a repeat once it has ended throws `ConflictError`. */
+  cancel(id: string, options: CallOptions = {}): Promise<ExperimentReport> {
+    return this.call("POST", `/api/v1/experiments/${enc(id)}/cancel`, { signal: options.signal });
+  }
+
+  /** Its report once it has ended (rejects after `timeoutMs`). */
+  async wait(id: string, options: CallOptions & { timeoutMs?: number; pollMs?: number } = {}): Promise<ExperimentReport> {
+    const deadline = Date.now() + (options.timeoutMs ?? 600_000);
+    for (;;) {
+      const found = await this.get(id, options);
+      if (found.status !== "running") return found;
+      if (Date.now() > deadline) throw new Error(`experiment ${id} still running`);
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+    }
   }
 }
 

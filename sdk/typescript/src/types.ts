@@ -166,3 +166,64 @@ export interface RetentionInput {
 export interface RetentionSetting {
   retention: Retention | null;
 }
+
+/** `POST /api/v1/executions/{id}/feedback`: a score in [0, 1] (`true`/`false`: 1 and 0). */
+export interface FeedbackInput {
+  score: number | boolean;
+  label?: string;
+  comment?: string;
+  /** `user` by default; judges give `judge`. */
+  source?: string;
+}
+
+/** A recorded score. */
+export interface FeedbackGiven {
+  feedback_id: string;
+  execution_id: string;
+  score: number;
+  label: string | null;
+  comment: string | null;
+  source: string;
+  by: string;
+}
+
+/** A judge: a model scoring answers against a rubric (`relevance`, `correctness`, `format`, or
+ * one's own name with `criteria`); `sample_rate` is the share of executions judged. */
+export interface JudgeSpec {
+  model: string;
+  rubric?: string;
+  criteria?: string | null;
+  sample_rate?: number;
+}
+
+/** A judge's answer: a verdict, or why there is none; `judge` says what it took. */
+export interface JudgeVerdict {
+  score?: number;
+  reason?: string;
+  error?: { type: string; message: string };
+  judge: Record<string, any>;
+}
+
+/** `POST /api/v1/experiments`. */
+export interface ExperimentInput {
+  name: string;
+  source: { agent_id?: string; from?: string | number; to?: string | number; status?: string; limit?: number };
+  variants: Array<{ name: string; model?: string; agent_id?: string; parameters?: Record<string, any> }>;
+  judge?: JudgeSpec;
+  budget_usd?: number;
+  concurrency?: number;
+}
+
+/** An experiment's report: per variant its figures, per source the outputs side by side. */
+export interface ExperimentReport {
+  id: string;
+  name: string;
+  status: "running" | "completed" | "cancelled" | "failed";
+  stopped: string | null;
+  progress: { runs: number; of: number };
+  spent_usd: number;
+  budget_usd: number;
+  variants: Array<Record<string, any>>;
+  sources: Array<Record<string, any>>;
+  [key: string]: any;
+}

@@ -910,7 +910,8 @@ export interface paths {
         /**
          * Judge Execution
          * @description Judge a completed execution now with this judge (its sample rate aside), off any
-         *     client's path; the verdict is recorded on it as feedback from source `judge`.
+         *     client's path; the verdict is recorded on it as feedback from source `judge`. Answers
+         *     `{"score", "reason", "judge"}` or `{"error", "judge"}` (`judge`: its runs and cost).
          */
         post: operations["judge_execution_api_v1_executions__execution_id__judge_post"];
         delete?: never;
@@ -940,6 +941,93 @@ export interface paths {
         post?: never;
         /** Remove Judge */
         delete: operations["remove_judge_api_v1_judge_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Experiments
+         * @description The tenant's experiments, newest first (the last 100): status, progress, spend.
+         */
+        get: operations["list_experiments_api_v1_experiments_get"];
+        put?: never;
+        /**
+         * Start Experiment
+         * @description Replay the recorded executions `source` picks (newest first) on every variant, in the
+         *     background; the experiment as `GET` shows it, with no run yet.
+         */
+        post: operations["start_experiment_api_v1_experiments_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/experiments/{experiment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Experiment
+         * @description Per variant: runs, success rate, latency p50/p95, tokens, cost, mean judged score;
+         *     per source execution: its original output beside each variant's.
+         */
+        get: operations["get_experiment_api_v1_experiments__experiment_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/experiments/{experiment_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Experiment
+         * @description Stop it: no run starts, the ones in flight are cancelled; 409 once it has ended.
+         */
+        post: operations["cancel_experiment_api_v1_experiments__experiment_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/experiments/{experiment_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Experiment
+         * @description Progress as Server-Sent Events: `experiment_start`, a `run_complete` per run (id: its
+         *     number; resume with `Last-Event-ID`), then `experiment_complete` with how it ended.
+         */
+        get: operations["stream_experiment_api_v1_experiments__experiment_id__stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1529,6 +1617,29 @@ export interface components {
             subject?: string | null;
         };
         /**
+         * ExperimentRequest
+         * @description `POST /api/v1/experiments`.
+         */
+        ExperimentRequest: {
+            /** Name */
+            name: string;
+            source: components["schemas"]["Source"];
+            /** Variants */
+            variants: components["schemas"]["Variant"][];
+            judge?: components["schemas"]["JudgeSpec"] | null;
+            /**
+             * Budget Usd
+             * @description stop starting runs past it
+             * @default 1
+             */
+            budget_usd?: number;
+            /**
+             * Concurrency
+             * @default 2
+             */
+            concurrency?: number;
+        };
+        /**
          * FeedbackRequest
          * @description `POST /api/v1/executions/{id}/feedback`: `true`/`false` count as 1 and 0.
          */
@@ -1873,6 +1984,32 @@ export interface components {
             /** Metrics Days */
             metrics_days?: number | null;
         };
+        /**
+         * Source
+         * @description Which recorded executions to replay: newest first within [from, to).
+         */
+        Source: {
+            /** Agent Id */
+            agent_id?: string | null;
+            /**
+             * From
+             * @description ISO 8601 or unix seconds
+             */
+            from?: string | null;
+            /** To */
+            to?: string | null;
+            /**
+             * Status
+             * @default completed
+             * @enum {string}
+             */
+            status?: "completed" | "failed" | "cancelled";
+            /**
+             * Limit
+             * @default 20
+             */
+            limit?: number;
+        };
         /** TenantCreate */
         TenantCreate: {
             /** Name */
@@ -1905,6 +2042,20 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /**
+         * Variant
+         * @description A model (virtual or concrete) or another agent to replay the sources on.
+         */
+        Variant: {
+            /** Name */
+            name: string;
+            /** Model */
+            model?: string | null;
+            /** Agent Id */
+            agent_id?: string | null;
+            /** @default {} */
+            parameters?: components["schemas"]["Parameters"];
         };
         /**
          * VirtualModel
@@ -4050,6 +4201,187 @@ export interface operations {
                     "application/json": {
                         [key: string]: unknown;
                     };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_experiments_api_v1_experiments_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_experiment_api_v1_experiments_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_experiment_api_v1_experiments__experiment_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_experiment_api_v1_experiments__experiment_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stream_experiment_api_v1_experiments__experiment_id__stream_get: {
+        parameters: {
+            query?: {
+                last_event_id?: number | null;
+            };
+            header?: {
+                "last-event-id"?: string | null;
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                experiment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
