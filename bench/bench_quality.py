@@ -9,7 +9,9 @@ End to end (the emulator answering after `--provider-ms`, the gateway as
   runs after each answer, in the background, so the answer's latency should not move; its
   extra work shows in the gateway's CPU per request and in how long the judges take to
   catch up after the load;
-- `feedback`: `POST …/feedback` on ended executions.
+- `feedback`: `POST …/feedback` on ended executions;
+- `replay`: an experiment replaying 100 of the baseline's executions on one model, 4 at a
+  time (runs/s from its start to its complete report; p50 and p95 of the runs' durations).
 
 In process (SQLite files): one execution's events folded into both read models (the
 baseline), then one feedback event each: CPU per event, and the analytics usage query with
@@ -59,13 +61,14 @@ async def setup(base: str, admin_token: str) -> dict[str, Any]:
         headers = await new_tenant(http, base, admin_token)
         common = {"model": "gpt-4o-mini", "system_prompt": "You are terse."}
         judge = {"model": "gpt-4o-mini", "rubric": "relevance", "sample_rate": 1.0}
-        urls = {}
+        urls, agents = {}, {}
         for name, extra in (("gateway", {}), ("judged", {"judge": judge})):
             agent = await post_json(
                 http, f"{base}/api/v1/agents", {"name": name, **common, **extra}, headers
             )
             urls[name] = f"{base}/api/v1/agents/{agent['id']}/execute"
-    return {"urls": urls, "headers": headers}
+            agents[name] = agent["id"]
+    return {"urls": urls, "headers": headers, "agents": agents}
 
 
 async def judged_count(http: aiohttp.ClientSession, base: str, headers: dict[str, str]) -> int:
@@ -136,7 +139,36 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                 rows.append({"phase": name, "concurrency": concurrency, **result,
                              "cpu_ms_per_request": spent * 1000 / done if done else 0.0,
                              "judges_catch_up_s": catch_up_s})  # fmt: skip
+        rows.append(await replay(http, base, headers, made["agents"]["gateway"], svc))
     return {"rows": rows}
+
+
+async def replay(
+    http: aiohttp.ClientSession, base: str, headers: dict[str, str], agent_id: str,
+    svc: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """An experiment replaying the baseline agent's newest 100 executions on one variant,
+    4 runs at a time: how long until its report is complete, and the CPU per run."""
+    body = {"name": "bench", "source": {"agent_id": agent_id, "limit": 100},
+            "variants": [{"name": "v", "model": "gpt-4o-mini"}], "concurrency": 4,
+            "budget_usd": 100}  # fmt: skip
+    cpu = tree_cpu_s(svc["gateway_pid"])
+    started = time.perf_counter()
+    made = await post_json(http, f"{base}/api/v1/experiments", body, headers)
+    while True:
+        async with http.get(f"{base}/api/v1/experiments/{made['id']}", headers=headers) as r:
+            found = await r.json()
+        if found["status"] != "running":
+            break
+        await asyncio.sleep(0.1)
+    wall = time.perf_counter() - started
+    runs = found["progress"]["runs"]
+    [variant] = found["variants"]
+    return {"phase": "replay", "concurrency": 4, "requests": runs, "errors": runs
+            - variant["succeeded"], "rps": runs / wall, "p50_ms": variant["latency_ms"]["p50"],
+            "p99_ms": variant["latency_ms"]["p95"],
+            "cpu_ms_per_request": (tree_cpu_s(svc["gateway_pid"]) - cpu) * 1000 / max(runs, 1),
+            "judges_catch_up_s": 0.0}  # fmt: skip
 
 
 def _folding(executions: int) -> dict[str, float]:
