@@ -346,3 +346,27 @@ def test_the_packaged_schema_is_the_served_one() -> None:
     assert packaged.read_text() == served.read_text(), "cp api/graphql/schema.graphql " + str(
         packaged.relative_to(ROOT)
     )
+
+
+def test_feedback_is_checked_recorded_and_erased_with_its_subject(gw: FakeGateway) -> None:
+    client = gw.client()
+    agent = client.agents.create(name="F", model="cb:smart-chat")
+    done = client.agents.execute(agent.id, prompt="rate me", subject="u1")
+    given = client.executions.feedback(done.execution_id, True, label="good", comment="mine")
+    assert (given["score"], given["label"], given["source"]) == (1.0, "good", "user")
+    client.executions.feedback(done.execution_id, 0.5, source="app")
+    with pytest.raises(InvalidRequestError):
+        client.executions.feedback(done.execution_id, 1.5)
+    record = client.executions.get(done.execution_id)
+    shown = record.model_dump()
+    assert shown["quality"] == {"mean_score": 0.75, "scored": 2}
+    assert [f["comment"] for f in shown["feedback"]] == ["mine", None]
+    client.subjects.erase("u1")
+    erased = client.executions.get(done.execution_id).model_dump()
+    assert [f["comment"] for f in erased["feedback"]] == ["[erased]", None]
+    assert client.judge.set("cb:fastest", rubric="format", sample_rate=0.1)["judge"]["rubric"] == (
+        "format"
+    )
+    with pytest.raises(InvalidRequestError):
+        client.judge.set("cb:fastest", rubric="vibes")
+    assert client.judge.clear() == {"judge": None}

@@ -33,6 +33,10 @@ What it serves (in the real shapes of docs/api.md, errors as `{"error": {"type",
   "aggregate_id", "version", "topic", "data"}`), `DELETE` erases them (history then shows
   `"payload": "erased"` and `[erased]` texts; a later execution of the subject is not);
   `GET/PUT/DELETE /api/v1/retention` keep the setting (nothing is swept);
+- quality: `POST /api/v1/executions/{id}/feedback` records a score (checked; 409 while it
+  runs), shown in the execution's `feedback` and `quality`; `GET/PUT/DELETE /api/v1/judge`
+  keep the default judge (no judge ever runs; judging one execution now and experiments are
+  not served);
 - `POST /graphql` (needs `graphql-core`: `pip install 'circuit-breaker-sdk[testing]'`) against
   the gateway's schema (packaged as `circuit_breaker/schema.graphql`): `health`, `agents`,
   `agent(id)` with its extension fields, `agentList`, `agentExecution`, `resourceExecutions`,
@@ -257,6 +261,7 @@ class _Execution:
     subject: str | None = None  # the data subject (`subject`, or OpenAI's `user`)
     request: dict[str, Any] = field(default_factory=dict)  # history's `input`
     erased: bool = False  # its subject was erased
+    feedback: list[dict[str, Any]] = field(default_factory=list)  # scores given on it
 
     @property
     def done(self) -> bool:
@@ -312,6 +317,7 @@ class FakeGateway:
         self._idempotent: dict[tuple[str, str], tuple[int, Any]] = {}
         self._budget: dict[str, Any] | None = None
         self._retention: dict[str, Any] | None = None
+        self._judge: dict[str, Any] | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -451,6 +457,7 @@ class FakeGateway:
             self._default = _Reply(None, None, {}, None, 0.0, None, None)
             self._budget = None
             self._retention = None
+            self._judge = None
 
     # ---------------------------------------------------------------- HTTP
 
@@ -612,6 +619,8 @@ class FakeGateway:
             return self._execute(h, unquote(m.group(1)), body, headers, bool(m.group(2)))
         if path == "/api/v1/executions" and method == "GET":
             return self._send_json(h, 200, self._list_executions(query))
+        if (m := re.fullmatch(r"/api/v1/executions/([^/]+)/feedback", path)) and method == "POST":
+            return self._send_json(h, 201, self._give_feedback(unquote(m.group(1)), body))
         if m := re.fullmatch(r"/api/v1/executions/([^/]+)(/stream|/cancel)?", path):
             execution_id, tail = unquote(m.group(1)), m.group(2)
             if tail is None and method == "GET":
@@ -635,6 +644,14 @@ class FakeGateway:
                 return self._send_json(h, 200, self._list_subject(subject))
             if method == "DELETE" and not export:
                 return self._send_json(h, 200, self._erase_subject(subject))
+        if path == "/api/v1/judge":
+            with self._lock:
+                if method == "PUT":
+                    self._judge = _judge(body)
+                elif method == "DELETE":
+                    self._judge = None
+                if method in ("GET", "PUT", "DELETE"):
+                    return self._send_json(h, 200, {"judge": self._judge})
         if path == "/api/v1/retention":
             if method == "GET":
                 with self._lock:
@@ -831,6 +848,14 @@ class FakeGateway:
         else:
             view["response"] = {"content": run.text, "tool_calls": []}
             view["last_event_id"] = len(run.events)
+        if run.done:
+            view["feedback"] = [
+                {**f, "comment": ERASED} if run.erased and f["comment"] is not None else f
+                for f in run.feedback
+            ]
+            scores = [f["score"] for f in run.feedback]
+            view["quality"] = {"mean_score": round(sum(scores) / len(scores), 6) if scores
+                               else None, "scored": len(scores)}  # fmt: skip
         if run.erased:  # what the gateway shows once the subject's keys are gone
             view["response"] = {**view["response"], "content": ERASED, "tool_calls": []}
             if run.error is not None:
@@ -1063,6 +1088,22 @@ class FakeGateway:
                     execution_id=execution_id, details={"status": run.status},
                 )  # fmt: skip
             return self._history(run)
+
+    # ---------------------------------------------------------------- feedback
+
+    def _give_feedback(self, execution_id: str, body: Any) -> dict[str, Any]:
+        given = _feedback(body)
+        with self._lock:
+            run = self._run(execution_id)
+            if not run.done:
+                raise _Refusal(409, "conflict", f"execution {execution_id} is still running")
+            item = {"feedback_id": str(uuid.uuid4()), "source": given["source"],
+                    "given_at": time.time(), "score": given["score"], "label": given["label"],
+                    "comment": given["comment"], "by": "key:fake"}  # fmt: skip
+            run.feedback.append(item)
+        return {"execution_id": execution_id,
+                **{k: item[k] for k in ("feedback_id", "score", "label", "comment", "source",
+                                        "by")}}  # fmt: skip
 
     # ---------------------------------------------------------------- subjects, retention
 
@@ -1321,6 +1362,44 @@ def _retention(body: Any) -> dict[str, Any]:
     if days["metrics_days"] is not None and days["metrics_days"] < days["payload_days"]:
         raise _invalid("body", "metrics_days must be at least payload_days")
     return days
+
+
+def _feedback(body: Any) -> dict[str, Any]:
+    """`POST …/feedback`'s body, checked as the gateway checks it."""
+    if not isinstance(body, dict):
+        raise _invalid("body", "Input should be a valid dictionary")
+    for name in body:
+        if name not in ("score", "label", "comment", "source"):
+            raise _invalid(f"body.{name}", "Extra inputs are not permitted")
+    score = body.get("score")
+    if not isinstance(score, (int, float)) or not 0 <= float(score) <= 1:
+        raise _invalid("body.score", "score must be in [0, 1] (or a boolean)")
+    source = body.get("source", "user")
+    if not isinstance(source, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,50}", source):
+        raise _invalid("body.source", "String should match pattern '^[A-Za-z0-9_.:-]+$'")
+    return {"score": float(score), "label": body.get("label"), "comment": body.get("comment"),
+            "source": source}  # fmt: skip
+
+
+RUBRICS = ("relevance", "correctness", "format")
+
+
+def _judge(body: Any) -> dict[str, Any]:
+    """`PUT /api/v1/judge`'s body, checked as the gateway checks it."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
+        raise _invalid("body.model", "Field required")
+    for name in body:
+        if name not in ("model", "rubric", "criteria", "sample_rate"):
+            raise _invalid(f"body.{name}", "Extra inputs are not permitted")
+    spec = {"model": body["model"], "rubric": body.get("rubric", "relevance"),
+            "criteria": body.get("criteria"),
+            "sample_rate": body.get("sample_rate", 1.0)}  # fmt: skip
+    if spec["rubric"] not in RUBRICS and not spec["criteria"]:
+        raise _invalid("body", f"rubric {spec['rubric']!r} is not one of {', '.join(RUBRICS)}")
+    rate = spec["sample_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+        raise _invalid("body.sample_rate", "Input should be between 0 and 1")
+    return spec
 
 
 def _frame(event_id: int | None, event: str, data: dict[str, Any]) -> bytes:
