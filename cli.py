@@ -5,7 +5,9 @@ the four reference agents for a tenant through a running server's admin API;
 `rotate-master-key` re-encrypts what is sealed at rest under a new master key, offline;
 `projections rebuild [NAME]` refolds read models from the events; `analyst create-role` /
 `drop-role` manage PostgreSQL logins that read one tenant's analytics; `migrate …` moves a
-legacy system's data and client code over (docs/migration.md).
+legacy system's data and client code over (docs/migration.md); `scenarios list` / `run
+[NAME …]` runs the PED's §13 scenarios (`scenarios/*.json`) against a tenant and prints the
+answers, tool calls, usage and cost.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import yaml
 from actors.log_setup import configure_logging
 from domain.config import parse_config
 from domain.config_check import config_problems
+from domain.scenarios import Scenario, report
 from migration.commands import add_parser as add_migrate_parser
 from migration.commands import run as run_migrate
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "config" / "default.yaml"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
 def validate_config(path: str) -> int:
@@ -101,6 +105,59 @@ def ensure_demo_tenant(
         path.write_text(json.dumps(demo, indent=2) + "\n", encoding="utf-8")
     agents = install_reference_agents(url, admin_token, demo["tenant_id"], verify=verify)
     return {**demo, "agents": {agent["name"]: agent["id"] for agent in agents}}
+
+
+def load_scenarios(directory: Path = SCENARIOS) -> list[Scenario]:
+    """Every scenario file, by name."""
+    found = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))]
+    return [Scenario.of(doc) for doc in found]
+
+
+def tenant_credentials(tenant_id: str | None, api_key: str | None) -> tuple[str, str] | None:
+    """The tenant to run as: given, from CB_TENANT_ID / CB_API_KEY, or the embedded
+    default's demo tenant (`$CB_DATA_DIR/demo-tenant.json`)."""
+    tenant_id = tenant_id or os.environ.get("CB_TENANT_ID")
+    api_key = api_key or os.environ.get("CB_API_KEY")
+    if tenant_id and api_key:
+        return tenant_id, api_key
+    demo = Path(os.environ.get("CB_DATA_DIR", "./data")) / "demo-tenant.json"
+    if demo.exists():
+        found = json.loads(demo.read_text(encoding="utf-8"))
+        return found["tenant_id"], found["api_key"]
+    return None
+
+
+def run_scenarios(url: str, tenant_id: str, api_key: str, names: list[str]) -> int:
+    """Run the named scenarios (all when none) as the tenant; print each one's report.
+    0 when every one completed."""
+    scenarios = load_scenarios()
+    unknown = sorted(set(names) - {s.name for s in scenarios})
+    if unknown:
+        print(f"unknown scenarios {unknown}; known: {[s.name for s in scenarios]}")
+        return 2
+    chosen = [s for s in scenarios if not names or s.name in names]
+    headers = {"X-Tenant-ID": tenant_id, "Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=600) as http:
+        listed = http.get("/api/v1/agents")
+        if listed.status_code != 200:
+            print(f"cannot list the tenant's agents: {listed.status_code} {listed.text[:300]}")
+            return 1
+        agent_ids = {a["name"]: a["id"] for a in listed.json()["agents"]}
+        missing = sorted({n for s in chosen for n in s.agents()} - set(agent_ids))
+        if missing:
+            print(f"the tenant lacks {missing}: cb install-reference-agents {tenant_id}")
+            return 1
+        failed = 0
+        for scenario in chosen:
+            if scenario.agent is not None:
+                path = f"/api/v1/agents/{agent_ids[scenario.agent]}/execute"
+                reply = http.post(path, json=scenario.execute_body())
+            else:
+                reply = http.post("/api/v1/collaborations/run", json=scenario.run_body(agent_ids))
+            result = reply.json()
+            print("\n".join(report(scenario, result)), flush=True)
+            failed += result.get("status") != "completed"
+    return 1 if failed else 0
 
 
 def rotate_key(new_key_file: Path | None, force: bool, host: str, port: int) -> int:
@@ -193,6 +250,23 @@ def _port_answers(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def scenarios_command(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for scenario in load_scenarios():
+            runs = scenario.agent or " -> ".join(scenario.agents())
+            print(f"{scenario.name}  [{runs}]  {scenario.description}")
+        return 0
+    credentials = tenant_credentials(args.tenant, args.api_key)
+    if credentials is None:
+        print("say which tenant: --tenant and --api-key (or CB_TENANT_ID and CB_API_KEY)")
+        return 2
+    try:
+        return run_scenarios(args.url, *credentials, args.names)
+    except httpx.HTTPError as exc:
+        print(f"could not reach {args.url}: {exc}")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     configure_logging(None, "cli")  # log lines on stderr; a command's answer on stdout
     parser = argparse.ArgumentParser(prog="cb", description="Circuit Breaker tools.")
@@ -228,8 +302,20 @@ def main(argv: list[str] | None = None) -> int:
     create_role.add_argument("--name", required=True)
     drop_role = analyst_commands.add_parser("drop-role", help="drop an analyst's role")
     drop_role.add_argument("--name", required=True)
+    scenarios = commands.add_parser("scenarios", help="the PED's test scenarios")
+    scenario_commands = scenarios.add_subparsers(dest="action", required=True)
+    scenario_commands.add_parser("list", help="the scenarios and what each runs")
+    run_scenario = scenario_commands.add_parser(
+        "run", help="run scenarios (all, or those named) as a tenant and print the answers"
+    )
+    run_scenario.add_argument("names", nargs="*", metavar="NAME")
+    run_scenario.add_argument("--url", default=f"http://{host}:{port}", help="the running server")
+    run_scenario.add_argument("--tenant", help="default: CB_TENANT_ID, else the demo tenant")
+    run_scenario.add_argument("--api-key", help="default: CB_API_KEY, else the demo tenant's")
     add_migrate_parser(commands, f"http://{host}:{port}")
     args = parser.parse_args(argv)
+    if args.command == "scenarios":
+        return scenarios_command(args)
     if args.command == "migrate":
         return run_migrate(args)
     if args.command == "projections":

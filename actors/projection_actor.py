@@ -26,6 +26,7 @@ from projections import (
     analytics,
     audit,
     budgets,
+    collaborations,
     decoded,
     deprecations,
     directory,
@@ -356,6 +357,26 @@ class ProjectionActor:
         await self._catch_up(runner.READ_MODELS)
         return await self.store.run(
             lambda db: history.list_executions(db, tenant_id, **filters), self.db
+        )
+
+    @replies
+    async def list_collaboration_runs(
+        self, tenant_id: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        self._ensure_following()
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(
+            lambda db: collaborations.list_runs(db, tenant_id, **filters), self.db
+        )
+
+    @replies
+    async def collaboration_analytics(
+        self, tenant_id: str, start: float, end: float, collaboration_id: str | None
+    ) -> dict[str, Any]:
+        self._ensure_following()
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(
+            collaborations.analytics, self.db, tenant_id, start, end, collaboration_id
         )
 
     @replies

@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from actors import config_actor, metrics, names, projection_actor, provider_actor, tracing
+from actors.collaborations import Collaborations
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from actors.experiments import Experiments
@@ -37,8 +38,10 @@ from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
 from domain import shredding, stream_log
 from domain.chat_completions import ChunkFramer, chat_headers
+from domain.collaboration import checked as checked_collaboration
+from domain.collaboration_run import state_of as run_state
 from domain.config import Config, TenantDefaults
-from domain.errors import BudgetExceeded, CBError, Conflict, ResumeUnavailable
+from domain.errors import BudgetExceeded, CBError, Conflict, RateLimited, ResumeUnavailable
 from domain.execution import Execution
 from domain.experiment import state_of as experiment_state
 from domain.run_plan import RunPlan, agent_plan, chat_plan
@@ -70,6 +73,9 @@ class TenantActor:
             self.runner, lambda plan, run_id: self._whole(plan, run_id, False),
             self.quality.judge, self.commands.agent,
         )  # fmt: skip
+        self.collaborations = Collaborations(
+            self.runner, self._step, self.commands.agent, settings.stream_checkpoint_s
+        )
         defaults = TenantDefaults()
         self.gate = LimitGate(effective_limits(defaults, {}), time.monotonic())
         self.idle_evict_s = settings.tenant_idle_evict_s or defaults.idle_evict_s
@@ -109,6 +115,7 @@ class TenantActor:
                 await self.runner.fail_interrupted()
                 await self.budgets.load()
                 self.experiments.resume(tenant)
+                self.collaborations.resume(tenant)
             self._loaded = True
         return self.commands
 
@@ -118,6 +125,7 @@ class TenantActor:
             and not self.state_agents.scheduled  # a scheduled run keeps the actor up
             and not self.quality.judging  # as does a judge at work
             and not self.experiments.tasks  # and a running experiment
+            and not self.collaborations.tasks  # and a collaboration run
             and time.monotonic() - self.last_used > self.idle_evict_s
         )
 
@@ -146,6 +154,7 @@ class TenantActor:
         for task in list(self.quality.judging):
             task.cancel()
         self.experiments.stop()
+        self.collaborations.stop()
         await self.runner.tools.close()  # ends the tenant's stdio server processes
         if self.runner.cache is not None:
             await self.runner.cache.close()
@@ -766,6 +775,97 @@ class TenantActor:
     async def cancel_experiment(self, experiment_id: str) -> dict[str, Any]:
         (await self._load()).require_tenant()
         return experiment_state(await self.experiments.cancel(experiment_id))
+
+    # Collaborations (`actors.collaborations`)
+
+    async def _step(self, plan: RunPlan, execution_id: str, live: LiveStream) -> None:
+        """One collaboration step's execution, streamed into `live`, admitted like any
+        execution (it waits for a free slot instead of being refused)."""
+        bind_execution(self.tenant_id, execution_id)
+        while True:
+            try:
+                reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
+                break
+            except RateLimited as err:
+                await asyncio.sleep(min(max(err.retry_after or 1.0, 0.05), 5.0))
+        used = None
+        try:
+            await self.runner.execute_stream(plan, execution_id, live)
+            used = (live.usage or {}).get("total_tokens")
+        finally:
+            self.gate.settle(time.monotonic(), reserved, used)
+            self._settle_budget(execution_id)
+            self.last_used = time.monotonic()
+
+    @replies
+    async def create_collaboration(self, body: dict[str, Any], by: str) -> dict[str, Any]:
+        tenant = (await self._load()).require_tenant()
+        return (await self.collaborations.create(tenant, body, by)).as_api()
+
+    @replies
+    async def list_collaborations(self) -> list[dict[str, Any]]:
+        tenant = (await self._load()).require_tenant()
+        found = [await self.collaborations.definition(i) for i in tenant.collaboration_ids]
+        return [c.as_api() for c in found]
+
+    @replies
+    async def get_collaboration(self, collaboration_id: str) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return (await self.collaborations.definition(collaboration_id)).as_api()
+
+    @replies
+    async def update_collaboration(
+        self, collaboration_id: str, changes: dict[str, Any], by: str
+    ) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return (await self.collaborations.update(collaboration_id, changes, by)).as_api()
+
+    @replies
+    async def delete_collaboration(self, collaboration_id: str, by: str) -> dict[str, Any]:
+        tenant = (await self._load()).require_tenant()
+        await self.collaborations.delete(tenant, collaboration_id, by)
+        return {"id": collaboration_id, "deleted": True}
+
+    @replies
+    async def run_collaboration(
+        self,
+        run_id: str,
+        collaboration_id: str | None,
+        definition: dict[str, Any] | None,
+        inputs: dict[str, Any],
+        by: str,
+    ) -> dict[str, Any]:
+        """Start run `run_id` of a saved collaboration (or of `definition`, inline); its
+        state as it started. Repeating it returns the same run."""
+        tenant = (await self._load()).require_tenant()
+        saved = None
+        if collaboration_id is not None:
+            saved = await self.collaborations.definition(collaboration_id)
+            definition = saved.definition
+        spec = checked_collaboration(definition or {})
+        run = await self.collaborations.start(tenant, spec, inputs, saved, by, run_id)
+        return run_state(run)
+
+    @replies
+    async def wait_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        """The run's state once it has ended."""
+        (await self._load()).require_tenant()
+        return run_state(await self.collaborations.wait(run_id))
+
+    @replies
+    async def get_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return run_state(await self.collaborations.get(run_id))
+
+    @replies
+    async def collaboration_run_events(self, run_id: str, after: int) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return await self.collaborations.events(run_id, after)
+
+    @replies
+    async def cancel_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        (await self._load()).require_tenant()
+        return run_state(await self.collaborations.cancel(run_id))
 
     @replies
     async def ping(self) -> str:

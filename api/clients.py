@@ -226,6 +226,49 @@ class TenantClient:
     async def cancel_experiment(self, experiment_id: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.cancel_experiment.remote(experiment_id))
 
+    async def create_collaboration(self, body: dict[str, Any], by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.create_collaboration.remote(body, by))
+
+    async def list_collaborations(self) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_collaborations.remote())
+
+    async def get_collaboration(self, collaboration_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_collaboration.remote(collaboration_id))
+
+    async def update_collaboration(
+        self, collaboration_id: str, changes: dict[str, Any], by: str
+    ) -> dict[str, Any]:
+        return await self.peer.ask(
+            lambda h: h.update_collaboration.remote(collaboration_id, changes, by)
+        )
+
+    async def delete_collaboration(self, collaboration_id: str, by: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.delete_collaboration.remote(collaboration_id, by))
+
+    async def run_collaboration(
+        self,
+        run_id: str,
+        collaboration_id: str | None,
+        definition: dict[str, Any] | None,
+        inputs: dict[str, Any],
+        by: str,
+    ) -> dict[str, Any]:
+        """Start the run (repeatable: the run id makes a second start return the first)."""
+        return await self.peer.ask(lambda h: h.run_collaboration.remote(
+            run_id, collaboration_id, definition, inputs, by))  # fmt: skip
+
+    async def wait_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.wait_collaboration_run.remote(run_id))
+
+    async def get_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.get_collaboration_run.remote(run_id))
+
+    async def collaboration_run_events(self, run_id: str, after: int) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.collaboration_run_events.remote(run_id, after))
+
+    async def cancel_collaboration_run(self, run_id: str) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.cancel_collaboration_run.remote(run_id))
+
     async def set_budget(self, scope: str, budget: dict[str, Any], by: str) -> dict[str, Any]:
         return await self.peer.ask(lambda h: h.set_budget.remote(scope, budget, by))
 
@@ -534,6 +577,19 @@ class ReadModels:
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.list_executions.remote(tenant_id, filters))
+
+    async def list_collaboration_runs(
+        self, tenant_id: str, filters: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await self.peer.ask(
+            lambda h: h.list_collaboration_runs.remote(tenant_id, filters)
+        )
+
+    async def collaboration_analytics(
+        self, tenant_id: str, start: float, end: float, collaboration_id: str | None
+    ) -> dict[str, Any]:
+        return await self.peer.ask(lambda h: h.collaboration_analytics.remote(
+            tenant_id, start, end, collaboration_id))  # fmt: skip
 
     async def migration_tenant(self, migration_id: str) -> str | None:
         return await self.peer.ask(lambda h: h.migration_tenant.remote(migration_id))

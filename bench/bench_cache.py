@@ -36,12 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_execute import (
     DIRECT_BODY,
-    machine,
     new_tenant,
-    pin_to,
     post_json,
+    run_beside_emulator,
     run_load,
-    run_with_services,
     timed_posts,
     tree_cpu_s,
     wait_http,
@@ -189,17 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.screening_only:
         print(json.dumps(screening_cost(), indent=2))
         return 0
-    args.skip_gateway, args.otlp, args.postgres, args.mode = False, None, None, "direct"
-    args.emulator_script = [{"match": "", "content": "Noted.", "delay": args.provider_ms / 1000}]
-    pin_to(1)()
-    result = run_with_services(args, bench)
-    if result is None:
-        return 1
-    meta = {**machine(), "provider_ms": args.provider_ms}
-    report(meta, result)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, **result}, indent=2))
-    return 0
+    noted = {"match": "", "content": "Noted.", "delay": args.provider_ms / 1000}
+    return run_beside_emulator(args, bench, report, [noted])
 
 
 if __name__ == "__main__":

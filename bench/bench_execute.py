@@ -677,6 +677,30 @@ def run_with_services(
             return None
 
 
+def run_beside_emulator(
+    args: argparse.Namespace,
+    bench_fn: Callable[[argparse.Namespace, dict[str, Any]], Awaitable[Any]],
+    report_fn: Callable[[dict[str, Any], Any], None],
+    script: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """A bench of one gateway (direct ingress, SQLite, no traces) beside the emulator
+    answering by `script` after `args.provider_ms`: run `bench_fn`, print it with
+    `report_fn(meta, result)`, write `args.json`."""
+    args.skip_gateway, args.otlp, args.postgres, args.mode = False, None, None, "direct"
+    args.emulator_script = script
+    pin_to(1)()
+    result = run_with_services(args, bench_fn)
+    if result is None:
+        return 1
+    result.update(extra or {})
+    meta = {**machine(), "provider_ms": args.provider_ms}
+    report_fn(meta, result)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, **result}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the benchmark, print (and optionally save) the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -39,12 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_execute import (
     DIRECT_BODY,
-    machine,
     new_tenant,
-    pin_to,
     post_json,
+    run_beside_emulator,
     run_load,
-    run_with_services,
     timed_posts,
     tree_cpu_s,
     wait_http,
@@ -253,22 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     folding = _folding(args.executions)
-    args.skip_gateway, args.otlp, args.postgres, args.mode = False, None, None, "direct"
     delay = args.provider_ms / 1000
-    args.emulator_script = [
+    script = [
         {"match": "", "content": "Noted.", "delay": delay},
         {"match": JUDGE_MARK, "content": VERDICT, "delay": delay},
     ]
-    pin_to(1)()
-    result = run_with_services(args, bench)
-    if result is None:
-        return 1
-    result["folding"] = folding
-    meta = {**machine(), "provider_ms": args.provider_ms}
-    report(meta, result)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, **result}, indent=2))
-    return 0
+    return run_beside_emulator(args, bench, report, script, {"folding": folding})
 
 
 if __name__ == "__main__":

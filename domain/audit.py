@@ -14,6 +14,8 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from domain.agent import Agent
+from domain.collaboration import Collaboration
+from domain.collaboration_run import CollaborationRun
 from domain.execution import Execution
 from domain.experiment import Experiment
 from domain.migration import Migration
@@ -41,6 +43,11 @@ def _fields(*names: str) -> Detail:
 def _experiment(definition: dict[str, Any], sources: list[str]) -> dict[str, Any]:
     variants = [v.get("name") for v in definition.get("variants", [])]
     return {"name": definition.get("name"), "sources": len(sources), "variants": variants}
+
+
+def _definition(definition: dict[str, Any]) -> dict[str, Any]:
+    steps = [s.get("id") for s in definition.get("steps", [])]
+    return {"name": definition.get("name"), "steps": steps, "output": definition.get("output")}
 
 
 # event class → (kind, what of it goes into the entry's detail); never a secret or a hash
@@ -81,6 +88,25 @@ AUDITED: dict[type, tuple[str, Detail]] = {
     ),
     Experiment.Started: ("experiment.started", lambda e: _experiment(e.definition, e.sources)),
     Experiment.Ended: ("experiment.ended", _fields("status", "stopped")),
+    Collaboration.Created: ("collaboration.created", lambda e: _definition(e.definition)),
+    Collaboration.Updated: ("collaboration.updated", lambda e: _definition(e.definition)),
+    Collaboration.Deleted: ("collaboration.deleted", lambda e: {}),
+    CollaborationRun.Started: (
+        "collaboration_run.started",
+        lambda e: {"name": e.definition.get("name"), "collaboration_id": e.collaboration_id,
+                   "version": e.version, "inputs": e.inputs},
+    ),
+    CollaborationRun.StepStarted: (
+        "collaboration_run.step_started", _fields("step_id", "attempt", "execution_id", "input")
+    ),
+    CollaborationRun.StepCompleted: (
+        "collaboration_run.step_completed", _fields("step_id", "execution_id", "output", "usage")
+    ),
+    CollaborationRun.StepFailed: (
+        "collaboration_run.step_failed", _fields("step_id", "execution_id", "error", "final")
+    ),
+    CollaborationRun.StepSkipped: ("collaboration_run.step_skipped", _fields("step_id", "reason")),
+    CollaborationRun.Ended: ("collaboration_run.ended", _fields("status", "output", "error")),
     Migration.Started: ("migration.started", _fields("source", "model_map", "planned")),
     Migration.RolledBack: ("migration.rolled_back", _fields("removed")),
     Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),
@@ -123,7 +149,7 @@ def entry_of(event: Any) -> dict[str, Any] | None:
         return None
     kind, detail = found
     # the agent, the execution a guardrail fired in, or the migration
-    targeted = kind.startswith(("agent.", "guardrail.", "migration."))
+    targeted = kind.startswith(("agent.", "guardrail.", "migration.", "collaboration"))
     target = str(event.originator_id) if targeted else None
     actor, source = split_by(getattr(event, "by", None))
     return {

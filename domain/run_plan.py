@@ -13,7 +13,9 @@ from domain.tenant_limits import DEFAULT_COMPLETION_TOKENS, estimated_tokens
 from domain.tool_specs import narrowed
 
 NOT_RECORDED = ("subject", "caller")  # kept apart from the request its Started event records
-Kind = Literal["agent_execution", "chat_completion", "judge", "experiment_run"]
+Kind = Literal[
+    "agent_execution", "chat_completion", "judge", "experiment_run", "collaboration_step"
+]
 
 
 @dataclass

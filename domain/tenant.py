@@ -43,6 +43,8 @@ class Tenant(Aggregate):
         self.judge: dict[str, Any] | None = None  # the default `domain.judging.JudgeSpec`
         self.running_experiments: list[str] = []  # resumed when the tenant's actor starts
         self.experiment_ids: list[str] = []  # every experiment, oldest first
+        self.collaboration_ids: list[str] = []  # saved collaborations, oldest first
+        self.running_collaboration_runs: list[str] = []  # resumed when the actor starts
 
     def issue_api_key(
         self,
@@ -300,6 +302,41 @@ class Tenant(Aggregate):
     def _experiment_closed(self, tenant_id: str, experiment_id: str) -> None:
         if experiment_id in self.running_experiments:
             self.running_experiments.remove(experiment_id)
+
+    def add_collaboration(self, collaboration_id: str) -> None:
+        """A collaboration was saved (`domain.collaboration`)."""
+        self._collaboration_added(self.tenant_id, collaboration_id)
+
+    @event("CollaborationAdded")
+    def _collaboration_added(self, tenant_id: str, collaboration_id: str) -> None:
+        self.collaboration_ids = [*getattr(self, "collaboration_ids", []), collaboration_id]
+
+    def remove_collaboration(self, collaboration_id: str) -> None:
+        self._collaboration_removed(self.tenant_id, collaboration_id)
+
+    @event("CollaborationRemoved")
+    def _collaboration_removed(self, tenant_id: str, collaboration_id: str) -> None:
+        self.collaboration_ids = [
+            i for i in getattr(self, "collaboration_ids", []) if i != collaboration_id
+        ]
+
+    def open_collaboration_run(self, run_id: str) -> None:
+        """A collaboration run started (`domain.collaboration_run`): it runs until it ends."""
+        self._collaboration_run_opened(self.tenant_id, run_id)
+
+    @event("CollaborationRunOpened")
+    def _collaboration_run_opened(self, tenant_id: str, run_id: str) -> None:
+        self.running_collaboration_runs = [*getattr(self, "running_collaboration_runs", []),
+                                           run_id]  # fmt: skip
+
+    def close_collaboration_run(self, run_id: str) -> None:
+        self._collaboration_run_closed(self.tenant_id, run_id)
+
+    @event("CollaborationRunClosed")
+    def _collaboration_run_closed(self, tenant_id: str, run_id: str) -> None:
+        self.running_collaboration_runs = [
+            i for i in getattr(self, "running_collaboration_runs", []) if i != run_id
+        ]
 
     def record_subject_erased(
         self, subject_ref: str, executions: int, keys: int, by: str | None = None

@@ -14,7 +14,15 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections import audit, deprecations, directory, feedback, history, metrics
+from projections import (
+    audit,
+    collaborations,
+    deprecations,
+    directory,
+    feedback,
+    history,
+    metrics,
+)
 from projections.db import Batch, Cursor, ReadModelDB
 from projections.decoded import event_of
 
@@ -51,10 +59,12 @@ class Projection:
 
 READ_MODELS = Projection(
     name="read_models",
-    ddl=(*history.DDL, *directory.DDL, *audit.DDL, *deprecations.DDL, *feedback.DDL),
-    handlers=_handlers(history, directory, audit, deprecations, feedback),
+    ddl=(*history.DDL, *directory.DDL, *audit.DDL, *deprecations.DDL, *feedback.DDL,
+         *collaborations.DDL),
+    handlers=_handlers(history, directory, audit, deprecations, feedback, collaborations),
     tables=(
-        "executions", "tenants", "api_keys", "audit_log", *deprecations.TABLES, *feedback.TABLES
+        "executions", "tenants", "api_keys", "audit_log", *deprecations.TABLES, *feedback.TABLES,
+        *collaborations.TABLES,
     ),
     columns=(*directory.COLUMNS, *history.COLUMNS),
     indexes=history.INDEXES,

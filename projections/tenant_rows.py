@@ -15,6 +15,8 @@ TABLES = {
     "execution_feedback": "*",
     "audit_log": "*",
     "deprecated_usage": "*",
+    "collaboration_runs": "*",
+    "collaboration_steps": "*",
 }
 METRIC_TABLES = {table: "*" for table in metrics.TABLES}
 

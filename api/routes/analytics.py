@@ -80,3 +80,17 @@ async def _listing(question: str, who: Principal, runtime: Runtime, query: _Rang
     span = query.span()
     rows = await runtime.read_models.analytics(question, who.tenant_id, span.start, span.end)
     return query.answer(span, question, rows)
+
+
+@router.get("/collaborations")
+async def collaborations(
+    who: Caller, runtime: Rt, query: Ranged, collaboration_id: str | None = None
+) -> Response:
+    """Per collaboration: runs by status, completion rate, duration p50/p95, cost per run,
+    and per step its outcomes, attempts, cost per run and duration p50."""
+    who.require("analytics:read")
+    span = query.span()
+    found = await runtime.read_models.collaboration_analytics(
+        who.tenant_id, span.start, span.end, collaboration_id
+    )
+    return JSONResponse({**span.as_api(), "collaborations": found["collaborations"]})

@@ -85,7 +85,8 @@ async def list_executions(
     limit: int = Query(default=50, ge=1, le=500),
     before: float | None = None,
     kind: Literal[
-        "agent_execution", "chat_completion", "imported", "judge", "experiment_run"
+        "agent_execution", "chat_completion", "imported", "judge", "experiment_run",
+        "collaboration_step",
     ] | None = None,
 ) -> dict[str, Any]:
     """Newest first; pass the last item's `started_at` as `before` for the next page."""

@@ -27,6 +27,14 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/experiments/{experiment_id}", None),
     ("GET", "/api/v1/experiments/{experiment_id}/stream", None),
     ("POST", "/api/v1/experiments/{experiment_id}/cancel", None),
+    ("GET", "/api/v1/collaborations/{collaboration_id}", None),
+    ("PATCH", "/api/v1/collaborations/{collaboration_id}", {"description": "mine now"}),
+    ("DELETE", "/api/v1/collaborations/{collaboration_id}", None),
+    ("POST", "/api/v1/collaborations/{collaboration_id}/run", {"inputs": {}}),
+    ("POST", "/api/v1/collaborations/{collaboration_id}/run/stream", {"inputs": {}}),
+    ("GET", "/api/v1/collaboration-runs/{run_id}", None),
+    ("GET", "/api/v1/collaboration-runs/{run_id}/stream", None),
+    ("POST", "/api/v1/collaboration-runs/{run_id}/cancel", None),
     ("DELETE", "/api/v1/mcp/servers/{server_id}", None),
     ("POST", "/api/v1/mcp/servers/{server_id}/refresh", None),
     ("GET", "/api/v1/tenants/{tenant_id}/model-mappings", None),
@@ -86,7 +94,15 @@ def _a_and_b(gateway: ApiClient) -> Tenants:
                            headers=a.headers()).json()["status"] == "running":  # fmt: skip
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    collaboration = gateway.http.post(
+        "/api/v1/collaborations", headers=a.headers(),
+        json={"name": "A's", "steps": [{"id": "s", "agent_id": agent["id"], "input": "go"}]},
+    ).json()  # fmt: skip
+    run = gateway.http.post(f"/api/v1/collaborations/{collaboration['id']}/run", json={},
+                            headers=a.headers()).json()  # fmt: skip
+    assert run["status"] == "completed", run
     ids = {"agent_id": agent["id"], "execution_id": done["execution_id"],
+           "collaboration_id": collaboration["id"], "run_id": run["run_id"],
            "server_id": server["id"], "tenant_id": a.id, "name": "cb:smart-chat",
            "provider": "openai", "scope": f"agent:{agent['id']}",
            "experiment_id": experiment["id"]}  # fmt: skip

@@ -26,6 +26,7 @@ from circuit_breaker import (
     ExecutionCancelledError,
     ExecutionComplete,
     ExecutionStart,
+    InvalidRequestError,
     NotFoundError,
     RateLimitError,
     ServiceUnavailableError,
@@ -521,3 +522,45 @@ async def test_feedback_judges_and_experiments_through_both_clients(gateway: Api
         assert (await aclient.judge.get()) == {"judge": None}
     record = gateway.ended_execution(tenant, done.execution_id)
     assert [f["source"] for f in record["feedback"]] == ["user", "judge", "app"]
+
+
+@SQLITE_ONLY
+async def test_collaborations_through_both_clients(gateway: ApiClient) -> None:
+    tenant = gateway.new_tenant("SDK collaborations")
+    tag = uuid.uuid4().hex[:10]
+    gateway.cluster.emulator.script(f"first {tag}", content=f"one {tag}")
+    client = _client(gateway, tenant)
+    agent = client.agents.create(name="C", model="gpt-4o-mini")
+    steps = [
+        {"id": "first", "agent_id": agent.id, "input": f"first {tag}"},
+        {"id": "second", "model": "gpt-4o-mini", "depends_on": ["first"],
+         "input": "second {{steps.first.output}}"},
+    ]  # fmt: skip
+    saved = client.collaborations.create(name="sdk", steps=steps)
+    assert saved["version"] == 1 and saved["output"] == "second"
+    run = client.collaborations.run(saved["id"])
+    assert run["status"] == "completed" and gateway.cluster.emulator.requests_matching(
+        f"second one {tag}"
+    )
+    assert client.collaborations.update(saved["id"], description="v2")["version"] == 2
+    assert [c["id"] for c in client.collaborations.list()] == [saved["id"]]
+    assert client.collaborations.get_run(run["run_id"])["output"] == run["output"]
+    assert [r["run_id"] for r in client.collaborations.list_runs(status="completed")] == [
+        run["run_id"]
+    ]
+    with pytest.raises(ConflictError):
+        client.collaborations.cancel_run(run["run_id"])
+    with pytest.raises(InvalidRequestError):
+        client.collaborations.create(name="bad", steps=[{**steps[1], "depends_on": ["x"]}])
+    client.close()
+
+    async with AsyncClient(base_url=gateway.cluster.url(gateway.backend), tenant_id=tenant.id,
+                           api_key=tenant.api_key) as aclient:  # fmt: skip
+        inline = await aclient.collaborations.run(
+            definition={"name": "inline", "steps": steps}, inputs={}
+        )
+        assert inline["collaboration_id"] is None and inline["status"] == "completed"
+        assert len(await aclient.collaborations.list_runs()) == 2
+        await aclient.collaborations.delete(saved["id"])
+        with pytest.raises(NotFoundError):
+            await aclient.collaborations.get(saved["id"])

@@ -486,6 +486,46 @@ def experiment_cancel(experiment_id: str) -> Call[dict[str, Any]]:
     return Call("POST", f"/api/v1/experiments/{p(experiment_id)}/cancel", _json)
 
 
+def collaboration_create(definition: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", "/api/v1/collaborations", _json, json=definition)
+
+
+def collaboration_get(collaboration_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/api/v1/collaborations/{p(collaboration_id)}", _json)
+
+
+def collaboration_list() -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/api/v1/collaborations", lambda r: r.json()["collaborations"])
+
+
+def collaboration_update(collaboration_id: str, changes: dict[str, Any]) -> Call[dict[str, Any]]:
+    path = f"/api/v1/collaborations/{p(collaboration_id)}"
+    return Call("PATCH", path, _json, json=changes, idempotent=True)
+
+
+def collaboration_delete(collaboration_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", f"/api/v1/collaborations/{p(collaboration_id)}", _json)
+
+
+def collaboration_run(collaboration_id: str | None, body: dict[str, Any]) -> Call[dict[str, Any]]:
+    """Not retried: a repeat would start a second run (read the first at `run_get`)."""
+    target = "run" if collaboration_id is None else f"{p(collaboration_id)}/run"
+    return Call("POST", f"/api/v1/collaborations/{target}", _json, json=body)
+
+
+def run_get(run_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/api/v1/collaboration-runs/{p(run_id)}", _json)
+
+
+def run_list(params: dict[str, Any]) -> Call[list[dict[str, Any]]]:
+    return Call("GET", "/api/v1/collaboration-runs", lambda r: r.json()["runs"], params=params)
+
+
+def run_cancel(run_id: str) -> Call[dict[str, Any]]:
+    """A repeat after it took is a 409 `ConflictError`."""
+    return Call("POST", f"/api/v1/collaboration-runs/{p(run_id)}/cancel", _json)
+
+
 def audit_list(params: dict[str, Any]) -> Call[list[AuditEntry]]:
     return Call(
         "GET",

@@ -643,6 +643,53 @@ class Experiments:
         return found
 
 
+class Collaborations:
+    """`client.collaborations`: saved DAGs of agent steps, and their runs."""
+
+    def __init__(self, runner: SyncRunner) -> None:
+        self._r = runner
+
+    def create(self, **definition: Any) -> dict[str, Any]:
+        """Save a definition (`name`, `steps`, `inputs`, `output`, `description`)."""
+        return self._r.run(calls.collaboration_create(definition))
+
+    def get(self, collaboration_id: str) -> dict[str, Any]:
+        return self._r.run(calls.collaboration_get(collaboration_id))
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._r.run(calls.collaboration_list())
+
+    def update(self, collaboration_id: str, **changes: Any) -> dict[str, Any]:
+        """A new version with these fields changed."""
+        return self._r.run(calls.collaboration_update(collaboration_id, changes))
+
+    def delete(self, collaboration_id: str) -> dict[str, Any]:
+        return self._r.run(calls.collaboration_delete(collaboration_id))
+
+    def run(
+        self,
+        collaboration_id: str | None = None,
+        *,
+        inputs: dict[str, Any] | None = None,
+        definition: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run a saved collaboration (or `definition`, inline) and wait for its end."""
+        body = _run_body(collaboration_id, inputs, definition)
+        return self._r.run(calls.collaboration_run(collaboration_id, body))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return self._r.run(calls.run_get(run_id))
+
+    def list_runs(
+        self, *, status: str | None = None, collaboration_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        params = {"status": status, "collaboration_id": collaboration_id, "limit": limit}
+        return self._r.run(calls.run_list(params))
+
+    def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return self._r.run(calls.run_cancel(run_id))
+
+
 # ====================================================================== async
 
 
@@ -1062,6 +1109,61 @@ class AsyncExperiments:
                 raise TimeoutError(f"experiment {experiment_id} still running")
             await asyncio.sleep(poll_s)
         return found
+
+
+class AsyncCollaborations:
+    """`client.collaborations` of `AsyncClient` (see `Collaborations`)."""
+
+    def __init__(self, runner: AsyncRunner) -> None:
+        self._r = runner
+
+    async def create(self, **definition: Any) -> dict[str, Any]:
+        return await self._r.run(calls.collaboration_create(definition))
+
+    async def get(self, collaboration_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.collaboration_get(collaboration_id))
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._r.run(calls.collaboration_list())
+
+    async def update(self, collaboration_id: str, **changes: Any) -> dict[str, Any]:
+        return await self._r.run(calls.collaboration_update(collaboration_id, changes))
+
+    async def delete(self, collaboration_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.collaboration_delete(collaboration_id))
+
+    async def run(
+        self,
+        collaboration_id: str | None = None,
+        *,
+        inputs: dict[str, Any] | None = None,
+        definition: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        body = _run_body(collaboration_id, inputs, definition)
+        return await self._r.run(calls.collaboration_run(collaboration_id, body))
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.run_get(run_id))
+
+    async def list_runs(
+        self, *, status: str | None = None, collaboration_id: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        params = {"status": status, "collaboration_id": collaboration_id, "limit": limit}
+        return await self._r.run(calls.run_list(params))
+
+    async def cancel_run(self, run_id: str) -> dict[str, Any]:
+        return await self._r.run(calls.run_cancel(run_id))
+
+
+def _run_body(
+    collaboration_id: str | None, inputs: dict[str, Any] | None, definition: dict[str, Any] | None
+) -> dict[str, Any]:
+    if (collaboration_id is None) == (definition is None):
+        raise ValueError("give a saved collaboration's id or an inline definition")
+    body: dict[str, Any] = {"inputs": inputs or {}}
+    if definition is not None:
+        body["definition"] = definition
+    return body
 
 
 def _feedback(

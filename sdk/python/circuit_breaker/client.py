@@ -18,6 +18,7 @@ from circuit_breaker._resources import (
     AsyncAnalytics,
     AsyncAudit,
     AsyncBudgets,
+    AsyncCollaborations,
     AsyncExecutions,
     AsyncExperiments,
     AsyncJudge,
@@ -29,6 +30,7 @@ from circuit_breaker._resources import (
     AsyncTools,
     Audit,
     Budgets,
+    Collaborations,
     Executions,
     Experiments,
     Judge,
@@ -115,6 +117,7 @@ class Client(_ClientBase):
         self.retention = Retention(self._runner)
         self.judge = Judge(self._runner)
         self.experiments = Experiments(self._runner)
+        self.collaborations = Collaborations(self._runner)
         self.graphql = GraphQL(self._runner)
 
     def chat_completion(self, **body: Any) -> dict[str, Any]:
@@ -175,6 +178,7 @@ class AsyncClient(_ClientBase):
         self.retention = AsyncRetention(self._runner)
         self.judge = AsyncJudge(self._runner)
         self.experiments = AsyncExperiments(self._runner)
+        self.collaborations = AsyncCollaborations(self._runner)
         self.graphql = AsyncGraphQL(self._runner)
 
     async def chat_completion(self, **body: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ import { GraphQLClient, type WebSocketLike } from "./graphql.js";
 import { DEFAULT_RETRY, type FetchLike, neverSent, type RetryPolicy, Transport } from "./http.js";
 import { LegacyLLM } from "./legacy.js";
 import {
-  Agents, Analytics, Audit, Budgets, Deprecations, Executions, Experiments, JudgeResource, McpServers, Models, RetentionResource, Subjects,
+  Agents, Analytics, Audit, Budgets, Collaborations, Deprecations, Executions, Experiments, JudgeResource, McpServers, Models, RetentionResource, Subjects,
   type Surfaces, Tools,
 } from "./resources.js";
 
@@ -82,6 +82,7 @@ export class Client implements Surfaces {
   readonly retention: RetentionResource;
   readonly judge: JudgeResource;
   readonly experiments: Experiments;
+  readonly collaborations: Collaborations;
   /** Each switch of surface, oldest first: [surface, why]. */
   readonly failovers: Array<[Surface, string]> = [];
   private pinned: Mode;
@@ -126,6 +127,7 @@ export class Client implements Surfaces {
     this.retention = new RetentionResource(this.transport);
     this.judge = new JudgeResource(this.transport);
     this.experiments = new Experiments(this.transport);
+    this.collaborations = new Collaborations(this.transport);
   }
 
   /** The surface the operations both offer go over now: `rest` or `graphql`. */

@@ -8,7 +8,7 @@ import { parseSSE } from "./sse.js";
 import { ExecutionStream, type StreamControl } from "./stream.js";
 import type {
   Agent, AgentCreate, AgentUpdate, AuditEntry, Budget, BudgetInput, ExecuteRequest, Execution, ExecutionPage,
-  ExecutionResult, ExperimentInput, ExperimentReport, FeedbackGiven, FeedbackInput, JudgeSpec, JudgeVerdict, McpServer, McpServerCreate, ModelInfo, ModelPolicy, RetentionInput, RetentionSetting, StreamOptions,
+  CollaborationDefinition, CollaborationRun, ExecutionResult, ExperimentInput, ExperimentReport, FeedbackGiven, FeedbackInput, JudgeSpec, JudgeVerdict, McpServer, McpServerCreate, ModelInfo, ModelPolicy, RetentionInput, RetentionSetting, StreamOptions,
   SubjectErasure, SubjectExecutions, SubjectExportLine, Tool, VirtualModelInput,
 } from "./types.js";
 
@@ -483,6 +483,57 @@ export class Experiments extends Resource {
       if (Date.now() > deadline) throw new Error(`experiment ${id} still running`);
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
     }
+  }
+}
+
+/** `client.collaborations`: saved DAGs of agent steps, and their runs. */
+export class Collaborations extends Resource {
+  /** Save a definition; a cycle, an unknown agent, step or input throws `InvalidRequestError`. */
+  create(body: CollaborationDefinition, options: CallOptions = {}): Promise<CollaborationDefinition & { id: string; version: number }> {
+    return this.call("POST", "/api/v1/collaborations", { body, signal: options.signal });
+  }
+
+  get(id: string, options: CallOptions = {}): Promise<CollaborationDefinition & { id: string; version: number }> {
+    return this.call("GET", `/api/v1/collaborations/${enc(id)}`, { signal: options.signal });
+  }
+
+  async list(options: CallOptions = {}): Promise<Array<CollaborationDefinition & { id: string; version: number }>> {
+    const page = await this.call<{ collaborations: Array<CollaborationDefinition & { id: string; version: number }> }>(
+      "GET", "/api/v1/collaborations", { signal: options.signal });
+    return page.collaborations;
+  }
+
+  /** A new version with these fields changed. */
+  update(id: string, changes: Partial<CollaborationDefinition>, options: CallOptions = {}): Promise<CollaborationDefinition & { id: string; version: number }> {
+    return this.call("PATCH", `/api/v1/collaborations/${enc(id)}`, { body: changes, signal: options.signal });
+  }
+
+  delete(id: string, options: CallOptions = {}): Promise<{ id: string; deleted: boolean }> {
+    return this.call("DELETE", `/api/v1/collaborations/${enc(id)}`, { signal: options.signal });
+  }
+
+  /** Run a saved collaboration (`id`) or an inline `definition`, and wait for its end. */
+  run(target: { id?: string; definition?: CollaborationDefinition; inputs?: Record<string, any> }, options: CallOptions = {}): Promise<CollaborationRun> {
+    if ((target.id === undefined) === (target.definition === undefined)) {
+      throw new Error("give a saved collaboration's id or an inline definition");
+    }
+    const path = target.id === undefined ? "/api/v1/collaborations/run" : `/api/v1/collaborations/${enc(target.id)}/run`;
+    const body = { inputs: target.inputs ?? {}, ...(target.definition ? { definition: target.definition } : {}) };
+    return this.call("POST", path, { body, signal: options.signal });
+  }
+
+  getRun(runId: string, options: CallOptions = {}): Promise<CollaborationRun> {
+    return this.call("GET", `/api/v1/collaboration-runs/${enc(runId)}`, { signal: options.signal });
+  }
+
+  async listRuns(params: { status?: string; collaboration_id?: string; limit?: number } = {}, options: CallOptions = {}): Promise<Array<Record<string, any>>> {
+    const page = await this.call<{ runs: Array<Record<string, any>> }>("GET", "/api/v1/collaboration-runs", { query: { ...params }, signal: options.signal });
+    return page.runs;
+  }
+
+  /** Cancel its running steps; a repeat once it has ended throws `ConflictError`. */
+  cancelRun(runId: string, options: CallOptions = {}): Promise<CollaborationRun> {
+    return this.call("POST", `/api/v1/collaboration-runs/${enc(runId)}/cancel`, { signal: options.signal });
   }
 }
 

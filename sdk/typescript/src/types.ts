@@ -227,3 +227,43 @@ export interface ExperimentReport {
   sources: Array<Record<string, any>>;
   [key: string]: any;
 }
+
+/** A collaboration's step: an agent, or a model with a system prompt, on a template input. */
+export interface CollaborationStep {
+  id: string;
+  agent_id?: string;
+  model?: string;
+  system_prompt?: string;
+  parameters?: Record<string, any>;
+  /** With `{{inputs.NAME}}` and `{{steps.ID.output}}` (or `{{steps.ID.output.json.path}}`). */
+  input: string;
+  depends_on?: string[];
+  on_failure?: "fail" | "skip_dependents" | "continue";
+  timeout_s?: number;
+  retries?: number;
+}
+
+/** `POST /api/v1/collaborations`. */
+export interface CollaborationDefinition {
+  name: string;
+  description?: string;
+  inputs?: Record<string, Record<string, any> | null>;
+  steps: CollaborationStep[];
+  output?: string | null;
+}
+
+/** A collaboration run, as `…/run` answers and `GET /api/v1/collaboration-runs/{id}` shows it. */
+export interface CollaborationRun {
+  run_id: string;
+  collaboration_id: string | null;
+  version: number | null;
+  name: string;
+  status: "running" | "completed" | "failed" | "cancelled";
+  output: string | null;
+  error: { type: string; message: string; step_id?: string } | null;
+  inputs: Record<string, any>;
+  steps: Array<{ id: string; status: string; attempts: number; execution_id: string | null; execution_ids: string[];
+    input: string | null; output: any; error: Record<string, any> | null; usage: Record<string, any> | null }>;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number; cost_usd: number };
+  [key: string]: any;
+}

@@ -1033,6 +1033,213 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/collaborations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Collaborations */
+        get: operations["list_collaborations_api_v1_collaborations_get"];
+        put?: never;
+        /**
+         * Create Collaboration
+         * @description Save a definition (version 1); a cycle, an unknown agent, step or input, or a model
+         *     that does not route is a 400.
+         */
+        post: operations["create_collaboration_api_v1_collaborations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaborations/{collaboration_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Collaboration */
+        get: operations["get_collaboration_api_v1_collaborations__collaboration_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Collaboration */
+        delete: operations["delete_collaboration_api_v1_collaborations__collaboration_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Collaboration
+         * @description A new version; runs already started keep the version they started with.
+         */
+        patch: operations["update_collaboration_api_v1_collaborations__collaboration_id__patch"];
+        trace?: never;
+    };
+    "/api/v1/collaborations/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Inline
+         * @description Run a definition sent inline, waiting for the run's end (as `…/{id}/run`).
+         */
+        post: operations["run_inline_api_v1_collaborations_run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaborations/run/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Inline Stream
+         * @description Run a definition sent inline, as Server-Sent Events (as `…/{id}/run/stream`).
+         */
+        post: operations["run_inline_stream_api_v1_collaborations_run_stream_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaborations/{collaboration_id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Saved
+         * @description Run the saved collaboration and wait for its end: `{"run_id", "status", "output",
+         *     "steps": [{"id", "status", "execution_id", "output", "usage", …}], "usage", …}`. A
+         *     client that goes away leaves the run running (read it at `/collaboration-runs/{id}`).
+         */
+        post: operations["run_saved_api_v1_collaborations__collaboration_id__run_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaborations/{collaboration_id}/run/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run Saved Stream
+         * @description The run as Server-Sent Events: `run_start`, `step_start`, each step's own execution
+         *     events tagged with `step_id`, `step_complete`/`step_failed`/`step_skipped`, then
+         *     `run_complete` or `error`. Every event has an id; resume at
+         *     `/collaboration-runs/{run_id}/stream` with `Last-Event-ID`.
+         */
+        post: operations["run_saved_stream_api_v1_collaborations__collaboration_id__run_stream_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaboration-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Runs
+         * @description The tenant's runs, newest first; pass the last one's `started_at` as `before`.
+         */
+        get: operations["list_runs_api_v1_collaboration_runs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaboration-runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Run */
+        get: operations["get_run_api_v1_collaboration_runs__run_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaboration-runs/{run_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream Run
+         * @description The run's stream from the start, or after `Last-Event-ID`: live while it runs, from
+         *     the store once it has ended.
+         */
+        get: operations["stream_run_api_v1_collaboration_runs__run_id__stream_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/collaboration-runs/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Run
+         * @description Cancel its running steps and end it `cancelled`; 409 once it has ended.
+         */
+        post: operations["cancel_run_api_v1_collaboration_runs__run_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/export": {
         parameters: {
             query?: never;
@@ -1332,6 +1539,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/analytics/collaborations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Collaborations
+         * @description Per collaboration: runs by status, completion rate, duration p50/p95, cost per run,
+         *     and per step its outcomes, attempts, cost per run and duration p50.
+         */
+        get: operations["collaborations_api_v1_analytics_collaborations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/deprecations/usage": {
         parameters: {
             query?: never;
@@ -1585,6 +1813,54 @@ export interface components {
             /** Web Search Options */
             web_search_options?: unknown;
         };
+        /**
+         * CollaborationDefinition
+         * @description A definition as `POST /api/v1/collaborations` takes it (or inline in a run).
+         */
+        CollaborationDefinition: {
+            /** Name */
+            name: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Inputs */
+            inputs?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                } | null;
+            };
+            /** Steps */
+            steps: components["schemas"]["Step"][];
+            /**
+             * Output
+             * @description the step whose output is the run's
+             */
+            output?: string | null;
+        };
+        /**
+         * CollaborationPatch
+         * @description The fields to change; the result is checked whole, as a new definition would be.
+         */
+        CollaborationPatch: {
+            /** Name */
+            name?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Inputs */
+            inputs?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                } | null;
+            } | null;
+            /** Steps */
+            steps?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Output */
+            output?: string | null;
+        };
         /** ContextMessage */
         ContextMessage: {
             /**
@@ -1722,6 +1998,17 @@ export interface components {
             executions?: {
                 [key: string]: unknown;
             }[];
+        };
+        /**
+         * InlineRunRequest
+         * @description `POST /api/v1/collaborations/run`: a definition sent with the run, not saved.
+         */
+        InlineRunRequest: {
+            /** Inputs */
+            inputs?: {
+                [key: string]: unknown;
+            };
+            definition: components["schemas"]["CollaborationDefinition"];
         };
         /**
          * JsonSchemaCheck
@@ -1985,6 +2272,16 @@ export interface components {
             metrics_days?: number | null;
         };
         /**
+         * RunRequest
+         * @description `POST /api/v1/collaborations/{id}/run`: the run's inputs.
+         */
+        RunRequest: {
+            /** Inputs */
+            inputs?: {
+                [key: string]: unknown;
+            };
+        };
+        /**
          * Source
          * @description Which recorded executions to replay: newest first within [from, to).
          */
@@ -2009,6 +2306,43 @@ export interface components {
              * @default 20
              */
             limit?: number;
+        };
+        /**
+         * Step
+         * @description One step: an agent (`agent_id`) or a model with a system prompt, run on its input.
+         */
+        Step: {
+            /** Id */
+            id: string;
+            /** Agent Id */
+            agent_id?: string | null;
+            /** Model */
+            model?: string | null;
+            /** System Prompt */
+            system_prompt?: string | null;
+            /** @default {} */
+            parameters?: components["schemas"]["Parameters"];
+            /** Input */
+            input: string;
+            /** Depends On */
+            depends_on?: string[];
+            /**
+             * On Failure
+             * @default fail
+             * @enum {string}
+             */
+            on_failure?: "fail" | "skip_dependents" | "continue";
+            /**
+             * Timeout S
+             * @default 300
+             */
+            timeout_s?: number;
+            /**
+             * Retries
+             * @description attempts after the first
+             * @default 1
+             */
+            retries?: number;
         };
         /** TenantCreate */
         TenantCreate: {
@@ -3995,7 +4329,7 @@ export interface operations {
                 status?: ("running" | "completed" | "failed" | "cancelled") | null;
                 limit?: number;
                 before?: number | null;
-                kind?: ("agent_execution" | "chat_completion" | "imported" | "judge" | "experiment_run") | null;
+                kind?: ("agent_execution" | "chat_completion" | "imported" | "judge" | "experiment_run" | "collaboration_step") | null;
             };
             header?: {
                 "x-tenant-id"?: string | null;
@@ -4382,6 +4716,491 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_collaborations_api_v1_collaborations_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_collaboration_api_v1_collaborations_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CollaborationDefinition"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_collaboration_api_v1_collaborations__collaboration_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                collaboration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_collaboration_api_v1_collaborations__collaboration_id__delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                collaboration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_collaboration_api_v1_collaborations__collaboration_id__patch: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                collaboration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CollaborationPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_inline_api_v1_collaborations_run_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InlineRunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_inline_stream_api_v1_collaborations_run_stream_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InlineRunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_saved_api_v1_collaborations__collaboration_id__run_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                collaboration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    run_saved_stream_api_v1_collaborations__collaboration_id__run_stream_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                collaboration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_runs_api_v1_collaboration_runs_get: {
+        parameters: {
+            query?: {
+                status?: ("running" | "completed" | "failed" | "cancelled") | null;
+                collaboration_id?: string | null;
+                /** @description unix seconds: older runs */
+                before?: number | null;
+                limit?: number;
+            };
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_run_api_v1_collaboration_runs__run_id__get: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stream_run_api_v1_collaboration_runs__run_id__stream_get: {
+        parameters: {
+            query?: {
+                last_event_id?: number | null;
+            };
+            header?: {
+                "last-event-id"?: string | null;
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_run_api_v1_collaboration_runs__run_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path: {
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
             /** @description Validation Error */
@@ -5057,6 +5876,46 @@ export interface operations {
     errors_api_v1_analytics_errors_get: {
         parameters: {
             query?: {
+                /** @description ISO 8601 or unix seconds */
+                from?: string | null;
+                /** @description ISO 8601 or unix seconds; default now */
+                to?: string | null;
+                format?: string | null;
+            };
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+                accept?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    collaborations_api_v1_analytics_collaborations_get: {
+        parameters: {
+            query?: {
+                collaboration_id?: string | null;
                 /** @description ISO 8601 or unix seconds */
                 from?: string | null;
                 /** @description ISO 8601 or unix seconds; default now */
