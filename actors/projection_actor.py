@@ -335,12 +335,11 @@ class ProjectionActor:
 
     @replies
     async def get_execution(self, tenant_id: str, execution_id: str) -> dict[str, Any] | None:
-        return await self._read(
-            feedback.execution_record,
-            tenant_id,
-            execution_id,
-            settled=lambda found: found["status"] != "running",
-        )
+        """The execution's record with everything committed before the call folded in: an
+        ended execution's feedback or judge verdict may be newer than its end."""
+        self._ensure_following()
+        await self._catch_up(runner.READ_MODELS)
+        return await self.store.run(feedback.execution_record, self.db, tenant_id, execution_id)
 
     @replies
     async def get_executions(self, tenant_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
