@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install node-deps sdk-ts graphiql graphql-schema run test unit lint bench bench-own clean
+.PHONY: install node-deps sdk-ts graphiql docs-ui graphql-schema run test unit lint bench bench-own clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PY) -m pip install --quiet -e './sdk/python[ws,testing]'
 	touch $@
 
-install: $(VENV)/.installed graphiql
+install: $(VENV)/.installed graphiql docs-ui
 
 # GraphiQL's browser files, from npm by the lockfile, into api/graphql/graphiql/dist (served
 # by the gateway under /graphql and /graphiql/: no CDN, works offline)
@@ -33,6 +33,14 @@ $(GRAPHIQL)/dist/.built: $(addprefix $(GRAPHIQL)/,package.json package-lock.json
 	node $(GRAPHIQL)/build.mjs
 
 graphiql: $(GRAPHIQL)/dist/.built
+
+# Swagger UI's browser files for /docs, from npm by the lockfile, into api/docs_ui/dist
+DOCS_UI := api/docs_ui
+$(DOCS_UI)/dist/.built: $(addprefix $(DOCS_UI)/,package.json package-lock.json build.mjs index.html init.js)
+	npm ci --prefix $(DOCS_UI) --no-audit --no-fund
+	node $(DOCS_UI)/build.mjs
+
+docs-ui: $(DOCS_UI)/dist/.built
 
 # api/graphql/schema.graphql from the live schema, then the legacy breaking-change gate
 graphql-schema: $(VENV)/.installed

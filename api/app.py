@@ -21,6 +21,7 @@ from api.routes import (
     chat_completions,
     collaborations,
     deprecations,
+    docs_ui,
     executions,
     experiments,
     export,
@@ -45,6 +46,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         title="Circuit Breaker",
         version="0.1.0",
         description="Multi-tenant execution of LLM agents.",
+        docs_url=None,  # served from the project's own files (api/routes/docs_ui.py)
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.admission = admission = Admission()
@@ -80,6 +83,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         analytics.router,
         deprecations.router,
         metrics.router,
+        docs_ui.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

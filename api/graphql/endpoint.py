@@ -11,32 +11,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from cross_web import HTTPException
-from fastapi import HTTPException as RouteNotFound
 from fastapi import Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
 
+from api import static_ui
+
 GRAPHIQL_DIR = Path(__file__).parent / "graphiql" / "dist"
 ASSET_PATH = "/graphiql/{name}"
-ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(js|css)$")
-# the page and its assets come from this gateway only; GraphiQL styles elements inline
-PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-)
-NOT_BUILT = (
-    "<!doctype html><title>GraphiQL is not built</title>"
-    "<p>GraphiQL's files are not built on this machine: run <code>make graphiql</code> "
-    "(npm, from api/graphql/graphiql/package-lock.json) and reload.</p>"
-)
 BATCH_REFUSED = "batched operations (a JSON array) are not accepted: send one operation per request"
 
 
@@ -81,21 +69,9 @@ class GraphQLEndpoint(GraphQLRouter):
 
 def graphiql_page() -> HTMLResponse:
     """GraphiQL's page, or a 503 that says how to build it."""
-    page = GRAPHIQL_DIR / "index.html"
-    if not page.is_file():
-        return HTMLResponse(NOT_BUILT, status_code=503)
-    return HTMLResponse(
-        page.read_text(encoding="utf-8"),
-        headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
-    )
+    return static_ui.page(GRAPHIQL_DIR, "GraphiQL", "graphiql")
 
 
 async def graphiql_asset(name: str) -> Response:
-    """One of GraphiQL's built files (scripts and styles only; nothing outside `dist`)."""
-    path = GRAPHIQL_DIR / name
-    if not ASSET_NAME.match(name) or not path.is_file():
-        raise RouteNotFound(404, f"no GraphiQL file {name!r}")
-    media_type = "text/css" if name.endswith(".css") else "text/javascript"
-    return FileResponse(
-        path, media_type=media_type, headers={"Cache-Control": "public, max-age=3600"}
-    )
+    """One of GraphiQL's built files."""
+    return static_ui.asset(GRAPHIQL_DIR, name, "GraphiQL")
