@@ -28,7 +28,7 @@ install: $(VENV)/.installed graphiql docs-ui
 # GraphiQL's browser files, from npm by the lockfile, into api/graphql/graphiql/dist (served
 # by the gateway under /graphql and /graphiql/: no CDN, works offline)
 GRAPHIQL := api/graphql/graphiql
-$(GRAPHIQL)/dist/.built: $(addprefix $(GRAPHIQL)/,package.json package-lock.json build.mjs index.html init.js page.css)
+$(GRAPHIQL)/dist/.built: api/static_build.mjs $(addprefix $(GRAPHIQL)/,package.json package-lock.json build.mjs index.html init.js page.css)
 	npm ci --prefix $(GRAPHIQL) --no-audit --no-fund
 	node $(GRAPHIQL)/build.mjs
 
@@ -36,7 +36,7 @@ graphiql: $(GRAPHIQL)/dist/.built
 
 # Swagger UI's browser files for /docs, from npm by the lockfile, into api/docs_ui/dist
 DOCS_UI := api/docs_ui
-$(DOCS_UI)/dist/.built: $(addprefix $(DOCS_UI)/,package.json package-lock.json build.mjs index.html init.js)
+$(DOCS_UI)/dist/.built: api/static_build.mjs $(addprefix $(DOCS_UI)/,package.json package-lock.json build.mjs index.html init.js)
 	npm ci --prefix $(DOCS_UI) --no-audit --no-fund
 	node $(DOCS_UI)/build.mjs
 

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from actors.event_store import A
 from actors.execution_runner import ExecutionRunner
 from actors.live_stream import LiveStream
 from domain import stream_log
@@ -289,14 +290,8 @@ class Collaborations:
                 executions[execution_id] = [e for e in events if e["event"] not in TERMINAL_EVENTS]
         return rebuilt_stream(run, executions, after)
 
-    async def _stored(self, aggregate_id: str, kind: type) -> Any:
-        try:
-            found = await self.store.run(self.store.app.repository.get, uuid.UUID(aggregate_id))
-        except Exception:  # not an id, not an aggregate: not found either way
-            return None
-        if not isinstance(found, kind) or found.tenant_id != self.runner.tenant_id:
-            return None
-        return found
+    async def _stored(self, aggregate_id: str, kind: type[A]) -> A | None:
+        return await self.store.owned(aggregate_id, kind, self.runner.tenant_id)
 
     # running
 
@@ -392,22 +387,16 @@ class Collaborations:
                     "step_id": step.id,
                     "message": f"step {step.id!r} failed: {message}",
                 }
-        changed = True
-        while changed:
-            changed = False
-            for step in spec.steps:
-                if run.steps[step.id]["status"] != "pending":
-                    continue
-                for dep in step.depends_on:
-                    dep_state = run.steps[dep]["status"]
-                    blocked = dep_state == "skipped" or (
-                        dep_state == "failed" and spec.step(dep).on_failure == "skip_dependents"
-                    )
-                    if blocked:
-                        reason = f"step {dep!r} {dep_state}"
-                        await self._record(run, run.skip_step, step.id, reason)
-                        changed = True
-                        break
+        for step in spec.steps:  # dependencies first: a skip cascades in one pass
+            if run.steps[step.id]["status"] != "pending":
+                continue
+            for dep in step.depends_on:
+                dep_state = run.steps[dep]["status"]
+                if dep_state == "skipped" or (
+                    dep_state == "failed" and spec.step(dep).on_failure == "skip_dependents"
+                ):
+                    await self._record(run, run.skip_step, step.id, f"step {dep!r} {dep_state}")
+                    break
         return None
 
     async def _end(

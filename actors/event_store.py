@@ -19,6 +19,7 @@ from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 
 
 class EventStore(Application[UUID]):
@@ -54,6 +55,17 @@ class AsyncEventStore:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def owned(self, aggregate_id: str, kind: type[A], tenant_id: str) -> A | None:
+        """The aggregate of that id if it is a `kind` of `tenant_id`'s, else None (not an
+        id, not stored, another kind, another tenant's: not found, whichever it is)."""
+        try:
+            found = await self.run(self.app.repository.get, UUID(aggregate_id))
+        except Exception:
+            return None
+        if not isinstance(found, kind) or getattr(found, "tenant_id", None) != tenant_id:
+            return None
+        return found
 
     def save(self, *aggregates: Aggregate) -> asyncio.Future[None]:
         """Queue the aggregates' pending events; the future resolves once they are committed.

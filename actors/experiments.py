@@ -123,13 +123,7 @@ class Experiments:
         return found
 
     async def _stored(self, experiment_id: str) -> Experiment | None:
-        try:
-            found = await self.store.run(self.store.app.repository.get, uuid.UUID(experiment_id))
-        except Exception:  # not an id, not an aggregate: not found either way
-            return None
-        if not isinstance(found, Experiment) or found.tenant_id != self.runner.tenant_id:
-            return None
-        return found
+        return await self.store.owned(experiment_id, Experiment, self.runner.tenant_id)
 
     async def progress(self, experiment_id: str, after: int) -> dict[str, Any]:
         """The runs recorded after the first `after` (waiting up to WAIT_S for one), and
