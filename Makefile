@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install node-deps sdk-ts graphiql docs-ui graphql-schema run test unit lint bench bench-own clean
+.PHONY: install node-deps sdk-ts graphiql docs-ui console graphql-schema run test unit lint bench bench-own clean
 
 # llama-cpp-python (the bundled local model) compiles llama.cpp: once per machine, without
 # -march=native (some VMs advertise AMX/AVX-512 they then trap), into a wheel kept here
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml sdk/python/pyproject.toml
 	$(PY) -m pip install --quiet -e './sdk/python[ws,testing]'
 	touch $@
 
-install: $(VENV)/.installed graphiql docs-ui
+install: $(VENV)/.installed graphiql docs-ui console
 
 # GraphiQL's browser files, from npm by the lockfile, into api/graphql/graphiql/dist (served
 # by the gateway under /graphql and /graphiql/: no CDN, works offline)
@@ -41,6 +41,15 @@ $(DOCS_UI)/dist/.built: api/static_build.mjs $(addprefix $(DOCS_UI)/,package.jso
 	node $(DOCS_UI)/build.mjs
 
 docs-ui: $(DOCS_UI)/dist/.built
+
+# the web console at /console: Preact and uPlot from npm by the lockfile, bundled by esbuild
+# (api/console/build.mjs) into api/console/dist; nothing from a CDN at run time
+CONSOLE := api/console
+$(CONSOLE)/dist/.built: $(addprefix $(CONSOLE)/,package.json package-lock.json build.mjs index.html) $(wildcard $(CONSOLE)/src/*.* $(CONSOLE)/src/views/*.*)
+	npm ci --prefix $(CONSOLE) --no-audit --no-fund
+	node $(CONSOLE)/build.mjs
+
+console: $(CONSOLE)/dist/.built
 
 # api/graphql/schema.graphql from the live schema, then the legacy breaking-change gate
 graphql-schema: $(VENV)/.installed

@@ -305,6 +305,11 @@ class ProjectionActor:
         return {"aggregates": len(ids), "events": events, "rows": rows, "payload_keys": keys}
 
     @replies
+    async def list_tenants(self, limit: int, before: float | None) -> list[dict[str, Any]]:
+        await self._catch_up(runner.READ_MODELS)  # a tenant created a moment ago is listed
+        return await self.store.run(directory.list_tenants, self.db, limit, before)
+
+    @replies
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         await self._catch_up(runner.READ_MODELS)  # a key issued a moment ago is listed
         return await self.store.run(directory.list_keys, self.db, tenant_id)

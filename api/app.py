@@ -20,6 +20,7 @@ from api.routes import (
     cache,
     chat_completions,
     collaborations,
+    console,
     deprecations,
     docs_ui,
     executions,
@@ -84,6 +85,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         deprecations.router,
         metrics.router,
         docs_ui.router,
+        console.router,
     ):
         app.include_router(router)
     app.include_router(graphql_router())

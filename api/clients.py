@@ -532,6 +532,9 @@ class ReadModels:
             lambda h: h.revocations_after.remote(epoch, seq, wait_s, follower)
         )
 
+    async def list_tenants(self, limit: int, before: float | None) -> list[dict[str, Any]]:
+        return await self.peer.ask(lambda h: h.list_tenants.remote(limit, before))
+
     async def list_keys(self, tenant_id: str) -> list[dict[str, Any]]:
         return await self.peer.ask(lambda h: h.list_keys.remote(tenant_id))
 

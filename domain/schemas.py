@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from domain.errors import InvalidRequest
 from domain.guardrails import Guardrails
 from domain.judging import JudgeSpec
+from domain.reference_agents import REFERENCE_AGENTS
 from domain.response_cache import CacheSettings
 
 Scope = Literal[
@@ -83,6 +84,11 @@ def agent_definition(body: AgentCreate) -> dict[str, Any]:
         if value is not None:
             definition[name] = value.model_dump(by_alias=True, exclude_none=True)
     return definition
+
+
+def reference_definitions() -> list[dict[str, Any]]:
+    """The stored definitions of the four reference agents of PED 13.1."""
+    return [agent_definition(AgentCreate(**agent)) for agent in REFERENCE_AGENTS]
 
 
 class AgentUpdate(_Body):

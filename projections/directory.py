@@ -92,6 +92,27 @@ def lookup_key(db: ReadModelDB, key_hash: str, now: float) -> dict[str, Any] | N
     }
 
 
+def list_tenants(db: ReadModelDB, limit: int, before: float | None) -> list[dict[str, Any]]:
+    """Tenants, newest first, each with how many of its keys are live; `before` (a
+    created_at) pages backwards."""
+    sql = (
+        "SELECT t.tenant_id, t.name, t.created_at, (SELECT COUNT(*) FROM api_keys k"
+        " WHERE k.tenant_id = t.tenant_id AND k.revoked_at IS NULL) AS live_keys"
+        " FROM tenants t"
+    )
+    params: list[Any] = []
+    if before is not None:
+        sql += " WHERE t.created_at < ?"
+        params.append(before)
+    sql += " ORDER BY t.created_at DESC, t.tenant_id LIMIT ?"
+    params.append(limit)
+    return [
+        {"id": row["tenant_id"], "name": row["name"], "created_at": row["created_at"],
+         "live_keys": int(row["live_keys"])}
+        for row in db.query(sql, params)
+    ]  # fmt: skip
+
+
 def list_keys(db: ReadModelDB, tenant_id: str) -> list[dict[str, Any]]:
     """A tenant's keys, newest first: never the secret or its hash."""
     rows = db.query(

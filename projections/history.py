@@ -405,8 +405,10 @@ def list_executions(
     with_input: bool = False,
     ended_after: float | None = None,
     subject_ref: str | None = None,
+    since: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first; `before` (a started_at) pages backwards. `with_input` adds each
+    """Newest first; `before` (a started_at) pages backwards, `since` (a started_at) is
+    the oldest start shown. `with_input` adds each
     execution's `input`. With `ended_after` (a completed_at): the executions that ended
     then or since, oldest end first (the cost feed)."""
     columns = f"{_COLUMNS}, input_json" if with_input else _COLUMNS
@@ -433,6 +435,9 @@ def list_executions(
     if before is not None:
         sql += " AND started_at < ?"
         params.append(before)
+    if since is not None:
+        sql += " AND started_at >= ?"
+        params.append(since)
     if ended_after is not None:
         sql += " AND status <> 'running' AND completed_at >= ?"
         sql += " ORDER BY completed_at, execution_id LIMIT ?"

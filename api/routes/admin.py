@@ -6,18 +6,18 @@ import json
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.admission import Admitting
 from api.auth import AdminBy, require_admin
 from api.ids import UUID_PATTERN, client_of
+from api.provider_views import provider_views
 from api.routes.audit import AuditQuery
 from api.runtime import Rt, Runtime
 from domain.audit import PLATFORM
 from domain.errors import NotFound
-from domain.reference_agents import REFERENCE_AGENTS
-from domain.schemas import AgentCreate, ApiKeyCreate, TenantCreate, agent_definition
+from domain.schemas import ApiKeyCreate, TenantCreate, reference_definitions
 from domain.tenant_limits import TenantLimitsUpdate
 
 router = APIRouter(prefix="/api/v1/admin", dependencies=[Depends(require_admin)], tags=["admin"])
@@ -28,6 +28,19 @@ async def create_tenant(body: TenantCreate, by: AdminBy, runtime: Rt) -> dict[st
     """Create a tenant; the answer holds its first API key, shown this once."""
     tenant_id = str(uuid.uuid4())
     return await runtime.tenant(tenant_id).create_tenant(body.name, by)
+
+
+@router.get("/tenants")
+async def list_tenants(
+    runtime: Rt,
+    limit: int = Query(default=100, ge=1, le=500),
+    before: float | None = Query(default=None, description="a created_at: older tenants"),
+) -> dict[str, Any]:
+    """The platform's tenants, newest first, with their live key counts (erased tenants are
+    gone); `next_before` pages backwards."""
+    tenants = await runtime.read_models.list_tenants(limit, before)
+    next_before = tenants[-1]["created_at"] if len(tenants) == limit else None
+    return {"tenants": tenants, "next_before": next_before}
 
 
 @router.get("/tenants/{tenant_id}")
@@ -154,14 +167,20 @@ async def get_limits(tenant_id: str, runtime: Rt) -> dict[str, Any]:
 async def install_reference_agents(tenant_id: str, by: AdminBy, runtime: Rt) -> dict[str, Any]:
     """Install the four reference agents of PED 13.1 for the tenant (idempotent)."""
     check_tenant_id(tenant_id)
-    definitions = [agent_definition(AgentCreate(**agent)) for agent in REFERENCE_AGENTS]
-    return await runtime.tenant(tenant_id).install_agents(definitions, by)
+    return await runtime.tenant(tenant_id).install_agents(reference_definitions(), by)
 
 
 def check_tenant_id(tenant_id: str) -> None:
     """A tenant id that is no UUID names no tenant."""
     if not UUID_PATTERN.match(tenant_id):
         raise NotFound(f"tenant {tenant_id} does not exist")
+
+
+@router.get("/providers")
+async def list_providers(runtime: Rt) -> dict[str, Any]:
+    """Every configured provider with its models and health, as a tenant sees them at
+    `GET /api/v1/providers` (for the operators' view)."""
+    return {"providers": await provider_views(runtime)}
 
 
 @router.get("/projections")

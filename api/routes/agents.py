@@ -20,6 +20,7 @@ from domain.schemas import (
     StreamOptions,
     agent_definition,
     execution_request,
+    reference_definitions,
 )
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -35,6 +36,14 @@ async def create_agent(
         return await tenant.create_agent(agent_definition(body), None, who.by)
     reply = await tenant.create_agent_once(agent_definition(body), who.by, idempotency_key)
     return JSONResponse(reply.value, status_code=201, headers=reply.headers)
+
+
+@router.post("/reference")
+async def install_reference_agents(who: Caller, runtime: Rt) -> dict[str, Any]:
+    """Install the four reference agents of PED 13.1 in the caller's tenant (idempotent: an
+    agent of the same name is left as it is)."""
+    who.require("agents:write")
+    return await runtime.tenant(who.tenant_id).install_agents(reference_definitions(), who.by)
 
 
 @router.get("")

@@ -83,7 +83,8 @@ async def list_executions(
     agent_id: str | None = None,
     status: Literal["running", "completed", "failed", "cancelled"] | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    before: float | None = None,
+    before: float | None = Query(default=None, description="unix seconds: started before"),
+    since: float | None = Query(default=None, description="unix seconds: started then or after"),
     kind: Literal[
         "agent_execution", "chat_completion", "imported", "judge", "experiment_run",
         "collaboration_step",
@@ -92,7 +93,7 @@ async def list_executions(
     """Newest first; pass the last item's `started_at` as `before` for the next page."""
     who.require("executions:read")
     filters = {"agent_id": agent_id, "status": status, "limit": limit, "before": before,
-               "kind": kind}  # fmt: skip
+               "since": since, "kind": kind}  # fmt: skip
     items = await runtime.read_models.list_executions(who.tenant_id, filters)
     next_before = items[-1]["started_at"] if len(items) == limit else None
     return {"executions": items, "next_before": next_before}

@@ -150,7 +150,8 @@ def test_another_tenant_cannot_reach_any_resource_of_a_tenant(gateway: ApiClient
 def test_a_tenant_key_is_never_the_admin_credential(gateway: ApiClient) -> None:
     a, b = gateway.new_tenant("A"), gateway.new_tenant("B")
     for path in (f"/api/v1/admin/tenants/{a.id}/export", f"/api/v1/admin/tenants/{a.id}/limits",
-                 f"/api/v1/admin/tenants/{a.id}/api-keys", "/api/v1/admin/config"):  # fmt: skip
+                 f"/api/v1/admin/tenants/{a.id}/api-keys", "/api/v1/admin/config",
+                 "/api/v1/admin/tenants", "/api/v1/admin/providers"):  # fmt: skip
         assert gateway.http.get(path, headers=b.headers()).status_code == 401
 
 

@@ -154,6 +154,19 @@ def test_history_lists_and_reads_executions(gateway: ApiClient) -> None:
     assert [e["execution_id"] for e in listed] == list(reversed(ids))
     assert all(e["status"] == "completed" and e["usage"]["cost_usd"] > 0 for e in listed)
 
+    # `since` and `before` bound the start: the first agent's last two runs, then its first
+    starts = [e["started_at"] for e in reversed(listed)]
+    for params, expected in (
+        ({"since": starts[1]}, list(reversed(ids[1:]))),
+        ({"before": starts[1]}, ids[:1]),
+        ({"since": starts[1], "before": starts[2]}, ids[1:2]),
+    ):
+        bounded = gateway.http.get(
+            "/api/v1/executions", params={"agent_id": first["id"], **params},
+            headers=tenant.headers(),
+        ).json()["executions"]  # fmt: skip
+        assert [e["execution_id"] for e in bounded] == expected, params
+
     one = gateway.http.get(f"/api/v1/executions/{other}", headers=tenant.headers()).json()
     assert one["agent_id"] == second["id"]
     assert one["model_resolved"] == "gpt-4.1-mini"

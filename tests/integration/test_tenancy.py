@@ -29,6 +29,53 @@ def test_admin_creates_tenants_and_issues_keys(gateway: ApiClient) -> None:
     assert denied.status_code == 403 and denied.json()["error"]["type"] == "permission_denied"
 
 
+def test_admin_lists_tenants_newest_first_with_their_live_keys(gateway: ApiClient) -> None:
+    made = [gateway.new_tenant(f"Listed {i} {uuid.uuid4().hex[:6]}") for i in range(3)]
+    issued = gateway.http.post(
+        f"/api/v1/admin/tenants/{made[2].id}/api-keys", json={}, headers=gateway.admin
+    )
+    assert issued.status_code == 201, issued.text
+    keys = f"/api/v1/admin/tenants/{made[1].id}/api-keys"
+    [key] = gateway.http.get(keys, headers=gateway.admin).json()["api_keys"]
+    revoked = gateway.http.delete(f"{keys}/{key['id']}", headers=gateway.admin)
+    assert revoked.status_code == 200, revoked.text
+
+    def page(**params: object) -> dict:
+        reply = gateway.http.get("/api/v1/admin/tenants", params=params, headers=gateway.admin)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    first = page(limit=2)
+    assert [t["id"] for t in first["tenants"]] == [made[2].id, made[1].id]
+    assert [t["live_keys"] for t in first["tenants"]] == [2, 0]
+    assert first["tenants"][0]["name"].startswith("Listed 2") and first["next_before"]
+    older = page(limit=2, before=first["next_before"])["tenants"]
+    assert older[0]["id"] == made[0].id
+    assert gateway.http.get("/api/v1/admin/tenants", headers=made[0].headers()).status_code == 401
+    # an erased tenant is no longer listed
+    erased = gateway.http.delete(f"/api/v1/admin/tenants/{made[0].id}", headers=gateway.admin)
+    assert erased.status_code == 200, erased.text
+    assert made[0].id not in {t["id"] for t in page(limit=500)["tenants"]}
+
+
+def test_a_tenant_installs_the_reference_agents_itself(gateway: ApiClient) -> None:
+    tenant = gateway.new_tenant()
+    done = gateway.http.post("/api/v1/agents/reference", headers=tenant.headers())
+    assert done.status_code == 200, done.text
+    assert done.json()["created"] == 4 and len(done.json()["agents"]) == 4
+    again = gateway.http.post("/api/v1/agents/reference", headers=tenant.headers()).json()
+    assert again["created"] == 0  # idempotent: the same names are left as they are
+    listed = gateway.http.get("/api/v1/agents", headers=tenant.headers()).json()["agents"]
+    names = {a["name"] for a in listed}
+    assert "Real Estate Investment Analyzer" in names and len(names) == 4
+    reader = gateway.http.post(
+        f"/api/v1/admin/tenants/{tenant.id}/api-keys", json={"scopes": ["agents:read"]},
+        headers=gateway.admin,
+    ).json()["api_key"]  # fmt: skip
+    denied = gateway.http.post("/api/v1/agents/reference", headers=tenant.headers(reader))
+    assert denied.status_code == 403 and denied.json()["error"]["type"] == "permission_denied"
+
+
 @SQLITE_ONLY
 def test_admin_routes_need_the_admin_token(gateway: ApiClient) -> None:
     tenant = gateway.new_tenant()

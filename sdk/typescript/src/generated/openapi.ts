@@ -39,6 +39,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/reference": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Install Reference Agents
+         * @description Install the four reference agents of PED 13.1 in the caller's tenant (idempotent: an
+         *     agent of the same name is left as it is).
+         */
+        post: operations["install_reference_agents_api_v1_agents_reference_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{agent_id}": {
         parameters: {
             query?: never;
@@ -144,7 +165,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Tenants
+         * @description The platform's tenants, newest first, with their live key counts (erased tenants are
+         *     gone); `next_before` pages backwards.
+         */
+        get: operations["list_tenants_api_v1_admin_tenants_get"];
         put?: never;
         /**
          * Create Tenant
@@ -327,6 +353,27 @@ export interface paths {
          * @description Install the four reference agents of PED 13.1 for the tenant (idempotent).
          */
         post: operations["install_reference_agents_api_v1_admin_tenants__tenant_id__reference_agents_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Providers
+         * @description Every configured provider with its models and health, as a tenant sees them at
+         *     `GET /api/v1/providers` (for the operators' view).
+         */
+        get: operations["list_providers_api_v1_admin_providers_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2560,6 +2607,40 @@ export interface operations {
             };
         };
     };
+    install_reference_agents_api_v1_agents_reference_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                "x-tenant-id"?: string | null;
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_agent_api_v1_agents__agent_id__get: {
         parameters: {
             query?: never;
@@ -2790,6 +2871,43 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+        };
+    };
+    list_tenants_api_v1_admin_tenants_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description a created_at: older tenants */
+                before?: number | null;
+            };
+            header?: {
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3211,6 +3329,39 @@ export interface operations {
             path: {
                 tenant_id: string;
             };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_providers_api_v1_admin_providers_get: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -4328,7 +4479,10 @@ export interface operations {
                 agent_id?: string | null;
                 status?: ("running" | "completed" | "failed" | "cancelled") | null;
                 limit?: number;
+                /** @description unix seconds: started before */
                 before?: number | null;
+                /** @description unix seconds: started then or after */
+                since?: number | null;
                 kind?: ("agent_execution" | "chat_completion" | "imported" | "judge" | "experiment_run" | "collaboration_step") | null;
             };
             header?: {
