@@ -1,12 +1,13 @@
 """Browser pages built from an npm lockfile into a `dist/` folder by `make` and served by the
-gateway with no CDN: GraphiQL (`api/graphql/graphiql`) and Swagger UI (`api/docs_ui`)."""
+gateway with no CDN: GraphiQL (`api/graphql/graphiql`), Swagger UI (`api/docs_ui`) and the
+console (`api/console`)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from fastapi import HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(js|css|png)$")
@@ -46,3 +47,18 @@ def asset(dist: Path, name: str, what: str) -> Response:
         media_type=MEDIA_TYPES[name.rsplit(".", 1)[1]],
         headers={"Cache-Control": "public, max-age=3600"},
     )
+
+
+def routes(path: str, dist: Path, what: str, make_target: str) -> APIRouter:
+    """`GET path` (the page) and `GET path/{name}` (its files), outside the OpenAPI document."""
+    router = APIRouter(include_in_schema=False)
+
+    async def serve_page() -> HTMLResponse:
+        return page(dist, what, make_target)
+
+    async def serve_asset(name: str) -> Response:
+        return asset(dist, name, what)
+
+    router.add_api_route(path, serve_page, methods=["GET"])
+    router.add_api_route(f"{path}/{{name}}", serve_asset, methods=["GET"])
+    return router

@@ -5,20 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, Response
-
 from api import static_ui
 
-router = APIRouter(include_in_schema=False)
 DIST = Path(__file__).resolve().parent.parent / "docs_ui" / "dist"
-
-
-@router.get("/docs")
-async def docs_page() -> HTMLResponse:
-    return static_ui.page(DIST, "Swagger UI", "docs-ui")
-
-
-@router.get("/docs/{name}")
-async def docs_asset(name: str) -> Response:
-    return static_ui.asset(DIST, name, "Swagger UI")
+router = static_ui.routes("/docs", DIST, "Swagger UI", "docs-ui")

@@ -80,6 +80,10 @@ def test_the_admin_creates_a_tenant_manages_its_keys_and_sees_the_platform(
         keys.get_by_role("button", name=f"Revoke key {hint}").click()
         keys.get_by_text(re.compile("^revoked")).wait_for()
         page.get_by_role("table", name="Audit trail").get_by_text("api_key.revoked").wait_for()
+        limits = page.get_by_role("form", name="Limits")
+        limits.get_by_label("requests per minute").fill("77")
+        limits.get_by_role("button", name="Save limits").click()
+        limits.get_by_text("Limits saved.").wait_for()
         _shot(page, "admin-tenant")
 
     # what the console showed is what the API holds: the new tenant's first key works, the
@@ -87,6 +91,8 @@ def test_the_admin_creates_a_tenant_manages_its_keys_and_sees_the_platform(
     for key, status in ((api_key, 200), (issued, 401)):
         reply = gateway.http.get("/api/v1/agents", headers=Tenant(tenant_id, key).headers())
         assert reply.status_code == status, reply.text
+    limits = gateway.http.get(f"/api/v1/admin/tenants/{tenant_id}/limits", headers=gateway.admin)
+    assert limits.json()["requests_per_minute"] == 77, limits.text
 
 
 def _watch_answer(page: Any) -> None:
@@ -127,9 +133,25 @@ def test_a_tenant_creates_an_agent_runs_it_and_finds_it_in_history(gateway: ApiC
         form.get_by_role("button", name="Create agent").click()
         row = page.get_by_role("row", name=re.compile("Mortgage helper"))
         row.get_by_text("mortgage_calculator").wait_for()
+        row.get_by_role("button", name="Edit").click()
+        edit = page.get_by_role("form", name="Edit Mortgage helper")
+        edit.get_by_label("Temperature").fill("0.4")
+        edit.get_by_role("button", name="Save").click()
+        page.get_by_text("Saved Mortgage helper.").wait_for()
         [agent] = gateway.http.get("/api/v1/agents", headers=tenant.headers()).json()["agents"]
-        assert agent["tools"] == ["mortgage_calculator"]
-        assert agent["parameters"]["temperature"] == 0.2
+        assert agent["tools"] == ["mortgage_calculator"] and agent["version"] == 2
+        assert agent["parameters"]["temperature"] == 0.4
+        assert agent["system_prompt"] == "You answer mortgage questions with the tool."
+
+        # the reference agents, and one of them deleted again
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Install reference agents").click()
+        page.get_by_text("Reference agents: 4 created, 0 already there.").wait_for()
+        page.get_by_role("button", name="Delete Strategic Decision Advisor").click()
+        page.get_by_text("Deleted Strategic Decision Advisor.").wait_for()
+        listed = gateway.http.get("/api/v1/agents", headers=tenant.headers()).json()["agents"]
+        names = {a["name"] for a in listed}
+        assert len(names) == 4 and "Strategic Decision Advisor" not in names
         _shot(page, "agents")
 
         # run it: the answer streams in, the tool call and its result show, then the cost

@@ -7,6 +7,7 @@ tests/support/doc_examples.py). Each page gets a fresh tenant in `$TENANT` and `
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -67,7 +68,7 @@ TIMEOUT_S = 180
 KEEP_VARIABLES = (
     'for v in $(compgen -v); do case "$v" in BASH*|EUID|PPID|UID|SHELLOPTS|FUNCNAME|GROUPS|'
     "PIPESTATUS|_|RANDOM|SRANDOM|SECONDS|LINENO|EPOCH*|HISTCMD|OPT*|IFS|PS?|DIRSTACK|COMP*|"
-    "HOST*|MACHTYPE|OSTYPE|SHLVL|PWD|OLDPWD) ;; *) declare -p \"$v\" ;; esac; done"
+    'HOST*|MACHTYPE|OSTYPE|SHLVL|PWD|OLDPWD) ;; *) declare -p "$v" ;; esac; done'
 )
 
 
@@ -78,6 +79,11 @@ def test_every_block_of_the_guide_is_runnable_or_named(page: str) -> None:
         assert block.lang in (*RUNNABLE, "shell", "json", "text", "http", "yaml", "ts"), (
             f"{block.where(page)}: say whether it runs (sh, python, js) or is shown (shell)"
         )
+        if block.lang == "sh":  # under pipefail a reader that stops early fails the writer
+            assert not re.search(r"\|\s*(head\b|grep -q)", block.code), (
+                f"{block.where(page)}: `| head` or `| grep -q` can SIGPIPE the command before "
+                "it (exit 141 under pipefail): write to a file, or use grep -m"
+            )
         if block.lang == "shell":
             for line in block.code.splitlines():
                 command = line.split("#")[0].strip()
