@@ -89,12 +89,16 @@ class Gateway:
         return create_app(self.runtime)
 
 
-def build(settings: Settings | None = None, replicas: int = 1) -> Any:
-    """The Serve application for these settings."""
+def build(settings: Settings | None = None, replicas: int | None = None) -> Any:
+    """The Serve application for these settings: as many ingress replicas as `replicas`, or
+    as the configuration's `scaling.ingress` says (fixed, or autoscaled)."""
     settings = settings or Settings.from_env()
-    return Gateway.options(num_replicas=replicas, logging_config=serve_logging(settings)).bind(
-        settings
+    scaling = (
+        {"num_replicas": replicas}
+        if replicas is not None
+        else settings.load_config().scaling.ingress.serve_options()
     )
+    return Gateway.options(**scaling, logging_config=serve_logging(settings)).bind(settings)
 
 
 # `serve run serve_app:app` uses this, configured from the environment.
@@ -107,6 +111,15 @@ FORWARDED_ENV_PREFIXES = (
     "GEMINI_",
     "AZURE_",
     "OLLAMA_",
+    # the OpenAI-compatible presets' URLs and served models
+    "GROQ_",
+    "TOGETHER_",
+    "DEEPSEEK_",
+    "MISTRAL_",
+    "OPENROUTER_",
+    "VLLM_",
+    "LMSTUDIO_",
+    "LLAMACPP_",
     "RAY_SERVE_",
 )
 

@@ -24,7 +24,7 @@ from actors.event_store import AsyncEventStore
 from actors.log_setup import configure_logging
 from actors.replies import replies, unwrap
 from actors.settings import Settings
-from domain.config import parse_config
+from domain.config import endpoint_data, parse_config
 from domain.config_check import config_problems
 from domain.errors import InvalidRequest, NotFound
 from domain.platform_config import PlatformConfig, config_id, overlay
@@ -185,10 +185,16 @@ class ConfigActor:
             return {"version": self.version, "file_sha256": digest, "changed": changed}
 
     def _push_provider(self, name: str) -> None:
-        """Tell a running provider actor of its new spec; one not running reads it at start."""
-        provider = names.existing(names.provider_actor_name(self.settings, name))
-        if provider is not None:
-            provider.reconfigure.remote(self.data["providers"][name])
+        """Tell the provider's running actors (one per endpoint) of their new settings; one
+        not running reads them at start."""
+        providers = self.data["providers"]
+        shared = providers.get(name) or {}
+        keys = [name] + [f"{name}:{e.get('name')}" for e in shared.get("endpoints") or ()]
+        for key in keys:
+            provider = names.existing(names.provider_actor_name(self.settings, key))
+            found = endpoint_data(providers, key)
+            if provider is not None and found is not None:
+                provider.reconfigure.remote(found)
 
 
 def current_config(settings: Settings) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from actors.peers import Peers
 from actors.replies import unwrap
 from actors.response_cache import ResponseCache
 from actors.routing_view import RoutingView
-from actors.settings import configured_providers
+from actors.settings import configured_endpoints
 from actors.tool_box import ToolBox, replayed
 from domain import shredding
 from domain.budgets import BudgetLedger, Crossing, Reservation, scopes_of, worst_cost
@@ -74,7 +74,7 @@ class ExecutionRunner:
         self.peers = peers
         self.policy = TenantModelPolicy()
         self.routing = RoutingView(
-            peers.config_actor, peers.provider, lambda: sorted(self.providers), self.use_config
+            peers.config_actor, peers.provider, lambda: self.caller.endpoint_keys, self.use_config
         )
         self.caller = ModelCaller(config, self.routing, peers.provider, peers.http)
         self.caller.tenant_id = tenant_id
@@ -102,8 +102,9 @@ class ExecutionRunner:
         self._count_providers()
 
     def _count_providers(self) -> None:
-        own = {p for p in self.caller.own_keys if p in self.config.providers}
-        self.providers = configured_providers(self.config) | own
+        endpoints = configured_endpoints(self.config, self.caller.own_keys)
+        self.providers = {e.provider for e in endpoints}
+        self.caller.use_endpoints(endpoints)
 
     async def check_model(self, model: str, tools: list[str] | None = None) -> None:
         """Reject an agent whose model resolves to nothing in the config, or to no model

@@ -1,14 +1,18 @@
 """Calls a route's models over HTTP: credits, retries with backoff, fallback, parsing.
 
-Whole replies and streams share one attempt loop. A stream is retried or falls back only
-until its first content chunk has gone out; after that a failure ends it.
+Whole replies and streams share one attempt loop. A model's provider may have several
+endpoints: an attempt takes the one its balancer picks, a failed one fails over to the next
+at once, and once each has been tried the retries go round them again with back-off, all
+before the next model. A stream is retried or falls back only until its first content
+chunk has gone out; after that a failure ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +24,8 @@ from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
 from actors.settings import provider_api_key, provider_base_url
 from domain.codecs import codec_for
-from domain.config import Config
+from domain.config import Config, Endpoint
+from domain.endpoints import Balancer
 from domain.errors import (
     CBError,
     CircuitOpen,
@@ -72,6 +77,19 @@ class ModelCaller:
         self.leases: dict[str, ProviderLease] = {}
         self.own_keys: dict[str, str] = {}  # the tenant's own provider keys, in memory only
         self.tenant_id: str | None = None  # for the metrics' tenant label
+        # each provider's endpoints this tenant can call, and their keys by provider
+        self.usable: dict[str, tuple[Endpoint, ...]] = {}
+        self.endpoint_keys: dict[str, tuple[str, ...]] = {}
+        self.balancer = Balancer()
+        self.in_flight: dict[str, int] = {}  # attempts under way, by endpoint key
+
+    def use_endpoints(self, endpoints: Iterable[Endpoint]) -> None:
+        """The endpoints calls may use (configured, or keyed by the tenant's own key)."""
+        usable: dict[str, list[Endpoint]] = {}
+        for endpoint in endpoints:
+            usable.setdefault(endpoint.provider, []).append(endpoint)
+        self.usable = {p: tuple(found) for p, found in usable.items()}
+        self.endpoint_keys = {p: tuple(e.key for e in found) for p, found in usable.items()}
 
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
@@ -143,8 +161,8 @@ class ModelCaller:
         tools: list[dict[str, Any]] | None = None,
     ) -> AsyncIterator[LLMResponse | StreamChunk]:
         model = self.config.models[model_name]
-        spec = self.config.providers[model.provider]
-        codec = codec_for(spec.type)
+        shared = self.config.providers[model.provider]
+        codec = codec_for(shared.type)
         request = LLMRequest(
             model=model_name,
             messages=messages,
@@ -152,54 +170,73 @@ class ModelCaller:
             stream=stream,
             tools=tools or [],
         )
-        wire_model = self.config.wire_model(model_name)
-        call, params = codec.build_call(
-            request,
-            model,
-            wire_model,
-            self.own_keys.get(model.provider) or provider_api_key(spec),
-            spec,
+        wire_model = self.config.wire_model(model_name, os.environ)
+        endpoints = self.usable.get(model.provider) or self.config.endpoints(model.provider)
+        order = self.balancer.order(
+            endpoints, shared.balance, self.in_flight, self.routing.open_endpoints
         )
-        outcome.dropped_parameters, outcome.adjusted_parameters = params.dropped, params.adjusted
-        url = provider_base_url(spec) + call.path
-        timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
-        lease = self._lease(model.provider)
+        calls: dict[str, tuple[Any, str]] = {}
         loop = asyncio.get_running_loop()
-        for attempt in range(spec.max_retries + 1):
+        rounds = len(order)
+        for attempt in range(shared.max_retries + rounds):
+            endpoint = order[attempt % rounds]
+            spec, key = endpoint.spec, endpoint.key
+            built = calls.get(key)
+            if built is None:
+                call, params = codec.build_call(
+                    request,
+                    model,
+                    wire_model,
+                    self.own_keys.get(model.provider) or provider_api_key(spec),
+                    spec,
+                )
+                if not calls:
+                    outcome.dropped_parameters = params.dropped
+                    outcome.adjusted_parameters = params.adjusted
+                built = calls[key] = (call, provider_base_url(spec) + call.path)
+            call, url = built
+            timeout = httpx.Timeout(spec.timeout_s, connect=spec.connect_timeout_s)
+            lease = self._lease(key)
             # a CLIENT span per attempt (None when tracing is off)
             trace = tracing.start_attempt(
                 spec, model.provider, model_name, wire_model, url, parameters, stream
             )
             asked = time.perf_counter()
             refusal = await lease.take(spec.timeout_s)
-            record = Attempt(model=model_name, provider=model.provider, permit_ms=_ms_since(asked))
+            record = Attempt(
+                model=model_name,
+                provider=model.provider,
+                endpoint=endpoint.name,
+                permit_ms=_ms_since(asked),
+            )
             outcome.attempts.append(record)
             if refusal is not None:
                 err = CBError.from_dict(refusal["error"])
                 if isinstance(err, CircuitOpen):
-                    self.routing.mark_open(model.provider)
+                    self.routing.mark_open(key)
                 record.error = err.type
-                metrics.attempt_done(
-                    self.tenant_id, model.provider, spec.type, model_name, "", err.type, None
-                )
+                metrics.attempt_done(self.tenant_id, key, spec.type, model_name, "", err.type, None)
                 if trace is not None:
                     trace.end(err.type)
+                if attempt + 1 < rounds:
+                    continue  # another endpoint may grant one
                 raise err
             started = time.perf_counter()
             deadlines = _Deadlines(loop.time(), spec.first_token_timeout_s, spec.timeout_s)
             err: CBError | None = None
             usage, response_model = None, ""
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
             try:
                 client = self.http()
                 headers = call.headers
                 traceparent = tracing.traceparent_for(trace and trace.span)
                 if traceparent is not None:
                     headers = {**headers, "traceparent": traceparent}
-                request = client.build_request(
+                sent = client.build_request(
                     "POST", url, json=call.body, headers=headers, timeout=timeout
                 )
                 async with asyncio.timeout_at(deadlines.first):
-                    reply = await client.send(request, stream=True)
+                    reply = await client.send(sent, stream=True)
                 try:
                     if reply.status_code != 200:
                         async with asyncio.timeout_at(deadlines.total):
@@ -229,14 +266,15 @@ class ModelCaller:
                 finally:
                     await reply.aclose()
             except TimeoutError:
-                err = ProviderTimeout(deadlines.missed(loop.time(), model.provider))
+                err = ProviderTimeout(deadlines.missed(loop.time(), key))
             except httpx.TimeoutException as exc:
-                err = _timeout_or_unreachable(exc, model.provider)
+                err = _timeout_or_unreachable(exc, key)
             except httpx.HTTPError as exc:
-                err = ProviderError(f"provider {model.provider} failed: {type(exc).__name__}")
+                err = ProviderError(f"provider {key} failed: {type(exc).__name__}")
             except CBError as exc:
                 err = exc
             finally:
+                self.in_flight[key] -= 1
                 latency_ms = (time.perf_counter() - started) * 1000
                 record.latency_ms, record.error = round(latency_ms, 3), err.type if err else None
                 lease.done(
@@ -247,17 +285,28 @@ class ModelCaller:
                     model_name,
                 )
                 ttfc = record.ttft_ms / 1000 if record.ttft_ms is not None else None
-                metrics.attempt_done(self.tenant_id, model.provider, spec.type, model_name,
+                metrics.attempt_done(self.tenant_id, key, spec.type, model_name,
                                      response_model, record.error, latency_ms / 1000, ttfc,
                                      usage)  # fmt: skip
                 if trace is not None:
                     trace.end(record.error)
             if err is None:
                 return
-            if outcome.delivered or not err.retryable or attempt == spec.max_retries:
+            if outcome.delivered:
+                raise err
+            if attempt + 1 < rounds and (
+                err.retryable or isinstance(err, ProviderAuthenticationFailed)
+            ):
+                continue  # fail over to the next endpoint at once (another key may work)
+            if not err.retryable or attempt + 1 == shared.max_retries + rounds:
                 raise err
             await asyncio.sleep(
-                backoff_s(attempt, spec.retry_backoff_s, err.retry_after, spec.max_retry_after_s)
+                backoff_s(
+                    attempt + 1 - rounds,
+                    spec.retry_backoff_s,
+                    err.retry_after,
+                    spec.max_retry_after_s,
+                )
             )
 
 

@@ -1,25 +1,32 @@
-"""ProviderActor: one per provider; grants permits and keeps its breaker and statistics."""
+"""ProviderActor: one per provider endpoint; grants permits, keeps its breaker and
+statistics, and probes the endpoint when the configuration asks for active health checks."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import ray
 
 from actors import config_actor, metrics, names
+from actors.http_client import shared_client
 from actors.log_setup import configure_logging
+from actors.provider_check import probe
 from actors.replies import replies, unwrap
-from actors.settings import Settings
+from actors.settings import Settings, provider_api_key
 from domain.breaker import CircuitBreaker
-from domain.config import ProviderSpec
+from domain.config import ProviderSpec, endpoint_data
 from domain.errors import CircuitOpen, ProviderRateLimited
 from domain.prometheus import Recorder
 from domain.provider_health import HealthWindow, ModelRecord
+from domain.provider_probe import CHECK_MODEL
 from domain.ratelimit import TokenBucket
 
 VIEW_TTL_S = 0.5
+PROBE_IDLE_S = 5.0  # how often a provider without active probes looks whether it has them
+log = logging.getLogger(__name__)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
@@ -28,6 +35,7 @@ class ProviderActor:
     """Holds the provider's rate-limit state; the HTTP call itself runs in the tenant actor."""
 
     def __init__(self, settings: Settings, provider: str) -> None:
+        # `provider` is the endpoint's key: the provider's name, or `provider:endpoint`
         configure_logging(settings, "provider", provider=provider)
         # defaults until the first call reads the config actor's settings (`_configured`)
         spec = ProviderSpec(type="openai", base_url="")
@@ -50,6 +58,7 @@ class ProviderActor:
         self.models: dict[str, ModelRecord] = {}
         self.model_stats: dict[str, dict[str, Any]] = {}
         self.view_at = 0.0
+        self.probes: asyncio.Task[None] | None = None
         metrics.start(settings, f"provider-{provider}")
         metrics.watch("provider", self._gauges)
 
@@ -78,7 +87,41 @@ class ProviderActor:
         if not self.configured:
             self.configured = True
             snapshot = unwrap(await config_actor.handle(self.settings).snapshot.remote(None))
-            self.reconfigure(snapshot["data"]["providers"][self.provider])
+            found = endpoint_data(snapshot["data"]["providers"], self.provider)
+            if found is not None:
+                self.reconfigure(found)
+        if self.probes is None or self.probes.done():
+            self.probes = asyncio.get_running_loop().create_task(self._probe_while_alive())
+
+    async def start(self) -> None:
+        """Read the configuration and begin active probes if it asks for them (the ingress
+        calls this at start, so a dead endpoint is found before any request)."""
+        await self._configure()
+
+    async def _probe_while_alive(self) -> None:
+        while True:
+            interval = self.spec.probe_interval_s
+            await asyncio.sleep(interval or PROBE_IDLE_S)
+            if interval:
+                try:
+                    await self.probe_once()
+                except Exception as exc:  # the next round tries again
+                    log.warning("probe of %s failed to run: %r", self.provider, exc)
+
+    async def probe_once(self) -> bool | None:
+        """One active probe, folded into the breaker and health like an attempt's outcome:
+        True or False as it went, None if not sent (the breaker is open and cooling down,
+        or a request holds its half-open probe)."""
+        now = time.monotonic()
+        state = self.breaker.current(now)
+        if state == "open" or (state == "half_open" and not self.breaker.allows(now)):
+            return None
+        latency_ms, error, retry_after = await probe(
+            shared_client(), self.spec, provider_api_key(self.spec), self.provider
+        )
+        kind = error.type if error else None
+        self.settle(0, [(error is None, latency_ms, kind, retry_after, CHECK_MODEL)])
+        return error is None
 
     @replies
     async def lease(self, want: int, timeout_s: float = 30.0) -> int:

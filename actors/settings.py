@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 import yaml
 from eventsourcing.cryptography import AESCipher
 
-from domain.config import Config, ProviderSpec, insecure_url_problem, parse_config
+from domain.config import Config, Endpoint, ProviderSpec, insecure_url_problem, parse_config
 from domain.errors import ProviderError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,20 +236,31 @@ def provider_api_key(spec: ProviderSpec) -> str | None:
     return os.environ.get(spec.api_key_env) if spec.api_key_env else None
 
 
-def configured_providers(config: Config) -> set[str]:
-    """Providers this process can call: those with a credential, or needing none.
+def configured_endpoints(config: Config, own_keys: Collection[str] = ()) -> list[Endpoint]:
+    """Endpoints this process can call: those with a credential (or the tenant's own key for
+    their provider, in `own_keys`), or needing none.
 
-    A provider with `enabled_env` (the bundled local model) counts only while it is set.
-    A provider whose environment override is plain http to a remote host is left out (and
-    logged once).
+    An endpoint with `enabled_env` (the bundled local model, the local-server presets)
+    counts only while it is set. One whose environment override is plain http to a remote
+    host is left out (and logged once).
     """
-    return {
-        name
-        for name, spec in config.providers.items()
-        if (not spec.requires_api_key or provider_api_key(spec))
-        and (not spec.enabled_env or os.environ.get(spec.enabled_env))
-        and not _refused(name, spec)
-    }
+    return [
+        endpoint
+        for name in config.providers
+        for endpoint in config.endpoints(name)
+        if (
+            not endpoint.spec.requires_api_key
+            or provider_api_key(endpoint.spec)
+            or endpoint.provider in own_keys
+        )
+        and (not endpoint.spec.enabled_env or os.environ.get(endpoint.spec.enabled_env))
+        and not _refused(endpoint.key, endpoint.spec)
+    ]
+
+
+def configured_providers(config: Config) -> set[str]:
+    """Providers this process can call: those with at least one configured endpoint."""
+    return {endpoint.provider for endpoint in configured_endpoints(config)}
 
 
 _told: set[str] = set()

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from actors import metrics, tracing
 from actors.config_actor import current_config
-from actors.settings import Settings, configured_providers
+from actors.settings import Settings, configured_endpoints
 from api.clients import (
     Actors,
     CallLines,
@@ -25,6 +25,7 @@ from api.clients import (
 )
 from api.security_log import SecurityLog
 from domain.config import Config, parse_config
+from domain.provider_health import combined_health
 
 CONFIG_REFRESH_S = 2.0
 READY_TIMEOUT_S = 5.0
@@ -96,18 +97,28 @@ class Runtime:
             self._config_version = snapshot["version"]
 
     async def provider_health(self, only: str | None = None) -> dict[str, dict[str, Any]]:
-        """Each configured provider's health (or just `only`'s), from its provider actor."""
-        providers = sorted(p for p in configured_providers(self.config()) if only in (None, p))
-        health = await asyncio.gather(*(self.provider(p).health() for p in providers))
-        return dict(zip(providers, health, strict=True))
+        """Each configured provider's health (or just `only`'s), from its endpoints' actors;
+        a provider with several endpoints has them under `endpoints`, and their sum."""
+        endpoints = [e for e in configured_endpoints(self.config()) if only in (None, e.provider)]
+        health = await asyncio.gather(*(self.provider(e.key).health() for e in endpoints))
+        grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        single: dict[str, dict[str, Any]] = {}
+        for endpoint, seen in zip(endpoints, health, strict=True):
+            if endpoint.name is None:
+                single[endpoint.provider] = seen
+            else:
+                grouped.setdefault(endpoint.provider, []).append((endpoint.name, seen))
+        found = single | {p: combined_health(each) for p, each in grouped.items()}
+        return dict(sorted(found.items()))
 
     def warm_up(self) -> None:
         """Start the shared actors now, so the first request does not wait for their processes;
         take the configuration from the config actor (blocking: for the deployment's init)."""
         self.actors.projection().handle_of()
         self._adopt(current_config(self.settings))
-        for provider in configured_providers(self.config()):
-            self.actors.provider(provider).handle_of()
+        for endpoint in configured_endpoints(self.config()):
+            # its first call reads the configuration and starts any active probes
+            self.actors.provider(endpoint.key).handle_of().start.remote()
 
     async def ready(self) -> None:
         """Raises unless the store and the projection actor answer within five seconds."""

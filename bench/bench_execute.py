@@ -299,13 +299,16 @@ class GatewayCheck:
         return means
 
 
-def bench_config(tmp: Path) -> Path:
-    """The default config with limits raised out of the way (we measure the gateway, not them)."""
+def bench_config(tmp: Path, endpoints: int = 1) -> Path:
+    """The default config with limits raised out of the way (we measure the gateway, not
+    them); with `endpoints` > 1, OpenAI split into that many endpoints of equal weight."""
     import yaml
 
     data = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     for provider in data["providers"].values():
         provider.update(requests_per_minute=100_000_000, max_concurrency=100_000)
+    if endpoints > 1:
+        data["providers"]["openai"]["endpoints"] = [{"name": f"e{i}"} for i in range(endpoints)]
     data["tenant_defaults"].update(
         requests_per_minute=100_000_000, max_concurrent_executions=100_000
     )
@@ -412,7 +415,7 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
                 "CB_PORT": str(gw_port),
                 "CB_DATA_DIR": str(tmp / "data"),
                 "RAY_worker_niceness": "0",
-                "CB_CONFIG": str(bench_config(tmp)),
+                "CB_CONFIG": str(bench_config(tmp, args.endpoints)),
                 "CB_SERVE_MODE": args.mode,
             }
             env.pop("RAY_ADDRESS", None)
@@ -717,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tenants", type=int, default=1, help="spread the gateway's whole requests over N tenants"
     )
+    parser.add_argument(
+        "--endpoints", type=int, default=1, help="OpenAI as N endpoints (balanced, same emulator)"
+    )
     parser.add_argument("--skip-gateway", action="store_true", help="only measure the emulator")
     parser.add_argument(
         "--stream", action="store_true", help="also stream: time to first content chunk, streams/s"
@@ -741,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     pin_to(1)()  # the load generator shares CPU 1 with the emulator
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
-    meta = {**machine(), "mode": args.mode, "tenants": args.tenants,
+    meta = {**machine(), "mode": args.mode, "tenants": args.tenants, "endpoints": args.endpoints,
             "store": "postgres" if args.postgres else "sqlite",
             "traces": "on" if args.otlp else "off"}  # fmt: skip
     out = run_with_services(args, bench)

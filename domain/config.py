@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
 
+EMPTY: Mapping[str, str] = MappingProxyType({})
 Capability = Literal["chat", "tools", "streaming", "vision", "json_mode", "reasoning"]
 Strategy = Literal["balanced", "cost_optimized", "performance", "reliability", "task_specific"]
 
@@ -18,8 +29,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class EndpointSpec(_Strict):
+    """One of several endpoints of a provider (another key, region or base URL): what it
+    changes of the provider's settings, and its share of the traffic."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    weight: float = Field(default=1.0, gt=0)
+    base_url: str | None = None
+    base_url_env: str | None = None
+    api_key_env: str | None = None
+    api_version: str | None = None
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    max_concurrency: int | None = Field(default=None, gt=0)
+    enabled_env: str | None = None
+    allow_insecure_http: bool | None = None
+
+
 class ProviderSpec(_Strict):
-    """One provider endpoint; the credential is named by environment variable, never inlined."""
+    """One provider (or, with `endpoints`, its shared settings); the credential is named by
+    environment variable, never inlined."""
 
     type: Literal["openai", "anthropic", "azure_openai", "ollama", "gemini"]
     base_url: str
@@ -43,13 +71,83 @@ class ProviderSpec(_Strict):
     enabled_env: str | None = None  # counted as configured only while this variable is set
     # plain http:// to a host other than loopback is refused unless this is set
     allow_insecure_http: bool = False
+    # several keys, regions or base URLs of this provider, each with its own permits and
+    # breaker; an attempt picks one by `balance` and fails over to the others
+    endpoints: tuple[EndpointSpec, ...] = ()
+    balance: Literal["weighted", "least_busy"] = "weighted"
+    # active health checks (a GET of the model listing) this often, 0: only passive health
+    probe_interval_s: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _secure_transport(self) -> ProviderSpec:
         problem = insecure_url_problem(self.base_url, self.allow_insecure_http)
         if problem:
             raise ValueError(f"base_url {problem}")
+        names = [e.name for e in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"endpoints: names must be unique ({', '.join(names)})")
         return self
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint of a provider as calls use it: `key` names its provider actor, permits
+    and breaker (the provider's name when it has a single endpoint, else `provider:name`);
+    `spec` is the provider's settings with the endpoint's over them."""
+
+    key: str
+    provider: str
+    name: str | None
+    spec: ProviderSpec
+    weight: float = 1.0
+
+
+ENDPOINT_OWN = ("name", "weight")  # an endpoint's fields that are not provider settings
+SHARED_ONLY = ("endpoints", "balance")  # a provider's fields an endpoint does not take
+
+
+def endpoint_data(providers: Mapping[str, Any], key: str) -> dict[str, Any] | None:
+    """The settings (a mapping, as configured) of the endpoint `key`, or None if no provider
+    has it: a provider's own for its single endpoint, else its shared ones with the
+    endpoint's over them."""
+    found = providers.get(key)
+    if isinstance(found, Mapping):
+        return dict(found)
+    provider, _, name = key.rpartition(":")
+    shared = providers.get(provider)
+    if not isinstance(shared, Mapping):
+        return None
+    for endpoint in shared.get("endpoints") or ():
+        if isinstance(endpoint, Mapping) and endpoint.get("name") == name:
+            return _overlay(shared, endpoint)
+    return None
+
+
+def _overlay(shared: Mapping[str, Any], endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """An endpoint's settings over its provider's; an endpoint that names its own `base_url`
+    does not inherit the provider's `base_url_env` (which would replace it)."""
+    own = {k: v for k, v in endpoint.items() if k not in ENDPOINT_OWN and v is not None}
+    merged = {k: v for k, v in shared.items() if k not in SHARED_ONLY}
+    if "base_url" in own and "base_url_env" not in own:
+        merged.pop("base_url_env", None)
+    return {**merged, **own}
+
+
+def expand(provider: str, spec: ProviderSpec) -> tuple[Endpoint, ...]:
+    """The endpoints of `provider`, each with its effective settings (raises ValueError for
+    an endpoint whose settings are invalid)."""
+    if not spec.endpoints:
+        return (Endpoint(provider, provider, None, spec),)
+    shared = spec.model_dump()
+    found = []
+    for endpoint in spec.endpoints:
+        key = f"{provider}:{endpoint.name}"
+        try:
+            merged = ProviderSpec.model_validate(_overlay(shared, endpoint.model_dump()))
+        except ValueError as exc:
+            raise ValueError(f"{endpoint.name}: {exc}") from None
+        found.append(Endpoint(key, provider, endpoint.name, merged, endpoint.weight))
+    return tuple(found)
 
 
 def is_loopback(host: str) -> bool:
@@ -89,6 +187,8 @@ class ModelSpec(_Strict):
 
     provider: str
     provider_model: str | None = None
+    # a server that runs whatever model it was started with (vLLM, LM Studio): its name
+    provider_model_env: str | None = None
     context_window: int = Field(gt=0)
     max_output_tokens: int = Field(gt=0)
     capabilities: frozenset[Capability] = frozenset({"chat"})
@@ -131,6 +231,48 @@ class IngressLimits(_Strict):
     min_in_flight: int = Field(default=4, gt=0)
 
 
+class IngressScaling(_Strict):
+    """How many ingress (`Gateway`) replicas Serve runs: `min_replicas` of them when it
+    equals `max_replicas`, else autoscaled between the two on requests in flight per replica.
+
+    `target_ongoing_requests` comes from a measurement (bench/README.md, "Ingress
+    autoscaling"): between where one replica saturates and where its throughput drops."""
+
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=1, ge=1)
+    target_ongoing_requests: float = Field(default=24.0, gt=0)
+    upscale_delay_s: float = Field(default=10.0, ge=0)
+    downscale_delay_s: float = Field(default=120.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IngressScaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("max_replicas is below min_replicas")
+        return self
+
+    def serve_options(self) -> dict[str, Any]:
+        """The deployment options Serve takes for this: `num_replicas`, or
+        `autoscaling_config`."""
+        if self.min_replicas == self.max_replicas:
+            return {"num_replicas": self.min_replicas}
+        return {
+            "autoscaling_config": {
+                "min_replicas": self.min_replicas,
+                "initial_replicas": self.min_replicas,
+                "max_replicas": self.max_replicas,
+                "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s,
+            }
+        }
+
+
+class Scaling(_Strict):
+    """Replica counts read when the Serve application is built (start or `serve deploy`)."""
+
+    ingress: IngressScaling = IngressScaling()
+
+
 class SemanticCache(_Strict):
     """Where the semantic cache's embeddings come from: an OpenAI-compatible `/embeddings`
     of a configured provider, and the least similarity that counts as a hit by default."""
@@ -158,9 +300,16 @@ class Config(_Strict):
     tenant_defaults: TenantDefaults = TenantDefaults()
     ingress: IngressLimits = IngressLimits()
     cache: CacheConfig = CacheConfig()
+    scaling: Scaling = Scaling()
+    _endpoints: dict[str, tuple[Endpoint, ...]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self, info: ValidationInfo) -> Config:
+        for name in self.providers:
+            try:
+                self.endpoints(name)
+            except ValueError as exc:
+                raise ValueError(f"providers.{name}.endpoints: {exc}") from None
         if (info.context or {}).get("skip_references"):
             return self
         problems = dangling_references(self.model_dump())
@@ -168,9 +317,19 @@ class Config(_Strict):
             raise ValueError("; ".join(problems))
         return self
 
-    def wire_model(self, model: str) -> str:
-        """The name the provider knows a configured model by."""
-        return self.models[model].provider_model or model
+    def wire_model(self, model: str, environ: Mapping[str, str] = EMPTY) -> str:
+        """The name the provider knows a configured model by (`environ`: the variables a
+        `provider_model_env` is read from)."""
+        spec = self.models[model]
+        named = environ.get(spec.provider_model_env) if spec.provider_model_env else None
+        return named or spec.provider_model or model
+
+    def endpoints(self, provider: str) -> tuple[Endpoint, ...]:
+        """The provider's endpoints (one, named after it, when it lists none)."""
+        found = self._endpoints.get(provider)
+        if found is None:
+            found = self._endpoints[provider] = expand(provider, self.providers[provider])
+        return found
 
 
 def dangling_references(data: dict[str, Any]) -> list[str]:

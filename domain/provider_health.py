@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 WINDOW_S = 300.0
 MAX_OUTCOMES = 500
@@ -58,3 +59,36 @@ class ModelRecord:
             "error_rate": self.window.error_rate(now),
             "samples": self.samples,
         }
+
+
+def combined_health(endpoints: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """A provider's health from its endpoints' (name, health) pairs: healthy while one is,
+    the best breaker state, counts summed, rates and latency weighted by requests; each
+    endpoint's own under `endpoints`."""
+    states = [h["breaker"] for _, h in endpoints]
+    breaker = next((s for s in ("closed", "half_open") if s in states), "open")
+    requests = sum(h["requests"] for _, h in endpoints)
+    answered = [(h["average_latency_ms"], h["requests"]) for _, h in endpoints if h["requests"]]
+    checks = [h["last_check"] for _, h in endpoints if h["last_check"] is not None]
+    return {
+        "healthy": any(h["healthy"] for _, h in endpoints),
+        "breaker": breaker,
+        "breaker_opened_because": next(
+            (h["breaker_opened_because"] for _, h in endpoints if h["breaker"] == breaker), None
+        ),
+        "consecutive_failures": min(h["consecutive_failures"] for _, h in endpoints),
+        "error_rate": round(
+            sum(h["error_rate"] * h["requests"] for _, h in endpoints) / requests, 4
+        )
+        if requests
+        else 0.0,
+        "requests": requests,
+        "failures": sum(h["failures"] for _, h in endpoints),
+        "average_latency_ms": round(sum(ms * n for ms, n in answered) / requests, 3)
+        if requests
+        else 0.0,
+        "outstanding_credits": sum(h["outstanding_credits"] for _, h in endpoints),
+        "last_error": next((h["last_error"] for _, h in endpoints if h["last_error"]), None),
+        "last_check": max(checks) if checks else None,
+        "endpoints": [{"endpoint": name, **h} for name, h in endpoints],
+    }

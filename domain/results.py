@@ -23,14 +23,16 @@ class Attempt(BaseModel):
 
     model: str
     provider: str | None = None  # not kept before terminal events' version 3
+    endpoint: str | None = None  # which of its provider's endpoints, when it has several
     permit_ms: float = 0.0
     latency_ms: float = 0.0
     ttft_ms: float | None = None  # streamed: from sending the request to the first content
     error: str | None = None
 
     def as_api(self) -> dict[str, Any]:
-        """The attempt as `attempt_log` shows it: `provider` and `ttft_ms` when known."""
-        unknown = {k for k in ("provider", "ttft_ms") if getattr(self, k) is None}
+        """The attempt as `attempt_log` shows it: `provider`, `endpoint` and `ttft_ms` when
+        known."""
+        unknown = {k for k in ("provider", "endpoint", "ttft_ms") if getattr(self, k) is None}
         return self.model_dump(exclude=unknown)
 
 

@@ -65,6 +65,8 @@ def test_the_admin_creates_a_tenant_manages_its_keys_and_sees_the_platform(
         providers.get_by_role("cell", name="openai", exact=True).first.wait_for()
         breakers = providers.locator("tbody tr td:nth-child(4)").all_inner_texts()
         assert breakers and set(breakers) <= {"closed", "open", "half_open"}, breakers
+        # a provider with several endpoints (tests/config.yaml: `pool`) lists each under it
+        providers.get_by_text("endpoint east, weight 3").wait_for()
         page.get_by_role("table", name="Virtual models").get_by_text("cb:smart-chat").wait_for()
         _shot(page, "admin-platform")
 

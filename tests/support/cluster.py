@@ -109,6 +109,11 @@ def cluster_env(emulator: ProviderEmulator, jwks_path: Path) -> dict[str, str]:
     return {
         "OPENAI_API_KEY": "test-provider-key",
         "OPENAI_BASE_URL": emulator.base_url,
+        "CB_TEST_POOL_EAST_KEY": "test-pool-east-key",
+        "CB_TEST_POOL_WEST_KEY": "test-pool-west-key",
+        # a preset of the default configuration, on once its key is set
+        "GROQ_API_KEY": "test-groq-key",
+        "GROQ_BASE_URL": emulator.base_url,
         "ANTHROPIC_API_KEY": "test-anthropic-key",
         "ANTHROPIC_BASE_URL": root,
         "AZURE_OPENAI_API_KEY": "test-azure-key",

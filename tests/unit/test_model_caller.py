@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from actors import provider_lease
@@ -25,7 +26,7 @@ def _caller(fakes: FakePeers) -> ModelCaller:
     data["providers"]["openai"]["retry_backoff_s"] = 0.001
     config = parse_config(data)
     routing = RoutingView(
-        lambda: fakes.config_actor, fakes.provider, lambda: ["openai"], lambda _: None
+        lambda: fakes.config_actor, fakes.provider, lambda: {"openai": ("openai",)}, lambda _: None
     )
     return ModelCaller(config, routing, fakes.provider, fakes.client)
 
@@ -86,3 +87,28 @@ async def test_a_lease_refused_by_an_open_breaker_marks_routing_open_and_calls_n
     with pytest.raises(CircuitOpen):
         await caller.complete(["gpt-4.1-mini"], MESSAGES, {})
     assert caller.routing.open == {"openai"} and provider.requests == []
+
+
+async def test_a_failed_endpoint_fails_over_to_the_next_before_retrying() -> None:
+    provider = ScriptedProvider(error(500), error(503), completion("third time"))
+    fakes = FakePeers(provider)
+    data = fakes.config_actor.data
+    data["providers"]["openai"]["max_retries"] = 1
+    data["providers"]["openai"]["endpoints"] = [
+        {"name": "a", "weight": 2, "base_url": "https://a.example/v1"},
+        {"name": "b", "base_url": "https://b.example/v1"},
+    ]
+    caller = _caller(fakes)
+    caller.use_endpoints(caller.config.endpoints("openai"))
+
+    outcome = await caller.complete(["gpt-4.1-mini"], MESSAGES, {})
+
+    assert outcome.response is not None and outcome.response.content == "third time"
+    tried = [(a.endpoint, a.error) for a in outcome.attempts]
+    assert tried == [("a", "provider_error"), ("b", "provider_error"), ("a", None)]
+    hosts = [httpx.URL(r["url"]).host for r in provider.requests]
+    assert hosts == ["a.example", "b.example", "a.example"]
+    assert outcome.provider == "openai"
+    await asyncio.sleep(provider_lease.FLUSH_S * 5)
+    assert len(fakes.providers["openai:a"].settled) == 2
+    assert len(fakes.providers["openai:b"].settled) == 1

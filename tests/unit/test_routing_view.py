@@ -6,9 +6,12 @@ from actors.routing_view import RoutingView
 from tests.unit.fakes import FakePeers, FakeProviderActor
 
 
-def _view(fakes: FakePeers, providers: list[str], adopted: list) -> RoutingView:
+def _view(
+    fakes: FakePeers, providers: list[str], adopted: list, grouped: dict | None = None
+) -> RoutingView:
+    endpoints = grouped if grouped is not None else {p: (p,) for p in providers}
     return RoutingView(
-        lambda: fakes.config_actor, fakes.provider, lambda: providers, adopted.append
+        lambda: fakes.config_actor, fakes.provider, lambda: endpoints, adopted.append
     )
 
 
@@ -43,3 +46,14 @@ async def test_a_refused_lease_marks_the_provider_open_at_once() -> None:
     assert view.open == set()
     view.mark_open("a")
     assert view.open == {"a"}
+
+
+async def test_a_provider_is_open_only_when_every_endpoint_is() -> None:
+    fakes = FakePeers()
+    fakes.providers["p:a"] = FakeProviderActor(breaker="open")
+    fakes.providers["p:b"] = FakeProviderActor(breaker="closed")
+    view = _view(fakes, [], [], {"p": ("p:a", "p:b")})
+    await view.refresh()
+    assert view.open_endpoints == {"p:a"} and view.open == set()
+    view.mark_open("p:b")
+    assert view.open_endpoints == {"p:a", "p:b"} and view.open == {"p"}

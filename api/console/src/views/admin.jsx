@@ -173,24 +173,32 @@ function Providers({ api }) {
       <table aria-label="Providers">
         <thead><tr><th>Provider</th><th>Type</th><th>Health</th><th>Breaker</th><th>Error rate</th><th>Latency</th><th>Requests</th><th>Last error</th></tr></thead>
         <tbody>
-          {(providers.data?.providers || []).map((p) => {
-            const h = p.health || {};
-            return (
-              <tr key={p.id}>
-                <td><strong>{p.id}</strong> <small class="muted">{(p.models || []).length} models</small></td>
-                <td>{p.type}</td>
-                <td><span class={`status status-${h.healthy ? "completed" : "failed"}`}>{h.healthy ? "healthy" : "unhealthy"}</span></td>
-                <td>{h.breaker}</td>
-                <td>{h.error_rate == null ? "—" : `${Math.round(h.error_rate * 100)} %`}</td>
-                <td>{ms(h.average_latency_ms)}</td>
-                <td>{h.requests ?? 0}</td>
-                <td>{h.last_error || "—"}</td>
-              </tr>
-            );
-          })}
+          {(providers.data?.providers || []).flatMap((p) => [
+            <HealthRow key={p.id} label={<><strong>{p.id}</strong> <small class="muted">{(p.models || []).length} models{p.balance ? `, ${p.balance}` : ""}</small></>} type={p.type} health={p.health} />,
+            // a provider with several endpoints: one row each, under it
+            ...(p.endpoints || []).map((e) => (
+              <HealthRow key={e.id} label={<small>↳ endpoint <code>{e.name}</code>, weight {e.weight}</small>} type="" health={e.health} />
+            )),
+          ])}
         </tbody>
       </table>
     </>
+  );
+}
+
+function HealthRow({ label, type, health }) {
+  const h = health || {};
+  return (
+    <tr>
+      <td>{label}</td>
+      <td>{type}</td>
+      <td><span class={`status status-${h.healthy ? "completed" : "failed"}`}>{h.healthy ? "healthy" : "unhealthy"}</span></td>
+      <td>{h.breaker}</td>
+      <td>{h.error_rate == null ? "—" : `${Math.round(h.error_rate * 100)} %`}</td>
+      <td>{ms(h.average_latency_ms)}</td>
+      <td>{h.requests ?? 0}</td>
+      <td>{h.last_error || "—"}</td>
+    </tr>
   );
 }
 

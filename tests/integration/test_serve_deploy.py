@@ -1,0 +1,128 @@
+"""deploy/serve.yaml as an operator runs it (cluster.yaml's head does the same; the RayService
+carries it): `ray start --head` with the secrets in the node's environment, `serve deploy`, an
+execution through Serve's proxy; then a runtime change of the ingress's replicas, applied by
+Serve to the running application without restarting a replica or failing a request."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.emulator import ProviderEmulator
+from tests.support.cluster import free_port
+from tests.support.ray_node import RayNode, ray_head, serve_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+OURS = ("CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_", "GROQ_")
+
+
+def _deploy(node: RayNode, config: dict[str, Any], path: Path, environ: dict[str, str]) -> None:
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    serve_cli(node, "deploy", str(path), environ=environ)
+
+
+def _replicas(base: str, admin: dict[str, str], count: int, calls: int = 40) -> set[str] | None:
+    """The ingress replicas that answered `calls` requests through the proxy, if `count`."""
+    answered = {
+        httpx.get(f"{base}/api/v1/admin/config", headers=admin, timeout=30).json()["replica"]["id"]
+        for _ in range(calls)
+    }
+    return answered if len(answered) == count else None
+
+
+def _wait(check: Any, what: str, timeout_s: float = 180) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except httpx.HTTPError:
+            found = None
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_serve_deploy_runs_the_project_and_scales_it_in_place(
+    emulator: ProviderEmulator, tmp_path: Path
+) -> None:
+    token = uuid.uuid4().hex
+    node_env = {  # what /etc/circuit-breaker/secrets.env gives each node
+        **{k: v for k, v in os.environ.items() if not k.startswith(OURS)},
+        "OPENAI_API_KEY": "deploy-node-key",
+        "CB_ADMIN_TOKEN": token,
+        # Ray's token authentication, its token shared by the nodes and the serve CLI
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": uuid.uuid4().hex,
+    }
+    port = free_port()
+    config = yaml.safe_load((ROOT / "deploy/serve.yaml").read_text(encoding="utf-8"))
+    config["http_options"].update(host="127.0.0.1", port=port)
+    (application,) = config["applications"]
+    application["runtime_env"]["env_vars"].update(
+        CB_CONFIG=str(ROOT / "config/default.yaml"),  # the file deploy/serve.yaml names
+        CB_DATA_DIR=str(tmp_path / "data"),
+        CB_LOG_FORMAT="text",
+        OPENAI_BASE_URL=emulator.base_url,
+    )
+    base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    with ray_head(node_env, tmp_path / "ray.log") as node:
+        _deploy(node, config, tmp_path / "serve.yaml", node_env)
+        _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
+
+        made = httpx.post(f"{base}/api/v1/admin/tenants", json={"name": "D"}, headers=admin)
+        assert made.status_code == 201, made.text
+        tenant = made.json()
+        headers = {
+            "X-Tenant-ID": tenant["tenant"]["id"],
+            "Authorization": f"Bearer {tenant['api_key']}",
+        }
+        agent = httpx.post(
+            f"{base}/api/v1/agents",
+            json={"name": "d", "model": "gpt-4.1-mini"},
+            headers=headers,
+            timeout=30,
+        ).json()
+        execute = f"{base}/api/v1/agents/{agent['id']}/execute"
+        first = httpx.post(execute, json={"prompt": "deployed ping"}, headers=headers, timeout=60)
+        assert first.json()["status"] == "completed", first.text
+        assert first.json()["response"]["content"] == "Echo: deployed ping"
+        sent = emulator.requests_matching("deployed ping")[-1]
+        assert sent.headers["authorization"] == "Bearer deploy-node-key"  # the node's secret
+
+        # the file's autoscaling starts at two replicas, both serving through the proxy
+        before = _wait(lambda: _replicas(base, admin, 2), "two replicas")
+
+        # at runtime: three replicas, by a new `serve deploy`, while executions go on
+        outcomes: list[int] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(headers=headers, timeout=60) as client:
+                while not stop.is_set():
+                    reply = client.post(execute, json={"prompt": "during the change"})
+                    outcomes.append(reply.status_code)
+
+        runner = threading.Thread(target=load)
+        runner.start()
+        try:
+            (gateway,) = application["deployments"]
+            gateway["autoscaling_config"].update(min_replicas=3, initial_replicas=3)
+            _deploy(node, config, tmp_path / "serve.yaml", node_env)
+            after = _wait(lambda: _replicas(base, admin, 3), "three replicas")
+        finally:
+            stop.set()
+            runner.join(timeout=60)
+        assert before < after  # the two kept serving: a change in place, no restart
+        assert outcomes and set(outcomes) == {200}, outcomes
+        status = yaml.safe_load(serve_cli(node, "status", environ=node_env))
+        app = status["applications"]["circuitbreaker"]
+        assert app["status"] == "RUNNING"
+        assert app["deployments"]["Gateway"]["replica_states"] == {"RUNNING": 3}
