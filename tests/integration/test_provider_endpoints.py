@@ -57,16 +57,31 @@ def test_a_failed_endpoint_fails_over_to_the_other_before_any_fallback(
     assert keys == [first["endpoint"], second["endpoint"]]
 
 
+def _probes(gateway: ApiClient, interval_s: float) -> None:
+    """Set `probed`'s probe interval at runtime, as an operator does (0: off)."""
+    reply = gateway.http.put(
+        "/api/v1/admin/config/providers/probed",
+        json={"probe_interval_s": interval_s},
+        headers=gateway.admin,
+    )
+    assert reply.status_code == 200, reply.text
+
+
 def test_active_probes_find_a_dead_endpoint_before_any_request(gateway: ApiClient) -> None:
     headers = gateway.new_tenant().headers()
-    deadline = time.monotonic() + 20
-    while True:  # nothing executes on `probed`: only its probes can open the breaker
-        view = gateway.http.get("/api/v1/providers/probed", headers=headers).json()
-        endpoints = {e["name"]: e for e in view.get("endpoints", [])}
-        if endpoints and endpoints["dead"]["health"]["breaker"] == "open":
-            break
-        assert time.monotonic() < deadline, view
-        time.sleep(0.25)
+    _probes(gateway, 0.5)  # off in the test configuration: turned on at runtime
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # nothing executes on `probed`: only its probes can open the breaker
+            view = gateway.http.get("/api/v1/providers/probed", headers=headers).json()
+            endpoints = {e["name"]: e for e in view.get("endpoints", [])}
+            if endpoints and endpoints["dead"]["health"]["breaker"] == "open":
+                break
+            assert time.monotonic() < deadline, view
+            time.sleep(0.25)
+    finally:
+        _probes(gateway, 0)
+        time.sleep(1)  # a probe already under way lands before the next test counts requests
     assert view["balance"] == "least_busy"
     assert endpoints["dead"]["id"] == "probed:dead" and endpoints["alive"]["id"] == "probed:alive"
     dead, alive = endpoints["dead"]["health"], endpoints["alive"]["health"]

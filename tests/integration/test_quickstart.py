@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +12,7 @@ import httpx
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.server_process import serve_app
-
-PROVIDER_ENV = ("CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_")
+from tests.support.server_process import environ_without_ours, serve_app
 
 
 @contextmanager
@@ -24,7 +21,7 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, 
     stops it with SIGTERM afterwards and checks it exited cleanly."""
     port = free_port()
     environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_ENV)},
+        **environ_without_ours(),
         "CB_DATA_DIR": str(tmp_path / "data"),
         "CB_PORT": str(port),
         **env,

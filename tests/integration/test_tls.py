@@ -21,10 +21,9 @@ from circuit_breaker import Client
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.server_process import ROOT, serve_app
+from tests.support.server_process import ROOT, environ_without_ours, serve_app
 
 TS_SDK = ROOT / "sdk" / "typescript" / "dist" / "index.js"
-CLEARED_ENV = ("CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_", "SSL_")
 ADMIN_TOKEN = "tls-admin-token"
 
 
@@ -42,7 +41,7 @@ def tls_gateway(
     cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
     port = free_port()
     environ = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(CLEARED_ENV)},
+        **environ_without_ours("SSL_"),
         "CB_DATA_DIR": str(tmp / "data"),
         "CB_PORT": str(port),
         "CB_ADMIN_TOKEN": ADMIN_TOKEN,

@@ -14,6 +14,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# this project's, Ray's and every provider's (presets included) variables: a server of a test
+# of its own starts with none of them from the test process, only those the test gives
+OWN_ENV_PREFIXES = (
+    "CB_", "RAY_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "AZURE_", "OLLAMA_", "GROQ_", "TOGETHER_",
+    "DEEPSEEK_", "MISTRAL_", "OPENROUTER_", "VLLM_", "LMSTUDIO_", "LLAMACPP_",
+)  # fmt: skip
+
+
+def environ_without_ours(*more: str) -> dict[str, str]:
+    """This process's environment without `OWN_ENV_PREFIXES` (and `more` prefixes)."""
+    prefixes = OWN_ENV_PREFIXES + more
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
 
 @contextmanager
 def serve_app(environ: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:

@@ -176,3 +176,11 @@ def test_the_image_installs_the_project_where_the_manifests_look_for_it() -> Non
     ray_version = importlib.import_module("ray").__version__
     assert f"FROM rayproject/ray:{ray_version}-py" in dockerfile
     assert "WORKDIR /opt/circuit-breaker" in dockerfile
+
+
+def test_tests_own_servers_start_without_any_forwarded_variable(serve_app: ModuleType) -> None:
+    """A preset's variables (GROQ_API_KEY in the test cluster) must not leak into a test's
+    own server, which would then see a provider configured."""
+    from tests.support.server_process import OWN_ENV_PREFIXES
+
+    assert set(serve_app.FORWARDED_ENV_PREFIXES) - {"RAY_SERVE_"} <= set(OWN_ENV_PREFIXES)
