@@ -79,7 +79,6 @@ class ModelCaller:
         self.tenant_id: str | None = None  # for the metrics' tenant label
         # each provider's endpoints this tenant can call, and their keys by provider
         self.usable: dict[str, tuple[Endpoint, ...]] = {}
-        self.endpoint_keys: dict[str, tuple[str, ...]] = {}
         self.balancer = Balancer()
         self.in_flight: dict[str, int] = {}  # attempts under way, by endpoint key
 
@@ -89,7 +88,15 @@ class ModelCaller:
         for endpoint in endpoints:
             usable.setdefault(endpoint.provider, []).append(endpoint)
         self.usable = {p: tuple(found) for p, found in usable.items()}
-        self.endpoint_keys = {p: tuple(e.key for e in found) for p, found in usable.items()}
+
+    @property
+    def endpoint_keys(self) -> dict[str, tuple[str, ...]]:
+        """Each usable provider's endpoint keys (the routing view asks their actors)."""
+        return {p: tuple(e.key for e in found) for p, found in self.usable.items()}
+
+    def endpoints_of(self, provider: str) -> tuple[Endpoint, ...]:
+        """The provider's endpoints this tenant can call (all configured ones, if none)."""
+        return self.usable.get(provider) or self.config.endpoints(provider)
 
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
@@ -171,7 +178,7 @@ class ModelCaller:
             tools=tools or [],
         )
         wire_model = self.config.wire_model(model_name, os.environ)
-        endpoints = self.usable.get(model.provider) or self.config.endpoints(model.provider)
+        endpoints = self.endpoints_of(model.provider)
         order = self.balancer.order(
             endpoints, shared.balance, self.in_flight, self.routing.open_endpoints
         )

@@ -29,7 +29,7 @@ async def check_provider(caller: ModelCaller, provider: str) -> dict[str, Any]:
     several endpoints checks each (`endpoints`); it is ok when one is."""
     if caller.config.providers.get(provider) is None:
         raise NotFound(f"provider {provider!r} is not configured")
-    endpoints = caller.usable.get(provider) or caller.config.endpoints(provider)
+    endpoints = caller.endpoints_of(provider)
     answers = [await _check(caller, provider, e) for e in endpoints]
     if len(answers) == 1:
         return answers[0]

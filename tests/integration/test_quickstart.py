@@ -12,7 +12,7 @@ import httpx
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.server_process import environ_without_ours, serve_app
+from tests.support.server_process import environ_without_ours, serve_app, tenant_and_agent
 
 
 @contextmanager
@@ -49,26 +49,11 @@ def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, 
         yield base, {"Authorization": f"Bearer {token}"}, str(log_path)
 
 
-def _tenant_and_agent(base: str, admin: dict[str, str], model: str) -> tuple[dict, dict]:
-    made = httpx.post(f"{base}/api/v1/admin/tenants", json={"name": "Q"}, headers=admin, timeout=30)
-    assert made.status_code == 201, made.text
-    tenant = made.json()
-    headers = {
-        "X-Tenant-ID": tenant["tenant"]["id"],
-        "Authorization": f"Bearer {tenant['api_key']}",
-    }
-    agent = httpx.post(
-        f"{base}/api/v1/agents", json={"name": "q", "model": model}, headers=headers, timeout=30
-    )
-    assert agent.status_code == 201, agent.text
-    return headers, agent.json()
-
-
 def test_run_command_serves_and_stops_cleanly(emulator: ProviderEmulator, tmp_path: Path) -> None:
     with running_server(
         tmp_path, OPENAI_API_KEY="quickstart-key", OPENAI_BASE_URL=emulator.base_url, CB_DEMO="off"
     ) as (base, admin, log_path):
-        headers, agent = _tenant_and_agent(base, admin, "auto")
+        headers, agent = tenant_and_agent(base, admin, "auto")
         result = httpx.post(
             f"{base}/api/v1/agents/{agent['id']}/execute",
             json={"prompt": "quickstart ping"},
@@ -89,7 +74,7 @@ def test_without_any_key_the_run_command_serves_the_bundled_local_model(tmp_path
     """A new user's first execution: no key at all, real generated text, real token counts."""
     with running_server(tmp_path) as (base, admin, log_path):
         assert "starting the bundled local model" in Path(log_path).read_text()
-        headers, agent = _tenant_and_agent(base, admin, "cb:smart-chat")
+        headers, agent = tenant_and_agent(base, admin, "cb:smart-chat")
         execute = f"{base}/api/v1/agents/{agent['id']}/execute"
         body = {"prompt": "What is the capital of France?", "parameters": {"max_tokens": 24}}
         result = httpx.post(execute, json=body, headers=headers, timeout=120).json()

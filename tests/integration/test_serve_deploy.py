@@ -17,7 +17,7 @@ import yaml
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
 from tests.support.ray_node import RayNode, ray_head, serve_cli
-from tests.support.server_process import environ_without_ours
+from tests.support.server_process import environ_without_ours, tenant_and_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,21 +76,8 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         _deploy(node, config, tmp_path / "serve.yaml", node_env)
         _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
 
-        made = httpx.post(  # the first tenant actor of a new cluster: seconds under load
-            f"{base}/api/v1/admin/tenants", json={"name": "D"}, headers=admin, timeout=120
-        )
-        assert made.status_code == 201, made.text
-        tenant = made.json()
-        headers = {
-            "X-Tenant-ID": tenant["tenant"]["id"],
-            "Authorization": f"Bearer {tenant['api_key']}",
-        }
-        agent = httpx.post(
-            f"{base}/api/v1/agents",
-            json={"name": "d", "model": "gpt-4.1-mini"},
-            headers=headers,
-            timeout=120,
-        ).json()
+        # the first tenant actor of a new cluster: seconds under load
+        headers, agent = tenant_and_agent(base, admin, "gpt-4.1-mini", timeout_s=120)
         execute = f"{base}/api/v1/agents/{agent['id']}/execute"
         first = httpx.post(execute, json={"prompt": "deployed ping"}, headers=headers, timeout=120)
         assert first.json()["status"] == "completed", first.text

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,3 +53,27 @@ def serve_app(environ: dict[str, str], log_path: Path) -> Iterator[subprocess.Po
         finally:
             log.close()
     assert code == 0, log_path.read_text()[-3000:]
+
+
+def tenant_and_agent(
+    base: str, admin: dict[str, str], model: str, timeout_s: float = 30
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """A new tenant's headers and an agent of it on `model`, made through the admin API of
+    the server at `base` (each call may take `timeout_s`: a tenant's first actor starts)."""
+    import httpx
+
+    made = httpx.post(
+        f"{base}/api/v1/admin/tenants", json={"name": "Q"}, headers=admin, timeout=timeout_s
+    )
+    assert made.status_code == 201, made.text
+    tenant = made.json()
+    headers = {
+        "X-Tenant-ID": tenant["tenant"]["id"],
+        "Authorization": f"Bearer {tenant['api_key']}",
+    }
+    agent = httpx.post(
+        f"{base}/api/v1/agents", json={"name": "q", "model": model}, headers=headers,
+        timeout=timeout_s,
+    )  # fmt: skip
+    assert agent.status_code == 201, agent.text
+    return headers, agent.json()
