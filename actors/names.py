@@ -10,15 +10,27 @@ from typing import Any
 
 import ray
 
+from actors.placement import singleton_options
 from actors.settings import Settings
 
 NAMESPACE = "circuitbreaker"
 
 _handles: dict[str, Any] = {}
+_unconfirmed: set[str] = set()  # handles got here that have not answered yet
 
 
-def get_or_create(name: str, cls: Any, *args: Any, max_concurrency: int = 1000) -> Any:
-    """The handle of the named detached actor, started with `cls(*args)` if none runs."""
+def get_or_create(
+    name: str,
+    cls: Any,
+    *args: Any,
+    max_concurrency: int = 1000,
+    placement: dict[str, Any] | None = None,
+) -> Any:
+    """The handle of the named detached actor, started with `cls(*args)` if none runs.
+
+    `placement` is its Ray options for where it runs (`actors.placement`); by default, the
+    head node's, as for every actor the cluster has one of.
+    """
     handle = _handles.get(name)
     if handle is None:
         handle = cls.options(
@@ -28,9 +40,22 @@ def get_or_create(name: str, cls: Any, *args: Any, max_concurrency: int = 1000) 
             lifetime="detached",
             max_concurrency=max_concurrency,
             num_cpus=0,
+            **(singleton_options() if placement is None else placement),
         ).remote(*args)
         _handles[name] = handle
+        _unconfirmed.add(name)
     return handle
+
+
+def unconfirmed(name: str) -> bool:
+    """Whether the cached handle of `name` has not yet been seen to answer (it may still wait
+    for a node with room)."""
+    return name in _unconfirmed
+
+
+def confirm(name: str) -> None:
+    """The actor of `name` answered: it was placed and runs."""
+    _unconfirmed.discard(name)
 
 
 def existing(name: str) -> Any | None:
@@ -47,6 +72,7 @@ def existing(name: str) -> Any | None:
 def forget(name: str) -> None:
     """Drop a cached handle (the actor died or was evicted); the next call recreates it."""
     _handles.pop(name, None)
+    _unconfirmed.discard(name)
 
 
 def tenant_actor_name(settings: Settings, tenant_id: str) -> str:

@@ -52,6 +52,10 @@ class Settings:
     log_format: str = "text"  # CB_LOG_FORMAT: text or json
     log_prompts: bool = False  # CB_LOG_PROMPTS: prompts in debug log lines (never by default)
     cache_url: str | None = None  # CB_CACHE_URL: redis://… ; unset: SQLite in the data dir
+    # where tenant actors go on a cluster (docs/operations.md, "Placing tenants")
+    tenant_placement: str = "default"  # CB_TENANT_PLACEMENT: default (Ray's) or spread
+    tenant_resource: str | None = None  # CB_TENANT_RESOURCE: one unit per tenant actor
+    tenant_start_timeout_s: float = 60.0  # CB_TENANT_START_TIMEOUT_S: with a resource set
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -77,6 +81,10 @@ class Settings:
             values["log_format"] = os.environ["CB_LOG_FORMAT"].lower()
         values["log_prompts"] = _flag("CB_LOG_PROMPTS")
         values["cache_url"] = os.environ.get("CB_CACHE_URL") or None
+        values["tenant_placement"] = os.environ.get("CB_TENANT_PLACEMENT", "default").lower()
+        values["tenant_resource"] = os.environ.get("CB_TENANT_RESOURCE") or None
+        if os.environ.get("CB_TENANT_START_TIMEOUT_S"):
+            values["tenant_start_timeout_s"] = float(os.environ["CB_TENANT_START_TIMEOUT_S"])
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]
@@ -86,6 +94,8 @@ class Settings:
             raise ValueError("CB_METRICS_TENANT_LABEL must be label, hashed or off")
         if self.log_format not in ("text", "json"):
             raise ValueError("CB_LOG_FORMAT must be text or json")
+        if self.tenant_placement not in ("default", "spread"):
+            raise ValueError("CB_TENANT_PLACEMENT must be default or spread")
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], tuple[str, ...]]]:
         """Pickled without passwords: Ray keeps actor and Serve arguments in its GCS (and

@@ -26,6 +26,7 @@ from actors.idempotency_keys import IdempotencyKeys
 from actors.live_stream import LiveStream
 from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
+from actors.placement import tenant_options
 from actors.provider_check import check_provider
 from actors.quality import Quality
 from actors.replies import WithHeaders, replies, unwrap
@@ -875,7 +876,11 @@ class TenantActor:
 def handle(settings: Settings, tenant_id: str) -> Any:
     """The tenant's actor, started (and its state loaded on first use) if none runs."""
     return names.get_or_create(
-        names.tenant_actor_name(settings, tenant_id), TenantActor, settings, tenant_id
+        names.tenant_actor_name(settings, tenant_id),
+        TenantActor,
+        settings,
+        tenant_id,
+        placement=tenant_options(settings),
     )
 
 

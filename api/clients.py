@@ -23,6 +23,7 @@ from actors.call_line import CallLine, LineLost
 from actors.replies import WithHeaders, unwrap, unwrap_with_headers
 from actors.settings import Settings
 from api.streaming import Opened, open_stream
+from domain.errors import CapacityExhausted
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,22 @@ Reply = dict[str, Any]
 Invoke = Callable[[Any, int], Awaitable[Reply]]
 
 
+PLACEMENT_RETRY_AFTER_S = 5.0
+
+
 @dataclass(frozen=True)
 class Peer:
     """One actor as the ingress reaches it: its name, its handle (started if need be), and
-    its handle only if it runs now."""
+    its handle only if it runs now.
+
+    With `start_timeout_s`, an actor started here must answer (be placed on a node and
+    start) within it, or it is given up and the call refused with `CapacityExhausted`.
+    """
 
     name: str
     handle_of: Callable[[], Any]
     running: Callable[[], Any | None]
+    start_timeout_s: float | None = None
 
     async def call(self, invoke: Invoke, cancel_remote: bool = False) -> Reply:
         """`invoke(handle, attempt)`; if the actor was evicted or died, recreate it and again.
@@ -55,7 +64,10 @@ class Peer:
         """
         for attempt in range(RECREATE_ATTEMPTS):
             try:
-                pending = invoke(self.handle_of(), attempt)
+                handle = self.handle_of()
+                if self.start_timeout_s is not None and names.unconfirmed(self.name):
+                    await _placed(self.name, handle, self.start_timeout_s)
+                pending = invoke(handle, attempt)
                 try:
                     return await pending
                 except asyncio.CancelledError:
@@ -74,6 +86,32 @@ class Peer:
         return unwrap(await self.call(lambda handle, _: invoke(handle)))
 
 
+_placing: dict[str, asyncio.Future[None]] = {}
+
+
+async def _placed(name: str, handle: Any, timeout_s: float) -> None:
+    """Wait until the actor just started as `name` answers; one wait per name at a time."""
+    placing = _placing.get(name)
+    if placing is None or placing.done():
+        placing = asyncio.ensure_future(_wait_placed(name, handle, timeout_s))
+        _placing[name] = placing
+    await asyncio.shield(placing)
+
+
+async def _wait_placed(name: str, handle: Any, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(handle.ping.remote(), timeout_s)
+    except TimeoutError:
+        ray.kill(handle, no_restart=True)  # still waiting for room: never started later
+        names.forget(name)
+        log.warning("actor %s found no node with room within %.0f s", name, timeout_s)
+        raise CapacityExhausted(
+            "no node of the cluster has room for this tenant's runtime now; retry later",
+            retry_after=PLACEMENT_RETRY_AFTER_S,
+        ) from None
+    names.confirm(name)
+
+
 class Actors:
     """The peers of a deployment's actors in Ray, by the deployment's actor names."""
 
@@ -82,7 +120,12 @@ class Actors:
 
     def tenant(self, tenant_id: str) -> Peer:
         name = names.tenant_actor_name(self.settings, tenant_id)
-        return self._peer(name, lambda: tenant_actor.handle(self.settings, tenant_id))
+        return Peer(
+            name,
+            lambda: tenant_actor.handle(self.settings, tenant_id),
+            lambda: names.existing(name),
+            self.settings.tenant_start_timeout_s if self.settings.tenant_resource else None,
+        )
 
     def config_actor(self) -> Peer:
         name = names.config_actor_name(self.settings)
@@ -584,9 +627,7 @@ class ReadModels:
     async def list_collaboration_runs(
         self, tenant_id: str, filters: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        return await self.peer.ask(
-            lambda h: h.list_collaboration_runs.remote(tenant_id, filters)
-        )
+        return await self.peer.ask(lambda h: h.list_collaboration_runs.remote(tenant_id, filters))
 
     async def collaboration_analytics(
         self, tenant_id: str, start: float, end: float, collaboration_id: str | None

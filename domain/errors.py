@@ -142,6 +142,13 @@ class Overloaded(ServiceUnavailable):
     type = "overloaded"
 
 
+class CapacityExhausted(ServiceUnavailable):
+    """No node of the cluster has room for this tenant's actor now (each takes one unit of
+    the operator's tenant resource, and every node's units are taken)."""
+
+    type = "capacity_exhausted"
+
+
 class ExecutionInterrupted(CBError):
     """The runtime running the execution stopped; it is recorded as failed, never rerun."""
 

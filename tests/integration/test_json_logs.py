@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.emulator import ProviderEmulator
-from tests.integration.test_quickstart import _tenant_and_agent, running_server
+from tests.support.server_process import running_server, tenant_and_agent
 
 FIELDS = {"time", "level", "logger", "message", "role", "tenant_id", "execution_id", "trace_id"}
 RAY_MARKER = re.compile(r"^:(job_id|actor_name|task_name):")  # Ray's, for its log monitor
@@ -71,7 +71,7 @@ def test_json_logs_of_every_process(
         OPENAI_BASE_URL=emulator.base_url,
         CB_ADMIN_TOKEN=admin_token,
     ) as (base, admin, log_path):
-        headers, agent = _tenant_and_agent(base, admin, "gpt-4o-mini")
+        headers, agent = tenant_and_agent(base, admin, "gpt-4o-mini")
         tenant_id = headers["X-Tenant-ID"]
         execute = f"{base}/api/v1/agents/{agent['id']}/execute"
         ok = httpx.post(execute, json={"prompt": f"hello {canary}"}, headers=headers, timeout=60)

@@ -72,7 +72,8 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         OPENAI_BASE_URL=emulator.base_url,
     )
     base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
-    with ray_head(node_env, tmp_path / "ray.log") as node:
+    # a node may hold tenant actors by the units of `cb_tenant` it declares, as cluster.yaml's
+    with ray_head(node_env, tmp_path / "ray.log", resources={"cb_tenant": 8}) as node:
         _deploy(node, config, tmp_path / "serve.yaml", node_env)
         _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
 

@@ -1,9 +1,12 @@
-"""A Ray node of its own for tests that start the project as operators do (`ray start`, then
-`serve deploy`), on ports of its own (never 6379, which Redis may hold here) and a temp dir of
-its own, so it never meets the session's Ray; stopped with everything it started."""
+"""Ray nodes of their own for tests that start the project as operators do (`ray start`, then
+`serve deploy`): a head on ports of its own (never 6379, which Redis may hold here) and a temp
+dir of its own, so it never meets the session's Ray, and workers joining it from this same
+machine on ports of their own; each stopped (or killed, as a lost machine) with everything it
+started."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.cluster import free_port
 
@@ -23,12 +27,20 @@ BIN = Path(sys.executable).parent
 
 @dataclass(frozen=True)
 class RayNode:
-    """A running `ray start --head --block`: its GCS address and dashboard URL."""
+    """A running `ray start --block`: its cluster's GCS address and dashboard URL."""
 
     address: str
     dashboard: str
     log_path: Path
     process: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL the node and every process it started, as when its machine goes away."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
 
 
 def _ports() -> list[str]:
@@ -49,8 +61,17 @@ def _ports() -> list[str]:
     ]
 
 
+def _resources(resources: dict[str, float] | None) -> list[str]:
+    return [f"--resources={json.dumps(resources)}"] if resources else []
+
+
 @contextmanager
-def ray_head(environ: dict[str, str], log_path: Path, num_cpus: int = 2) -> Iterator[RayNode]:
+def ray_head(
+    environ: dict[str, str],
+    log_path: Path,
+    num_cpus: int = 2,
+    resources: dict[str, float] | None = None,
+) -> Iterator[RayNode]:
     """A head node with the dashboard (Serve's REST API for `serve deploy`), its processes
     in `environ` (the secrets of the node's environment), its output in `log_path`."""
     gcs, dashboard = free_port(), free_port()
@@ -59,20 +80,62 @@ def ray_head(environ: dict[str, str], log_path: Path, num_cpus: int = 2) -> Iter
         str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
         f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}",
+        *_resources(resources), *_ports(),
+    ]  # fmt: skip
+    address, dashboard_url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
+    try:
+        with _node(command, environ, log_path, address, dashboard_url) as node:
+            _wait_for_nodes(node, environ, 1)
+            yield node
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextmanager
+def ray_worker(
+    head: RayNode,
+    environ: dict[str, str],
+    log_path: Path,
+    num_cpus: int = 1,
+    resources: dict[str, float] | None = None,
+) -> Iterator[RayNode]:
+    """A worker node joining `head` (its temp dir is the head's, as on one machine)."""
+    command = [
+        str(BIN / "ray"), "start", "--block", "--disable-usage-stats",
+        f"--address={head.address}", f"--num-cpus={num_cpus}", *_resources(resources),
         *_ports(),
     ]  # fmt: skip
+    before = len(alive_nodes(head, environ))
+    with _node(command, environ, log_path, head.address, head.dashboard) as node:
+        _wait_for_nodes(node, environ, before + 1)
+        yield node
+
+
+def _wait_for_nodes(node: RayNode, environ: dict[str, str], count: int) -> None:
+    """Until the cluster counts `count` live nodes (`node` having started the last)."""
+    deadline = time.monotonic() + 120
+    while len(alive_nodes(node, environ)) < count:
+        assert node.process.poll() is None, node.log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"fewer than {count} nodes joined"
+        time.sleep(0.5)
+
+
+@contextmanager
+def _node(
+    command: list[str], environ: dict[str, str], log_path: Path, address: str, dashboard: str
+) -> Iterator[RayNode]:
     log = open(log_path, "w+")
     process = subprocess.Popen(
         command, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-    node = RayNode(f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}", log_path, process)
+    node = RayNode(address, dashboard, log_path, process)
     try:
         _wait_for(node)
         yield node
     finally:
-        _stop(process)
+        if process.poll() is None:
+            _stop(process)
         log.close()
-        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _wait_for(node: RayNode, timeout_s: float = 120) -> None:
@@ -105,6 +168,25 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=10)
+
+
+def ray_list(node: RayNode, what: str, environ: dict[str, str], *filters: str) -> list[Any]:
+    """`ray list <what> --detail` of the node's cluster, as JSON rows."""
+    command = [str(BIN / "ray"), "list", what, "--address", node.dashboard, "--detail",
+               "--format", "json", "--limit", "10000"]  # fmt: skip
+    for condition in filters:
+        command += ["--filter", condition]
+    done = subprocess.run(command, env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if done.stdout.startswith("No resource"):  # what it prints for an empty list
+        return []
+    rows: list[Any] = json.loads(done.stdout)
+    return rows
+
+
+def alive_nodes(node: RayNode, environ: dict[str, str]) -> list[str]:
+    """The ids of the cluster's nodes Ray counts alive."""
+    return [row["node_id"] for row in ray_list(node, "nodes", environ, "state=ALIVE")]
 
 
 def serve_cli(node: RayNode, *args: str, environ: dict[str, str]) -> str:

@@ -8,10 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
+
+from tests.support.cluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +82,37 @@ def tenant_and_agent(
     )  # fmt: skip
     assert agent.status_code == 201, agent.text
     return headers, agent.json()
+
+
+@contextmanager
+def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, str], str]]:
+    """`python serve_app.py` with only `env` set: yields its URL, admin headers and log path;
+    stops it with SIGTERM afterwards and checks it exited cleanly."""
+    port = free_port()
+    environ = {
+        **environ_without_ours(),
+        "CB_DATA_DIR": str(tmp_path / "data"),
+        "CB_PORT": str(port),
+        **env,
+    }
+    log_path = tmp_path / "server.log"
+    with serve_app(environ, log_path) as server:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, log_path.read_text()[-3000:]
+            time.sleep(0.5)
+        while "demo tenant" not in log_path.read_text() and env.get("CB_DEMO") != "off":
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.5)  # the demo tenant is set up just after the server answers
+        token = env.get("CB_ADMIN_TOKEN") or next(
+            line.split("=", 1)[1].split()[0]
+            for line in log_path.read_text().splitlines()
+            if line.startswith("CB_ADMIN_TOKEN=")
+        )
+        yield base, {"Authorization": f"Bearer {token}"}, str(log_path)

@@ -158,6 +158,30 @@ def test_the_rayservice_runs_the_same_application_with_secrets_from_a_secret() -
             assert "env" not in container  # no value written into the manifest
 
 
+def test_every_node_declares_the_tenant_resource_the_application_asks_for() -> None:
+    """deploy/serve.yaml puts each tenant actor on one unit of CB_TENANT_RESOURCE: a node kind
+    that declares none could never hold a tenant, so both manifests give every kind some."""
+    import json
+    import re
+
+    env = _yaml("deploy/serve.yaml")["applications"][0]["runtime_env"]["env_vars"]
+    resource = env["CB_TENANT_RESOURCE"]
+    assert env["CB_TENANT_PLACEMENT"] == "spread"
+    Settings(tenant_placement="spread", tenant_resource=resource)  # values Settings takes
+    config = _yaml("cluster.yaml")
+    starts = [config["head_start_ray_commands"], config["worker_start_ray_commands"]]
+    for commands in starts:
+        (start,) = [c for c in commands if "ray start" in c]
+        declared = json.loads(re.search(r"--resources='([^']+)'", start)[1])  # type: ignore[index]
+        assert declared[resource] > 0
+    cluster = _yaml("deploy/rayservice.yaml")["spec"]["rayClusterConfig"]
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    for group in groups:
+        # KubeRay's form: a JSON object quoted once more for the `ray start` command line
+        declared = json.loads(json.loads(group["rayStartParams"]["resources"]))
+        assert declared[resource] > 0
+
+
 def test_the_secrets_file_names_what_the_nodes_need_and_holds_no_value(
     serve_app: ModuleType,
 ) -> None:
@@ -184,3 +208,27 @@ def test_tests_own_servers_start_without_any_forwarded_variable(serve_app: Modul
     from tests.support.server_process import OWN_ENV_PREFIXES
 
     assert set(serve_app.FORWARDED_ENV_PREFIXES) - {"RAY_SERVE_"} <= set(OWN_ENV_PREFIXES)
+
+
+# ------------------------------------------------------------------ placing tenants
+
+
+def test_tenant_placement_comes_from_the_nodes_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actors.placement import HEAD_RESOURCE, singleton_options, tenant_options
+
+    assert tenant_options(Settings.from_env()) == {}  # Ray's own placement, no cap
+    monkeypatch.setenv("CB_TENANT_PLACEMENT", "Spread")
+    monkeypatch.setenv("CB_TENANT_RESOURCE", "cb_tenant")
+    monkeypatch.setenv("CB_TENANT_START_TIMEOUT_S", "7.5")
+    settings = Settings.from_env()
+    assert settings.tenant_start_timeout_s == 7.5
+    assert tenant_options(settings) == {
+        "scheduling_strategy": "SPREAD",
+        "resources": {"cb_tenant": 1},
+    }
+    assert singleton_options() == {"resources": {HEAD_RESOURCE: 0.001}}
+    monkeypatch.setenv("CB_TENANT_PLACEMENT", "pack")
+    with pytest.raises(ValueError, match="CB_TENANT_PLACEMENT must be default or spread"):
+        Settings.from_env()
