@@ -25,6 +25,8 @@ import httpx
 import yaml
 
 from actors.log_setup import configure_logging
+from chaos.run import add_parser as add_chaos_parser
+from chaos.run import command as chaos_command
 from domain.config import parse_config
 from domain.config_check import config_problems
 from domain.scenarios import Scenario, report
@@ -313,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     run_scenario.add_argument("--tenant", help="default: CB_TENANT_ID, else the demo tenant")
     run_scenario.add_argument("--api-key", help="default: CB_API_KEY, else the demo tenant's")
     add_migrate_parser(commands, f"http://{host}:{port}")
+    add_chaos_parser(commands, f"http://{host}:{port}")
     args = parser.parse_args(argv)
+    if args.command == "chaos":
+        return chaos_command(args)
     if args.command == "scenarios":
         return scenarios_command(args)
     if args.command == "migrate":

@@ -362,7 +362,8 @@ class ExecutionRunner:
                 chain = _sticking_to(outcome.model, chain)
                 await self._use_tools(run, messages, outcome.response.content, calls, turn)
             raise _iteration_limit()
-        except CBError as err:
+        except Exception as exc:
+            err = _as_cb_error(exc, run)
             err.details = _with_attempts(err, total)
             await self._fail_after_attempts(run, err)
         except asyncio.CancelledError:
@@ -464,7 +465,8 @@ class ExecutionRunner:
                 raise _iteration_limit()
             if guard is not None:
                 answer_policies.finish_guard(guard, run.execution, run.outcome, live)
-        except CBError as err:
+        except Exception as exc:
+            err = _as_cb_error(exc, run)
             run.outcome.answer = Answer(content=live.text)
             err.details = _with_attempts(err, total)
             try:
@@ -732,6 +734,16 @@ def _log_end(execution: Execution) -> None:
         extra.update(error_type=out.error.type, error_category=category)
         why = f" ({out.error.type}, {category})"
     log.log(level, "execution %s %s%s", execution.id, execution.status, why, extra=extra)
+
+
+def _as_cb_error(exc: Exception, run: Run) -> CBError:
+    """What an execution's failure is recorded as: its own error, or for anything else (a bug,
+    a peer lost in a way no retry covered) an `internal_error` whose cause stays in the log,
+    so no execution is ever left running."""
+    if isinstance(exc, CBError):
+        return exc
+    log.exception("execution %s failed unexpectedly", run.execution.id, exc_info=exc)
+    return CBError("internal error")
 
 
 def _with_attempts(err: CBError, total: CallOutcome) -> dict[str, Any]:

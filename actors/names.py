@@ -6,9 +6,11 @@ peer is given that handle (or a function returning it), so nothing here locates 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from typing import Any
 
 import ray
+from ray.exceptions import ActorDiedError
 
 from actors.placement import singleton_options
 from actors.settings import Settings
@@ -103,3 +105,49 @@ def instance_actor_names(settings: Settings) -> list[str]:
         for a in ray.util.list_named_actors(all_namespaces=True)
         if a["namespace"] == NAMESPACE and a["name"].startswith(prefix)
     ]
+
+
+class Revivable:
+    """A named singleton's handle that comes back after the actor's death: a call that finds
+    it dead (`ActorDiedError`) starts it again by `start()` and is sent once more, when its
+    result is awaited (a call that is not awaited is only sent). `generation` counts the
+    restarts seen here, so a holder of the dead one's grants can tell they are void."""
+
+    def __init__(self, name: str, start: Callable[[], Any]) -> None:
+        self.name = name
+        self.start = start
+        self.generation = 0
+
+    def __getattr__(self, method: str) -> _Method:
+        return _Method(self, method)
+
+    def died(self) -> None:
+        forget(self.name)
+        self.generation += 1
+
+
+class _Method:
+    def __init__(self, owner: Revivable, method: str) -> None:
+        self.owner, self.method = owner, method
+
+    def remote(self, *args: Any, **kwargs: Any) -> _Call:
+        return _Call(self.owner, self.method, args, kwargs)
+
+
+class _Call:
+    def __init__(self, owner: Revivable, method: str, args: Any, kwargs: Any) -> None:
+        self.owner, self.method, self.args, self.kwargs = owner, method, args, kwargs
+        self.ref = self._send()
+
+    def _send(self) -> Any:
+        return getattr(self.owner.start(), self.method).remote(*self.args, **self.kwargs)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result().__await__()
+
+    async def _result(self) -> Any:
+        try:
+            return await self.ref
+        except ActorDiedError:
+            self.owner.died()
+            return await self._send()

@@ -4,6 +4,10 @@ The provider actor stays the one authority over a provider's rate limit, concurr
 breaker: it hands a tenant actor credits (each one request token plus one concurrency slot),
 and the lease spends them locally. Outcomes and spent slots go back in batched, one-way
 `settle` calls; credits left unused for a moment are returned so no tenant hoards capacity.
+
+If the provider actor died and was started again (`names.Revivable.generation` moved), the
+grants of the dead one are void: the attempts still using them are not settled with the new
+one, which never granted them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class ProviderLease:
         self.window_start, self.taken_in_window, self.recent_demand = self.last_take, 0, 0
         self._leasing: asyncio.Task[dict[str, Any]] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self.in_use = 0  # credits taken and not yet done
+        self.stale = 0  # of those, granted by a provider actor that has since died
+        self.generation = getattr(provider, "generation", 0)
 
     async def take(self, timeout_s: float) -> dict[str, Any] | None:
         """Spend one credit, leasing more if none is left; a refusal comes back as an error."""
@@ -48,6 +55,7 @@ class ProviderLease:
         finally:
             self.waiting -= 1
         self.credits -= 1
+        self.in_use += 1
         self.last_take = now = time.monotonic()
         if now - self.window_start >= DEMAND_WINDOW_S:
             fresh = now - self.window_start < 2 * DEMAND_WINDOW_S  # else demand lapsed
@@ -58,6 +66,9 @@ class ProviderLease:
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         reply = await self.provider.lease.remote(want, timeout_s)
+        generation = getattr(self.provider, "generation", 0)
+        if generation != self.generation:  # the actor died: what it granted is void
+            self.generation, self.stale, self.spent = generation, self.in_use, 0
         self.credits += reply.get("value", 0)
         self._ensure_flusher()
         return reply
@@ -72,7 +83,11 @@ class ProviderLease:
     ) -> None:
         """Report an attempt's outcome; its slot goes back with the next batched settle."""
         self.outcomes.append((ok, latency_ms, error_type, retry_after, model))
-        self.spent += 1
+        self.in_use -= 1
+        if self.stale:
+            self.stale -= 1  # the dead actor's grant: nothing to give back
+        else:
+            self.spent += 1
         if not ok:  # give back spare credits: the next attempt asks the breaker afresh
             self.spent += self.credits
             self.credits = 0

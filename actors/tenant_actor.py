@@ -885,10 +885,21 @@ def handle(settings: Settings, tenant_id: str) -> Any:
 
 
 def _peers(settings: Settings) -> Peers:
-    """The tenant's execution loop's peers: this deployment's actors, found by name."""
+    """The tenant's execution loop's peers: this deployment's actors, found by name; a
+    provider actor that died is started again by the next call that finds it dead."""
+    providers: dict[str, names.Revivable] = {}
+
+    def provider(name: str) -> names.Revivable:
+        if name not in providers:
+            providers[name] = names.Revivable(
+                names.provider_actor_name(settings, name),
+                lambda: provider_actor.handle(settings, name),
+            )
+        return providers[name]
+
     return Peers(
         config_actor=lambda: config_actor.handle(settings),
-        provider=lambda name: provider_actor.handle(settings, name),
+        provider=provider,
         projection=lambda: projection_actor.handle(settings),
         http=shared_client,
     )

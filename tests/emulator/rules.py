@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Rule:
     stream_usage: bool = True
     model: str | None = None
     with_tool_results: bool = False
+    probability: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,11 @@ class Rules:
         with self._lock:
             self._rules.clear()
 
+    def remove(self, match: str) -> None:
+        """Drop every rule scripted for `match`."""
+        with self._lock:
+            self._rules[:] = [rule for rule in self._rules if rule.match != match]
+
     def pick(self, texts: Iterable[str], model: str | None = None) -> Rule | None:
         """The newest rule matching these texts (and model), counted against its `times`."""
         texts = list(texts)
@@ -124,6 +131,8 @@ class Rules:
                 if rule.model is not None and rule.model != model:
                     continue
                 if rule.match == "" or any(rule.match in t for t in texts):
+                    if rule.probability < 1.0 and random.random() >= rule.probability:
+                        continue  # this time it does not apply: an older rule may
                     if rule.remaining is not None:
                         rule.remaining -= 1
                         if rule.remaining <= 0:

@@ -234,6 +234,7 @@ class ProviderEmulator:
         stream_usage: bool = True,
         model: str | None = None,
         with_tool_results: bool = False,
+        probability: float = 1.0,
     ) -> None:
         """Answer requests whose message text contains ``match`` as described.
 
@@ -249,7 +250,11 @@ class ProviderEmulator:
         ``stream_options.include_usage``, as llama.cpp's server does. ``model`` limits the
         rule to OpenAI-format requests for that model. ``with_tool_results`` appends the
         request's tool messages to ``content``, as a model answering from its tools would.
+        ``probability`` < 1 makes the rule apply to that share of its requests at random (the
+        others go to the older rules): a provider failing now and then.
         """
+        if not 0.0 < probability <= 1.0:
+            raise ValueError("probability must be in (0, 1]")
         if times is not None and times < 1:
             raise ValueError("times must be None or >= 1")
         if fail_after_chunks is not None and fail_after_chunks < 0:
@@ -274,8 +279,13 @@ class ProviderEmulator:
             stream_usage=stream_usage,
             model=model,
             with_tool_results=with_tool_results,
+            probability=probability,
         )
         self._rules.add(rule)
+
+    def unscript(self, match: str) -> None:
+        """Forget every rule scripted for ``match`` (the recorded requests stay)."""
+        self._rules.remove(match)
 
     def requests_matching(self, match: str) -> list[RecordedRequest]:
         """Recorded requests whose message text contains ``match``."""

@@ -520,3 +520,25 @@ def test_embeddings_errors(emu: ProviderEmulator, client: openai.OpenAI) -> None
     status, body = raw_post(url, json.dumps({"model": "text-embedding-3-small"}).encode(), auth)
     assert status == 400 and body["error"]["param"] == "input"
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def test_a_rule_with_a_probability_answers_that_share_and_unscript_forgets_it(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("flaky-share", status=503, probability=0.3)
+    failed = 0
+    for _ in range(200):
+        try:
+            client.with_options(max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "flaky-share"}]
+            )
+        except openai.InternalServerError:
+            failed += 1
+    assert 30 <= failed <= 95, failed  # 60 expected; the bounds are ~4.5 sigma wide
+    emu.unscript("flaky-share")
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "flaky-share"}]
+    )
+    assert answer.choices[0].message.content == "Echo: flaky-share"
+    with pytest.raises(ValueError, match="probability"):
+        emu.script("x", probability=0.0)

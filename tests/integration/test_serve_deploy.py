@@ -16,7 +16,7 @@ import yaml
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.ray_node import RayNode, ray_head, serve_cli
+from tests.support.ray_node import RayNode, gateway_scaling, ray_head, serve_cli, serve_config
 from tests.support.server_process import environ_without_ours, tenant_and_agent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,15 +62,7 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         "RAY_AUTH_TOKEN": uuid.uuid4().hex,
     }
     port = free_port()
-    config = yaml.safe_load((ROOT / "deploy/serve.yaml").read_text(encoding="utf-8"))
-    config["http_options"].update(host="127.0.0.1", port=port)
-    (application,) = config["applications"]
-    application["runtime_env"]["env_vars"].update(
-        CB_CONFIG=str(ROOT / "config/default.yaml"),  # the file deploy/serve.yaml names
-        CB_DATA_DIR=str(tmp_path / "data"),
-        CB_LOG_FORMAT="text",
-        OPENAI_BASE_URL=emulator.base_url,
-    )
+    config = serve_config(port, tmp_path / "data", OPENAI_BASE_URL=emulator.base_url)
     base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     # a node may hold tenant actors by the units of `cb_tenant` it declares, as cluster.yaml's
     with ray_head(node_env, tmp_path / "ray.log", resources={"cb_tenant": 8}) as node:
@@ -102,8 +94,7 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         runner = threading.Thread(target=load)
         runner.start()
         try:
-            (gateway,) = application["deployments"]
-            gateway["autoscaling_config"].update(min_replicas=3, initial_replicas=3)
+            gateway_scaling(config).update(min_replicas=3, initial_replicas=3)
             _deploy(node, config, tmp_path / "serve.yaml", node_env)
             after = _wait(lambda: _replicas(base, admin, 3), "three replicas")
         finally:

@@ -21,7 +21,16 @@ import yaml
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import drop_database, free_port, postgres_database
-from tests.support.ray_node import RayNode, alive_nodes, ray_head, ray_list, ray_worker, serve_cli
+from tests.support.ray_node import (
+    RayNode,
+    alive_nodes,
+    gateway_scaling,
+    ray_head,
+    ray_list,
+    ray_worker,
+    serve_cli,
+    serve_config,
+)
 from tests.support.server_process import environ_without_ours, tenant_and_agent
 from tests.support.sse import iter_events
 
@@ -105,21 +114,11 @@ def test_tenants_spread_over_two_nodes_and_move_when_one_goes(
         "RAY_health_check_failure_threshold": "3",
     }
     port = free_port()
-    config = yaml.safe_load((ROOT / "deploy/serve.yaml").read_text(encoding="utf-8"))
+    config = serve_config(
+        port, tmp_path / "data", OPENAI_BASE_URL=emulator.base_url, CB_TENANT_START_TIMEOUT_S="10"
+    )  # deploy/serve.yaml spreads tenants, one unit of `cb_tenant` each
     config["proxy_location"] = "HeadOnly"  # one machine: one proxy port
-    config["http_options"].update(host="127.0.0.1", port=port)
-    (application,) = config["applications"]
-    application["runtime_env"]["env_vars"].update(
-        CB_CONFIG=str(ROOT / "config/default.yaml"),
-        CB_DATA_DIR=str(tmp_path / "data"),
-        CB_LOG_FORMAT="text",
-        OPENAI_BASE_URL=emulator.base_url,
-        CB_TENANT_PLACEMENT="spread",
-        CB_TENANT_RESOURCE="cb_tenant",
-        CB_TENANT_START_TIMEOUT_S="10",
-    )
-    (gateway,) = application["deployments"]
-    gateway["autoscaling_config"].update(min_replicas=2, initial_replicas=2, max_replicas=2)
+    gateway_scaling(config).update(min_replicas=2, initial_replicas=2, max_replicas=2)
     base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     slots = {"cb_tenant": SLOTS}
     try:

@@ -55,7 +55,13 @@ def _ports() -> list[str]:
         "object-manager-port",
     )
     low = free_port()
-    return [f"--{name}={free_port()}" for name in named] + [
+    workers = range(low, low + 201)
+    ports: set[int] = set()
+    while len(ports) < len(named):  # each free, none in the workers' range, none twice
+        port = free_port()
+        if port not in workers:
+            ports.add(port)
+    return [f"--{name}={port}" for name, port in zip(named, sorted(ports), strict=True)] + [
         f"--min-worker-port={low}",
         f"--max-worker-port={low + 200}",
     ]
@@ -200,3 +206,29 @@ def serve_cli(node: RayNode, *args: str, environ: dict[str, str]) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+def serve_config(port: int, data_dir: Path, **env: str) -> dict[str, Any]:
+    """deploy/serve.yaml as a test deploys it: on 127.0.0.1:`port`, the repository's own
+    configuration file (the one the manifest names), `data_dir`, text logs, and `env`."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    config: dict[str, Any] = yaml.safe_load((root / "deploy/serve.yaml").read_text("utf-8"))
+    config["http_options"].update(host="127.0.0.1", port=port)
+    (application,) = config["applications"]
+    application["runtime_env"]["env_vars"].update(
+        CB_CONFIG=str(root / "config/default.yaml"),
+        CB_DATA_DIR=str(data_dir),
+        CB_LOG_FORMAT="text",
+        **env,
+    )
+    return config
+
+
+def gateway_scaling(config: dict[str, Any]) -> dict[str, Any]:
+    """The Gateway deployment's autoscaling entry of a Serve config, to change in place."""
+    (application,) = config["applications"]
+    (gateway,) = application["deployments"]
+    scaling: dict[str, Any] = gateway["autoscaling_config"]
+    return scaling

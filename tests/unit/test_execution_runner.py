@@ -15,7 +15,7 @@ from domain.config import Config
 from domain.errors import CBError
 from domain.execution import Execution
 from domain.run_plan import agent_plan
-from tests.unit.fakes import FakePeers, ScriptedProvider, completion, error
+from tests.unit.fakes import FakePeers, Method, ScriptedProvider, completion, error
 
 TENANT = str(uuid.uuid4())
 
@@ -136,3 +136,28 @@ async def test_executions_a_dead_runtime_left_running_are_recorded_as_interrupte
     stored = await _stored(store, str(left.id))
     assert stored.status == "failed"
     assert stored.result["error"]["type"] == "execution_interrupted"
+
+
+async def test_an_unexpected_failure_mid_execution_is_recorded_never_left_running(
+    store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever breaks under an execution (here its provider actor's permit call), it ends
+    recorded `failed` with `internal_error`; the cause is in the log, not in the answer."""
+    fakes = FakePeers(ScriptedProvider(completion("never sent", 1, 1)))
+    runner = await _runner(store, fakes)
+
+    async def lost(want: int, timeout_s: float) -> dict[str, object]:
+        raise RuntimeError("secret-free detail of a lost peer")
+
+    for actor in fakes.providers.values():
+        actor.lease = Method(lost)
+    execution_id = str(uuid.uuid4())
+    with pytest.raises(CBError) as raised:
+        await runner.execute(
+            agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"}), execution_id
+        )
+    assert raised.value.type == "internal_error" and raised.value.message == "internal error"
+    stored = await _stored(store, execution_id)
+    assert stored.status == "failed" and stored.result["error"]["type"] == "internal_error"
+    assert "secret-free detail" not in json.dumps(stored.result)
+    assert "failed unexpectedly" in caplog.text

@@ -84,3 +84,26 @@ async def test_a_steady_stream_of_attempts_leases_by_recent_demand() -> None:
         await attempt()
         await asyncio.sleep(0.001)
     assert provider.lease_calls - before <= 150 / 10  # a lease per window, not per 2 attempts
+
+
+async def test_after_the_provider_actor_restarts_its_dead_grants_are_not_settled() -> None:
+    """Attempts in flight when the provider actor died hold its grants: the new actor never
+    gave them, so they are not returned to it (its slots stay exact), only their outcomes."""
+    provider = FakeProvider(capacity=100)
+    provider.generation = 0  # type: ignore[attr-defined]  # as names.Revivable has it
+    lease = ProviderLease(provider)
+    assert await lease.take(1.0) is None
+    assert await lease.take(1.0) is None  # two attempts in flight on the first actor's grants
+    lease.credits = 0  # spent: the next take leases
+    # the actor dies and comes back empty
+    provider.generation = 1  # type: ignore[attr-defined]
+    provider.outstanding = 0
+    assert await lease.take(1.0) is None  # leased from the new actor
+    new_grants = provider.outstanding
+    for _ in range(3):
+        lease.done(True, 1.0, None, None, "m")
+    await asyncio.sleep(provider_lease.FLUSH_S * 3)
+    returned = sum(r for r, _ in provider.settled)
+    assert returned == 1  # only the new actor's own grant came back, not the two dead ones
+    assert provider.outstanding == new_grants - 1
+    assert sum(len(batch) for _, batch in provider.settled) == 3  # every outcome reported

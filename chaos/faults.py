@@ -1,0 +1,80 @@
+"""The faults `cb chaos` injects into a running deployment through Ray (run it where the
+cluster is reachable: on the head, or with `RAY_ADDRESS` and the cluster's token).
+
+Each kills one named actor as a crash would (`ray.kill`, no restart by Ray): the deployment
+has to bring back what it needs by itself.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ray
+from ray.util.state import list_actors
+
+from actors.names import NAMESPACE
+
+SERVE_NAMESPACE = "serve"
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A named fault: `inject()` breaks one thing and says which."""
+
+    name: str
+    inject: Callable[[], str]
+
+
+def _alive(class_part: str, namespace: str, prefix: str = "") -> list[str]:
+    """Names of the live actors whose class name holds `class_part`."""
+    rows = list_actors(
+        filters=[("state", "=", "ALIVE"), ("ray_namespace", "=", namespace)], limit=10_000
+    )
+    return sorted(
+        row.name
+        for row in rows
+        if row.name and row.name.startswith(prefix) and class_part in (row.class_name or "")
+    )
+
+
+def _kill_one(names: list[str], namespace: str, what: str) -> str:
+    if not names:
+        raise RuntimeError(f"no live {what} to kill")
+    name = random.choice(names)
+    ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+    return f"killed {what} {name}"
+
+
+def tenant_actor(instance: str, tenant_ids: list[str]) -> Fault:
+    """One of the chaos tenants' actors, mid-execution under the load."""
+    names = [f"{instance}:tenant:{t}" for t in tenant_ids]
+    return Fault(
+        "tenant-actor",
+        lambda: _kill_one(
+            [n for n in _alive("TenantActor", NAMESPACE) if n in names], NAMESPACE, "tenant actor"
+        ),
+    )
+
+
+def provider_actor(instance: str) -> Fault:
+    """One provider endpoint's actor (its permits and breaker)."""
+    return Fault(
+        "provider-actor",
+        lambda: _kill_one(
+            _alive("ProviderActor", NAMESPACE, f"{instance}:provider:"), NAMESPACE, "provider actor"
+        ),
+    )
+
+
+def ingress_replica(application: str) -> Fault:
+    """One of the application's Gateway replicas (Serve starts another)."""
+    return Fault(
+        "ingress-replica",
+        lambda: _kill_one(
+            [n for n in _alive("Gateway", SERVE_NAMESPACE) if f"{application}#Gateway" in n],
+            SERVE_NAMESPACE,
+            "ingress replica",
+        ),
+    )

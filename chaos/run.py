@@ -1,0 +1,154 @@
+"""A chaos run: for each fault, a phase of load on fresh tenants with the fault injected a
+third of the way in, then the account of every request (`chaos.load`). `cb chaos` prints
+the table; `tests/chaos/` holds `lost` to 0."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chaos import faults
+from chaos.load import Tally, Target, account, drive, make_tenants
+
+FAULTS = ("tenant-actor", "provider-actor", "ingress-replica")
+
+
+@dataclass
+class PhaseReport:
+    """One fault's phase: what was done, what the clients saw, what the store holds."""
+
+    fault: str
+    injected: list[str] = field(default_factory=list)
+    clients: dict[str, int] = field(default_factory=dict)
+    store: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.store.get("lost", 0)
+
+
+MakeFault = Callable[[list[str]], faults.Fault]
+
+
+def run_phase(
+    target: Target,
+    make_fault: MakeFault,
+    *,
+    tenants: int = 4,
+    workers: int = 8,
+    seconds: float = 15.0,
+    model: str = "gpt-4.1-mini",
+) -> PhaseReport:
+    """Load for `seconds` on `tenants` new tenants, with `make_fault(their ids)` injected a
+    third of the way in."""
+    chaos_tenants = make_tenants(target, tenants, model)
+    fault = make_fault([t.tenant_id for t in chaos_tenants])
+    report = PhaseReport(fault.name)
+    tally, stop = Tally(), threading.Event()
+    threads = drive(target, chaos_tenants, stop, tally, workers)
+    try:
+        time.sleep(seconds / 3)
+        report.injected.append(fault.inject())
+        time.sleep(seconds * 2 / 3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=180)
+    report.clients = dict(sorted(tally.outcomes.items()))
+    report.store = account(target, chaos_tenants)
+    return report
+
+
+def table(reports: list[PhaseReport]) -> str:
+    """The reports as a Markdown table."""
+    lines = [
+        "| fault | requests | completed | after a retry | failed (typed) | other | "
+        "recorded | lost |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        done = r.clients.get("completed", 0)
+        retried = r.clients.get("completed_after_retry", 0)
+        other = {
+            k: v for k, v in r.clients.items() if k not in ("completed", "completed_after_retry")
+        }
+        typed = {
+            k: v
+            for k, v in other.items()
+            if not k.startswith(("untyped", "transport", "stream_cut"))
+        }
+        untyped = {k: v for k, v in other.items() if k not in typed}
+        lines.append(
+            f"| {r.fault} | {sum(r.clients.values())} | {done} | {retried} | "
+            f"{_counts(typed)} | {_counts(untyped)} | {r.store.get('recorded', 0)} | {r.lost} |"
+        )
+    return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "0"
+
+
+def add_parser(commands: Any, default_url: str) -> None:
+    chaos = commands.add_parser(
+        "chaos", help="load a running deployment while killing one thing at a time"
+    )
+    chaos.add_argument("faults", nargs="*", metavar="FAULT", help=f"default: {' '.join(FAULTS)}")
+    chaos.add_argument("--url", default=default_url, help="the gateway")
+    chaos.add_argument("--admin-token", help="default: CB_ADMIN_TOKEN")
+    chaos.add_argument("--instance", default=os.environ.get("CB_INSTANCE", "cb"))
+    chaos.add_argument("--application", default="circuitbreaker", help="the Serve application")
+    chaos.add_argument("--model", default="gpt-4.1-mini")
+    chaos.add_argument("--tenants", type=int, default=4)
+    chaos.add_argument("--workers", type=int, default=8, help="client threads")
+    chaos.add_argument("--seconds", type=float, default=15.0, help="per fault")
+    chaos.add_argument("--json", action="store_true", help="the reports as JSON")
+
+
+def command(args: argparse.Namespace) -> int:
+    """`cb chaos`: connects to the Ray cluster (`RAY_ADDRESS`, default auto), runs each fault's
+    phase, prints the table; exits 1 if any execution was lost."""
+    import ray
+
+    token = args.admin_token or os.environ.get("CB_ADMIN_TOKEN")
+    if not token:
+        raise SystemExit("cb chaos: give --admin-token or set CB_ADMIN_TOKEN")
+    unknown = set(args.faults) - set(FAULTS)
+    if unknown:
+        raise SystemExit(f"cb chaos: unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
+    if not ray.is_initialized():
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS", "auto"),
+            logging_level="ERROR",
+            log_to_driver=False,
+        )
+    target = Target(args.url.rstrip("/"), token)
+    makers: dict[str, MakeFault] = {
+        "tenant-actor": lambda ids: faults.tenant_actor(args.instance, ids),
+        "provider-actor": lambda _: faults.provider_actor(args.instance),
+        "ingress-replica": lambda _: faults.ingress_replica(args.application),
+    }
+    reports = [
+        run_phase(
+            target,
+            makers[name],
+            tenants=args.tenants,
+            workers=args.workers,
+            seconds=args.seconds,
+            model=args.model,
+        )
+        for name in args.faults or FAULTS
+    ]
+    if args.json:
+        print(json.dumps([r.__dict__ for r in reports], indent=2))
+    else:
+        print(table(reports))
+        for r in reports:
+            print(f"{r.fault}: {'; '.join(r.injected)}")
+    return 1 if any(r.lost for r in reports) else 0

@@ -1,0 +1,135 @@
+"""The chaos suite on a deployment of its own (`ray start --head`, `serve deploy` with two
+ingress replicas, PostgreSQL as the store), as operators run it: `cb chaos` kills a tenant
+actor, a provider actor and an ingress replica, each under load of its own; then the
+provider answers 20 % of calls with a 503 and cuts 20 % of streams. For each: every request
+ends completed or with a typed error, and no execution the store accepted is left
+unfinished (`lost` 0). The figures are printed (and kept in docs/operations.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from chaos.faults import Fault
+from chaos.load import PROMPT, Target, make_tenants
+from chaos.run import PhaseReport, run_phase, table
+from tests.emulator import ProviderEmulator
+from tests.support.cluster import drop_database, free_port, postgres_database
+from tests.support.ray_node import RayNode, gateway_scaling, ray_head, serve_cli, serve_config
+from tests.support.server_process import environ_without_ours
+
+ROOT = Path(__file__).resolve().parents[2]
+SECONDS = 12.0  # of load per fault
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    emulator: ProviderEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RayNode, Target, dict[str, str]]]:
+    database = postgres_database()
+    if database is None:
+        pytest.skip("PostgreSQL is not reachable (set CI=true to require it)")
+    tmp_path = tmp_path_factory.mktemp("chaos")
+    token = uuid.uuid4().hex
+    node_env = {
+        **environ_without_ours(),
+        "OPENAI_API_KEY": "chaos-node-key",
+        "CB_ADMIN_TOKEN": token,
+        "CB_DATABASE_URL": database,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": uuid.uuid4().hex,
+    }
+    port = free_port()
+    config = serve_config(port, tmp_path / "data", OPENAI_BASE_URL=emulator.base_url)
+    gateway_scaling(config).update(min_replicas=2, initial_replicas=2, max_replicas=2)
+    # executions that take a while, so each kill lands on some mid-way
+    emulator.script(PROMPT, delay=0.2, chunk_delay=0.05)
+    try:
+        with ray_head(node_env, tmp_path / "ray.log", resources={"cb_tenant": 40}) as node:
+            path = tmp_path / "serve.yaml"
+            path.write_text(yaml.safe_dump(config), encoding="utf-8")
+            serve_cli(node, "deploy", str(path), environ=node_env)
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 180
+            while True:
+                try:
+                    if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the deployment never got ready"
+                time.sleep(1)
+            yield node, Target(base, token), node_env
+    finally:
+        emulator.unscript(PROMPT)
+        drop_database(database)
+
+
+def _check(report: PhaseReport) -> None:
+    assert report.lost == 0, report
+    assert report.store["recorded"] > 0 and report.clients.get("completed", 0) > 0, report
+    untyped = [k for k in report.clients if k.startswith("untyped")]
+    assert not untyped, report  # every refusal the clients saw had a stable type
+
+
+def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
+    deployment: tuple[RayNode, Target, dict[str, str]],
+) -> None:
+    node, target, node_env = deployment
+    done = subprocess.run(
+        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
+         "--seconds", str(SECONDS), "tenant-actor", "provider-actor", "ingress-replica"],
+        cwd=ROOT,
+        env={**node_env, "RAY_ADDRESS": node.address},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    printed = done.stdout[done.stdout.index("[\n") :]  # after any line Ray printed first
+    reports = [PhaseReport(**row) for row in json.loads(printed)]
+    assert [r.fault for r in reports] == ["tenant-actor", "provider-actor", "ingress-replica"]
+    for report in reports:
+        assert report.injected and report.injected[0].startswith("killed"), report
+        _check(report)
+    print("\n" + table(reports))
+
+
+def test_a_flaky_provider_loses_nothing_and_service_comes_back_by_itself(
+    deployment: tuple[RayNode, Target, dict[str, str]], emulator: ProviderEmulator
+) -> None:
+    _, target, _ = deployment
+
+    def flaky() -> str:
+        emulator.script(PROMPT, delay=0.2, fail_after_chunks=1, chunk_delay=0.05, probability=0.2)
+        emulator.script(PROMPT, status=503, probability=0.2)
+        return "the provider answers 20 % of calls 503 and cuts 20 % of the rest mid-answer"
+
+    try:
+        report = run_phase(target, lambda _: Fault("provider-flaky", flaky), seconds=SECONDS)
+    finally:
+        emulator.unscript(PROMPT)
+        emulator.script(PROMPT, delay=0.2, chunk_delay=0.05)
+    _check(report)
+    print("\n" + table([report]))
+    # the provider is well again: executions complete again, with nobody resetting anything
+    (tenant,) = make_tenants(target, 1, "gpt-4.1-mini")
+    execute = f"{target.url}/api/v1/agents/{tenant.agent_id}/execute"
+    deadline = time.monotonic() + 120
+    while True:
+        reply = httpx.post(execute, json={"prompt": PROMPT}, headers=tenant.headers, timeout=60)
+        if reply.status_code == 200:
+            break
+        assert reply.json()["error"]["type"] in ("no_model_available", "provider_circuit_open")
+        assert time.monotonic() < deadline, "the breaker never closed after the provider healed"
+        time.sleep(2)
+    assert reply.json()["status"] == "completed"
