@@ -119,6 +119,8 @@ def test_tenants_spread_over_two_nodes_and_move_when_one_goes(
     )  # deploy/serve.yaml spreads tenants, one unit of `cb_tenant` each
     config["proxy_location"] = "HeadOnly"  # one machine: one proxy port
     gateway_scaling(config).update(min_replicas=2, initial_replicas=2, max_replicas=2)
+    # Serve may put both replicas on one node (they take no CPU); one per node spreads them
+    config["applications"][0]["deployments"][0]["max_replicas_per_node"] = 1
     base, admin = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     slots = {"cb_tenant": SLOTS}
     try:
