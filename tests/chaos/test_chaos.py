@@ -24,7 +24,14 @@ from chaos.load import PROMPT, Target, make_tenants
 from chaos.run import PhaseReport, run_phase, table
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import drop_database, free_port, postgres_database
-from tests.support.ray_node import RayNode, gateway_scaling, ray_head, serve_cli, serve_config
+from tests.support.ray_node import (
+    RayNode,
+    gateway_scaling,
+    ray_head,
+    serve_cli,
+    serve_config,
+    wait_until,
+)
 from tests.support.server_process import environ_without_ours
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,15 +66,7 @@ def deployment(
             path.write_text(yaml.safe_dump(config), encoding="utf-8")
             serve_cli(node, "deploy", str(path), environ=node_env)
             base = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if httpx.get(f"{base}/ready", timeout=5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, "the deployment never got ready"
-                time.sleep(1)
+            wait_until(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
             yield node, Target(base, token), node_env
     finally:
         emulator.unscript(PROMPT)

@@ -6,7 +6,6 @@ Serve to the running application without restarting a replica or failing a reque
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,15 @@ import yaml
 
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.ray_node import RayNode, gateway_scaling, ray_head, serve_cli, serve_config
+from tests.support.ray_node import (
+    RayNode,
+    gateway_scaling,
+    ray_head,
+    serve_cli,
+    serve_config,
+    wait_until,
+)
 from tests.support.server_process import environ_without_ours, tenant_and_agent
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _deploy(node: RayNode, config: dict[str, Any], path: Path, environ: dict[str, str]) -> None:
@@ -34,19 +38,6 @@ def _replicas(base: str, admin: dict[str, str], count: int, calls: int = 40) -> 
         for _ in range(calls)
     }
     return answered if len(answered) == count else None
-
-
-def _wait(check: Any, what: str, timeout_s: float = 180) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except httpx.HTTPError:
-            found = None
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_serve_deploy_runs_the_project_and_scales_it_in_place(
@@ -67,7 +58,7 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
     # a node may hold tenant actors by the units of `cb_tenant` it declares, as cluster.yaml's
     with ray_head(node_env, tmp_path / "ray.log", resources={"cb_tenant": 8}) as node:
         _deploy(node, config, tmp_path / "serve.yaml", node_env)
-        _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
+        wait_until(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
 
         # the first tenant actor of a new cluster: seconds under load
         headers, agent = tenant_and_agent(base, admin, "gpt-4.1-mini", timeout_s=120)
@@ -79,7 +70,7 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         assert sent.headers["authorization"] == "Bearer deploy-node-key"  # the node's secret
 
         # the file's autoscaling starts at two replicas, both serving through the proxy
-        before = _wait(lambda: _replicas(base, admin, 2), "two replicas")
+        before = wait_until(lambda: _replicas(base, admin, 2), "two replicas")
 
         # at runtime: three replicas, by a new `serve deploy`, while executions go on
         outcomes: list[int] = []
@@ -96,7 +87,7 @@ def test_serve_deploy_runs_the_project_and_scales_it_in_place(
         try:
             gateway_scaling(config).update(min_replicas=3, initial_replicas=3)
             _deploy(node, config, tmp_path / "serve.yaml", node_env)
-            after = _wait(lambda: _replicas(base, admin, 3), "three replicas")
+            after = wait_until(lambda: _replicas(base, admin, 3), "three replicas")
         finally:
             stop.set()
             runner.join(timeout=60)

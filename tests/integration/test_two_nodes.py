@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -30,26 +29,13 @@ from tests.support.ray_node import (
     ray_worker,
     serve_cli,
     serve_config,
+    wait_until,
 )
 from tests.support.server_process import environ_without_ours, tenant_and_agent
 from tests.support.sse import iter_events
 
-ROOT = Path(__file__).resolve().parents[2]
 SLOTS = 3  # tenant actors a node holds (its `cb_tenant` resource)
 TENANTS = 4  # more than one node holds, fewer than two
-
-
-def _wait(check: Any, what: str, timeout_s: float = 180) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except httpx.HTTPError:
-            found = None
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _placement(node: RayNode, environ: dict[str, str]) -> dict[str, str]:
@@ -131,7 +117,7 @@ def test_tenants_spread_over_two_nodes_and_move_when_one_goes(
             path = tmp_path / "serve.yaml"
             path.write_text(yaml.safe_dump(config), encoding="utf-8")
             serve_cli(head, "deploy", str(path), environ=node_env)
-            _wait(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
+            wait_until(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
             _run(head, worker, node_env, base, admin, tmp_path)
     finally:
         drop_database(database)
@@ -151,7 +137,7 @@ def _run(
     head_id = _head_id(head, env, nodes)
 
     # spread: both nodes hold tenants, none more than its slots; the ingress is on both
-    placed = _wait(lambda: (p := _placement(head, env)) and len(p) == TENANTS and p, "tenants")
+    placed = wait_until(lambda: (p := _placement(head, env)) and len(p) == TENANTS and p, "tenants")
     per_node = collections.Counter(placed.values())
     assert set(per_node) == nodes and max(per_node.values()) <= SLOTS, per_node
     assert _replica_nodes(head, env) == nodes
@@ -199,7 +185,7 @@ def _run(
         time.sleep(3)
         (lost_node,) = nodes - {head_id}
         worker.kill()
-        _wait(lambda: lost_node not in alive_nodes(head, env), "the node declared dead", 120)
+        wait_until(lambda: lost_node not in alive_nodes(head, env), "the node declared dead", 120)
         dead_at = time.monotonic()
 
         def settled() -> bool:
@@ -208,7 +194,7 @@ def _run(
             tails = [[o for t, o in outcomes[n] if t > dead_at][-3:] for n in range(TENANTS)]
             return all(len(tail) == 3 and len(set(tail)) == 1 for tail in tails)
 
-        _wait(settled, "the tenants to settle after the loss", 180)
+        wait_until(settled, "the tenants to settle after the loss", 180)
     finally:
         stop.set()
         for thread in threads:
@@ -229,7 +215,7 @@ def _run(
     refused = last.index("capacity_exhausted")
     headers, agent = tenants[refused]
     with ray_worker(head, env, tmp_path / "worker2.log", resources={"cb_tenant": SLOTS}):
-        reply = _wait(
+        reply = wait_until(
             lambda: (
                 (
                     r := httpx.post(
@@ -246,7 +232,7 @@ def _run(
         )
         assert reply.json()["status"] == "completed"
         for headers, _agent in tenants:
-            _wait(lambda h=headers: not _running(base, h), "no execution left unfinished")
+            wait_until(lambda h=headers: not _running(base, h), "no execution left unfinished")
 
 
 def _head_id(head: RayNode, env: dict[str, str], nodes: set[str]) -> str:

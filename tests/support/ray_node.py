@@ -232,3 +232,19 @@ def gateway_scaling(config: dict[str, Any]) -> dict[str, Any]:
     (gateway,) = application["deployments"]
     scaling: dict[str, Any] = gateway["autoscaling_config"]
     return scaling
+
+
+def wait_until(check: Any, what: str, timeout_s: float = 180) -> Any:
+    """`check()`'s first truthy value, tried each second (an HTTP error counts as none)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except httpx.HTTPError:
+            found = None
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
