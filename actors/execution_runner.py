@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import PersistenceError
 
 from actors import answer_policies, metrics, tracing
 from actors.event_store import AsyncEventStore
@@ -22,6 +24,7 @@ from actors.response_cache import ResponseCache
 from actors.routing_view import RoutingView
 from actors.settings import configured_endpoints
 from actors.tool_box import ToolBox, replayed
+from actors.unrecorded_ends import EndNotRecorded, UnrecordedEnds
 from domain import shredding
 from domain.budgets import BudgetLedger, Crossing, Reservation, scopes_of, worst_cost
 from domain.codecs.tool_calls import arguments as tool_arguments
@@ -84,6 +87,8 @@ class ExecutionRunner:
         self.budget_holds: dict[str, tuple[Reservation, Outcome]] = {}
         self.cache: ResponseCache | None = None  # set by the tenant actor
         self.payload_days: int | None = None  # the tenant's payload retention, if it has one
+        self.unrecorded = UnrecordedEnds(store, self.stored)
+        self.write_timeout_s = 5.0  # the tenant actor sets the operator's
         self._adopt_config(config)
 
     def use_config(self, data: dict[str, Any]) -> None:
@@ -262,7 +267,7 @@ class ExecutionRunner:
         first = route.chain[0]
         outcome.routing = route.explain()
         execution.resolve_model(first, self.config.models[first].provider, outcome.routing)
-        await self.store.save(execution)
+        await self._durably(execution, outcome, execution.collect_events())
         return Run(
             execution=execution,
             outcome=outcome,
@@ -362,6 +367,8 @@ class ExecutionRunner:
                 chain = _sticking_to(outcome.model, chain)
                 await self._use_tools(run, messages, outcome.response.content, calls, turn)
             raise _iteration_limit()
+        except EndNotRecorded:
+            raise
         except Exception as exc:
             err = _as_cb_error(exc, run)
             err.details = _with_attempts(err, total)
@@ -465,6 +472,9 @@ class ExecutionRunner:
                 raise _iteration_limit()
             if guard is not None:
                 answer_policies.finish_guard(guard, run.execution, run.outcome, live)
+        except EndNotRecorded as unrecorded:
+            live.emit("error", unrecorded.to_dict())
+            return
         except Exception as exc:
             err = _as_cb_error(exc, run)
             run.outcome.answer = Answer(content=live.text)
@@ -483,7 +493,12 @@ class ExecutionRunner:
         total.response = LLMResponse(
             content=live.text, tool_calls=client_calls, finish_reason=finish, usage=usage
         )
-        live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
+        try:
+            result = await self._complete(run, total, live)
+        except EndNotRecorded as unrecorded:
+            live.emit("error", unrecorded.to_dict())
+            return
+        live.emit("execution_complete", result.as_api())
         self._remember(run, total.response.model_copy(update={"content": text}))
 
     async def _lookup(self, run: Run) -> Hit | None:
@@ -600,15 +615,29 @@ class ExecutionRunner:
         return result
 
     async def _save_end(self, execution: Execution, live: LiveStream | None) -> None:
-        """Save a terminal event, after any checkpoint whose own save failed."""
+        """Save a terminal event, after any checkpoint whose own save failed. If the store
+        refuses it, the end is kept to be recorded once the store is back, and
+        `EndNotRecorded` raised: the client is not told an outcome the store may not hold."""
         retry = await live.failed_saves() if live else []
-        await self.store.save_events(retry + execution.collect_events())
+        await self._durably(execution, execution.outcome, retry + execution.collect_events())
         out = execution.outcome
         metrics.execution_ended(
             self.tenant_id, execution.kind, execution.status, (out.duration_ms or 0) / 1000,
             out.model_resolved or execution.model_resolved, out.cost_usd or 0.0,
         )  # fmt: skip
         _log_end(execution)
+
+    async def _durably(self, execution: Execution, outcome: Outcome, events: list[Any]) -> None:
+        """Save `events` of `execution`; if the store refuses them, or holds them (it is down,
+        its writes retrying) past `write_timeout_s`, raise `EndNotRecorded` (the client is
+        answered 503) and keep the execution's end to record once the store is back."""
+        saving = self.store.save_events(events)
+        try:
+            await asyncio.wait_for(asyncio.shield(saving), self.write_timeout_s)
+        except TimeoutError:
+            raise self.unrecorded.add(execution, outcome, after=saving) from None
+        except PersistenceError as exc:
+            raise self.unrecorded.add(execution, outcome) from exc
 
     async def _fail_after_attempts(
         self, run: Run, err: CBError, live: LiveStream | None = None
@@ -627,7 +656,8 @@ class ExecutionRunner:
         run.execution.cancel(run.outcome, live.take_unrecorded() if live else None)
         if live is not None:
             live.emit(*terminal_event("cancelled", run.execution.result, live.execution_id))
-        await self._save_end(run.execution, live)
+        with contextlib.suppress(EndNotRecorded):  # recorded once the store is back
+            await self._save_end(run.execution, live)
 
     def _fill(self, run: Run, call: CallOutcome) -> None:
         """What the model answered, what it cost, and how it got there."""
@@ -675,11 +705,14 @@ class ExecutionRunner:
         outcome.error = ErrorInfo(type=err.type, message=err.message, execution_id=execution_id)
         outcome.duration_ms = _ms_since(started)
         execution.fail(outcome, live.take_unrecorded() if live else None)
+        told = outcome.error.model_dump()
         try:
             await self._save_end(execution, live)
+        except EndNotRecorded as unrecorded:  # the client is told its end is not recorded yet
+            err, told = unrecorded, unrecorded.to_dict()
         finally:  # even if the save failed: the stream still ends with the error
             if live is not None:
-                live.emit("error", outcome.error.model_dump())
+                live.emit("error", told)
         raise err
 
 

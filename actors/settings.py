@@ -56,6 +56,9 @@ class Settings:
     tenant_placement: str = "default"  # CB_TENANT_PLACEMENT: default (Ray's) or spread
     tenant_resource: str | None = None  # CB_TENANT_RESOURCE: one unit per tenant actor
     tenant_start_timeout_s: float = 60.0  # CB_TENANT_START_TIMEOUT_S: with a resource set
+    # CB_STORE_WRITE_TIMEOUT_S: how long an execution's start or end may wait for the store
+    # (it is down) before the request is answered 503 service_unavailable
+    store_write_timeout_s: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -85,6 +88,8 @@ class Settings:
         values["tenant_resource"] = os.environ.get("CB_TENANT_RESOURCE") or None
         if os.environ.get("CB_TENANT_START_TIMEOUT_S"):
             values["tenant_start_timeout_s"] = float(os.environ["CB_TENANT_START_TIMEOUT_S"])
+        if os.environ.get("CB_STORE_WRITE_TIMEOUT_S"):
+            values["store_write_timeout_s"] = float(os.environ["CB_STORE_WRITE_TIMEOUT_S"])
         values.update(overrides)
         values["data_dir"] = str(Path(str(values["data_dir"])).resolve())
         return cls(**values)  # type: ignore[arg-type]

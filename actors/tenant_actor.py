@@ -65,6 +65,7 @@ class TenantActor:
         # operator may be editing it)
         empty = Config(providers={}, models={})
         self.runner = ExecutionRunner(empty, self.store, tenant_id, _peers(settings))
+        self.runner.write_timeout_s = settings.store_write_timeout_s
         self.runner.cache = ResponseCache(settings, tenant_id, shared_client)
         self.commands = TenantCommands(tenant_id, self.store, SecretBox(settings), self.runner)
         self.budgets = TenantBudgets(self.commands)

@@ -1,13 +1,15 @@
 """The faults `cb chaos` injects into a running deployment through Ray (run it where the
 cluster is reachable: on the head, or with `RAY_ADDRESS` and the cluster's token).
 
-Each kills one named actor as a crash would (`ray.kill`, no restart by Ray): the deployment
-has to bring back what it needs by itself.
+Each kills one named actor as a crash would (`ray.kill`, no restart by Ray), or stops the
+event store's server for a while: the deployment has to bring back what it needs by itself.
 """
 
 from __future__ import annotations
 
 import random
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,3 +80,16 @@ def ingress_replica(application: str) -> Fault:
             "ingress replica",
         ),
     )
+
+
+def store_restart(stop: list[str], start: list[str], down_s: float) -> Fault:
+    """The event store's server stopped by the operator's `stop` command, started again by
+    `start` after `down_s` seconds (say, `pg_ctl stop -m immediate` and `pg_ctl start`)."""
+
+    def inject() -> str:
+        subprocess.run(stop, check=True, capture_output=True, timeout=120)
+        time.sleep(down_s)
+        subprocess.run(start, check=True, capture_output=True, timeout=120)
+        return f"stopped the store ({' '.join(stop[:2])}…) for {down_s:g} s, then started it"
+
+    return Fault("store-restart", inject)

@@ -48,11 +48,25 @@ class Tally:
     """What the clients saw: each request's final outcome, counted."""
 
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    seconds: list[float] = field(default_factory=list)  # each request's, retries included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, outcome: str) -> None:
+    def add(self, outcome: str, seconds: float) -> None:
         with self.lock:
             self.outcomes[outcome] += 1
+            self.seconds.append(seconds)
+
+    def latency(self) -> dict[str, float]:
+        """p50, p99 and the slowest request's seconds."""
+        if not self.seconds:
+            return {}
+        ordered = sorted(self.seconds)
+        at = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+        return {
+            "p50_s": round(at(0.5), 3),
+            "p99_s": round(at(0.99), 3),
+            "max_s": round(ordered[-1], 3),
+        }
 
 
 def make_tenants(
@@ -89,7 +103,9 @@ def drive(
         streamed = number % 2 == 1
         with httpx.Client(base_url=target.url, headers=tenant.headers, timeout=120) as client:
             while not stop.is_set():
-                tally.add(_request(client, tenant.agent_id, streamed))
+                began = time.monotonic()
+                outcome = _request(client, tenant.agent_id, streamed)
+                tally.add(outcome, time.monotonic() - began)
 
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(workers)]
     for thread in threads:

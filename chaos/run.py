@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from chaos import faults
 from chaos.load import Tally, Target, account, drive, make_tenants
 
 FAULTS = ("tenant-actor", "provider-actor", "ingress-replica")
+STORE_FAULT = "store-restart"  # needs --store-stop and --store-start
 
 
 @dataclass
@@ -27,6 +29,7 @@ class PhaseReport:
     injected: list[str] = field(default_factory=list)
     clients: dict[str, int] = field(default_factory=dict)
     store: dict[str, int] = field(default_factory=dict)
+    latency: dict[str, float] = field(default_factory=dict)  # the clients' requests, seconds
 
     @property
     def lost(self) -> int:
@@ -61,6 +64,7 @@ def run_phase(
         for thread in threads:
             thread.join(timeout=180)
     report.clients = dict(sorted(tally.outcomes.items()))
+    report.latency = tally.latency()
     report.store = account(target, chaos_tenants)
     return report
 
@@ -69,8 +73,8 @@ def table(reports: list[PhaseReport]) -> str:
     """The reports as a Markdown table."""
     lines = [
         "| fault | requests | completed | after a retry | failed (typed) | other | "
-        "recorded | lost |",
-        "|---|---|---|---|---|---|---|---|",
+        "recorded | lost | p50 / p99 / slowest s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         done = r.clients.get("completed", 0)
@@ -86,7 +90,9 @@ def table(reports: list[PhaseReport]) -> str:
         untyped = {k: v for k, v in other.items() if k not in typed}
         lines.append(
             f"| {r.fault} | {sum(r.clients.values())} | {done} | {retried} | "
-            f"{_counts(typed)} | {_counts(untyped)} | {r.store.get('recorded', 0)} | {r.lost} |"
+            f"{_counts(typed)} | {_counts(untyped)} | {r.store.get('recorded', 0)} | {r.lost} | "
+            + " / ".join(str(r.latency.get(k, 0)) for k in ("p50_s", "p99_s", "max_s"))
+            + " |"
         )
     return "\n".join(lines)
 
@@ -109,6 +115,13 @@ def add_parser(commands: Any, default_url: str) -> None:
     chaos.add_argument("--workers", type=int, default=8, help="client threads")
     chaos.add_argument("--seconds", type=float, default=15.0, help="per fault")
     chaos.add_argument("--json", action="store_true", help="the reports as JSON")
+    chaos.add_argument(
+        "--store-stop", help=f"{STORE_FAULT}: the shell command that stops the store's server"
+    )
+    chaos.add_argument("--store-start", help=f"{STORE_FAULT}: the one that starts it again")
+    chaos.add_argument(
+        "--store-down-s", type=float, default=5.0, help=f"{STORE_FAULT}: seconds between them"
+    )
 
 
 def command(args: argparse.Namespace) -> int:
@@ -119,9 +132,12 @@ def command(args: argparse.Namespace) -> int:
     token = args.admin_token or os.environ.get("CB_ADMIN_TOKEN")
     if not token:
         raise SystemExit("cb chaos: give --admin-token or set CB_ADMIN_TOKEN")
-    unknown = set(args.faults) - set(FAULTS)
+    unknown = set(args.faults) - {*FAULTS, STORE_FAULT}
     if unknown:
-        raise SystemExit(f"cb chaos: unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
+        known = (*FAULTS, STORE_FAULT)
+        raise SystemExit(f"cb chaos: unknown fault(s) {sorted(unknown)}; known: {known}")
+    if STORE_FAULT in args.faults and not (args.store_stop and args.store_start):
+        raise SystemExit(f"cb chaos: {STORE_FAULT} needs --store-stop and --store-start")
     if not ray.is_initialized():
         ray.init(
             address=os.environ.get("RAY_ADDRESS", "auto"),
@@ -133,7 +149,11 @@ def command(args: argparse.Namespace) -> int:
         "tenant-actor": lambda ids: faults.tenant_actor(args.instance, ids),
         "provider-actor": lambda _: faults.provider_actor(args.instance),
         "ingress-replica": lambda _: faults.ingress_replica(args.application),
-    }
+        STORE_FAULT: lambda _: faults.store_restart(
+            shlex.split(args.store_stop or ""), shlex.split(args.store_start or ""),
+            args.store_down_s,
+        ),
+    }  # fmt: skip
     reports = [
         run_phase(
             target,

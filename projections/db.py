@@ -24,30 +24,54 @@ class ReadModelDB:
     """One connection guarded by a lock; SQL is written with `?` placeholders.
 
     With `schema`, PostgreSQL keeps (and looks up) the tables in that schema, made if
-    missing; SQLite has no schemas and ignores it.
+    missing; SQLite has no schemas and ignores it. A PostgreSQL connection that was lost (the
+    server restarted) is opened again by the next statement; while the server is unreachable
+    each statement raises the store's `OperationalError` (answered 503, `actors.replies`).
     """
 
     def __init__(self, url: str, schema: str | None = None) -> None:
         self.url = url
+        self.schema = schema
         self._lock = threading.Lock()
         self.is_postgres = url.startswith("postgres")
         if self.is_postgres:
-            import psycopg
-            from psycopg.rows import dict_row
-
-            self._conn: Any = psycopg.connect(url, row_factory=dict_row, autocommit=True)
-            if schema is not None:
-                try:
-                    self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                except psycopg.errors.UniqueViolation:
-                    pass  # made at the same moment by another process
-                self._conn.execute(f"SET search_path TO {schema}")
+            self._conn: Any = self._connect()
         else:
             path = url.removeprefix("sqlite:///")
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def _connect(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        conn = psycopg.connect(self.url, row_factory=dict_row, autocommit=True)
+        if self.schema is not None:
+            try:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+            except psycopg.errors.UniqueViolation:
+                pass  # made at the same moment by another process
+            conn.execute(f"SET search_path TO {self.schema}")
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """The open connection, under the lock (PostgreSQL: reopened if it was lost)."""
+        with self._lock:
+            if not self.is_postgres:
+                yield self._conn
+                return
+            import psycopg
+            from eventsourcing.persistence import OperationalError
+
+            try:
+                if self._conn.closed:
+                    self._conn = self._connect()
+                yield self._conn
+            except psycopg.OperationalError as exc:
+                raise OperationalError(f"read models unavailable: {type(exc).__name__}") from exc
 
     def dialect(self, statements: Sequence[str]) -> list[str]:
         """DDL with this backend's column types in place of {TIMESTAMP} and {DATE}."""
@@ -61,28 +85,34 @@ class ReadModelDB:
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """A write transaction: all statements commit together or not at all."""
-        with self._lock:
+        with self._connection() as conn:
             if self.is_postgres:
-                with self._conn.transaction(), self._conn.cursor() as cur:
+                with conn.transaction(), conn.cursor() as cur:
                     yield _Translating(cur, self._sql)
             else:
-                self._conn.execute("BEGIN IMMEDIATE")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield _Translating(self._conn, self._sql)
+                    yield _Translating(conn, self._sql)
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    conn.execute("ROLLBACK")
                     raise
-                self._conn.execute("COMMIT")
+                conn.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute(self._sql(sql), tuple(params)).fetchall()
+        try:
+            with self._connection() as conn:
+                rows = conn.execute(self._sql(sql), tuple(params)).fetchall()
+        except Exception:
+            if not (self.is_postgres and self._conn.closed):
+                raise
+            with self._connection() as conn:  # it was lost before this query: once more
+                rows = conn.execute(self._sql(sql), tuple(params)).fetchall()
         return [dict(row) for row in rows]
 
     def run(self, sql: str) -> None:
         """A statement outside any transaction that returns nothing (VACUUM, a PRAGMA)."""
-        with self._lock:
-            self._conn.execute(sql)
+        with self._connection() as conn:
+            conn.execute(sql)
 
     def columns(self, table: str) -> set[str]:
         """The column names of `table` (a name from our own DDL, never user input)."""

@@ -1,13 +1,15 @@
 """The chaos suite on a deployment of its own (`ray start --head`, `serve deploy` with two
-ingress replicas, PostgreSQL as the store), as operators run it: `cb chaos` kills a tenant
-actor, a provider actor and an ingress replica, each under load of its own; then the
-provider answers 20 % of calls with a 503 and cuts 20 % of streams. For each: every request
-ends completed or with a typed error, and no execution the store accepted is left
-unfinished (`lost` 0). The figures are printed (and kept in docs/operations.md)."""
+ingress replicas, a PostgreSQL server of its own as the store), as operators run it:
+`cb chaos` kills a tenant actor, a provider actor and an ingress replica, each under load of
+its own, then stops PostgreSQL for a few seconds; then the provider answers 20 % of calls
+with a 503 and cuts 20 % of streams. For each: every request ends completed or with a typed
+error, and no execution the store accepted is left unfinished (`lost` 0). The figures are
+printed (and kept in docs/operations.md)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -23,7 +25,8 @@ from chaos.faults import Fault
 from chaos.load import PROMPT, Target, make_tenants
 from chaos.run import PhaseReport, run_phase, table
 from tests.emulator import ProviderEmulator
-from tests.support.cluster import drop_database, free_port, postgres_database
+from tests.support.cluster import free_port
+from tests.support.private_postgres import PrivatePostgres, postgres_installed, private_postgres
 from tests.support.ray_node import (
     RayNode,
     gateway_scaling,
@@ -39,12 +42,19 @@ SECONDS = 12.0  # of load per fault
 
 
 @pytest.fixture(scope="module")
+def store() -> Iterator[PrivatePostgres]:
+    """PostgreSQL of this module's own, which a test may stop."""
+    if not postgres_installed():
+        pytest.skip("PostgreSQL's server programs are not installed (CI=true requires them)")
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def deployment(
-    emulator: ProviderEmulator, tmp_path_factory: pytest.TempPathFactory
+    emulator: ProviderEmulator, store: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RayNode, Target, dict[str, str]]]:
-    database = postgres_database()
-    if database is None:
-        pytest.skip("PostgreSQL is not reachable (set CI=true to require it)")
+    database = store.url
     tmp_path = tmp_path_factory.mktemp("chaos")
     token = uuid.uuid4().hex
     node_env = {
@@ -70,7 +80,6 @@ def deployment(
             yield node, Target(base, token), node_env
     finally:
         emulator.unscript(PROMPT)
-        drop_database(database)
 
 
 def _check(report: PhaseReport) -> None:
@@ -101,6 +110,33 @@ def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
         assert report.injected and report.injected[0].startswith("killed"), report
         _check(report)
     print("\n" + table(reports))
+
+
+def test_a_store_restart_under_load_answers_503_and_loses_nothing(
+    deployment: tuple[RayNode, Target, dict[str, str]], store: PrivatePostgres
+) -> None:
+    node, target, node_env = deployment
+    done = subprocess.run(
+        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
+         "--seconds", str(SECONDS), "store-restart", "--store-down-s", "15",
+         "--store-stop", shlex.join(store.stop_command()),
+         "--store-start", shlex.join(store.start_command())],
+        cwd=ROOT,
+        env={**node_env, "RAY_ADDRESS": node.address},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (report,) = [PhaseReport(**row) for row in json.loads(done.stdout[done.stdout.index("[\n") :])]
+    assert report.injected[0].startswith("stopped the store"), report
+    _check(report)
+    print("\n" + table([report]))
+    # while it was down, requests were refused as retryable, never as a bug
+    assert "internal_error" not in report.clients, report
+    assert report.store.get("failed", 0) + report.clients.get("completed_after_retry", 0) > 0, (
+        "the outage went unnoticed: no retried request, no failed execution"
+    )
 
 
 def test_a_flaky_provider_loses_nothing_and_service_comes_back_by_itself(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,8 +45,30 @@ class RayNode:
         self.process.wait(timeout=10)
 
 
+_WORKER_PORTS = range(20000, 32000)  # below the kernel's ephemeral range, where free_port() picks
+_given: list[range] = []
+
+
+def _worker_range(size: int = 201) -> range:
+    """Free ports for a node's workers, outside the range every other port of every node is
+    picked from (one node's GCS port inside another's worker range stops `ray start`)."""
+    while True:
+        low = random.randrange(_WORKER_PORTS.start, _WORKER_PORTS.stop - size)
+        ports = range(low, low + size)
+        if any(ports.start < r.stop and r.start < ports.stop for r in _given):
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _given.append(ports)
+        return ports
+
+
 def _ports() -> list[str]:
-    """Every port a node opens, free ones (the worker range above the others)."""
+    """Every port a node opens: free ones, the workers' range apart from the others."""
     named = (
         "ray-client-server-port",
         "dashboard-agent-listen-port",
@@ -54,16 +78,13 @@ def _ports() -> list[str]:
         "node-manager-port",
         "object-manager-port",
     )
-    low = free_port()
-    workers = range(low, low + 201)
+    workers = _worker_range()
     ports: set[int] = set()
-    while len(ports) < len(named):  # each free, none in the workers' range, none twice
-        port = free_port()
-        if port not in workers:
-            ports.add(port)
+    while len(ports) < len(named):  # each free, none twice
+        ports.add(free_port())
     return [f"--{name}={port}" for name, port in zip(named, sorted(ports), strict=True)] + [
-        f"--min-worker-port={low}",
-        f"--max-worker-port={low + 200}",
+        f"--min-worker-port={workers.start}",
+        f"--max-worker-port={workers.stop - 1}",
     ]
 
 
