@@ -2,16 +2,19 @@
 cluster is reachable: on the head, or with `RAY_ADDRESS` and the cluster's token).
 
 Each kills one named actor as a crash would (`ray.kill`, no restart by Ray), or stops the
-event store's server for a while: the deployment has to bring back what it needs by itself.
+event store's server for a while, or rolls the Serve application over to a new config: the
+deployment has to bring back what it needs by itself.
 """
 
 from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import ray
 from ray.util.state import list_actors
@@ -19,6 +22,7 @@ from ray.util.state import list_actors
 from actors.names import NAMESPACE
 
 SERVE_NAMESPACE = "serve"
+ROLL_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,30 @@ def store_restart(stop: list[str], start: list[str], down_s: float) -> Fault:
         return f"stopped the store ({' '.join(stop[:2])}…) for {down_s:g} s, then started it"
 
     return Fault("store-restart", inject)
+
+
+def rolling_upgrade(application: str, config_path: str, dashboard_url: str) -> Fault:
+    """`serve deploy` of `config_path` (new code or settings for the application), waited on
+    until every Gateway replica that ran before has been replaced and the application runs."""
+
+    def gateways() -> set[str]:
+        return {n for n in _alive("Gateway", SERVE_NAMESPACE) if f"{application}#Gateway" in n}
+
+    def inject() -> str:
+        from ray import serve
+
+        before, started = gateways(), time.monotonic()
+        subprocess.run(
+            [str(Path(sys.executable).parent / "serve"), "deploy", config_path,
+             "--address", dashboard_url],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        while time.monotonic() - started < ROLL_TIMEOUT_S:
+            status = serve.status().applications.get(application)
+            if status is not None and status.status == "RUNNING" and not before & gateways():
+                took = time.monotonic() - started
+                return f"rolled {len(before)} Gateway replicas to {config_path} in {took:.1f} s"
+            time.sleep(0.5)
+        raise RuntimeError(f"the application did not roll over within {ROLL_TIMEOUT_S:.0f} s")
+
+    return Fault("rolling-upgrade", inject)

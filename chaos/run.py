@@ -19,6 +19,8 @@ from chaos.load import Tally, Target, account, drive, make_tenants
 
 FAULTS = ("tenant-actor", "provider-actor", "ingress-replica")
 STORE_FAULT = "store-restart"  # needs --store-stop and --store-start
+UPGRADE_FAULT = "rolling-upgrade"  # needs --upgrade-config
+ON_REQUEST = (STORE_FAULT, UPGRADE_FAULT)  # run only when named
 
 
 @dataclass
@@ -122,6 +124,14 @@ def add_parser(commands: Any, default_url: str) -> None:
     chaos.add_argument(
         "--store-down-s", type=float, default=5.0, help=f"{STORE_FAULT}: seconds between them"
     )
+    chaos.add_argument(
+        "--upgrade-config", help=f"{UPGRADE_FAULT}: the Serve config file to roll over to"
+    )
+    chaos.add_argument(
+        "--dashboard-url",
+        default=os.environ.get("RAY_DASHBOARD_ADDRESS", "http://127.0.0.1:8265"),
+        help=f"{UPGRADE_FAULT}: where `serve deploy` reaches the cluster",
+    )
 
 
 def command(args: argparse.Namespace) -> int:
@@ -132,12 +142,14 @@ def command(args: argparse.Namespace) -> int:
     token = args.admin_token or os.environ.get("CB_ADMIN_TOKEN")
     if not token:
         raise SystemExit("cb chaos: give --admin-token or set CB_ADMIN_TOKEN")
-    unknown = set(args.faults) - {*FAULTS, STORE_FAULT}
+    unknown = set(args.faults) - {*FAULTS, *ON_REQUEST}
     if unknown:
-        known = (*FAULTS, STORE_FAULT)
+        known = (*FAULTS, *ON_REQUEST)
         raise SystemExit(f"cb chaos: unknown fault(s) {sorted(unknown)}; known: {known}")
     if STORE_FAULT in args.faults and not (args.store_stop and args.store_start):
         raise SystemExit(f"cb chaos: {STORE_FAULT} needs --store-stop and --store-start")
+    if UPGRADE_FAULT in args.faults and not args.upgrade_config:
+        raise SystemExit(f"cb chaos: {UPGRADE_FAULT} needs --upgrade-config")
     if not ray.is_initialized():
         ray.init(
             address=os.environ.get("RAY_ADDRESS", "auto"),
@@ -152,6 +164,9 @@ def command(args: argparse.Namespace) -> int:
         STORE_FAULT: lambda _: faults.store_restart(
             shlex.split(args.store_stop or ""), shlex.split(args.store_start or ""),
             args.store_down_s,
+        ),
+        UPGRADE_FAULT: lambda _: faults.rolling_upgrade(
+            args.application, args.upgrade_config or "", args.dashboard_url
         ),
     }  # fmt: skip
     reports = [

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -50,10 +51,17 @@ def store() -> Iterator[PrivatePostgres]:
         yield server
 
 
+class Deployment(NamedTuple):
+    node: RayNode
+    target: Target
+    env: dict[str, str]  # the node's environment (its secrets)
+    config: Path  # the Serve config deployed
+
+
 @pytest.fixture(scope="module")
 def deployment(
     emulator: ProviderEmulator, store: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RayNode, Target, dict[str, str]]]:
+) -> Iterator[Deployment]:
     database = store.url
     tmp_path = tmp_path_factory.mktemp("chaos")
     token = uuid.uuid4().hex
@@ -77,9 +85,15 @@ def deployment(
             serve_cli(node, "deploy", str(path), environ=node_env)
             base = f"http://127.0.0.1:{port}"
             wait_until(lambda: httpx.get(f"{base}/ready", timeout=5).status_code == 200, "/ready")
-            yield node, Target(base, token), node_env
+            yield Deployment(node, Target(base, token), node_env, path)
     finally:
         emulator.unscript(PROMPT)
+
+
+def _reports(stdout: str) -> list[PhaseReport]:
+    """`cb chaos --json`'s reports, whatever lines Ray printed before or after them."""
+    rows, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("[\n") :])
+    return [PhaseReport(**row) for row in rows]
 
 
 def _check(report: PhaseReport) -> None:
@@ -90,9 +104,9 @@ def _check(report: PhaseReport) -> None:
 
 
 def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
-    deployment: tuple[RayNode, Target, dict[str, str]],
+    deployment: Deployment,
 ) -> None:
-    node, target, node_env = deployment
+    node, target, node_env, _ = deployment
     done = subprocess.run(
         [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
          "--seconds", str(SECONDS), "tenant-actor", "provider-actor", "ingress-replica"],
@@ -103,8 +117,7 @@ def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
         timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    printed = done.stdout[done.stdout.index("[\n") :]  # after any line Ray printed first
-    reports = [PhaseReport(**row) for row in json.loads(printed)]
+    reports = _reports(done.stdout)
     assert [r.fault for r in reports] == ["tenant-actor", "provider-actor", "ingress-replica"]
     for report in reports:
         assert report.injected and report.injected[0].startswith("killed"), report
@@ -113,9 +126,9 @@ def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
 
 
 def test_a_store_restart_under_load_answers_503_and_loses_nothing(
-    deployment: tuple[RayNode, Target, dict[str, str]], store: PrivatePostgres
+    deployment: Deployment, store: PrivatePostgres
 ) -> None:
-    node, target, node_env = deployment
+    node, target, node_env, _ = deployment
     done = subprocess.run(
         [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
          "--seconds", str(SECONDS), "store-restart", "--store-down-s", "15",
@@ -128,7 +141,7 @@ def test_a_store_restart_under_load_answers_503_and_loses_nothing(
         timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (report,) = [PhaseReport(**row) for row in json.loads(done.stdout[done.stdout.index("[\n") :])]
+    (report,) = _reports(done.stdout)
     assert report.injected[0].startswith("stopped the store"), report
     _check(report)
     print("\n" + table([report]))
@@ -139,10 +152,38 @@ def test_a_store_restart_under_load_answers_503_and_loses_nothing(
     )
 
 
+def test_a_rolling_upgrade_under_load_fails_no_request(deployment: Deployment) -> None:
+    """`serve deploy` of a changed runtime environment (as a new release is) replaces every
+    Gateway replica one at a time while clients keep calling: none sees a failure."""
+    node, target, node_env, deployed = deployment
+    config = yaml.safe_load(deployed.read_text("utf-8"))
+    (application,) = config["applications"]
+    application["runtime_env"]["env_vars"]["CB_CHAOS_RELEASE"] = uuid.uuid4().hex[:8]
+    upgraded = deployed.with_name("serve-upgraded.yaml")
+    upgraded.write_text(yaml.safe_dump(config), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
+         "--seconds", str(SECONDS), "rolling-upgrade", "--upgrade-config", str(upgraded),
+         "--dashboard-url", node.dashboard],
+        cwd=ROOT,
+        env={**node_env, "RAY_ADDRESS": node.address},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (report,) = _reports(done.stdout)
+    print("\n" + table([report]) + f"\n{report.injected}")
+    assert report.injected[0].startswith("rolled 2 Gateway replicas"), report
+    _check(report)
+    failed = {k: v for k, v in report.clients.items() if not k.startswith("completed")}
+    assert not failed, report  # zero failed requests (the clients' retries included)
+
+
 def test_a_flaky_provider_loses_nothing_and_service_comes_back_by_itself(
-    deployment: tuple[RayNode, Target, dict[str, str]], emulator: ProviderEmulator
+    deployment: Deployment, emulator: ProviderEmulator
 ) -> None:
-    _, target, _ = deployment
+    _, target, _, _ = deployment
 
     def flaky() -> str:
         emulator.script(PROMPT, delay=0.2, fail_after_chunks=1, chunk_delay=0.05, probability=0.2)
