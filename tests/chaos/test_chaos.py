@@ -27,7 +27,7 @@ from chaos.load import PROMPT, Target, make_tenants
 from chaos.run import PhaseReport, run_phase, table
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
-from tests.support.private_postgres import PrivatePostgres, postgres_installed, private_postgres
+from tests.support.private_postgres import PrivatePostgres
 from tests.support.ray_node import (
     RayNode,
     gateway_scaling,
@@ -42,15 +42,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 12.0  # of load per fault
 
 
-@pytest.fixture(scope="module")
-def store() -> Iterator[PrivatePostgres]:
-    """PostgreSQL of this module's own, which a test may stop."""
-    if not postgres_installed():
-        pytest.skip("PostgreSQL's server programs are not installed (CI=true requires them)")
-    with private_postgres() as server:
-        yield server
-
-
 class Deployment(NamedTuple):
     node: RayNode
     target: Target
@@ -60,9 +51,11 @@ class Deployment(NamedTuple):
 
 @pytest.fixture(scope="module")
 def deployment(
-    emulator: ProviderEmulator, store: PrivatePostgres, tmp_path_factory: pytest.TempPathFactory
+    emulator: ProviderEmulator,
+    own_postgres: PrivatePostgres,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    database = store.url
+    database = own_postgres.url
     tmp_path = tmp_path_factory.mktemp("chaos")
     token = uuid.uuid4().hex
     node_env = {
@@ -90,9 +83,20 @@ def deployment(
         emulator.unscript(PROMPT)
 
 
-def _reports(stdout: str) -> list[PhaseReport]:
-    """`cb chaos --json`'s reports, whatever lines Ray printed before or after them."""
-    rows, _ = json.JSONDecoder().raw_decode(stdout[stdout.index("[\n") :])
+def _cb_chaos(deployment: Deployment, *args: str) -> list[PhaseReport]:
+    """`cb chaos --json` run as an operator runs it against the deployment; its reports
+    (whatever lines Ray printed before or after them). It must exit 0 (nothing lost)."""
+    done = subprocess.run(
+        [sys.executable, "cli.py", "chaos", "--url", deployment.target.url, "--json",
+         "--seconds", str(SECONDS), *args],
+        cwd=ROOT,
+        env={**deployment.env, "RAY_ADDRESS": deployment.node.address},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows, _ = json.JSONDecoder().raw_decode(done.stdout[done.stdout.index("[\n") :])
     return [PhaseReport(**row) for row in rows]
 
 
@@ -106,18 +110,7 @@ def _check(report: PhaseReport) -> None:
 def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
     deployment: Deployment,
 ) -> None:
-    node, target, node_env, _ = deployment
-    done = subprocess.run(
-        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
-         "--seconds", str(SECONDS), "tenant-actor", "provider-actor", "ingress-replica"],
-        cwd=ROOT,
-        env={**node_env, "RAY_ADDRESS": node.address},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    reports = _reports(done.stdout)
+    reports = _cb_chaos(deployment, "tenant-actor", "provider-actor", "ingress-replica")
     assert [r.fault for r in reports] == ["tenant-actor", "provider-actor", "ingress-replica"]
     for report in reports:
         assert report.injected and report.injected[0].startswith("killed"), report
@@ -126,22 +119,13 @@ def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
 
 
 def test_a_store_restart_under_load_answers_503_and_loses_nothing(
-    deployment: Deployment, store: PrivatePostgres
+    deployment: Deployment, own_postgres: PrivatePostgres
 ) -> None:
-    node, target, node_env, _ = deployment
-    done = subprocess.run(
-        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
-         "--seconds", str(SECONDS), "store-restart", "--store-down-s", "15",
-         "--store-stop", shlex.join(store.stop_command()),
-         "--store-start", shlex.join(store.start_command())],
-        cwd=ROOT,
-        env={**node_env, "RAY_ADDRESS": node.address},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    (report,) = _cb_chaos(
+        deployment, "store-restart", "--store-down-s", "15",
+        "--store-stop", shlex.join(own_postgres.stop_command()),
+        "--store-start", shlex.join(own_postgres.start_command()),
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (report,) = _reports(done.stdout)
     assert report.injected[0].startswith("stopped the store"), report
     _check(report)
     print("\n" + table([report]))
@@ -155,24 +139,16 @@ def test_a_store_restart_under_load_answers_503_and_loses_nothing(
 def test_a_rolling_upgrade_under_load_fails_no_request(deployment: Deployment) -> None:
     """`serve deploy` of a changed runtime environment (as a new release is) replaces every
     Gateway replica one at a time while clients keep calling: none sees a failure."""
-    node, target, node_env, deployed = deployment
+    deployed = deployment.config
     config = yaml.safe_load(deployed.read_text("utf-8"))
     (application,) = config["applications"]
     application["runtime_env"]["env_vars"]["CB_CHAOS_RELEASE"] = uuid.uuid4().hex[:8]
     upgraded = deployed.with_name("serve-upgraded.yaml")
     upgraded.write_text(yaml.safe_dump(config), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "cli.py", "chaos", "--url", target.url, "--json",
-         "--seconds", str(SECONDS), "rolling-upgrade", "--upgrade-config", str(upgraded),
-         "--dashboard-url", node.dashboard],
-        cwd=ROOT,
-        env={**node_env, "RAY_ADDRESS": node.address},
-        capture_output=True,
-        text=True,
-        timeout=900,
+    (report,) = _cb_chaos(
+        deployment, "rolling-upgrade", "--upgrade-config", str(upgraded),
+        "--dashboard-url", deployment.node.dashboard,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (report,) = _reports(done.stdout)
     print("\n" + table([report]) + f"\n{report.injected}")
     assert report.injected[0].startswith("rolled 2 Gateway replicas"), report
     _check(report)
@@ -183,7 +159,7 @@ def test_a_rolling_upgrade_under_load_fails_no_request(deployment: Deployment) -
 def test_a_flaky_provider_loses_nothing_and_service_comes_back_by_itself(
     deployment: Deployment, emulator: ProviderEmulator
 ) -> None:
-    _, target, _, _ = deployment
+    target = deployment.target
 
     def flaky() -> str:
         emulator.script(PROMPT, delay=0.2, fail_after_chunks=1, chunk_delay=0.05, probability=0.2)

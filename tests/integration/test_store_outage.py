@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from eventsourcing.persistence import PersistenceError
@@ -17,36 +16,28 @@ from actors.unrecorded_ends import UnrecordedEnds
 from domain.execution import Execution
 from domain.results import Outcome
 from projections.db import ReadModelDB
-from tests.support.private_postgres import PrivatePostgres, postgres_installed, private_postgres
+from tests.support.private_postgres import PrivatePostgres
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivatePostgres]:
-    if not postgres_installed():
-        pytest.skip("PostgreSQL's server programs are not installed (CI=true requires them)")
-    with private_postgres() as pg:
-        yield pg
-
-
-def test_read_models_answer_again_after_a_restart(server: PrivatePostgres) -> None:
-    db = ReadModelDB(server.url, schema="outage")
+def test_read_models_answer_again_after_a_restart(own_postgres: PrivatePostgres) -> None:
+    db = ReadModelDB(own_postgres.url, schema="outage")
     db.run("CREATE TABLE IF NOT EXISTS seen (n INTEGER)")
     with db.transaction() as cur:
         cur.execute("INSERT INTO seen (n) VALUES (?)", (1,))
-    server.stop()
+    own_postgres.stop()
     try:
         with pytest.raises(PersistenceError):  # answered 503 by actors.replies, not a 500
             db.query("SELECT n FROM seen")
     finally:
-        server.start()
+        own_postgres.start()
     assert db.query("SELECT n FROM seen") == [{"n": 1}]  # the same handle, a new connection
     db.close()
 
 
 async def test_an_end_the_store_refused_is_recorded_failed_once_it_is_back(
-    server: PrivatePostgres,
+    own_postgres: PrivatePostgres,
 ) -> None:
-    store = AsyncEventStore(Settings(database_url=server.url))
+    store = AsyncEventStore(Settings(database_url=own_postgres.url))
     execution = Execution(
         id=uuid.uuid4(), tenant_id="t-outage", agent_id="a", agent_version=1,
         request={"prompt": "x"}, model_requested="gpt-4.1-mini", stream=False,
@@ -60,12 +51,12 @@ async def test_an_end_the_store_refused_is_recorded_failed_once_it_is_back(
     )
     execution.complete(outcome)
     execution.collect_events()  # the terminal event, as a save the store refused drops it
-    server.stop()  # the pooled connections die with it
+    own_postgres.stop()  # the pooled connections die with it
     told = ends.add(execution, outcome)
     assert (told.status, told.type, told.execution_id) == (
         503, "service_unavailable", str(execution.id),
     )  # fmt: skip
-    server.start()
+    own_postgres.start()
     for _ in range(600):
         if not ends.pending:
             break
