@@ -616,8 +616,8 @@ class ExecutionRunner:
 
     async def _save_end(self, execution: Execution, live: LiveStream | None) -> None:
         """Save a terminal event, after any checkpoint whose own save failed. If the store
-        refuses it, the end is kept to be recorded once the store is back, and
-        `EndNotRecorded` raised: the client is not told an outcome the store may not hold."""
+        refuses it or holds it too long (`_durably`), `EndNotRecorded` is raised: the client
+        is not told an outcome the store may not hold."""
         retry = await live.failed_saves() if live else []
         await self._durably(execution, execution.outcome, retry + execution.collect_events())
         out = execution.outcome

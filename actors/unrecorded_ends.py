@@ -29,8 +29,9 @@ RETRY_S = 1.0
 
 
 class EndNotRecorded(ServiceUnavailable):
-    """The execution ended, but the store refused its terminal event: its client is told to
-    retry; the end is recorded (as this error) when the store is back."""
+    """The store refused the execution's start or end, or held it past the bound: its client
+    is told to retry; the end is recorded (as this error) when the store is back, unless a
+    held write landed."""
 
 
 class UnrecordedEnds:
@@ -42,7 +43,7 @@ class UnrecordedEnds:
         self.store = store
         self.stored = stored
         self.pending: dict[str, Outcome] = {}
-        self.waiting: dict[str, Awaitable[None]] = {}  # a start's save not settled yet
+        self.waiting: dict[str, Awaitable[None]] = {}  # a held save not settled yet
         self._task: asyncio.Task[None] | None = None
 
     def add(
