@@ -15,6 +15,7 @@ from eventsourcing.persistence import PersistenceError
 
 from actors import answer_policies, metrics, tracing
 from actors.event_store import AsyncEventStore
+from actors.interrupted_runs import InterruptedRuns, interruption
 from actors.live_stream import LiveStream
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.payload_keys import NO_SUBJECT
@@ -35,7 +36,6 @@ from domain.errors import (
     BudgetExceeded,
     CBError,
     Conflict,
-    ExecutionInterrupted,
     ModelNotFound,
     NotFound,
     ToolIterationLimit,
@@ -88,6 +88,7 @@ class ExecutionRunner:
         self.cache: ResponseCache | None = None  # set by the tenant actor
         self.payload_days: int | None = None  # the tenant's payload retention, if it has one
         self.unrecorded = UnrecordedEnds(store, self.stored)
+        self.interrupted = InterruptedRuns(store, self.stored)
         self.write_timeout_s = 5.0  # the tenant actor sets the operator's
         self._adopt_config(config)
 
@@ -143,38 +144,14 @@ class ExecutionRunner:
         )
 
     async def fail_interrupted(self) -> int:
-        """Record as failed every execution a previous incarnation of this actor left running.
-
-        Only this tenant's actor runs its executions, so at its start none can be live.
-        """
+        """Settle the executions a previous incarnation of this actor left running (see
+        `actors.interrupted_runs`); how many were failed at once."""
         running = unwrap(
             await self.peers.projection().list_executions.remote(
                 self.tenant_id, {"status": "running", "limit": 500}
             )
         )
-        for row in running:
-            execution = await self.stored(row["execution_id"])
-            if execution is None or execution.status != "running":
-                continue
-            error = ExecutionInterrupted(
-                "the tenant's runtime stopped before the execution finished",
-                execution_id=row["execution_id"],
-            )
-            execution.fail(Outcome(error=ErrorInfo.model_validate(error.to_dict())))
-            await self.store.save(execution)
-            metrics.execution_ended(self.tenant_id, execution.kind, "failed", 0.0, None, 0.0)
-            _log_end(execution)
-        return len(running)
-
-    async def raise_if_recorded(self, execution_id: str) -> None:
-        """A retried call whose execution already started: report it, never run it again."""
-        execution = await self.stored(execution_id)
-        if execution is None:
-            return
-        raise ExecutionInterrupted(
-            f"execution {execution_id} was interrupted ({execution.status}); not rerun",
-            execution_id=execution_id,
-        )
+        return await self.interrupted.settle([row["execution_id"] for row in running])
 
     async def recorded_stream(self, execution_id: str) -> Execution:
         """A streamed execution of this tenant as the store has it."""
@@ -196,46 +173,48 @@ class ExecutionRunner:
             return None
 
     async def begin(
-        self, plan: RunPlan, execution_id: str, stream: bool, live: LiveStream | None = None
+        self,
+        plan: RunPlan,
+        execution_id: str,
+        stream: bool,
+        live: LiveStream | None = None,
+        restart: Execution | None = None,
     ) -> Run:
-        """Record the start and the routing decision durably; routing failures end it here
-        (recorded, emitted into `live` if given, and raised). The execution's span starts
-        here (`actors.tracing`); its loop (`execute`, `stream`) ends it."""
+        """Record the start (or, with `restart`, a claimed interrupted execution's new
+        attempt: `actors.interrupted_runs`) and the routing decision durably; routing failures
+        end it here (recorded, emitted into `live` if given, and raised). The execution's span
+        starts here (`actors.tracing`); its loop (`execute`, `stream`) ends it."""
         span = tracing.start_execution(
             plan.traceparent, self.tenant_id, execution_id, plan.kind, plan.agent_id,
             plan.model, stream,
         )  # fmt: skip
         try:
-            run = await self._begin(plan, execution_id, stream, live, span)
+            run = await self._begin(plan, execution_id, stream, live, span, restart)
         except BaseException as exc:
             tracing.end(span, exc)
             raise
+        finally:
+            self.interrupted.release(execution_id)
         run.span, run.traceparent = span, plan.traceparent
         return run
 
     async def _begin(
-        self, plan: RunPlan, execution_id: str, stream: bool, live: LiveStream | None, span: Any
+        self,
+        plan: RunPlan,
+        execution_id: str,
+        stream: bool,
+        live: LiveStream | None,
+        span: Any,
+        restart: Execution | None,
     ) -> Run:
         started = time.perf_counter()
         trace_id = tracing.trace_id_hex(span, plan.traceparent)
         TRACE_ID.set(trace_id)  # for this task's log lines
-        ref = plan.subject_ref
-        if plan.subject:
-            ref = shredding.subject_ref(self.tenant_id, plan.subject)
-        execution = Execution(
-            id=uuid.UUID(execution_id),
-            tenant_id=self.tenant_id,
-            agent_id=plan.agent_id,
-            agent_version=plan.agent_version,
-            request=plan.request,
-            model_requested=plan.model,
-            stream=stream,
-            kind=plan.kind,
-            trace_id=trace_id,
-            subject_ref=ref,
-            payload_kid=await self._payload_kid(ref),
-            caller=plan.caller,
-        )
+        if restart is not None:
+            execution = restart
+            execution.restart_attempt(interruption(execution_id).to_dict())
+        else:
+            execution = await self._started(plan, execution_id, stream, trace_id)
         if log.isEnabledFor(logging.DEBUG):  # the messages only with CB_LOG_PROMPTS=1
             messages = [m.model_dump(exclude_none=True) for m in plan.messages]
             log.debug("execution started", extra={"model": plan.model, "messages": messages})
@@ -287,6 +266,28 @@ class ExecutionRunner:
             else None,
         )
 
+    async def _started(
+        self, plan: RunPlan, execution_id: str, stream: bool, trace_id: str | None
+    ) -> Execution:
+        """A new execution, its `Started` event pending."""
+        ref = plan.subject_ref
+        if plan.subject:
+            ref = shredding.subject_ref(self.tenant_id, plan.subject)
+        return Execution(
+            id=uuid.UUID(execution_id),
+            tenant_id=self.tenant_id,
+            agent_id=plan.agent_id,
+            agent_version=plan.agent_version,
+            request=plan.request,
+            model_requested=plan.model,
+            stream=stream,
+            kind=plan.kind,
+            trace_id=trace_id,
+            subject_ref=ref,
+            payload_kid=await self._payload_kid(ref),
+            caller=plan.caller,
+        )
+
     async def _payload_kid(self, subject_ref: str | None) -> str | None:
         """The key to seal the execution's payload under: one per data subject and hour,
         or per hour for a tenant that keeps payloads for a while only; else none."""
@@ -328,10 +329,12 @@ class ExecutionRunner:
         reservation, outcome = held
         return self.budgets.settle(reservation, outcome.cost_usd, time.time())
 
-    async def execute(self, plan: RunPlan, execution_id: str) -> ExecutionResult:
-        """Run one execution to its end; its result (a failure raises, recorded). Cancelled
-        (its caller went away), it is recorded as cancelled."""
-        run = await self.begin(plan, execution_id, stream=False)
+    async def execute(
+        self, plan: RunPlan, execution_id: str, restart: Execution | None = None
+    ) -> ExecutionResult:
+        """Run one execution (or `restart`'s new attempt) to its end; its result (a failure
+        raises, recorded). Cancelled (its caller went away), it is recorded as cancelled."""
+        run = await self.begin(plan, execution_id, stream=False, restart=restart)
         with tracing.running(run.span, run.execution, run.traceparent):
             return await self._whole(run)
 
@@ -378,10 +381,12 @@ class ExecutionRunner:
             await asyncio.shield(self._cancel(run, None))
             raise
 
-    async def execute_stream(self, plan: RunPlan, execution_id: str, live: LiveStream) -> None:
+    async def execute_stream(
+        self, plan: RunPlan, execution_id: str, live: LiveStream, restart: Execution | None = None
+    ) -> None:
         """Begin (a failure ends the stream with its error event), then `stream`."""
         try:
-            run = await self.begin(plan, execution_id, stream=True, live=live)
+            run = await self.begin(plan, execution_id, stream=True, live=live, restart=restart)
         except BudgetExceeded as err:  # not recorded: said in the stream, then it ends
             live.emit("error", err.to_dict())
             return

@@ -14,15 +14,23 @@ log = logging.getLogger(__name__)
 
 
 class LiveStream:
-    """Numbered events (ids from 1) as the runner emits them, kept until the run ends.
+    """Numbered events as the runner emits them (ids from `first_id_before + 1`: 1, or a
+    restarted attempt's first, `domain.attempts`), kept until the run ends.
 
     Any number of watchers (the original client, clients resuming it) read from their own
     position and get whatever is waiting as one batch. With `cancel_on_disconnect`, the run is
     cancelled when its last watcher leaves.
     """
 
-    def __init__(self, execution_id: str, cancel_on_disconnect: bool, checkpoint_s: float):
+    def __init__(
+        self,
+        execution_id: str,
+        cancel_on_disconnect: bool,
+        checkpoint_s: float,
+        first_id_before: int = 0,
+    ):
         self.execution_id = execution_id
+        self.base = first_id_before
         self.cancel_on_disconnect = cancel_on_disconnect
         self.checkpoint_s = checkpoint_s
         self.events: list[dict[str, Any]] = []
@@ -45,7 +53,7 @@ class LiveStream:
 
     @property
     def last_id(self) -> int:
-        return len(self.events)
+        return self.base + len(self.events)
 
     @property
     def text(self) -> str:
@@ -53,7 +61,7 @@ class LiveStream:
         return "".join(self.content)
 
     def emit(self, event: str, data: dict[str, Any]) -> None:
-        self.events.append({"id": len(self.events) + 1, "event": event, "data": data})
+        self.events.append({"id": self.last_id + 1, "event": event, "data": data})
         if event == "content_chunk":
             self.content.append(data["delta"])
         elif event == "usage_update":
@@ -65,7 +73,7 @@ class LiveStream:
         """Batches of the events after `after`, live, until the terminal one."""
         self.watchers += 1
         try:
-            cursor = after
+            cursor = max(0, after - self.base)  # an index into the events
             while True:
                 if cursor < len(self.events):
                     batch = self.events[cursor:]

@@ -23,6 +23,7 @@ from actors.execution_runner import ExecutionRunner
 from actors.experiments import Experiments
 from actors.http_client import shared_client
 from actors.idempotency_keys import IdempotencyKeys
+from actors.interrupted_runs import interruption
 from actors.live_stream import LiveStream
 from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
@@ -38,11 +39,19 @@ from actors.stream_channel import Framer, StreamChannel
 from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
 from domain import shredding, stream_log
+from domain.attempts import first_id_before
 from domain.chat_completions import ChunkFramer, chat_headers
 from domain.collaboration import checked as checked_collaboration
 from domain.collaboration_run import state_of as run_state
 from domain.config import Config, TenantDefaults
-from domain.errors import BudgetExceeded, CBError, Conflict, RateLimited, ResumeUnavailable
+from domain.errors import (
+    BudgetExceeded,
+    CBError,
+    Conflict,
+    ExecutionInterrupted,
+    RateLimited,
+    ResumeUnavailable,
+)
 from domain.execution import Execution
 from domain.experiment import state_of as experiment_state
 from domain.run_plan import RunPlan, agent_plan, chat_plan
@@ -491,24 +500,41 @@ class TenantActor:
         async def run(target: str) -> WithHeaders:
             return await self._whole(plan, target, False)
 
-        reply, replayed = await self._once(
-            key, operation, plan.request, execution_id, run, self._recorded_result
-        )
+        async def left(target: str) -> WithHeaders | None:
+            """What the first left; an interrupted first runs again (`_whole`, retried)."""
+            execution = await self.runner.stored(target)
+            if execution is not None and self.runner.interrupted.orphaned(execution):
+                return await self._whole(plan, target, True)
+            return await self._recorded_result(target)
+
+        reply, replayed = await self._once(key, operation, plan.request, execution_id, run, left)
         if replayed and isinstance(reply, WithHeaders):
             return WithHeaders(reply.value, {**reply.headers, **REPLAYED})
         return reply
 
+    def _admit(self, plan: RunPlan, execution_id: str) -> int:
+        """Let the execution in under the tenant's limits: its reservation. A refusal gives up
+        its claim as an interrupted execution's new attempt, if it had one."""
+        try:
+            return self.gate.admit(time.monotonic(), plan.estimated_tokens)
+        except BaseException:
+            self.runner.interrupted.release(execution_id)
+            raise
+
     async def _whole(self, plan: RunPlan, execution_id: str, retried: bool) -> WithHeaders:
+        """Admit and run; a retried call runs an interrupted execution again as a new attempt
+        (`actors.interrupted_runs`), or answers that it ran."""
         bind_execution(self.tenant_id, execution_id)  # this task's log lines name it
-        if retried:
-            await self.runner.raise_if_recorded(execution_id)
-        reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
+        restart = await self.runner.interrupted.claim(execution_id) if retried else None
+        reserved = self._admit(plan, execution_id)
         headers = self.gate.headers(time.monotonic())  # what was left once it was let in
         used = None
         try:
-            result = await self.runner.execute(plan, execution_id)
+            result = await self.runner.execute(plan, execution_id, restart)
             used = result.usage.total_tokens
             self.quality.judge_later(plan, execution_id)
+            if restart is not None:
+                headers[ATTEMPT_HEADER] = str(restart.attempt)
             # rendered here: a dict crosses Ray ~14x cheaper than the model (5 vs 70 µs)
             return WithHeaders(result.as_api(), headers)
         finally:
@@ -580,6 +606,11 @@ class TenantActor:
             execution = await self.runner.stored(execution_id)
             if execution is None:
                 return None
+            if execution.stream:
+                live = await self._restart_stream(execution)
+        if live is None:
+            execution = await self.runner.stored(execution_id)
+            assert execution is not None
             if execution.status == "running" or not execution.stream:
                 raise Conflict(
                     f"execution {execution_id} of this Idempotency-Key is {execution.status}"
@@ -607,16 +638,21 @@ class TenantActor:
         `routed_first`, the start is recorded and routed before the reply (which then names
         the route in `x-cb-*` headers); otherwise a routing failure ends the stream."""
         bind_execution(self.tenant_id, execution_id)  # and its task's, made below
-        if retried:
-            await self.runner.raise_if_recorded(execution_id)
-        reserved = self.gate.admit(time.monotonic(), plan.estimated_tokens)
+        restart = await self.runner.interrupted.claim(execution_id) if retried else None
+        reserved = self._admit(plan, execution_id)
         headers = self.gate.headers(time.monotonic())  # what was left once it was let in
-        live = LiveStream(execution_id, cancel_on_disconnect, self.settings.stream_checkpoint_s)
+        live = self._live(execution_id, restart, cancel_on_disconnect)
+        if restart is not None:
+            headers[ATTEMPT_HEADER] = str(restart.attempt + 1)
         if routed_first or self.runner.budget_refuses(plan):
             # begun before the reply, so a hard budget's refusal is the reply, not the stream
             try:
                 run = await self.runner.begin(
-                    plan, execution_id, stream=True, live=None if routed_first else live
+                    plan,
+                    execution_id,
+                    stream=True,
+                    live=None if routed_first else live,
+                    restart=restart,
                 )
             except BaseException as exc:
                 if routed_first or not isinstance(exc, CBError) or isinstance(exc, BudgetExceeded):
@@ -630,11 +666,35 @@ class TenantActor:
                 headers.update(chat_headers(execution_id, first, provider))
             work = self.runner.stream(run, live) if run is not None else _ended()
         else:
-            work = self.runner.execute_stream(plan, execution_id, live)
-        self.live[execution_id] = live
-        live.task = asyncio.get_running_loop().create_task(work)
-        live.task.add_done_callback(lambda _: self._finished(plan, execution_id, reserved))
+            work = self.runner.execute_stream(plan, execution_id, live, restart)
+        self._run_live(plan, live, work, reserved)
         return WithHeaders(await self.channel.offer(live, 0, framer), headers)
+
+    def _live(
+        self, execution_id: str, restart: Execution | None, cancel_on_disconnect: bool
+    ) -> LiveStream:
+        """The live stream of a new execution, or of `restart`'s next attempt: its ids above
+        any of the earlier attempt's (`domain.attempts`), opening with `attempt_restarted`."""
+        checkpoint_s = self.settings.stream_checkpoint_s
+        if restart is None:
+            return LiveStream(execution_id, cancel_on_disconnect, checkpoint_s)
+        attempt = restart.attempt + 1
+        before = first_id_before(attempt)
+        live = LiveStream(execution_id, cancel_on_disconnect, checkpoint_s, before)
+        live.emit("attempt_restarted", {
+            "execution_id": execution_id, "attempt": attempt,
+            "reason": interruption(execution_id).to_dict(),
+        })  # fmt: skip
+        return live
+
+    def _run_live(
+        self, plan: RunPlan, live: LiveStream, work: Awaitable[None], reserved: int
+    ) -> None:
+        """Run a streamed execution's work as the task of `live`, kept here until it ends."""
+        execution_id = live.execution_id
+        self.live[execution_id] = live
+        live.task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        live.task.add_done_callback(lambda _: self._finished(plan, execution_id, reserved))
 
     @replies
     async def resume_stream(self, execution_id: str, after: int) -> dict[str, Any]:
@@ -643,6 +703,9 @@ class TenantActor:
         (await self._load()).require_tenant()
         live = self.live.get(execution_id)
         try:
+            if live is None:
+                execution = await self.runner.recorded_stream(execution_id)
+                live = await self._restart_stream(execution)
             if live is None:
                 execution = await self.runner.recorded_stream(execution_id)
                 events = stream_log.replay(
@@ -663,6 +726,27 @@ class TenantActor:
             # said in the stream, without an id, so the client's position stands
             return {"events": [{"event": "error", "data": err.to_dict()}]}
         return await self.channel.offer(live, after)
+
+    async def _restart_stream(self, execution: Execution) -> LiveStream | None:
+        """An interrupted streamed execution run again as a new attempt, for the client that
+        came back to it (`actors.interrupted_runs`); its live stream, running to its end. None
+        when it is not interrupted or may not run again (then recorded `failed`)."""
+        execution_id = str(execution.id)
+        if not self.runner.interrupted.orphaned(execution):
+            return None
+        chat = execution.kind == "chat_completion"
+        plan = await self._plan(execution.agent_id or None, dict(execution.request), chat, None)
+        try:
+            restart = await self.runner.interrupted.claim(execution_id)
+        except ExecutionInterrupted:  # another reader restarted it meanwhile, or it may not
+            return self.live.get(execution_id)
+        if restart is None:
+            return None
+        reserved = self._admit(plan, execution_id)
+        live = self._live(execution_id, restart, cancel_on_disconnect=False)
+        self._run_live(plan, live, self.runner.execute_stream(plan, execution_id, live, restart),
+                       reserved)  # fmt: skip
+        return live
 
     @replies
     async def cancel_stream(self, execution_id: str) -> bool:
@@ -907,6 +991,7 @@ def _peers(settings: Settings) -> Peers:
 
 
 REPLAYED = {"Idempotent-Replayed": "true"}
+ATTEMPT_HEADER = "x-cb-attempt"  # on the answer of an execution run again after an interruption
 
 
 async def _first_or_stored(

@@ -484,13 +484,18 @@ class TenantClient:
                 agent_id, request, execution_id, cancel_on_disconnect, retried, tp
             ),
         )
-        return await open_stream(reply.value, reply.headers)
+        opened = await open_stream(reply.value, reply.headers)
+        opened.reopen = lambda after: self.resume_stream(execution_id, after)
+        return opened
 
     async def resume_stream(self, execution_id: str, after: int) -> Opened:
-        """Join a streamed execution after event `after`."""
-        return await open_stream(
+        """Join a streamed execution after event `after` (an interrupted one runs again as a
+        new attempt); reopened the same way if its actor goes away."""
+        opened = await open_stream(
             await self.peer.ask(lambda h: h.resume_stream.remote(execution_id, after))
         )
+        opened.reopen = lambda last: self.resume_stream(execution_id, last)
+        return opened
 
     async def cancel_stream(self, execution_id: str) -> bool:
         """Cancel a streamed execution running in the actor; False when none runs there."""

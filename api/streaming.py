@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,10 @@ from domain.chat_completions import openai_error
 from domain.errors import ExecutionInterrupted
 from domain.sse import comment, frame, frame_batch
 
+log = logging.getLogger(__name__)
+
+REOPENS = 3  # times one response reopens its stream after losing the actor
+
 
 @dataclass
 class Opened:
@@ -27,6 +32,8 @@ class Opened:
     writer: asyncio.StreamWriter | None = None
     headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of a new execution
     openai: bool = False  # chunks of OpenAI's chat completions, not this API's events
+    # the same stream after an event id, from whichever actor serves it then (None: no reopen)
+    reopen: Callable[[int], Awaitable[Opened]] | None = None
 
 
 async def open_stream(
@@ -66,43 +73,91 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
     """Pass on each message from the channel; a comment whenever nothing came for a while.
 
     A client that goes away cancels this generator, which hangs up on the tenant actor. If
-    the actor goes away first, the stream ends with an `error` event without an id: the
-    client resumes from its last id and gets what the store kept.
+    the actor goes away first, the stream is reopened after the last id passed on (`reopen`):
+    the new actor runs an interrupted execution again as a new attempt, which the client sees
+    as an `attempt_restarted` event and the new attempt's events. When it cannot be reopened,
+    the stream ends with an `error` event without an id.
     """
-    if opened.events:
-        yield frame_batch(opened.events)
-    if opened.reader is None or opened.writer is None:
-        return
-    pending: asyncio.Future[bytes] | None = None
     OPEN_STREAMS[0] += 1
+    last_id = 0
+    try:
+        for _ in range(REOPENS + 1):
+            if opened.events:
+                yield frame_batch(opened.events)
+                last_id = max((e.get("id") or 0 for e in opened.events), default=last_id)
+            if opened.reader is None or opened.writer is None:
+                return
+            try:
+                async for data in _relayed(opened, opened.reader, opened.writer, heartbeat_s):
+                    last_id = last_event_id(data, last_id)
+                    yield data
+                return
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            reopened = await _reopened(opened, last_id)
+            if reopened is None:
+                break
+            opened = reopened
+        yield _gone(opened.openai)
+    finally:
+        OPEN_STREAMS[0] -= 1
+
+
+async def _relayed(
+    opened: Opened, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, heartbeat_s: float
+) -> AsyncIterator[bytes]:
+    """The channel's messages, and a heartbeat comment for each quiet `heartbeat_s`; raises
+    `IncompleteReadError` or `ConnectionError` when the connection is lost."""
+    pending: asyncio.Future[bytes] | None = None
     try:
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(_message(opened.reader))
+                pending = asyncio.ensure_future(_message(reader))
             done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
             if not done:
                 yield comment("heartbeat")
                 continue
-            try:
-                data = pending.result()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                gone = ExecutionInterrupted(
-                    "the execution's runtime went away mid-stream; resume with Last-Event-ID"
-                )
-                if opened.openai:
-                    yield b"data: " + json.dumps(openai_error(gone)).encode() + b"\n\n"
-                else:
-                    yield frame(None, "error", gone.to_dict())
-                return
+            data = pending.result()
             pending = None
             if not data:
                 return
             yield data
     finally:
-        OPEN_STREAMS[0] -= 1
         if pending is not None:
             pending.cancel()
-        opened.writer.close()
+        writer.close()
+
+
+async def _reopened(opened: Opened, last_id: int) -> Opened | None:
+    """The stream after `last_id` from the tenant actor now serving it, or None."""
+    if opened.reopen is None or opened.openai:
+        return None
+    try:
+        return await opened.reopen(last_id)
+    except Exception:  # the error event says it; the client may resume later
+        log.warning("stream could not be reopened after event %s", last_id, exc_info=True)
+        return None
+
+
+def _gone(openai: bool) -> bytes:
+    gone = ExecutionInterrupted(
+        "the execution's runtime went away mid-stream; resume with Last-Event-ID"
+    )
+    if openai:
+        return b"data: " + json.dumps(openai_error(gone)).encode() + b"\n\n"
+    return frame(None, "error", gone.to_dict())
+
+
+def last_event_id(data: bytes, previous: int) -> int:
+    """The id of the last event with one in a run of whole SSE frames, else `previous`."""
+    at = data.rfind(b"\n\nid: ")
+    if at >= 0:
+        at += 6
+    elif data.startswith(b"id: "):
+        at = 4
+    else:
+        return previous
+    return int(data[at : data.index(b"\n", at)])
 
 
 async def _message(reader: asyncio.StreamReader) -> bytes:

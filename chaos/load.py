@@ -2,9 +2,10 @@
 
 Each request is an execution, whole or streamed, retried by the client as the SDKs do (a
 transport error, 408, 429 or any 5xx, after its `Retry-After`), so every request ends as
-`completed`, `completed_after_retry`, or its last typed error. The store's side is read
-afterwards: every execution the chaos tenants started, by status; `lost` is one that never
-reached a terminal state.
+`completed`, `completed_after_restart` (its execution ran again as a new attempt after its
+tenant actor died, `domain.attempts`), `completed_after_retry`, or its last typed error. The
+store's side is read afterwards: every execution the chaos tenants started, by status;
+`lost` is one that never reached a terminal state.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 RETRIED_STATUSES = {408, 429, *range(500, 600)}  # what OpenAI's SDKs retry
 RETRIES = 3
 MAX_RETRY_AFTER_S = 2.0
+RESTARTED = "completed_after_restart"
 PROMPT = "chaos-load"  # in every prompt, so a provider emulator can be scripted on it
 
 
@@ -117,8 +119,8 @@ def _request(client: httpx.Client, agent_id: str, streamed: bool) -> str:
     """One client request with its retries: its final outcome."""
     for attempt in range(RETRIES + 1):
         outcome, retry_after = _attempt(client, agent_id, streamed)
-        if outcome == "completed":
-            return "completed_after_retry" if attempt else "completed"
+        if outcome.startswith("completed"):
+            return "completed_after_retry" if attempt else outcome
         if retry_after is None or attempt == RETRIES:
             return outcome
         time.sleep(min(retry_after, MAX_RETRY_AFTER_S))
@@ -147,7 +149,10 @@ def _whole(reply: httpx.Response) -> tuple[str, float | None]:
     except ValueError:
         body = None
     if reply.status_code == 200 and isinstance(body, dict):
-        return str(body.get("status")), None
+        status = str(body.get("status"))
+        if status == "completed" and reply.headers.get("x-cb-attempt"):
+            return RESTARTED, None
+        return status, None
     error = body.get("error", body) if isinstance(body, dict) else None
     kind = str(error.get("type")) if isinstance(error, dict) and error.get("type") else None
     outcome = kind or f"untyped:{reply.status_code}"
@@ -157,14 +162,16 @@ def _whole(reply: httpx.Response) -> tuple[str, float | None]:
 
 
 def _streamed(reply: httpx.Response) -> str:
-    """The stream's terminal event: completed, its error's type, or `cut` if none came."""
-    event = None
+    """The stream's terminal event: completed (after a restarted attempt, if one came), its
+    error's type, or `cut` if none came."""
+    event, restarted = None, False
     for line in reply.iter_lines():
         if line.startswith("event: "):
             event = line[7:]
+            restarted = restarted or event == "attempt_restarted"
         elif line.startswith("data: ") and event in ("execution_complete", "error"):
             if event == "execution_complete":
-                return "completed"
+                return RESTARTED if restarted else "completed"
             data = json.loads(line[6:])
             error = data.get("error", data) if isinstance(data, dict) else {}
             return str(error.get("type") or "untyped:error_event")

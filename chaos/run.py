@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chaos import faults
-from chaos.load import Tally, Target, account, drive, make_tenants
+from chaos.load import RESTARTED, Tally, Target, account, drive, make_tenants
 
 FAULTS = ("tenant-actor", "provider-actor", "ingress-replica")
 STORE_FAULT = "store-restart"  # needs --store-stop and --store-start
@@ -74,15 +74,18 @@ def run_phase(
 def table(reports: list[PhaseReport]) -> str:
     """The reports as a Markdown table."""
     lines = [
-        "| fault | requests | completed | after a retry | failed (typed) | other | "
-        "recorded | lost | p50 / p99 / slowest s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| fault | requests | completed | after a restart | after a retry | failed (typed) | "
+        "other | recorded | lost | p50 / p99 / slowest s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         done = r.clients.get("completed", 0)
+        restarted = r.clients.get(RESTARTED, 0)
         retried = r.clients.get("completed_after_retry", 0)
         other = {
-            k: v for k, v in r.clients.items() if k not in ("completed", "completed_after_retry")
+            k: v
+            for k, v in r.clients.items()
+            if k not in ("completed", RESTARTED, "completed_after_retry")
         }
         typed = {
             k: v
@@ -91,7 +94,7 @@ def table(reports: list[PhaseReport]) -> str:
         }
         untyped = {k: v for k, v in other.items() if k not in typed}
         lines.append(
-            f"| {r.fault} | {sum(r.clients.values())} | {done} | {retried} | "
+            f"| {r.fault} | {sum(r.clients.values())} | {done} | {restarted} | {retried} | "
             f"{_counts(typed)} | {_counts(untyped)} | {r.store.get('recorded', 0)} | {r.lost} | "
             + " / ".join(str(r.latency.get(k, 0)) for k in ("p50_s", "p99_s", "max_s"))
             + " |"

@@ -110,6 +110,7 @@ AUDITED: dict[type, tuple[str, Detail]] = {
     Migration.Started: ("migration.started", _fields("source", "model_map", "planned")),
     Migration.RolledBack: ("migration.rolled_back", _fields("removed")),
     Execution.GuardrailsApplied: ("guardrail.fired", _fields("stage", "decisions")),
+    Execution.AttemptRestarted: ("execution.attempt_restarted", _fields("attempt", "reason")),
     Agent.Created: ("agent.created", lambda e: {"name": e.definition.get("name")}),
     Agent.Updated: ("agent.updated", lambda e: {"fields": sorted(e.changes)}),
     Agent.Deleted: ("agent.deleted", lambda e: {}),
@@ -148,8 +149,10 @@ def entry_of(event: Any) -> dict[str, Any] | None:
     if found is None:
         return None
     kind, detail = found
-    # the agent, the execution a guardrail fired in, or the migration
-    targeted = kind.startswith(("agent.", "guardrail.", "migration.", "collaboration"))
+    # the agent, the execution (a guardrail fired in, restarted), or the migration
+    targeted = kind.startswith(
+        ("agent.", "guardrail.", "execution.", "migration.", "collaboration")
+    )
     target = str(event.originator_id) if targeted else None
     actor, source = split_by(getattr(event, "by", None))
     return {

@@ -59,6 +59,19 @@ class Execution(Aggregate):
         self.outcome = Outcome(request_metadata=request.get("metadata") or {}, trace_id=trace_id)
         self.tool_calls = 0
         self.tool_errors = 0
+        self.attempt = 1
+
+    def restart_attempt(self, reason: dict[str, Any]) -> None:
+        """Run again as a new attempt after an interruption (`domain.attempts`); `reason` is
+        the error that ended the previous one. Its stream events are kept as they were."""
+        self._attempt_restarted(self.tenant_id, self.attempt + 1, reason)
+
+    @event("AttemptRestarted")
+    def _attempt_restarted(self, tenant_id: str, attempt: int, reason: dict[str, Any]) -> None:
+        self.attempt = attempt
+        self.outcome = Outcome(
+            request_metadata=self.request.get("metadata") or {}, trace_id=self.trace_id
+        )
 
     def resolve_model(self, model: str, provider: str, routing: dict[str, Any]) -> None:
         self._model_resolved(self.tenant_id, model, provider, routing)

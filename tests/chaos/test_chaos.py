@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from chaos.faults import Fault
-from chaos.load import PROMPT, Target, make_tenants
+from chaos.load import PROMPT, RESTARTED, Target, make_tenants
 from chaos.run import PhaseReport, run_phase, table
 from tests.emulator import ProviderEmulator
 from tests.support.cluster import free_port
@@ -116,6 +116,10 @@ def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(
         assert report.injected and report.injected[0].startswith("killed"), report
         _check(report)
     print("\n" + table(reports))
+    # what the killed tenant actor was running ran again, and its clients got the answers
+    tenant_phase = reports[0].clients
+    assert tenant_phase.get(RESTARTED, 0) > 0, reports[0]
+    assert "execution_interrupted" not in tenant_phase, reports[0]
 
 
 def test_a_store_restart_under_load_answers_503_and_loses_nothing(

@@ -60,24 +60,3 @@ def test_an_idle_tenant_actor_is_evicted_and_comes_back_on_demand(gateway: ApiCl
     reply = gateway.execute(tenant, agent["id"], "wake up")
     assert reply.status_code == 200 and reply.json()["status"] == "completed"
     assert name in names.instance_actor_names(gateway.settings)
-
-
-def test_a_crash_mid_execution_leaves_it_failed_and_never_runs_it_twice(gateway: ApiClient) -> None:
-    emu = gateway.cluster.emulator
-    tenant = gateway.new_tenant("Crashy")
-    agent = gateway.new_agent(tenant)
-    tag = "crash-marker-" + tenant.id[:8]
-    emu.script(tag, content="too late", delay=3.0)
-    held = gateway.execute_held(tenant, agent["id"], tag)
-    name = names.tenant_actor_name(gateway.settings, tenant.id)
-    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-    reply = held()
-    assert reply.status_code == 503, reply.text
-    error = reply.json()["error"]
-    assert error["type"] == "execution_interrupted"
-    assert len(emu.requests_matching(tag)) == 1  # the retry did not call the provider again
-    history = gateway.http.get(
-        f"/api/v1/executions/{error['execution_id']}", headers=tenant.headers()
-    ).json()
-    assert history["status"] == "failed"
-    assert history["error"]["type"] == "execution_interrupted"

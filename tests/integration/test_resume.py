@@ -126,34 +126,6 @@ def test_resume_after_the_tenant_actor_restarted(gateway: ApiClient) -> None:
         assert comparable(replayed) == comparable(full[after:])
 
 
-def test_a_crash_mid_stream_replays_the_checkpoints_and_says_what_is_lost(
-    gateway: ApiClient,
-) -> None:
-    tenant, agent_id, tag = slow_stream(gateway, chunks=40, delay=0.1)
-    original = Watcher(stream(gateway, tenant, agent_id, tag))
-    original.wait_for(8)  # with checkpoints every 0.2 s, several are in the store
-    name = names.tenant_actor_name(gateway.settings, tenant.id)
-    ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-    seen = original.join()
-    execution_id = seen[0]["data"]["execution_id"]
-    # the live stream does not end silently: it says so, without an id, and the client resumes
-    assert seen[-1]["event"] == "error" and "id" not in seen[-1]
-    assert seen[-1]["data"]["type"] == "execution_interrupted"
-
-    replayed = resume(gateway, tenant, execution_id, 0).join()
-    *kept, end = replayed
-    assert len(kept) >= 2, "no checkpoint reached the store"
-    assert comparable(kept) == comparable(seen[: len(kept)])
-    assert end["event"] == "error" and end["data"]["type"] == "execution_interrupted"
-    assert end["id"] == len(kept) + 1
-
-    # the client saw more than the store kept: no gap is sent, a typed error is
-    lost = resume(gateway, tenant, execution_id, end["id"]).join()
-    assert [e["event"] for e in lost] == ["error"] and "id" not in lost[0]
-    assert lost[0]["data"]["type"] == "resume_unavailable"
-    assert lost[0]["data"]["details"]["replayable_to"] == len(kept)
-
-
 def test_get_shows_a_running_stream_with_its_usage_so_far(gateway: ApiClient) -> None:
     tenant, agent_id, tag = slow_stream(gateway, chunks=20, delay=0.1)
     original = Watcher(stream(gateway, tenant, agent_id, tag))

@@ -51,8 +51,18 @@ def test_the_typescript_sdk_passes_its_npm_tests_against_the_server(gateway: Api
     gateway.cluster.emulator.script(quiet, chunks=["quiet ", "answer"], chunk_delay=2.5)
     gateway.cluster.emulator.script(cancel, chunks=[f"w{i} " for i in range(40)], chunk_delay=0.1)
 
+    # an execution whose tenant actor died mid-stream and which ran again as a second attempt
+    restarted = f"ts-restarted-{uuid.uuid4().hex[:8]}"
+    restarted_chunks = [f"r{i} " for i in range(20)]
+    gateway.cluster.emulator.script(restarted, chunks=restarted_chunks, chunk_delay=0.05)
+    agent = gateway.new_agent(tenant)
+    seen = gateway.interrupted_stream(tenant, agent["id"], restarted)
+    assert [e["event"] for e in seen].count("attempt_restarted") == 1, seen
+
     env = {
         **os.environ,
+        "CB_RESTARTED_EXECUTION": seen[0]["data"]["execution_id"],
+        "CB_RESTARTED_TEXT": "".join(restarted_chunks),
         "CB_BASE_URL": gateway.cluster.url(gateway.backend),
         "CB_TENANT_ID": tenant.id,
         "CB_API_KEY": tenant.api_key,

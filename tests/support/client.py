@@ -91,6 +91,33 @@ class ApiClient:
             assert time.monotonic() < deadline, (found.status_code, found.text)
             time.sleep(0.1)
 
+    def kill_tenant_actor(self, tenant: Tenant) -> None:
+        """Kill the tenant's actor as a crash does (no restart: the next call starts it)."""
+        import ray
+
+        from actors import names
+
+        name = names.tenant_actor_name(self.settings, tenant.id)
+        ray.kill(ray.get_actor(name, namespace=names.NAMESPACE), no_restart=True)
+
+    def interrupted_stream(
+        self, tenant: Tenant, agent_id: str, tag: str, before: int = 6
+    ) -> list[dict[str, Any]]:
+        """Stream `tag` (script a slow stream for it first), kill the tenant's actor after
+        `before` events, and read the stream on to its end: its events."""
+        from tests.support.sse import iter_events
+
+        path = f"/api/v1/agents/{agent_id}/execute/stream"
+        events: list[dict[str, Any]] = []
+        with self.http.stream("POST", path, json={"prompt": tag}, headers=tenant.headers()) as r:
+            for event in iter_events(r):
+                if event["event"] == "heartbeat":
+                    continue
+                events.append(event)
+                if len(events) == before:
+                    self.kill_tenant_actor(tenant)
+        return events
+
     def execute(self, tenant: Tenant, agent_id: str, prompt: str, **body: Any) -> httpx.Response:
         return self.http.post(
             f"/api/v1/agents/{agent_id}/execute",

@@ -67,8 +67,8 @@ def _worker_range(size: int = 201) -> range:
         return ports
 
 
-def _ports() -> list[str]:
-    """Every port a node opens: free ones, the workers' range apart from the others."""
+def _ports(taken: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Every port a node opens: free ones (none in `taken`), the workers' range apart."""
     named = (
         "ray-client-server-port",
         "dashboard-agent-listen-port",
@@ -79,13 +79,22 @@ def _ports() -> list[str]:
         "object-manager-port",
     )
     workers = _worker_range()
-    ports: set[int] = set()
-    while len(ports) < len(named):  # each free, none twice
-        ports.add(free_port())
-    return [f"--{name}={port}" for name, port in zip(named, sorted(ports), strict=True)] + [
+    ports = distinct_free_ports(len(named), taken)
+    return [f"--{name}={port}" for name, port in zip(named, ports, strict=True)] + [
         f"--min-worker-port={workers.start}",
         f"--max-worker-port={workers.stop - 1}",
     ]
+
+
+def distinct_free_ports(count: int, taken: set[int] | frozenset[int] = frozenset()) -> list[int]:
+    """`count` free ports, none twice nor in `taken` (nothing binds them until the node
+    starts, so the kernel may hand one out again)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports and port not in taken:
+            ports.append(port)
+    return ports
 
 
 def _resources(resources: dict[str, float] | None) -> list[str]:
@@ -101,13 +110,13 @@ def ray_head(
 ) -> Iterator[RayNode]:
     """A head node with the dashboard (Serve's REST API for `serve deploy`), its processes
     in `environ` (the secrets of the node's environment), its output in `log_path`."""
-    gcs, dashboard = free_port(), free_port()
+    gcs, dashboard = distinct_free_ports(2)
     temp_dir = tempfile.mkdtemp(prefix="cbray-")  # short: Ray's socket paths have a limit
     command = [
         str(BIN / "ray"), "start", "--head", "--block", "--disable-usage-stats",
         f"--port={gcs}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dashboard}", f"--num-cpus={num_cpus}", f"--temp-dir={temp_dir}",
-        *_resources(resources), *_ports(),
+        *_resources(resources), *_ports({gcs, dashboard}),
     ]  # fmt: skip
     address, dashboard_url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
     try:

@@ -3,7 +3,9 @@ actors and a MockTransport provider."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
 from domain.agent import Agent
+from domain.attempts import MAX_ATTEMPTS
 from domain.config import Config
 from domain.errors import CBError
 from domain.execution import Execution
@@ -121,21 +124,102 @@ async def test_an_unknown_model_fails_before_any_call(store) -> None:
     assert stored.status == "failed" and "attempt_log" not in stored.result["metadata"]
 
 
-async def test_executions_a_dead_runtime_left_running_are_recorded_as_interrupted(
+async def _left_running(
+    store: AsyncEventStore, runner: ExecutionRunner, tools: tuple[str, ...] = (), **kw: object
+) -> Execution:
+    """An execution a dead incarnation of the actor left running (written before `runner`
+    was born), having called `tools`."""
+    left = Execution(
+        id=uuid.uuid4(), tenant_id=TENANT, agent_id="a", agent_version=1,
+        request={"prompt": "hi"}, model_requested="cb:smart-chat", stream=False, **kw,
+    )  # fmt: skip
+    for n, name in enumerate(tools):
+        left.call_tool(f"call_{n}", name, {}, 1)
+    await store.save(left)
+    runner.interrupted.born = time.time() + 0.001
+    return left
+
+
+async def test_interrupted_executions_that_may_not_run_again_are_failed_at_once(store) -> None:
+    fakes = FakePeers()
+    runner = await _runner(store, fakes)
+    side_effect = await _left_running(store, runner, tools=("roi_calculator", "send_email"))
+    judged = await _left_running(store, runner, kind="judge")
+    fakes.projection.running = [{"execution_id": str(e.id)} for e in (side_effect, judged)]
+    assert await runner.fail_interrupted() == 2
+    for left in (side_effect, judged):
+        stored = await _stored(store, str(left.id))
+        assert stored.status == "failed"
+        assert stored.result["error"]["type"] == "execution_interrupted"
+    with pytest.raises(CBError) as raised:  # a retry of it is told, never rerun
+        await runner.interrupted.claim(str(side_effect.id))
+    assert raised.value.type == "execution_interrupted"
+
+
+async def test_an_interrupted_execution_nobody_comes_back_for_is_failed_after_the_grace(
     store,
 ) -> None:
     fakes = FakePeers()
     runner = await _runner(store, fakes)
-    left = Execution(
-        id=uuid.uuid4(), tenant_id=TENANT, agent_id="a", agent_version=1,
-        request={"prompt": "hi"}, model_requested="cb:smart-chat", stream=False,
-    )  # fmt: skip
-    await store.save(left)
+    runner.interrupted.grace_s = 0.05
+    left = await _left_running(store, runner, tools=("mortgage_calculator",))
     fakes.projection.running = [{"execution_id": str(left.id)}]
-    assert await runner.fail_interrupted() == 1
+    assert await runner.fail_interrupted() == 0
+    assert (await _stored(store, str(left.id))).status == "running"  # waiting for its client
+    await asyncio.sleep(0.3)
     stored = await _stored(store, str(left.id))
-    assert stored.status == "failed"
-    assert stored.result["error"]["type"] == "execution_interrupted"
+    assert stored.status == "failed" and stored.result["error"]["type"] == "execution_interrupted"
+
+
+async def test_a_retried_interrupted_execution_runs_again_as_a_new_attempt(store) -> None:
+    provider = ScriptedProvider(completion("The second attempt's answer.", 9, 5))
+    fakes = FakePeers(provider)
+    runner = await _runner(store, fakes)
+    runner.interrupted.grace_s = 0.05
+    left = await _left_running(store, runner)
+    fakes.projection.running = [{"execution_id": str(left.id)}]
+    await runner.fail_interrupted()
+    execution_id = str(left.id)
+
+    restart = await runner.interrupted.claim(execution_id)
+    assert restart is not None
+    with pytest.raises(CBError):  # claimed: a second caller does not run it too
+        await runner.interrupted.claim(execution_id)
+    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
+    result = (await runner.execute(plan, execution_id, restart)).as_api()
+    assert result["status"] == "completed"
+    assert result["response"]["content"] == "The second attempt's answer."
+    assert len(provider.requests) == 1
+
+    await asyncio.sleep(0.2)  # the grace ran out: the completed attempt stands
+    stored = await _stored(store, execution_id)
+    assert stored.status == "completed" and stored.attempt == 2
+    assert stored.outcome.usage.total_tokens == 14
+    kinds = [type(e).__name__ for e in await _events(store, execution_id)]
+    assert kinds == ["Started", "AttemptRestarted", "ModelResolved", "Completed"]
+    with pytest.raises(CBError) as raised:
+        await runner.interrupted.claim(execution_id)
+    assert raised.value.type == "execution_interrupted"
+    assert await runner.interrupted.claim(str(uuid.uuid4())) is None  # never started: run it
+
+
+async def test_attempts_are_bounded(store) -> None:
+    runner = await _runner(store, FakePeers())
+    left = await _left_running(store, runner)
+    for _ in range(MAX_ATTEMPTS - 1):
+        left.restart_attempt({"type": "execution_interrupted"})
+    await store.save(left)
+    runner.interrupted.born = time.time() + 0.001
+    with pytest.raises(CBError) as raised:
+        await runner.interrupted.claim(str(left.id))
+    assert raised.value.type == "execution_interrupted"
+    assert (await _stored(store, str(left.id))).status == "failed"
+
+
+async def _events(store: AsyncEventStore, execution_id: str) -> list[object]:
+    return list(
+        await store.run(lambda: list(store.app.events.get(uuid.UUID(execution_id))))
+    )
 
 
 async def test_an_unexpected_failure_mid_execution_is_recorded_never_left_running(

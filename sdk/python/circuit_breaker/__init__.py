@@ -6,6 +6,7 @@ from circuit_breaker.client import AsyncClient, Client
 from circuit_breaker.errors import *  # noqa: F403
 from circuit_breaker.errors import __all__ as _errors
 from circuit_breaker.events import (
+    AttemptRestarted,
     ContentChunk,
     Error,
     ExecutionComplete,
@@ -31,7 +32,7 @@ from circuit_breaker.models import (
 __all__ = [
     "__version__", "Client", "AsyncClient", "Stream", "AsyncStream",
     "StreamEvent", "ExecutionStart", "ContentChunk", "ToolCall", "ToolResult", "UsageUpdate",
-    "ExecutionComplete", "Error",
+    "AttemptRestarted", "ExecutionComplete", "Error",
     "Agent", "AuditEntry", "Budget", "Execution", "ExecutionPage", "ExecutionResult",
     "McpServer", "ModelInfo", "Tool", "Usage",
     *_errors,

@@ -23,6 +23,7 @@ from circuit_breaker._transport import AsyncRunner, SyncRunner
 from circuit_breaker.errors import APIError, ExecutionCancelledError, StreamError
 from circuit_breaker.events import (
     TERMINAL,
+    AttemptRestarted,
     ContentChunk,
     Error,
     ExecutionComplete,
@@ -59,6 +60,7 @@ class _State:
     execution_id: str | None = None
     last_event_id: int = 0
     parts: list[str] = field(default_factory=list)
+    attempt: int = 1  # the execution's attempt whose events come now
     result: ExecutionResult | None = None
     error: Error | None = None
     resumes: int = 0  # reconnections in all
@@ -76,6 +78,9 @@ class _State:
             self.execution_id = event.execution_id
         elif isinstance(event, ContentChunk):
             self.parts.append(event.delta)
+        elif isinstance(event, AttemptRestarted):
+            self.parts.clear()  # the interrupted attempt's text is void
+            self.attempt = event.attempt
         elif isinstance(event, ExecutionComplete):
             self.result = event.result
         elif isinstance(event, Error):

@@ -69,6 +69,15 @@ class UsageUpdate(StreamEvent):
     estimated: bool | None = None
 
 
+class AttemptRestarted(StreamEvent):
+    """The runtime running the execution stopped and it runs again from the start: the
+    content before this event is void, the new attempt's follows (`attempt` counts from 1)."""
+
+    type: Literal["attempt_restarted"] = "attempt_restarted"
+    attempt: int = 2
+    reason: dict[str, Any] = {}
+
+
 class ExecutionComplete(StreamEvent):
     type: Literal["execution_complete"] = "execution_complete"
     result: ExecutionResult
@@ -105,6 +114,7 @@ EVENT_TYPES: dict[str, type[StreamEvent]] = {
     "tool_call": ToolCall,
     "tool_result": ToolResult,
     "usage_update": UsageUpdate,
+    "attempt_restarted": AttemptRestarted,
     "execution_complete": ExecutionComplete,
     "error": Error,
 }

@@ -42,6 +42,14 @@ export interface UsageUpdate extends Base, Usage {
   estimated: boolean;
 }
 
+/** The runtime running the execution stopped and it runs again from the start: the content
+ * before this event is void; the new attempt's events follow (`attempt` counts from 1). */
+export interface AttemptRestarted extends Base {
+  type: "attempt_restarted";
+  attempt: number;
+  reason: { type: string; message: string };
+}
+
 export interface ExecutionComplete extends Base {
   type: "execution_complete";
   /** The same result `agents.execute` answers. */
@@ -56,10 +64,18 @@ export interface ErrorEvent extends Base {
   details?: unknown;
 }
 
-export type StreamEvent = ExecutionStart | ContentChunk | ToolCall | ToolResult | UsageUpdate | ExecutionComplete | ErrorEvent;
+export type StreamEvent =
+  | ExecutionStart
+  | ContentChunk
+  | ToolCall
+  | ToolResult
+  | UsageUpdate
+  | AttemptRestarted
+  | ExecutionComplete
+  | ErrorEvent;
 
 export const TERMINAL_EVENTS = new Set(["execution_complete", "error"]);
-const KNOWN = new Set(["execution_start", "content_chunk", "tool_call", "tool_result", "usage_update"]);
+const KNOWN = new Set(["execution_start", "content_chunk", "tool_call", "tool_result", "usage_update", "attempt_restarted"]);
 
 /** The typed event of one SSE message; null for an event type this SDK does not know (the
  * API says clients should ignore those). */

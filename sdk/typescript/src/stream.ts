@@ -238,6 +238,7 @@ export class ExecutionStream implements AsyncIterable<StreamEvent> {
     const parts: string[] = [];
     for await (const event of this) {
       if (event.type === "content_chunk") parts.push(event.delta);
+      else if (event.type === "attempt_restarted") parts.length = 0; // the earlier attempt's text is void
       else if (event.type === "error") {
         throw errorFromObject({ type: event.error_type, message: event.message, details: event.details, execution_id: event.execution_id ?? this.executionId });
       }

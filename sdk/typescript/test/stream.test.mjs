@@ -174,3 +174,19 @@ test("stream.cancel() cancels a resumable stream upstream; executions.cancel of 
   assert.ok(finished.closed);
   await assert.rejects(c.executions.cancel("00000000-0000-4000-8000-000000000000"), NotFoundError);
 });
+
+test("a stream whose execution ran again after a crash: `text()` is the answering attempt's", async () => {
+  // the pytest side streamed it and killed the tenant's actor mid-stream (the gateway carried
+  // the stream on into the second attempt); its recorded stream holds both attempts
+  const id = env("CB_RESTARTED_EXECUTION");
+  const c = client();
+  const events = [];
+  for await (const ev of c.executions.resume(id)) events.push(ev);
+  const restarted = events.filter((e) => e.type === "attempt_restarted");
+  assert.equal(restarted.length, 1);
+  assert.equal(restarted[0].attempt, 2);
+  assert.equal(restarted[0].reason.type, "execution_interrupted");
+  assert.ok(restarted[0].event_id > events[0].event_id, "the new attempt's ids are above the first's");
+  assert.equal(await c.executions.resume(id).text(), env("CB_RESTARTED_TEXT"));
+  assert.equal(events.at(-1).result.response.content, env("CB_RESTARTED_TEXT"));
+});
