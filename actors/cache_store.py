@@ -32,14 +32,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 DEFAULT_MAX_VECTORS = 2000
 _RANK_INLINE = 256  # Redis: more candidates than this are ranked on a worker thread
-_FLOAT32 = np.dtype("<f4")
+_FLOAT32 = "<f4"  # how a vector is stored: little-endian float32
 _Found = tuple[float, str, dict[str, Any]]
 
 
@@ -99,11 +97,15 @@ def open_store(
 
 
 # ---------------------------------------------------------------------------- vectors
+# numpy is imported where a vector is handled: most tenant actors never do (semantic caching
+# is opt-in), and importing it costs each actor ~0.1 s of its cold start and memory.
 
 
 def _unit_blob(vector: list[float]) -> bytes | None:
     """`vector` scaled to length 1, as little-endian float32 bytes; None if it has no length
     (or is not finite)."""
+    import numpy as np
+
     array = np.asarray(vector, dtype=np.float64)
     if array.ndim != 1 or array.size == 0:
         return None
@@ -118,11 +120,13 @@ def _ranked(
 ) -> list[tuple[float, str]]:
     """(similarity, key) of the candidates at or above `threshold`, most similar first;
     candidates of another dimension than `vector` are skipped."""
+    import numpy as np
+
     query = np.asarray(vector, dtype=np.float64)
     norm = float(np.linalg.norm(query)) if query.ndim == 1 else 0.0
     if not candidates or not np.isfinite(norm) or norm == 0.0:
         return []
-    width = query.size * _FLOAT32.itemsize
+    width = query.size * np.dtype(_FLOAT32).itemsize
     fitting = [(k, b) for k, b in candidates if len(b) == width]
     if not fitting:
         return []
