@@ -39,8 +39,10 @@ class Settings:
     database_url: str | None = None
     config_path: str = str(DEFAULT_CONFIG)
     projection_poll_s: float = 0.1
-    store_pool_size: int = 1
-    store_max_overflow: int = 2
+    # PostgreSQL connections per actor process (CB_STORE_POOL_MAX): opened on demand, closed
+    # after 10 idle minutes. Writes are group-committed one transaction at a time, so one
+    # serves an actor's load; many tenant actors must stay under max_connections
+    store_pool_max: int = 1
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
     encrypt_payloads: bool = False  # events and stored results under the master key
@@ -88,6 +90,8 @@ class Settings:
         values["tenant_resource"] = os.environ.get("CB_TENANT_RESOURCE") or None
         if os.environ.get("CB_TENANT_START_TIMEOUT_S"):
             values["tenant_start_timeout_s"] = float(os.environ["CB_TENANT_START_TIMEOUT_S"])
+        if os.environ.get("CB_STORE_POOL_MAX"):
+            values["store_pool_max"] = int(os.environ["CB_STORE_POOL_MAX"])
         if os.environ.get("CB_STORE_WRITE_TIMEOUT_S"):
             values["store_write_timeout_s"] = float(os.environ["CB_STORE_WRITE_TIMEOUT_S"])
         values.update(overrides)
@@ -101,6 +105,8 @@ class Settings:
             raise ValueError("CB_LOG_FORMAT must be text or json")
         if self.tenant_placement not in ("default", "spread"):
             raise ValueError("CB_TENANT_PLACEMENT must be default or spread")
+        if self.store_pool_max < 1:
+            raise ValueError("CB_STORE_POOL_MAX must be at least 1")
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], tuple[str, ...]]]:
         """Pickled without passwords: Ray keeps actor and Serve arguments in its GCS (and
@@ -152,8 +158,8 @@ class Settings:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": str(self.store_pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(self.store_max_overflow),
+            "POSTGRES_POOL_SIZE": "0",  # none kept open while idle
+            "POSTGRES_MAX_OVERFLOW": str(self.store_pool_max),
             "POSTGRES_CONNECT_TIMEOUT": "10",
         }
 
