@@ -55,7 +55,7 @@ def _audited_restarts(gateway: ApiClient, tenant: Tenant, execution_id: str) -> 
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("door", ["execute", "chat_completions"])
+@pytest.mark.parametrize("door", ["execute", "execute_keyed", "chat_completions"])
 def test_a_crash_mid_execution_runs_it_again_and_the_client_gets_the_answer(
     gateway: ApiClient, door: str
 ) -> None:
@@ -65,8 +65,14 @@ def test_a_crash_mid_execution_runs_it_again_and_the_client_gets_the_answer(
     tag = f"attempt-{uuid.uuid4().hex[:8]}"
     emu.script(tag, content="the second attempt's answer", prompt_tokens=11, completion_tokens=4)
     emu.script(tag, content="never delivered", delay=3.0, times=1)
-    if door == "execute":
-        held = _in_background(lambda: gateway.execute(tenant, agent["id"], tag))
+    if door.startswith("execute"):
+        key = {"Idempotency-Key": tag} if door == "execute_keyed" else {}
+        path = f"/api/v1/agents/{agent['id']}/execute"
+        held = _in_background(
+            lambda: gateway.http.post(
+                path, json={"prompt": tag}, headers={**tenant.headers(), **key}
+            )
+        )
     else:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": tag}]}
         auth = {"Authorization": f"Bearer {tenant.api_key}"}
@@ -79,7 +85,7 @@ def test_a_crash_mid_execution_runs_it_again_and_the_client_gets_the_answer(
     reply = held()
     assert reply.status_code == 200, reply.text
     assert reply.headers["x-cb-attempt"] == "2"
-    if door == "execute":
+    if door.startswith("execute"):
         execution_id = reply.json()["execution_id"]
         assert reply.json()["response"]["content"] == "the second attempt's answer"
     else:
