@@ -28,7 +28,7 @@ from actors.event_store import EventStore
 from actors.settings import Settings
 from domain.execution import Execution
 from tests.emulator import ProviderEmulator
-from tests.support.cluster import drop_database, free_port, postgres_database
+from tests.support.cluster import drop_database, postgres_database, serve_app_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = "chaos-admin-token"
@@ -63,7 +63,7 @@ def _kill_all(root: int) -> int:
 
 @contextlib.contextmanager
 def _server(emulator: ProviderEmulator, tmp: Path, database_url: str | None) -> Iterator[dict]:
-    port = free_port()
+    port = serve_app_port()
     # this process's own Serve settings (set when serve_app was imported here) stay here
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "CB_"))}
     env = {

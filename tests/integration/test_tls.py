@@ -20,7 +20,7 @@ import trustme
 from circuit_breaker import Client
 
 from tests.emulator import ProviderEmulator
-from tests.support.cluster import free_port
+from tests.support.cluster import serve_app_port
 from tests.support.server_process import ROOT, environ_without_ours, serve_app
 
 TS_SDK = ROOT / "sdk" / "typescript" / "dist" / "index.js"
@@ -39,7 +39,7 @@ def tls_gateway(
     ca.cert_pem.write_to_path(str(ca_file))
     cert.private_key_pem.write_to_path(str(key_file))
     cert_file.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    port = free_port()
+    port = serve_app_port()
     environ = {
         **environ_without_ours("SSL_"),
         "CB_DATA_DIR": str(tmp / "data"),

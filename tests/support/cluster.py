@@ -7,6 +7,7 @@ PostgreSQL) per session, configured by `tests/config.yaml` over the default conf
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# below Ray's default worker ports (10002-19999) and the kernel's ephemeral range, so no
+# worker or outgoing connection takes one of them between the pick and the server's start
+SERVE_APP_PORTS = range(6000, 9800)
+PROXY_OFFSET = 64  # serve_app.py's direct mode puts Serve's proxy at CB_PORT + 64
+
+
+def serve_app_port() -> int:
+    """A `CB_PORT` for a `serve_app.py` a test starts: it, the next replicas' ports above it
+    and its Serve proxy's port, all free now."""
+    for _ in range(500):
+        port = random.choice(SERVE_APP_PORTS)
+        wanted = [*range(port, port + 4), port + PROXY_OFFSET]
+        if all(_bindable(p) for p in wanted):
+            return port
+    raise RuntimeError("no free CB_PORT in 6000-9800")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def postgres_database() -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.cluster import free_port
+from tests.support.cluster import serve_app_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +88,7 @@ def tenant_and_agent(
 def running_server(tmp_path: Path, **env: str) -> Iterator[tuple[str, dict[str, str], str]]:
     """`python serve_app.py` with only `env` set: yields its URL, admin headers and log path;
     stops it with SIGTERM afterwards and checks it exited cleanly."""
-    port = free_port()
+    port = serve_app_port()
     environ = {
         **environ_without_ours(),
         "CB_DATA_DIR": str(tmp_path / "data"),
