@@ -608,20 +608,20 @@ class TenantActor:
                 return None
             if execution.stream:
                 live = await self._restart_stream(execution)
-        if live is None:
-            execution = await self.runner.stored(execution_id)
-            assert execution is not None
-            if execution.status == "running" or not execution.stream:
-                raise Conflict(
-                    f"execution {execution_id} of this Idempotency-Key is {execution.status}"
-                    + ("" if execution.stream else ", and was not streamed"),
-                    execution_id=execution_id,
-                )
-            events = stream_log.replay(
-                execution_id, execution.stream_events, 0, _terminal(execution),
-                execution.stream_complete,
-            )  # fmt: skip
-            live = LiveStream.replayed(execution_id, events)
+                if live is None and execution.status == "running":  # it was failed meanwhile
+                    execution = await self.runner.stored(execution_id) or execution
+            if live is None:
+                if execution.status == "running" or not execution.stream:
+                    raise Conflict(
+                        f"execution {execution_id} of this Idempotency-Key is {execution.status}"
+                        + ("" if execution.stream else ", and was not streamed"),
+                        execution_id=execution_id,
+                    )
+                events = stream_log.replay(
+                    execution_id, execution.stream_events, 0, _terminal(execution),
+                    execution.stream_complete,
+                )  # fmt: skip
+                live = LiveStream.replayed(execution_id, events)
         headers = {**REPLAYED, "x-cb-execution-id": execution_id}
         return WithHeaders(await self.channel.offer(live, 0, framer), headers)
 
@@ -706,8 +706,9 @@ class TenantActor:
             if live is None:
                 execution = await self.runner.recorded_stream(execution_id)
                 live = await self._restart_stream(execution)
+                if live is None and execution.status == "running":  # it was failed meanwhile
+                    execution = await self.runner.recorded_stream(execution_id)
             if live is None:
-                execution = await self.runner.recorded_stream(execution_id)
                 events = stream_log.replay(
                     execution_id,
                     execution.stream_events,
