@@ -15,6 +15,7 @@ from httpx_aiohttp import AiohttpTransport
 CA_BUNDLE_ENV = "CB_PROVIDER_CA_BUNDLE"
 
 _client: httpx.AsyncClient | None = None
+_warm_context: ssl.SSLContext | None = None  # made ahead by `warm` in a spare worker
 
 
 def provider_ssl_context() -> ssl.SSLContext:
@@ -31,12 +32,18 @@ def provider_ssl_context() -> ssl.SSLContext:
     return context
 
 
+def warm() -> None:
+    """Make the TLS context ahead of the first call (loading the roots takes tens of ms)."""
+    global _warm_context
+    _warm_context = provider_ssl_context()
+
+
 def shared_client() -> httpx.AsyncClient:
     """The process's client; created lazily inside the running event loop."""
-    global _client
+    global _client, _warm_context
     if _client is None or _client.is_closed:
         limits = httpx.Limits(max_connections=1024, max_keepalive_connections=256)
-        context = provider_ssl_context()
+        context, _warm_context = _warm_context or provider_ssl_context(), None
         _client = httpx.AsyncClient(
             transport=AiohttpTransport(verify=context, limits=limits),
             limits=limits,

@@ -27,23 +27,33 @@ def get_or_create(
     *args: Any,
     max_concurrency: int = 1000,
     placement: dict[str, Any] | None = None,
+    runtime_env: dict[str, Any] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Any:
     """The handle of the named detached actor, started with `cls(*args)` if none runs.
 
     `placement` is its Ray options for where it runs (`actors.placement`); by default, the
-    head node's, as for every actor the cluster has one of.
+    head node's, as for every actor the cluster has one of. `started` is called when this
+    call starts the actor (none of that name ran a moment before).
     """
     handle = _handles.get(name)
     if handle is None:
-        handle = cls.options(
-            name=name,
-            namespace=NAMESPACE,
-            get_if_exists=True,
-            lifetime="detached",
-            max_concurrency=max_concurrency,
-            num_cpus=0,
-            **(singleton_options() if placement is None else placement),
-        ).remote(*args)
+        if started is not None:
+            try:
+                handle = ray.get_actor(name, namespace=NAMESPACE)
+            except ValueError:
+                started()
+        if handle is None:
+            handle = cls.options(
+                name=name,
+                namespace=NAMESPACE,
+                get_if_exists=True,
+                lifetime="detached",
+                max_concurrency=max_concurrency,
+                num_cpus=0,
+                **({} if runtime_env is None else {"runtime_env": runtime_env}),
+                **(singleton_options() if placement is None else placement),
+            ).remote(*args)
         _handles[name] = handle
         _unconfirmed.add(name)
     return handle

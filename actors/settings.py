@@ -58,6 +58,9 @@ class Settings:
     tenant_placement: str = "default"  # CB_TENANT_PLACEMENT: default (Ray's) or spread
     tenant_resource: str | None = None  # CB_TENANT_RESOURCE: one unit per tenant actor
     tenant_start_timeout_s: float = 60.0  # CB_TENANT_START_TIMEOUT_S: with a resource set
+    # CB_SPARE_WORKERS: worker processes each ingress replica keeps started on its node, with
+    # the tenant actor's code imported, for the next tenant actors to start in (0: none)
+    spare_workers: int = 2
     # CB_STORE_WRITE_TIMEOUT_S: how long an execution's start or end may wait for the store
     # (it is down) before the request is answered 503 service_unavailable
     store_write_timeout_s: float = 5.0
@@ -90,6 +93,8 @@ class Settings:
         values["tenant_resource"] = os.environ.get("CB_TENANT_RESOURCE") or None
         if os.environ.get("CB_TENANT_START_TIMEOUT_S"):
             values["tenant_start_timeout_s"] = float(os.environ["CB_TENANT_START_TIMEOUT_S"])
+        if os.environ.get("CB_SPARE_WORKERS"):
+            values["spare_workers"] = int(os.environ["CB_SPARE_WORKERS"])
         if os.environ.get("CB_STORE_POOL_MAX"):
             values["store_pool_max"] = int(os.environ["CB_STORE_POOL_MAX"])
         if os.environ.get("CB_STORE_WRITE_TIMEOUT_S"):
@@ -105,6 +110,8 @@ class Settings:
             raise ValueError("CB_LOG_FORMAT must be text or json")
         if self.tenant_placement not in ("default", "spread"):
             raise ValueError("CB_TENANT_PLACEMENT must be default or spread")
+        if self.spare_workers < 0:
+            raise ValueError("CB_SPARE_WORKERS must be 0 or more")
         if self.store_pool_max < 1:
             raise ValueError("CB_STORE_POOL_MAX must be at least 1")
 

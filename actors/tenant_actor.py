@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,7 +17,15 @@ from typing import Any
 
 import ray
 
-from actors import config_actor, metrics, names, projection_actor, provider_actor, tracing
+from actors import (
+    config_actor,
+    metrics,
+    names,
+    projection_actor,
+    provider_actor,
+    spare_workers,
+    tracing,
+)
 from actors.collaborations import Collaborations
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
@@ -69,6 +78,7 @@ class TenantActor:
         configure_logging(settings, "tenant", tenant_id=tenant_id)
         self.settings = settings
         self.tenant_id = tenant_id
+        self.created_at = time.time()
         self.store = AsyncEventStore(settings)
         # empty until the first _load asks the config actor (never the file as it lies: an
         # operator may be editing it)
@@ -958,6 +968,15 @@ class TenantActor:
     async def ping(self) -> str:
         return self.tenant_id
 
+    async def worker(self) -> dict[str, Any]:
+        """This actor's process: its pid, when it was created, and when its code was imported
+        (before the actor was asked for when it took a spare worker)."""
+        return {
+            "pid": os.getpid(),
+            "created_at": self.created_at,
+            "preloaded_at": spare_workers.preloaded_at,
+        }
+
 
 def handle(settings: Settings, tenant_id: str) -> Any:
     """The tenant's actor, started (and its state loaded on first use) if none runs."""
@@ -967,6 +986,8 @@ def handle(settings: Settings, tenant_id: str) -> Any:
         settings,
         tenant_id,
         placement=tenant_options(settings),
+        runtime_env=spare_workers.actor_runtime_env(),
+        started=spare_workers.spares(settings.spare_workers, settings.tenant_resource).started,
     )
 
 

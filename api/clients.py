@@ -78,7 +78,8 @@ class Peer:
                 if attempt == RECREATE_ATTEMPTS - 1:
                     raise
                 names.forget(self.name)
-                await asyncio.sleep(0.1)
+                if attempt:  # the first retry at once: an evicted actor is simply gone
+                    await asyncio.sleep(0.1)
         raise AssertionError("unreachable")
 
     async def ask(self, invoke: Callable[[Any], Awaitable[Reply]]) -> Any:

@@ -9,9 +9,13 @@ idle eviction, then:
 2. the memory of every live tenant actor process (`/proc/<pid>/smaps_rollup`: RSS, PSS, USS),
    and what that makes per GiB;
 3. once every tenant actor was evicted (`--idle-s` without a call), the first execution of
-   each tenant again ("evicted": its actor is started again from the store), then "warm".
+   each tenant again, one right after another ("evicted": its actor is started again from
+   the store, in a spare worker while the pool lasts), then "warm";
+4. once all were evicted again, the same with tenants coming one per `--pace-s` ("evicted,
+   paced": occasional tenants, each finding a spare worker ready).
 
-    python bench/bench_tenant_density.py [--tenants 30] [--idle-s 4] [--json PATH]
+    python bench/bench_tenant_density.py [--tenants 30] [--idle-s 4] [--pace-s 2] [--json PATH]
+    CB_SPARE_WORKERS=0 python bench/bench_tenant_density.py   # without spare workers
 """
 
 from __future__ import annotations
@@ -89,17 +93,20 @@ def memory_figures(pids: list[int]) -> dict[str, float]:
 
 
 async def first_and_second(
-    http: aiohttp.ClientSession, agents: list[tuple[str, dict[str, str]]]
+    http: aiohttp.ClientSession, agents: list[tuple[str, dict[str, str]]], pace_s: float = 0.0
 ) -> dict[str, list[float]]:
-    """Each tenant's first execution, then its second, one tenant at a time (ms)."""
+    """Each tenant's first execution, then its second, one tenant at a time (ms); with
+    `pace_s`, tenants come at most one per `pace_s` (occasional tenants, not a burst)."""
     times: dict[str, list[float]] = {"first": [], "second": []}
     for url, headers in agents:
+        arrived = time.perf_counter()
         for key in ("first", "second"):
             started = time.perf_counter()
             async with http.post(url, json=PROMPT, headers=headers) as reply:
                 body = await reply.read()
                 assert reply.status == 200 and b'"completed"' in body, body[:300]
             times[key].append((time.perf_counter() - started) * 1000)
+        await asyncio.sleep(max(0.0, pace_s - (time.perf_counter() - arrived)))
     return times
 
 
@@ -110,6 +117,7 @@ def summary(times_ms: list[float]) -> dict[str, float]:
         "p50_ms": round(percentile(ordered, 50), 1),
         "p90_ms": round(percentile(ordered, 90), 1),
         "max_ms": round(ordered[-1], 1),
+        "each_ms": [round(t) for t in times_ms],
     }
 
 
@@ -136,13 +144,14 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
         results["first execution"] = summary(created["first"])
         results["warm"] = summary(created["second"])
         results["memory"] = memory_figures(tenant_actor_pids(gw_proc.pid))
-        deadline = time.monotonic() + args.idle_s * 3 + 120
-        while tenant_actor_pids(gw_proc.pid):  # every actor evicted for idleness
-            assert time.monotonic() < deadline, "tenant actors were not evicted"
-            await asyncio.sleep(0.5)
-        again = await first_and_second(http, agents)
-        results["evicted actor"] = summary(again["first"])
-        results["warm again"] = summary(again["second"])
+        for pace_s, name in ((0.0, "evicted actor"), (args.pace_s, "evicted, paced")):
+            deadline = time.monotonic() + args.idle_s * 3 + 120
+            while tenant_actor_pids(gw_proc.pid):  # every actor evicted for idleness
+                assert time.monotonic() < deadline, "tenant actors were not evicted"
+                await asyncio.sleep(0.5)
+            again = await first_and_second(http, agents, pace_s)
+            results[name] = summary(again["first"])
+            results["warm again"] = summary(again["second"])
     return results
 
 
@@ -151,11 +160,12 @@ def report(meta: dict[str, Any], results: dict[str, Any]) -> None:
     print(f"direct to the provider: p50 {results['direct']['p50_ms']:.2f} ms")
     print(f"{'call':<34} {'n':>4} {'p50 ms':>9} {'p90 ms':>9} {'max ms':>9}")
     for name in ("new tenant (create + agent)", "first execution", "warm", "evicted actor",
-                 "warm again"):  # fmt: skip
+                 "evicted, paced", "warm again"):  # fmt: skip
         r = results[name]
         print(f"{name:<34} {r['n']:>4} {r['p50_ms']:>9.1f} {r['p90_ms']:>9.1f} {r['max_ms']:>9.1f}")
-    extra = results["evicted actor"]["p50_ms"] - results["warm again"]["p50_ms"]
-    print(f"evicted over warm, p50: {extra:.0f} ms")
+    for name in ("evicted actor", "evicted, paced"):
+        extra = results[name]["p50_ms"] - results["warm again"]["p50_ms"]
+        print(f"{name} over warm, p50: {extra:.0f} ms")
     mem = results["memory"]
     print(
         f"per tenant actor ({mem['actors']} live): RSS {mem['rss_mib']} MiB, PSS "
@@ -168,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tenants", type=int, default=30)
     parser.add_argument("--idle-s", type=float, default=4.0, help="CB_TENANT_IDLE_EVICT_S")
+    parser.add_argument(
+        "--pace-s", type=float, default=2.0,
+        help="the paced round: one evicted tenant's first call per this many seconds",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     args.skip_gateway, args.otlp, args.postgres, args.mode, args.endpoints = (
@@ -179,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     results = run_with_services(args, bench)
     if results is None:
         return 1
-    meta = {**machine(), "tenants": args.tenants, "idle_evict_s": args.idle_s}
+    meta = {
+        **machine(), "tenants": args.tenants, "idle_evict_s": args.idle_s, "pace_s": args.pace_s,
+        "spare_workers": os.environ.get("CB_SPARE_WORKERS", "default"),
+    }  # fmt: skip
     report(meta, results)
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, **results}, indent=2))
