@@ -59,8 +59,9 @@ class Settings:
     tenant_resource: str | None = None  # CB_TENANT_RESOURCE: one unit per tenant actor
     tenant_start_timeout_s: float = 60.0  # CB_TENANT_START_TIMEOUT_S: with a resource set
     # CB_SPARE_WORKERS: worker processes each ingress replica keeps started on its node, with
-    # the tenant actor's code imported, for the next tenant actors to start in (0: none)
-    spare_workers: int = 2
+    # the tenant actor's code imported, for the next tenant actors to start in (0: none; off
+    # by default: bursts of tenant starts on a small node pay for it, docs/operations.md)
+    spare_workers: int = 0
     # CB_STORE_WRITE_TIMEOUT_S: how long an execution's start or end may wait for the store
     # (it is down) before the request is answered 503 service_unavailable
     store_write_timeout_s: float = 5.0

@@ -15,7 +15,7 @@ idle eviction, then:
    paced": occasional tenants, each finding a spare worker ready).
 
     python bench/bench_tenant_density.py [--tenants 30] [--idle-s 4] [--pace-s 2] [--json PATH]
-    CB_SPARE_WORKERS=0 python bench/bench_tenant_density.py   # without spare workers
+    CB_SPARE_WORKERS=2 python bench/bench_tenant_density.py   # with two spare workers
 """
 
 from __future__ import annotations

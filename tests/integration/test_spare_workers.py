@@ -4,13 +4,16 @@ raylet started before the request, with the actor's code already imported in it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import ray
 
 from actors import names, spare_workers
-from tests.support.client import SQLITE_ONLY, ApiClient
+from tests.support.client import ApiClient
+from tests.support.cluster import Cluster
 
 
 def _worker(gateway: ApiClient, tenant_id: str) -> dict[str, Any]:
@@ -49,7 +52,14 @@ def _spares_ready() -> bool:
     return bool(before) and all(0 <= _cpu_ticks(pid) - ticks < 10 for pid, ticks in before.items())
 
 
-@SQLITE_ONLY
+@pytest.fixture
+def gateway(cluster: Cluster) -> Iterator[ApiClient]:
+    """A client of the test cluster's app whose replica keeps spare workers."""
+    client = ApiClient(cluster, "spares")
+    yield client
+    client.close()
+
+
 def test_a_restarted_tenant_actor_starts_in_a_spare_worker_with_its_code_imported(
     gateway: ApiClient,
 ) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from tests.emulator import ProviderEmulator
 
 ADMIN_TOKEN = "test-admin-token"
-REPLICAS = {"sqlite": 2, "postgres": 1}
+REPLICAS = {"sqlite": 2, "postgres": 1, "spares": 1}
 PG_URL = os.environ.get("CB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -33,7 +33,7 @@ class Cluster:
 
     @staticmethod
     def route_prefix(backend: str) -> str:
-        return "/" if backend == "sqlite" else "/pg"
+        return {"sqlite": "/", "postgres": "/pg", "spares": "/spares"}[backend]
 
     def url(self, backend: str) -> str:
         return f"http://127.0.0.1:{self.port}{self.route_prefix(backend).rstrip('/')}"
@@ -213,6 +213,11 @@ def _run_cluster(
             **common,
         )
     }  # fmt: skip
+    # spare tenant actor workers are off by default; this app's replica keeps two (asked for
+    # at its first tenant actor start, so only the tests that use it start any)
+    settings["spares"] = Settings(
+        instance="spares", data_dir=str(data / "spares"), spare_workers=2, **common
+    )
     if pg_url:  # with payload encryption, and the response cache in Redis (SQLite's: a file)
         settings["postgres"] = Settings(
             instance="pg", database_url=pg_url, data_dir=str(data / "pg"),
