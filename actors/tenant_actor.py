@@ -987,7 +987,10 @@ def handle(settings: Settings, tenant_id: str) -> Any:
         tenant_id,
         placement=tenant_options(settings),
         runtime_env=spare_workers.actor_runtime_env(),
-        started=spare_workers.spares(settings.spare_workers, settings.tenant_resource).started,
+        # only with spares: telling a start apart costs a name lookup on each handle miss
+        started=spare_workers.spares(settings.spare_workers, settings.tenant_resource).started
+        if settings.spare_workers
+        else None,
     )
 
 
