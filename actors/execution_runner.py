@@ -387,7 +387,8 @@ class ExecutionRunner:
         """Begin (a failure ends the stream with its error event), then `stream`."""
         try:
             run = await self.begin(plan, execution_id, stream=True, live=live, restart=restart)
-        except BudgetExceeded as err:  # not recorded: said in the stream, then it ends
+        except (BudgetExceeded, EndNotRecorded) as err:
+            # not recorded (yet: the store refused the start): said in the stream, then it ends
             live.emit("error", err.to_dict())
             return
         except CBError:

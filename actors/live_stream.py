@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from domain.errors import CBError
 from domain.stream_log import TERMINAL_EVENTS, Packed, pack
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class LiveStream:
         self.events: list[dict[str, Any]] = []
         self.content: list[str] = []
         self.usage: dict[str, Any] | None = None
-        self.task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self.watchers = 0
         self._changed = asyncio.Event()
         self._checkpointed = 0
@@ -50,6 +51,32 @@ class LiveStream:
         live = cls(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
         live.events = events
         return live
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The run that emits into this stream."""
+        return self._task
+
+    @task.setter
+    def task(self, task: asyncio.Task[None] | None) -> None:
+        self._task = task
+        if task is not None:
+            task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The run is over: wake the watchers. A run that ended (not cancelled) without a
+        terminal event is a fault of this service; an `internal_error` event ends the stream,
+        so no reader waits for one forever."""
+        done = bool(self.events) and self.events[-1]["event"] in TERMINAL_EVENTS
+        if done or task.cancelled():
+            self._changed.set()
+            return
+        failure = task.exception()
+        log.error(
+            "execution %s ended without a terminal event", self.execution_id, exc_info=failure
+        )
+        error = CBError("the execution ended without an outcome", execution_id=self.execution_id)
+        self.emit("error", error.to_dict())
 
     @property
     def last_id(self) -> int:

@@ -47,6 +47,7 @@ from actors.state_agents import StateAgentRunner
 from actors.stream_channel import Framer, StreamChannel
 from actors.tenant_budgets import TenantBudgets
 from actors.tenant_commands import TenantCommands, effective_limits
+from actors.unrecorded_ends import EndNotRecorded
 from domain import shredding, stream_log
 from domain.attempts import first_id_before
 from domain.chat_completions import ChunkFramer, chat_headers
@@ -79,6 +80,7 @@ class TenantActor:
         self.settings = settings
         self.tenant_id = tenant_id
         self.created_at = time.time()
+        self.loaded_at: float | None = None  # when its state was read (the first call)
         self.store = AsyncEventStore(settings)
         # empty until the first _load asks the config actor (never the file as it lies: an
         # operator may be editing it)
@@ -125,10 +127,10 @@ class TenantActor:
         async with self._load_lock:
             if self._loaded:
                 return self.commands
-            await self.runner.routing.refresh()
+            # the configuration and routing views come from other actors while the store reads
+            await self.commands.load(self.runner.routing.refresh())
             defaults = self.runner.config.tenant_defaults
             self.idle_evict_s = self.settings.tenant_idle_evict_s or defaults.idle_evict_s
-            await self.commands.load()
             tenant = self.commands.tenant
             own = tenant.limits if tenant is not None else {}
             self.gate = LimitGate(effective_limits(defaults, own), time.monotonic())
@@ -138,6 +140,7 @@ class TenantActor:
                 self.experiments.resume(tenant)
                 self.collaborations.resume(tenant)
             self._loaded = True
+            self.loaded_at = time.time()
         return self.commands
 
     def _idle(self) -> bool:
@@ -665,7 +668,9 @@ class TenantActor:
                     restart=restart,
                 )
             except BaseException as exc:
-                if routed_first or not isinstance(exc, CBError) or isinstance(exc, BudgetExceeded):
+                # a refusal, or a start the store did not take, is the reply (a 503 for this)
+                replied = (BudgetExceeded, EndNotRecorded)
+                if routed_first or not isinstance(exc, CBError) or isinstance(exc, replied):
                     self.gate.settle(time.monotonic(), reserved, None)
                     self._settle_budget(execution_id)
                     raise
@@ -969,11 +974,12 @@ class TenantActor:
         return self.tenant_id
 
     async def worker(self) -> dict[str, Any]:
-        """This actor's process: its pid, when it was created, and when its code was imported
-        (before the actor was asked for when it took a spare worker)."""
+        """This actor's process: its pid, when it was created, when its code was imported
+        (before the actor was asked for when it took a spare worker) and its state loaded."""
         return {
             "pid": os.getpid(),
             "created_at": self.created_at,
+            "loaded_at": self.loaded_at,
             "preloaded_at": spare_workers.preloaded_at,
         }
 

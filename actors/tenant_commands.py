@@ -8,10 +8,11 @@ through the `ExecutionRunner` they are given.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -50,9 +51,11 @@ class TenantCommands:
         self.agents: dict[str, Agent] = {}
         self.imports = LegacyImports(self)
 
-    async def load(self) -> None:
-        """Read the tenant and its agents; put its policy, keys and MCP servers to use."""
-        self.tenant, self.agents = await self.store.run(self._read_state)
+    async def load(self, config: Awaitable[None]) -> None:
+        """Read the tenant and its agents while `config` (the runner's configuration) comes;
+        then put its policy, keys and MCP servers to use."""
+        state, _ = await asyncio.gather(self.store.run(self._read_state), config)
+        self.tenant, self.agents = state
         if self.tenant is not None:
             self._adopt(self.tenant)
             self._open_mcp_servers(self.tenant)

@@ -23,6 +23,7 @@ RETRIED_STATUSES = {408, 429, *range(500, 600)}  # what OpenAI's SDKs retry
 RETRIES = 3
 MAX_RETRY_AFTER_S = 2.0
 RESTARTED = "completed_after_restart"
+STREAM_DEADLINE_S = 60.0  # a stream still open this long (heartbeats only) counts as hung
 PROMPT = "chaos-load"  # in every prompt, so a provider emulator can be scripted on it
 
 
@@ -163,9 +164,13 @@ def _whole(reply: httpx.Response) -> tuple[str, float | None]:
 
 def _streamed(reply: httpx.Response) -> str:
     """The stream's terminal event: completed (after a restarted attempt, if one came), its
-    error's type, or `cut` if none came."""
+    error's type, `stream_cut` if none came, `stream_cut:hung` if none came in
+    `STREAM_DEADLINE_S` (the gateway's heartbeats keep a stuck stream open)."""
     event, restarted = None, False
+    deadline = time.monotonic() + STREAM_DEADLINE_S
     for line in reply.iter_lines():
+        if time.monotonic() > deadline:
+            return "stream_cut:hung"
         if line.startswith("event: "):
             event = line[7:]
             restarted = restarted or event == "attempt_restarted"

@@ -105,6 +105,7 @@ def _check(report: PhaseReport) -> None:
     assert report.store["recorded"] > 0 and report.clients.get("completed", 0) > 0, report
     untyped = [k for k in report.clients if k.startswith("untyped")]
     assert not untyped, report  # every refusal the clients saw had a stable type
+    assert "stream_cut:hung" not in report.clients, report  # every stream ended
 
 
 def test_cb_chaos_kills_one_actor_at_a_time_and_loses_nothing(

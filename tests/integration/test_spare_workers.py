@@ -82,6 +82,7 @@ def test_a_restarted_tenant_actor_starts_in_a_spare_worker_with_its_code_importe
     # the process had imported the actor's code before this request asked for an actor
     assert second["preloaded_at"] is not None and second["preloaded_at"] < asked
     assert second["created_at"] > asked
+    assert second["loaded_at"] is not None and second["loaded_at"] > second["created_at"]
     print(
         "restart in a spare:",
         {k: round(v - asked, 3) for k, v in second.items() if k != "pid"},

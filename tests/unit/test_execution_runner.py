@@ -7,11 +7,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+from eventsourcing.persistence import PersistenceError
 
 from actors.event_store import AsyncEventStore
 from actors.execution_runner import ExecutionRunner
+from actors.live_stream import LiveStream
 from domain.agent import Agent
 from domain.attempts import MAX_ATTEMPTS
 from domain.config import Config
@@ -245,3 +248,41 @@ async def test_an_unexpected_failure_mid_execution_is_recorded_never_left_runnin
     assert stored.status == "failed" and stored.result["error"]["type"] == "internal_error"
     assert "secret-free detail" not in json.dumps(stored.result)
     assert "failed unexpectedly" in caplog.text
+
+
+async def test_a_stream_whose_start_the_store_refuses_ends_with_a_503_error_event(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store is down when a streamed execution starts: its stream ends at once with
+    `service_unavailable` (naming the execution to look up later), never waits on."""
+    runner = await _runner(store, FakePeers(ScriptedProvider(completion("never sent", 1, 1))))
+
+    def refused(events: list[object]) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        done.set_exception(PersistenceError("the store is down"))
+        return done
+
+    monkeypatch.setattr(store, "save_events", refused)
+    execution_id = str(uuid.uuid4())
+    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=60.0)
+    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
+    live.task = asyncio.get_running_loop().create_task(
+        runner.execute_stream(plan, execution_id, live)
+    )
+    batches = [b async for b in _watched(live)]
+    last = batches[-1][-1]
+    assert last["event"] == "error", batches
+    assert last["data"]["type"] == "service_unavailable"
+    assert last["data"]["execution_id"] == execution_id
+    assert runner.unrecorded.pending.keys() == {execution_id}  # recorded once it is back
+    runner.unrecorded._task.cancel()  # type: ignore[union-attr]
+
+
+async def _watched(live: LiveStream) -> AsyncIterator[list[dict[str, object]]]:
+    """The stream's batches; fails (rather than waits on) a stream that never ends."""
+    watch = live.watch(0)
+    while True:
+        try:
+            yield await asyncio.wait_for(anext(watch), timeout=5)
+        except StopAsyncIteration:
+            return

@@ -263,9 +263,8 @@ async def test_a_config_is_stored_as_a_tenant_event_audited_and_needs_its_agent(
     box, tenant_id = SecretBox(key=new_key()), str(uuid.uuid4())
     runner_ = ExecutionRunner(Config(providers={}, models={}), store, tenant_id,
                               FakePeers().peers())  # fmt: skip
-    await runner_.routing.refresh()
     commands = TenantCommands(tenant_id, store, box, runner_)
-    await commands.load()
+    await commands.load(runner_.routing.refresh())
     await commands.create_tenant("Acme", "admin")
     agent = await commands.create_agent({"name": "R", "model": "cb:smart-chat"}, None, "me")
     config = {"state_id": "review", "agent_id": agent["id"], "input_mapping": {},
@@ -277,7 +276,7 @@ async def test_a_config_is_stored_as_a_tenant_event_audited_and_needs_its_agent(
     assert created["id"] and created["created_at"].endswith("Z")
 
     again = TenantCommands(tenant_id, store, box, runner_)
-    await again.load()  # a new incarnation reads it back from the store
+    await again.load(runner_.routing.refresh())  # a new incarnation reads it back
     assert again.state_agent_configs("review") == [created]
     assert again.state_agent_configs("other") == []
     events = store.app.repository.get(uuid.UUID(tenant_id))

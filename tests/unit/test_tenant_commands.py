@@ -21,9 +21,8 @@ pytestmark = pytest.mark.usefixtures("openai_key")
 async def _commands(store: AsyncEventStore, box: SecretBox, tenant_id: str) -> TenantCommands:
     empty = Config(providers={}, models={})
     runner = ExecutionRunner(empty, store, tenant_id, FakePeers().peers())
-    await runner.routing.refresh()
     commands = TenantCommands(tenant_id, store, box, runner)
-    await commands.load()
+    await commands.load(runner.routing.refresh())  # as the actor: config while reading
     return commands
 
 
@@ -72,6 +71,22 @@ async def test_own_provider_keys_are_sealed_in_the_store_and_used_for_calls(stor
     assert commands.runner.caller.own_keys == {}
     with pytest.raises(NotFound):
         await commands.remove_own_provider_key("openai", "me")
+
+
+async def test_a_new_incarnation_uses_a_legacy_agent_key_of_a_provider_its_config_names(
+    store,
+) -> None:
+    """The store is read while the configuration comes; the tenant's keys are put to use
+    only once it has (a legacy credential names a provider type only the config resolves)."""
+    box, tenant_id = SecretBox(key=new_key()), str(uuid.uuid4())
+    commands = await _commands(store, box, tenant_id)
+    await commands.create_tenant("Acme", None)
+    credential = {"api_key": "sk-legacy-agent-key-456", "provider_type": "openai"}
+    await commands.create_agent({"name": "Old", "model": "cb:smart-chat"}, credential, "me")
+
+    again = await _commands(store, box, tenant_id)
+    assert again.runner.config.providers  # came during the load, after the empty start
+    assert again.runner.caller.own_keys == {"openai": "sk-legacy-agent-key-456"}
 
 
 async def test_revoking_a_key_twice_is_not_found_and_saves_nothing(store) -> None:

@@ -1,0 +1,73 @@
+"""LiveStream's end: its readers stop when its run does, with a terminal event or without."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from actors.live_stream import LiveStream
+
+
+async def _read(live: LiveStream) -> list[dict[str, Any]]:
+    """Every event a reader from the start gets; fails (rather than waits on) a stream that
+    never ends."""
+
+    async def collect() -> list[dict[str, Any]]:
+        return [event async for batch in live.watch(0) for event in batch]
+
+    return await asyncio.wait_for(collect(), timeout=5)
+
+
+async def test_a_run_that_ends_without_a_terminal_event_ends_its_stream_with_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    live = LiveStream("e-1", cancel_on_disconnect=False, checkpoint_s=60.0)
+
+    async def run() -> None:
+        live.emit("execution_start", {"execution_id": "e-1"})
+        await asyncio.sleep(0.05)  # the reader is waiting by now
+
+    live.task = asyncio.get_running_loop().create_task(run())
+    events = await _read(live)
+    assert [e["event"] for e in events] == ["execution_start", "error"]
+    error = events[-1]["data"]
+    assert (error["type"], error["execution_id"]) == ("internal_error", "e-1")
+    assert "ended without a terminal event" in caplog.text
+
+
+async def test_a_run_that_raises_ends_its_stream_with_an_error_and_logs_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    live = LiveStream("e-2", cancel_on_disconnect=False, checkpoint_s=60.0)
+
+    async def run() -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("a bug's detail")
+
+    live.task = asyncio.get_running_loop().create_task(run())
+    events = await _read(live)
+    assert [e["event"] for e in events] == ["error"]
+    assert "a bug's detail" not in str(events)  # in the log, not in the stream
+    assert "a bug's detail" in caplog.text
+
+
+async def test_a_terminal_event_or_a_cancel_ends_the_stream_with_nothing_added() -> None:
+    live = LiveStream("e-3", cancel_on_disconnect=False, checkpoint_s=60.0)
+
+    async def run() -> None:
+        await asyncio.sleep(0.05)
+        live.emit("execution_complete", {"status": "completed"})
+
+    live.task = asyncio.get_running_loop().create_task(run())
+    assert [e["event"] for e in await _read(live)] == ["execution_complete"]
+    await asyncio.sleep(0)  # the done callback has run: nothing more was emitted
+    assert [e["event"] for e in live.events] == ["execution_complete"]
+
+    cancelled = LiveStream("e-4", cancel_on_disconnect=False, checkpoint_s=60.0)
+    cancelled.task = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+    reading = asyncio.ensure_future(_read(cancelled))
+    await asyncio.sleep(0.05)
+    cancelled.task.cancel()
+    assert await reading == []
