@@ -6,6 +6,7 @@ started."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from typing import Any
 from tests.support.cluster import free_port
 
 BIN = Path(sys.executable).parent
+WORKER_STARTS = 3  # a worker node whose raylet was slow to register is started again
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,7 @@ def ray_head(
     address, dashboard_url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
     try:
         with _node(command, environ, log_path, address, dashboard_url) as node:
-            _wait_for_nodes(node, environ, 1)
+            assert _wait_for_nodes(node, environ, 1), node.log_path.read_text()[-3000:]
             yield node
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -142,18 +144,27 @@ def ray_worker(
         *_ports(),
     ]  # fmt: skip
     before = len(alive_nodes(head, environ))
-    with _node(command, environ, log_path, head.address, head.dashboard) as node:
-        _wait_for_nodes(node, environ, before + 1)
-        yield node
+    for _ in range(WORKER_STARTS):
+        with _node(command, environ, log_path, head.address, head.dashboard) as node:
+            if _wait_for_nodes(node, environ, before + 1):
+                yield node
+                return
+    raise AssertionError(f"the worker node gave up {WORKER_STARTS} times: {log_path}")
 
 
-def _wait_for_nodes(node: RayNode, environ: dict[str, str], count: int) -> None:
-    """Until the cluster counts `count` live nodes (`node` having started the last)."""
+def _wait_for_nodes(node: RayNode, environ: dict[str, str], count: int) -> bool:
+    """Until the cluster counts `count` live nodes (`node` having started the last); False
+    if `node` gave up because its raylet did not register in Ray's fixed 30 s (a loaded
+    machine: the caller may start it again)."""
     deadline = time.monotonic() + 120
     while len(alive_nodes(node, environ)) < count:
-        assert node.process.poll() is None, node.log_path.read_text()[-3000:]
+        if node.process.poll() is not None:
+            log = node.log_path.read_text()
+            assert "timed out during startup" in log, log[-3000:]
+            return False
         assert time.monotonic() < deadline, f"fewer than {count} nodes joined"
         time.sleep(0.5)
+    return True
 
 
 @contextmanager
@@ -171,6 +182,9 @@ def _node(
     finally:
         if process.poll() is None:
             _stop(process)
+        else:  # it gave up: what it started (a raylet) may outlive it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         log.close()
 
 
