@@ -27,9 +27,10 @@ TRACING = "opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetr
 
 
 def preload() -> None:
-    """Import the tenant actor's code and what its first execution uses, and make the TLS
-    context of provider calls; Ray runs this as a tenant actor's worker starts, before it is
-    given an actor (so nothing here is any tenant's)."""
+    """Import the tenant actor's code and what its first execution uses, make the TLS
+    context of provider calls, and register as a ready spare; Ray runs this as a tenant
+    actor's worker starts, before it is given an actor (so nothing here is any tenant's)."""
+    spare_workers.mark(spare_workers.STARTING)
     import actors.tenant_actor  # noqa: F401
     from actors import http_client
 
@@ -43,3 +44,4 @@ def preload() -> None:
             log.debug("preload: %s is not installed", module)
     http_client.warm()
     spare_workers.preloaded_at = time.time()
+    spare_workers.mark(spare_workers.READY)

@@ -76,6 +76,7 @@ class TenantActor:
     """Owns the tenant aggregate and its agents in memory; rebuilt from the store on start."""
 
     def __init__(self, settings: Settings, tenant_id: str) -> None:
+        spare_workers.mark_taken()
         configure_logging(settings, "tenant", tenant_id=tenant_id)
         self.settings = settings
         self.tenant_id = tenant_id

@@ -7,7 +7,8 @@ idle eviction, then:
 1. `--tenants` new tenants, each with an agent, one at a time (the tenant's actor is created
    by the first call: "new tenant"), then two executions of each ("first", "warm");
 2. the memory of every live tenant actor process (`/proc/<pid>/smaps_rollup`: RSS, PSS, USS),
-   and what that makes per GiB;
+   and what that makes per GiB; at the end, the same for bare Ray actors (processes that
+   imported nothing of this project) in a local Ray: the floor under any tenant actor;
 3. once every tenant actor was evicted (`--idle-s` without a call), the first execution of
    each tenant again, one right after another ("evicted": its actor is started again from
    the store, in a spare worker while the pool lasts), then "warm";
@@ -92,6 +93,26 @@ def memory_figures(pids: list[int]) -> dict[str, float]:
     }
 
 
+def ray_worker_floor(actors: int = 4) -> dict[str, float]:
+    """Memory of a bare Ray actor (a worker process that imported nothing of this project) in a
+    local Ray of this process, after the gateway stopped: the floor under a tenant actor."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Bare:
+        def pid(self) -> int:
+            return os.getpid()
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        handles = [Bare.remote() for _ in range(actors)]
+        pids = ray.get([h.pid.remote() for h in handles])
+        time.sleep(2)  # let their threads settle, as the tenant actors had
+        return memory_figures(pids)
+    finally:
+        ray.shutdown()
+
+
 async def first_and_second(
     http: aiohttp.ClientSession, agents: list[tuple[str, dict[str, str]]], pace_s: float = 0.0
 ) -> dict[str, list[float]]:
@@ -166,12 +187,13 @@ def report(meta: dict[str, Any], results: dict[str, Any]) -> None:
     for name in ("evicted actor", "evicted, paced"):
         extra = results[name]["p50_ms"] - results["warm again"]["p50_ms"]
         print(f"{name} over warm, p50: {extra:.0f} ms")
-    mem = results["memory"]
-    print(
-        f"per tenant actor ({mem['actors']} live): RSS {mem['rss_mib']} MiB, PSS "
-        f"{mem['pss_mib']} MiB, USS {mem['uss_mib']} MiB; {mem['actors_per_gib_by_pss']} per GiB "
-        f"by PSS ({mem['actors_per_gib_by_pss'] * 24:.0f} in 24 GiB, nothing else counted)"
-    )
+    for name, mem in (("per tenant actor", results["memory"]),
+                      ("per bare Ray actor (the floor)", results["ray worker floor"])):  # fmt: skip
+        print(
+            f"{name} ({mem['actors']} live): RSS {mem['rss_mib']} MiB, PSS {mem['pss_mib']} MiB,"
+            f" USS {mem['uss_mib']} MiB; {mem['actors_per_gib_by_pss']} per GiB by PSS "
+            f"({mem['actors_per_gib_by_pss'] * 24:.0f} in 24 GiB, nothing else counted)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_with_services(args, bench)
     if results is None:
         return 1
+    results["ray worker floor"] = ray_worker_floor()
     meta = {
         **machine(), "tenants": args.tenants, "idle_evict_s": args.idle_s, "pace_s": args.pace_s,
         "spare_workers": os.environ.get("CB_SPARE_WORKERS", "default"),

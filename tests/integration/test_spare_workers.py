@@ -83,6 +83,14 @@ def test_a_restarted_tenant_actor_starts_in_a_spare_worker_with_its_code_importe
     assert second["preloaded_at"] is not None and second["preloaded_at"] < asked
     assert second["created_at"] > asked
     assert second["loaded_at"] is not None and second["loaded_at"] > second["created_at"]
+    # the spare it took is no longer registered, and its replacement is: the pool is full again
+    directory = spare_workers.spares_dir()  # this driver's node: the test cluster's one
+    assert directory is not None
+    deadline = time.monotonic() + 90
+    while spare_workers.count_spares(directory).ready < 2:
+        assert time.monotonic() < deadline, "the spare taken was not replaced"
+        time.sleep(0.2)
+    assert not list(directory.glob(f"{second['pid']}.*"))
     print(
         "restart in a spare:",
         {k: round(v - asked, 3) for k, v in second.items() if k != "pid"},
