@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, OperationalError, PersistenceError
 
 from actors import metrics
 from actors.payload_keys import PayloadKeys
@@ -19,6 +20,7 @@ from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 
 T = TypeVar("T")
+TABLE_LOCK_KEY = 0x43425F7462  # "CB_tb": the advisory lock of the store's table creation
 A = TypeVar("A", bound=Aggregate)
 
 
@@ -32,10 +34,47 @@ class EventStore(Application[UUID]):
             transcoder=self.construct_transcoder(), mapper_class=ShreddingMapper
         )
 
+    @classmethod
+    def opened(cls, env: dict[str, str]) -> EventStore:
+        """The store, its tables created if missing. Actors starting at once on a new
+        PostgreSQL database race to create them, and `CREATE TABLE IF NOT EXISTS` fails in the
+        losers (a duplicate type or table, a tuple concurrently updated); a loser tries again
+        holding a lock the others' second tries wait for, and finds the tables there."""
+        try:
+            return cls(env=env)
+        except PersistenceError:
+            if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+                raise
+        with _table_creation_lock(env):
+            return cls(env=env)
+
     def use_payload_keys(self, keys: PayloadKeys) -> None:
         """Seal and open execution payloads under their payload keys from now on."""
         assert isinstance(self.mapper, ShreddingMapper)
         self.mapper.keys = keys
+
+
+@contextmanager
+def _table_creation_lock(env: dict[str, str]) -> Iterator[None]:
+    """A PostgreSQL session lock for creating the store's tables, held by one process at once
+    (a database that cannot be reached raises the store's `OperationalError`, as opening it)."""
+    import psycopg
+
+    try:
+        conn = psycopg.connect(
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            dbname=env["POSTGRES_DBNAME"],
+            user=env["POSTGRES_USER"],
+            password=env.get("POSTGRES_PASSWORD", ""),
+            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+            autocommit=True,
+        )
+        conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_LOCK_KEY,))
+    except psycopg.Error as error:
+        raise OperationalError(str(error)) from error
+    with conn:
+        yield  # the lock ends with the session
 
 
 class AsyncEventStore:
@@ -46,7 +85,7 @@ class AsyncEventStore:
     """
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
-        self.app = EventStore(env=settings.store_env())
+        self.app = EventStore.opened(settings.store_env())
         self.payload_keys = PayloadKeys(settings)
         self.app.use_payload_keys(self.payload_keys)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
