@@ -624,7 +624,7 @@ class ExecutionRunner:
         """Save a terminal event, after any checkpoint whose own save failed. If the store
         refuses it or holds it too long (`_durably`), `EndNotRecorded` is raised: the client
         is not told an outcome the store may not hold."""
-        retry = await live.failed_saves() if live else []
+        retry = await self._failed_checkpoints(execution, live) if live else []
         await self._durably(execution, execution.outcome, retry + execution.collect_events())
         out = execution.outcome
         metrics.execution_ended(
@@ -632,6 +632,16 @@ class ExecutionRunner:
             out.model_resolved or execution.model_resolved, out.cost_usd or 0.0,
         )  # fmt: skip
         _log_end(execution)
+
+    async def _failed_checkpoints(self, execution: Execution, live: LiveStream) -> list[Any]:
+        """The events of the stream's checkpoints whose save failed, to save again with its
+        end; if their saves are still held (the store is down, its writes retrying) past
+        `write_timeout_s`, `EndNotRecorded`, as for the end itself."""
+        settled = asyncio.ensure_future(live.failed_saves())
+        try:
+            return await asyncio.wait_for(asyncio.shield(settled), self.write_timeout_s)
+        except TimeoutError:
+            raise self.unrecorded.add(execution, execution.outcome, after=settled) from None
 
     async def _durably(self, execution: Execution, outcome: Outcome, events: list[Any]) -> None:
         """Save `events` of `execution`; if the store refuses them, or holds them (it is down,

@@ -91,6 +91,10 @@ class ScriptedProvider:
         if callable(entry):
             entry = entry(body)
         status, payload = entry
+        if isinstance(payload, bytes):  # a stream of server-sent events
+            return httpx.Response(
+                status, content=payload, headers={"content-type": "text/event-stream"}
+            )
         return httpx.Response(status, json=payload)
 
     def client(self) -> httpx.AsyncClient:
@@ -126,6 +130,26 @@ def completion(
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def streamed(
+    pieces: list[str], prompt_tokens: int = 12, model: str = "gpt-4.1-mini"
+) -> tuple[int, bytes]:
+    """A 200 streamed chat completion in OpenAI's wire format: one chunk per piece, then the
+    usage chunk and `[DONE]`."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}] if delta else []
+        body = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 0,
+                "model": model, "choices": choices, **extra}  # fmt: skip
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(pieces),
+             "total_tokens": prompt_tokens + len(pieces)}  # fmt: skip
+    parts = [chunk({"role": "assistant", "content": ""})]
+    parts += [chunk({"content": piece}) for piece in pieces]
+    parts += [chunk({"content": ""}, "stop"), chunk({}, usage=usage), b"data: [DONE]\n\n"]
+    return 200, b"".join(parts)
 
 
 def error(status: int, message: str = "boom") -> tuple[int, dict[str, Any]]:

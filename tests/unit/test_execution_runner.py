@@ -21,7 +21,14 @@ from domain.config import Config
 from domain.errors import CBError
 from domain.execution import Execution
 from domain.run_plan import agent_plan
-from tests.unit.fakes import FakePeers, Method, ScriptedProvider, completion, error
+from tests.unit.fakes import (
+    FakePeers,
+    Method,
+    ScriptedProvider,
+    completion,
+    error,
+    streamed,
+)
 
 TENANT = str(uuid.uuid4())
 
@@ -220,9 +227,7 @@ async def test_attempts_are_bounded(store) -> None:
 
 
 async def _events(store: AsyncEventStore, execution_id: str) -> list[object]:
-    return list(
-        await store.run(lambda: list(store.app.events.get(uuid.UUID(execution_id))))
-    )
+    return list(await store.run(lambda: list(store.app.events.get(uuid.UUID(execution_id)))))
 
 
 async def test_an_unexpected_failure_mid_execution_is_recorded_never_left_running(
@@ -276,6 +281,62 @@ async def test_a_stream_whose_start_the_store_refuses_ends_with_a_503_error_even
     assert last["data"]["execution_id"] == execution_id
     assert runner.unrecorded.pending.keys() == {execution_id}  # recorded once it is back
     runner.unrecorded._task.cancel()  # type: ignore[union-attr]
+
+
+async def test_a_stream_whose_checkpoint_the_store_holds_ends_within_the_bound(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store goes down mid-stream: a checkpoint's save is held (retrying), and so would be
+    the end's. The stream still ends within the write bound, with `service_unavailable`
+    naming the execution, recorded once the store is back; it does not wait the outage out."""
+    provider = ScriptedProvider(streamed(["Ray ", "Serve ", "streams."]))
+    runner = await _runner(store, FakePeers(provider))
+    runner.write_timeout_s = 0.3
+    saved = store.save_events
+    writes: list[int] = []
+
+    def down_after_the_start(events: list[object]) -> asyncio.Future[None]:
+        writes.append(len(events))
+        if len(writes) == 1:
+            return saved(events)
+        return asyncio.get_running_loop().create_future()  # held: never settles
+
+    monkeypatch.setattr(store, "save_events", down_after_the_start)
+    execution_id = str(uuid.uuid4())
+    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
+    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
+    live.task = asyncio.get_running_loop().create_task(
+        runner.execute_stream(plan, execution_id, live)
+    )
+    started = time.monotonic()
+    batches = [b async for b in _watched(live)]
+    events = [e for batch in batches for e in batch]
+    assert [e["data"] for e in events if e["event"] == "content_chunk"][:1], events
+    last = events[-1]
+    assert last["event"] == "error", events
+    assert last["data"]["type"] == "service_unavailable"
+    assert last["data"]["execution_id"] == execution_id
+    assert time.monotonic() - started < 3.0
+    assert len(writes) >= 2  # the start, then at least one checkpoint
+    assert runner.unrecorded.pending.keys() == {execution_id}
+    runner.unrecorded._task.cancel()  # type: ignore[union-attr]
+
+
+async def test_a_streamed_execution_checkpoints_and_ends_completed(store) -> None:
+    provider = ScriptedProvider(streamed(["Ray ", "Serve ", "streams."], prompt_tokens=9))
+    runner = await _runner(store, FakePeers(provider))
+    execution_id = str(uuid.uuid4())
+    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
+    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
+    live.task = asyncio.get_running_loop().create_task(
+        runner.execute_stream(plan, execution_id, live)
+    )
+    events = [e for batch in [b async for b in _watched(live)] for e in batch]
+    assert events[-1]["event"] == "execution_complete", events
+    stored = await _stored(store, execution_id)
+    assert stored.status == "completed"
+    assert stored.result["response"]["content"] == "Ray Serve streams."
+    assert stored.result["usage"]["prompt_tokens"] == 9
 
 
 async def _watched(live: LiveStream) -> AsyncIterator[list[dict[str, object]]]:
