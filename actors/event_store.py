@@ -20,6 +20,7 @@ from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 
 T = TypeVar("T")
+CREATE_ATTEMPTS = 5  # under the lock
 TABLE_LOCK_KEY = 0x43425F7462  # "CB_tb": the advisory lock of the store's table creation
 A = TypeVar("A", bound=Aggregate)
 
@@ -39,14 +40,21 @@ class EventStore(Application[UUID]):
         """The store, its tables created if missing. Actors starting at once on a new
         PostgreSQL database race to create them, and `CREATE TABLE IF NOT EXISTS` fails in the
         losers (a duplicate type or table, a tuple concurrently updated); a loser tries again
-        holding a lock the others' second tries wait for, and finds the tables there."""
+        holding a lock, so it races only first tries of others still starting."""
         try:
             return cls(env=env)
         except PersistenceError:
             if env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
                 raise
-        with _table_creation_lock(env):
-            return cls(env=env)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            with _table_creation_lock(env):
+                try:
+                    return cls(env=env)
+                except PersistenceError:
+                    if attempt == CREATE_ATTEMPTS:
+                        raise
+            time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
 
     def use_payload_keys(self, keys: PayloadKeys) -> None:
         """Seal and open execution payloads under their payload keys from now on."""

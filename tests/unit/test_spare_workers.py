@@ -60,6 +60,13 @@ class Recording(SpareWorkers):
         self.now = Pool(self.now.starting + wanted, self.now.ready)  # they start at once
 
 
+async def _asked(spares: Recording, times: int) -> None:
+    """Until `spares` has asked `times` times (however slow the machine)."""
+    async with asyncio.timeout(10):
+        while len(spares.asked) < times:
+            await asyncio.sleep(0.001)
+
+
 async def _settle(spares: SpareWorkers) -> None:
     while spares._tasks:
         await asyncio.gather(*spares._tasks, return_exceptions=True)
@@ -69,7 +76,7 @@ def test_the_first_start_fills_the_pool_and_a_full_pool_asks_for_nothing_more() 
     async def run() -> list[int]:
         spares = Recording(3)
         spares.started()
-        await asyncio.sleep(0.01)
+        await _asked(spares, 1)
         spares.now = Pool(ready=3)  # they registered
         await _settle(spares)
         spares.started()  # a later start that found no spare ready: it started its own
@@ -84,7 +91,7 @@ def test_a_start_that_took_a_spare_has_it_replaced() -> None:
         spares = Recording(2)
         spares.now = Pool(ready=1)  # counted once the new actor took one of two
         spares.started()
-        await asyncio.sleep(0.01)
+        await _asked(spares, 1)
         spares.now = Pool(starting=1, ready=1)  # its replacement is importing
         await _settle(spares)
         return spares.asked
@@ -95,10 +102,10 @@ def test_a_start_that_took_a_spare_has_it_replaced() -> None:
 def test_occasional_starts_each_find_a_spare_ready() -> None:
     async def run() -> list[int]:
         spares = Recording(2)
-        for _ in range(4):  # each start takes one; its replacement registers before the next
+        for started in range(1, 5):  # each start takes one; its replacement registers next
             spares.now = Pool(ready=1)
             spares.started()
-            await asyncio.sleep(0.03)
+            await _asked(spares, started)
             spares.now = Pool(ready=2)
             await _settle(spares)
         return spares.asked
