@@ -637,6 +637,8 @@ class ExecutionRunner:
         """The events of the stream's checkpoints whose save failed, to save again with its
         end; if their saves are still held (the store is down, its writes retrying) past
         `write_timeout_s`, `EndNotRecorded`, as for the end itself."""
+        if not live.saving_checkpoints:
+            return []
         settled = asyncio.ensure_future(live.failed_saves())
         try:
             return await asyncio.wait_for(asyncio.shield(settled), self.write_timeout_s)

@@ -150,6 +150,11 @@ class LiveStream:
         """Track a checkpoint's save; `failed_saves` gives its events back if it fails."""
         self._saves.append((events, done))
 
+    @property
+    def saving_checkpoints(self) -> bool:
+        """Whether checkpoint saves are tracked that `failed_saves` has not yet waited for."""
+        return bool(self._saves)
+
     async def failed_saves(self) -> list[Any]:
         """Wait for the checkpoint saves; the store events of those that failed, in order."""
         failed: list[Any] = []

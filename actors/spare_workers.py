@@ -121,10 +121,9 @@ class SpareWorkers:
 
     def missing(self, pool: Pool, now: float) -> int:
         """How many spares to ask for: what the pool lacks beyond those registered and those
-        asked within `pending_s` (not yet
-        registered). None during a burst (more than `count` starts within `refill_s`): its
-        starts would take the spares asked as they come, racing their own process starts for
-        the CPU; the pool is topped up once starts pause."""
+        asked within `pending_s` (not registered yet). None during a burst (more than `count`
+        starts within `refill_s`): its starts would take the spares asked as they come, racing
+        their own process starts for the CPU; the pool is topped up once starts pause."""
         while self.asked_at and now - self.asked_at[0][0] > self.pending_s:
             self.asked_at.popleft()
         while self.started_at and now - self.started_at[0] > self.refill_s:
@@ -210,9 +209,9 @@ def mark(state: str) -> None:
     directory = spares_dir()
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
-        pid = os.getpid()
-        (directory / f"{pid}.{state}").touch()
-        (directory / f"{pid}.{STARTING if state == READY else READY}").unlink(missing_ok=True)
+        (directory / f"{os.getpid()}.{state}").touch()
+        if state == READY:
+            (directory / f"{os.getpid()}.{STARTING}").unlink(missing_ok=True)
 
 
 def mark_taken() -> None:

@@ -268,12 +268,7 @@ async def test_a_stream_whose_start_the_store_refuses_ends_with_a_503_error_even
         return done
 
     monkeypatch.setattr(store, "save_events", refused)
-    execution_id = str(uuid.uuid4())
-    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=60.0)
-    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
-    live.task = asyncio.get_running_loop().create_task(
-        runner.execute_stream(plan, execution_id, live)
-    )
+    execution_id, live = _stream(runner, checkpoint_s=60.0)
     batches = [b async for b in _watched(live)]
     last = batches[-1][-1]
     assert last["event"] == "error", batches
@@ -302,12 +297,7 @@ async def test_a_stream_whose_checkpoint_the_store_holds_ends_within_the_bound(
         return asyncio.get_running_loop().create_future()  # held: never settles
 
     monkeypatch.setattr(store, "save_events", down_after_the_start)
-    execution_id = str(uuid.uuid4())
-    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
-    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
-    live.task = asyncio.get_running_loop().create_task(
-        runner.execute_stream(plan, execution_id, live)
-    )
+    execution_id, live = _stream(runner, checkpoint_s=0.0)
     started = time.monotonic()
     batches = [b async for b in _watched(live)]
     events = [e for batch in batches for e in batch]
@@ -325,18 +315,24 @@ async def test_a_stream_whose_checkpoint_the_store_holds_ends_within_the_bound(
 async def test_a_streamed_execution_checkpoints_and_ends_completed(store) -> None:
     provider = ScriptedProvider(streamed(["Ray ", "Serve ", "streams."], prompt_tokens=9))
     runner = await _runner(store, FakePeers(provider))
-    execution_id = str(uuid.uuid4())
-    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=0.0)
-    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
-    live.task = asyncio.get_running_loop().create_task(
-        runner.execute_stream(plan, execution_id, live)
-    )
+    execution_id, live = _stream(runner, checkpoint_s=0.0)
     events = [e for batch in [b async for b in _watched(live)] for e in batch]
     assert events[-1]["event"] == "execution_complete", events
     stored = await _stored(store, execution_id)
     assert stored.status == "completed"
     assert stored.result["response"]["content"] == "Ray Serve streams."
     assert stored.result["usage"]["prompt_tokens"] == 9
+
+
+def _stream(runner: ExecutionRunner, checkpoint_s: float) -> tuple[str, LiveStream]:
+    """A streamed execution of a one-prompt agent, started; its id and its live stream."""
+    execution_id = str(uuid.uuid4())
+    live = LiveStream(execution_id, cancel_on_disconnect=False, checkpoint_s=checkpoint_s)
+    plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
+    live.task = asyncio.get_running_loop().create_task(
+        runner.execute_stream(plan, execution_id, live)
+    )
+    return execution_id, live
 
 
 async def _watched(live: LiveStream) -> AsyncIterator[list[dict[str, object]]]:
