@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.admission import Admission, RefusalShortcut, watch_ingress
+from api.fast_lane import FastLane
 from api.graphql.schema import graphql_router
 from api.request_metrics import RequestMetrics
 from api.routes import (
@@ -53,6 +54,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     app.state.admission = admission = Admission()
     errors.install(app)
+    # innermost of the middlewares (added first): inside the body limit, refusal shortcut,
+    # metrics and traces
+    app.add_middleware(FastLane, runtime=runtime, admission=admission)
     limit = int(os.environ.get("CB_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(errors.BodyLimit, limit=limit)
     # outermost: the cheapest refusal first
