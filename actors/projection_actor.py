@@ -91,17 +91,18 @@ class ProjectionActor:
                 log.debug("projection lag sample failed", exc_info=True)
 
     async def _follow(self) -> None:
+        """Fold what is new every `projection_poll_s`: each pass drains the store to its head
+        in batches, so events gather between passes (one transaction per projection per pass,
+        not per handful of events) and a read model is at most a poll interval behind; a read
+        that misses catches up at once (`_read`)."""
         loop = asyncio.get_running_loop()
         while True:
             try:
-                read = await self._catch_up()
-                if not read:
+                if not await self._catch_up():
                     self._level_at = loop.time()  # every projection was at the store's head
             except Exception:  # keep following; the next poll retries from the tracked position
                 log.exception("projection catch-up failed")
-                read = 0
-            if not read:
-                await asyncio.sleep(self.settings.projection_poll_s)
+            await asyncio.sleep(self.settings.projection_poll_s)
 
     async def _sweep_periodically(self) -> None:
         """The retention sweep, every `retention_sweep_s` (each sweep audited per tenant)."""

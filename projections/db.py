@@ -41,6 +41,9 @@ class ReadModelDB:
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # no fsync per commit: a fold lost to a power cut (never to a crash) is folded
+            # again from the store, its tracked position being in the same transaction
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
 
     def _connect(self) -> Any:
