@@ -20,6 +20,7 @@ import aiohttp
 import httpx
 
 from actors import metrics, tracing
+from actors.http_client import post_json
 from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
 from actors.settings import provider_api_key, provider_base_url
@@ -239,11 +240,8 @@ class ModelCaller:
                 traceparent = tracing.traceparent_for(trace and trace.span)
                 if traceparent is not None:
                     headers = {**headers, "traceparent": traceparent}
-                sent = client.build_request(
-                    "POST", url, json=call.body, headers=headers, timeout=timeout
-                )
                 async with asyncio.timeout_at(deadlines.first):
-                    reply = await client.send(sent, stream=True)
+                    reply = await post_json(client, url, call.body, headers, timeout)
                 try:
                     if reply.status_code != 200:
                         async with asyncio.timeout_at(deadlines.total):
