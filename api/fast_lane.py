@@ -11,6 +11,7 @@ so every refusal is the app's own.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +34,52 @@ AGENTS = "/api/v1/agents/"
 CHAT = "/v1/chat/completions"
 
 
+async def _execute(
+    lane: FastLane, request: Request, agent_id: str, body: Any, key: str | None
+) -> Response:
+    who = await tenant_principal(request, *_credentials(request))
+    return await agents.execute(agent_id, body, request, who, lane.runtime, lane.admission, key)
+
+
+async def _execute_stream(
+    lane: FastLane, request: Request, agent_id: str, body: Any, key: str | None
+) -> Response:
+    who = await tenant_principal(request, *_credentials(request))
+    return await agents.execute_stream(agent_id, body, who, lane.runtime, lane.admission, key)
+
+
+async def _chat(
+    lane: FastLane, request: Request, agent_id: str, body: Any, key: str | None
+) -> Response:
+    who = await key_principal(request, *_credentials(request))
+    return await chat_completions.chat_completions(
+        request, body, who, lane.runtime, lane.admission, key
+    )
+
+
+def _credentials(request: Request) -> tuple[str | None, str | None]:
+    """`X-Tenant-ID` and `Authorization`, as the routes' header dependencies read them."""
+    return request.headers.get("x-tenant-id"), request.headers.get("authorization")
+
+
 @dataclass(frozen=True)
-class Template:
-    """A matched route as the metrics, traces and error logs read it (`scope["route"].path`)."""
+class Route:
+    """A route the lane serves: its template (read as `scope["route"].path` by the request
+    metrics, traces and error logs), its body's model and its endpoint."""
 
     path: str
+    body: type[BaseModel]
+    endpoint: Callable[[FastLane, Request, str, Any, str | None], Awaitable[Response]]
 
 
-ROUTES = {t: Template(t) for t in (CHAT, f"{AGENTS}{{agent_id}}/execute",
-                                   f"{AGENTS}{{agent_id}}/execute/stream")}  # fmt: skip
+ROUTES = {
+    r.path: r
+    for r in (
+        Route(CHAT, ChatCompletionRequest, _chat),
+        Route(f"{AGENTS}{{agent_id}}/execute", ExecuteRequest, _execute),
+        Route(f"{AGENTS}{{agent_id}}/execute/stream", ExecuteRequest, _execute_stream),
+    )
+}
 
 
 class FastLane:
@@ -53,27 +91,23 @@ class FastLane:
         self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        path = door_path(scope)
-        if path == CHAT:
-            await self._serve(scope, receive, send, CHAT, "")
-        elif path.startswith(AGENTS):
-            agent_id, _, tail = path[len(AGENTS) :].partition("/")
-            if agent_id and tail in ("execute", "execute/stream"):
-                await self._serve(scope, receive, send, f"{AGENTS}{{agent_id}}/{tail}", agent_id)
-                return
+        route, agent_id = None, ""
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = door_path(scope)
+            if path.startswith(AGENTS):
+                agent_id, _, tail = path[len(AGENTS) :].partition("/")
+                path = f"{AGENTS}{{agent_id}}/{tail}" if agent_id else path
+            route = ROUTES.get(path)
+        if route is None:
             await self.app(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self._serve(scope, receive, send, route, agent_id)
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, template: str, agent_id: str
+        self, scope: Scope, receive: Receive, send: Send, route: Route, agent_id: str
     ) -> None:
         request = Request(scope, receive)
-        content_type = request.headers.get("content-type", "application/json")
-        if not _json(content_type):
+        if not _json(request.headers.get("content-type", "application/json")):
             await self.app(scope, receive, send)
             return
         try:
@@ -81,36 +115,19 @@ class FastLane:
         except CBError as err:  # too large (errors.BodyLimit)
             await (await errors.on_cb_error(request, err))(scope, receive, send)
             return
-        model: type[BaseModel] = ChatCompletionRequest if template == CHAT else ExecuteRequest
         try:
-            parsed = model.model_validate_json(body or b"null")
+            parsed = route.body.model_validate_json(body or b"null")
         except ValidationError:  # the app answers it, in its own words
             await self.app(scope, _replaying(body, receive), send)
             return
-        scope["route"] = ROUTES[template]  # for the request metrics, traces and logs
+        scope["route"] = route
         scope["path_params"] = {"agent_id": agent_id} if agent_id else {}
+        key = request.headers.get("idempotency-key")
         try:
-            response = await self._endpoint(template, agent_id, parsed, request)
+            response = await route.endpoint(self, request, agent_id, parsed, key)
         except CBError as err:
             response = await errors.on_cb_error(request, err)
         await response(scope, receive, send)
-
-    async def _endpoint(
-        self, template: str, agent_id: str, body: Any, request: Request
-    ) -> Response:
-        headers = request.headers
-        tenant, authorization = headers.get("x-tenant-id"), headers.get("authorization")
-        key = headers.get("idempotency-key")
-        runtime, admission = self.runtime, self.admission
-        if template == CHAT:
-            who = await key_principal(request, tenant, authorization)
-            return await chat_completions.chat_completions(
-                request, body, who, runtime, admission, key
-            )
-        who = await tenant_principal(request, tenant, authorization)
-        if template.endswith("/stream"):
-            return await agents.execute_stream(agent_id, body, who, runtime, admission, key)
-        return await agents.execute(agent_id, body, request, who, runtime, admission, key)
 
 
 def _json(content_type: str) -> bool:
