@@ -337,24 +337,45 @@ async def _chunks(
 ) -> AsyncIterator[StreamChunk]:
     """Parsed chunks until one marked `last`; a stream cut off before it is a provider failure.
 
-    Each line is awaited under the first-token deadline until content arrives, then under
-    the total one (a timer per line, no task).
+    Each read from the network is awaited under the first-token deadline until content
+    arrives, then under the total one (a timer per read, no task); the lines of what one
+    read brought are parsed without another wait.
     """
-    lines = reply.aiter_lines()
+    blocks = reply.aiter_bytes()  # content-decoded (a provider may gzip its stream)
+    rest = b""
     while True:
         try:
             async with asyncio.timeout_at(deadlines.current()):
-                line = await anext(lines)
+                block = await anext(blocks)
         except StopAsyncIteration:
-            raise ProviderError("provider stream ended before it was complete") from None
-        parsed = codec.parse_stream_line(line)
-        if parsed is None:
-            continue
-        if not deadlines.got_first and (parsed.delta or parsed.tool_call_deltas or parsed.last):
-            deadlines.got_first = True
-        yield parsed
-        if parsed.last:
-            return
+            block = None
+        lines, rest = split_lines(rest, block)
+        for line in lines:
+            parsed = codec.parse_stream_line(line)
+            if parsed is None:
+                continue
+            if not deadlines.got_first and (
+                parsed.delta or parsed.tool_call_deltas or parsed.last
+            ):
+                deadlines.got_first = True
+            yield parsed
+            if parsed.last:
+                return
+        if block is None:
+            raise ProviderError("provider stream ended before it was complete")
+
+
+def split_lines(rest: bytes, block: bytes | None) -> tuple[list[str], bytes]:
+    """The whole lines of `rest + block` (ended by LF, CRLF or CR, as SSE and NDJSON allow)
+    and the unfinished tail; `block` None (the stream ended) makes the tail a last line."""
+    data = rest + block if block is not None else rest
+    if not data:
+        return [], b""
+    parts = data.splitlines(keepends=True)
+    tail = b""
+    if block is not None and not parts[-1].endswith((b"\n", b"\r")):
+        tail = parts.pop()
+    return [part.rstrip(b"\r\n").decode("utf-8", "replace") for part in parts], tail
 
 
 async def _json(reply: httpx.Response) -> Any:

@@ -2,10 +2,12 @@
 ingress replicas connect to (executions: `actors.call_line`).
 
 A Ray call per chunk costs about a millisecond of CPU on each side; a socket write costs a
-few microseconds. So an ingress replica asks the actor (one Ray call) to `offer` a stream,
-gets back an address and a one-time token, connects, sends the token, and reads
-length-prefixed messages of ready-framed SSE bytes until an empty message (the end). The
-actor sees the connection close when the client goes away.
+few microseconds. So the actor `offer`s a stream (an address and a one-time token) in reply
+to the call that starts or joins it, and the replica claims it by token: on its call line to
+the actor when it has one (the stream's data then shares that socket), else on a connection
+of its own (send the token, read length-prefixed messages of ready-framed SSE bytes until an
+empty one, the end). A claim on a line ends with a cancel message when the client goes away,
+a connection of its own by closing.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from typing import Any
 
 import ray
 
-from actors.call_line import CALL, Method, serve_calls
+from actors.call_line import CALL, Method, Piping, serve_calls
 from actors.live_stream import LiveStream
 from domain.sse import frame_batch
 
 log = logging.getLogger(__name__)
 
 HEADER = struct.Struct("!I")
-END = HEADER.pack(0)
 CLAIM_TIMEOUT_S = 30.0
 BACKLOG = 4096  # a burst of stream starts connects at once
 TOKEN_BYTES = 24
@@ -87,14 +88,13 @@ class StreamChannel:
             line = await asyncio.wait_for(reader.readline(), CLAIM_TIMEOUT_S)
             if line.startswith(CALL):
                 if hmac.compare_digest(line[len(CALL) :].strip(), self.secret.encode()):
-                    await serve_calls(reader, writer, self.calls)
+                    await serve_calls(reader, writer, self.calls, self._claimed)
                 return
-            offer = self._offers.pop(line.strip().decode(errors="replace"), None)
+            offer = self._take(line.strip().decode(errors="replace"))
             if offer is None:
                 return
-            live, after, framer, expiry = offer
-            expiry.cancel()
-            pipe = asyncio.ensure_future(_pipe(live, after, framer, writer))
+            live, after, framer = offer
+            pipe = asyncio.ensure_future(_pipe(live, after, framer, writer, _message))
             gone = asyncio.ensure_future(reader.read(1))  # b"" once the reader hangs up
             await asyncio.wait({pipe, gone}, return_when=asyncio.FIRST_COMPLETED)
             for task in (pipe, gone):
@@ -106,21 +106,58 @@ class StreamChannel:
         finally:
             writer.close()
 
+    def _take(self, token: str) -> tuple[LiveStream, int, Framer] | None:
+        """The offer with this token, once."""
+        offer = self._offers.pop(token, None)
+        if offer is None:
+            return None
+        live, after, framer, expiry = offer
+        expiry.cancel()
+        return live, after, framer
+
+    def _claimed(self, token: str) -> Piping | None:
+        """The pipe of the offer claimed on a call line, or None when there is no such offer."""
+        offer = self._take(token)
+        if offer is None:
+            return None
+        live, after, framer = offer
+
+        async def piping(writer: asyncio.StreamWriter, framing: Callable[[bytes], bytes]) -> None:
+            try:
+                await _pipe(live, after, framer, writer, framing)
+            finally:
+                live.abandon()  # in case the reader left before the pipe ever watched
+
+        return piping
+
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
 
 
-async def _pipe(live: LiveStream, after: int, framer: Framer, writer: asyncio.StreamWriter) -> None:
+def _message(data: bytes) -> bytes:
+    """A length-prefixed message of a connection of the stream's own (empty: the end)."""
+    return HEADER.pack(len(data)) + data
+
+
+async def _pipe(
+    live: LiveStream,
+    after: int,
+    framer: Framer,
+    writer: asyncio.StreamWriter,
+    framing: Callable[[bytes], bytes],
+) -> None:
+    """Write the stream's batches, framed by `framer` as SSE and by `framing` for the socket,
+    then the end."""
     watch = live.watch(after)
     try:
         async for batch in watch:
             data = framer(batch)
             if not data:
                 continue
-            writer.write(HEADER.pack(len(data)) + data)
+            writer.write(framing(data))
             await writer.drain()
-        writer.write(END)
+        writer.write(framing(b""))
         await writer.drain()
     finally:
         with contextlib.suppress(Exception):

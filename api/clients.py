@@ -166,6 +166,14 @@ class CallLines:
             self._lines[peer.name] = opening
         return await asyncio.shield(opening)
 
+    def current(self, peer: Peer) -> CallLine | None:
+        """The line to the peer's actor if one is open now (none is opened here)."""
+        opening = self._lines.get(peer.name)
+        if opening is None or not opening.done() or opening.cancelled() or opening.exception():
+            return None
+        line = opening.result()
+        return None if line.closed else line
+
     @staticmethod
     async def _open(peer: Peer) -> CallLine:
         address = await peer.ask(lambda h: h.call_line.remote())
@@ -470,7 +478,7 @@ class TenantClient:
                 job, agent_id, execution_id, include_usage, retried, tp
             ),
         )
-        return await open_stream(reply.value, reply.headers, openai=True)
+        return await self._claim(reply.value, reply.headers, openai=True)
 
     async def execute_stream(
         self, agent_id: str, request: dict[str, Any], cancel_on_disconnect: bool
@@ -485,18 +493,26 @@ class TenantClient:
                 agent_id, request, execution_id, cancel_on_disconnect, retried, tp
             ),
         )
-        opened = await open_stream(reply.value, reply.headers)
+        opened = await self._claim(reply.value, reply.headers)
         opened.reopen = lambda after: self.resume_stream(execution_id, after)
         return opened
 
     async def resume_stream(self, execution_id: str, after: int) -> Opened:
         """Join a streamed execution after event `after` (an interrupted one runs again as a
         new attempt); reopened the same way if its actor goes away."""
-        opened = await open_stream(
+        opened = await self._claim(
             await self.peer.ask(lambda h: h.resume_stream.remote(execution_id, after))
         )
         opened.reopen = lambda last: self.resume_stream(execution_id, last)
         return opened
+
+    async def _claim(
+        self, offer: dict[str, Any], headers: dict[str, str] | None = None, openai: bool = False
+    ) -> Opened:
+        """Open the offered stream: on this replica's call line to the actor when one is open
+        (the stream then needs no connection of its own)."""
+        line = self.lines.current(self.peer) if self.lines is not None else None
+        return await open_stream(offer, headers, openai, line)
 
     async def cancel_stream(self, execution_id: str) -> bool:
         """Cancel a streamed execution running in the actor; False when none runs there."""

@@ -7,11 +7,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.responses import StreamingResponse
 from ray import serve
 
+from actors.call_line import CallLine
 from actors.stream_channel import HEADER
 from api.request_metrics import OPEN_STREAMS
 from domain.chat_completions import openai_error
@@ -23,13 +24,48 @@ log = logging.getLogger(__name__)
 REOPENS = 3  # times one response reopens its stream after losing the actor
 
 
+class Source(Protocol):
+    """A live stream's data from its tenant actor: on the replica's call line
+    (`actors.call_line.LineStream`) or on a connection of its own (`SocketSource`)."""
+
+    async def read(self, quiet_s: float | None) -> bytes | None:
+        """Ready-framed SSE bytes; b"" at the end; None after `quiet_s` with nothing. Raises
+        `ConnectionError` (or `IncompleteReadError`) when the actor is lost."""
+        ...
+
+    def close(self) -> None:
+        """Stop reading (an unfinished stream is let go in the actor)."""
+        ...
+
+
+class SocketSource:
+    """A stream claimed on a connection of its own: length-prefixed messages, empty at the end."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._pending: asyncio.Future[bytes] | None = None
+
+    async def read(self, quiet_s: float | None) -> bytes | None:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(_message(self.reader))
+        done, _ = await asyncio.wait({self._pending}, timeout=quiet_s)
+        if not done:
+            return None
+        pending, self._pending = self._pending, None
+        return pending.result()
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        self.writer.close()
+
+
 @dataclass
 class Opened:
-    """A stream to send: events already known, or a live channel connection."""
+    """A stream to send: events already known, or a live source."""
 
     events: list[dict[str, Any]]
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+    source: Source | None = None
     headers: dict[str, str] = field(default_factory=dict)  # X-RateLimit-* of a new execution
     openai: bool = False  # chunks of OpenAI's chat completions, not this API's events
     # the same stream after an event id, from whichever actor serves it then (None: no reopen)
@@ -37,15 +73,22 @@ class Opened:
 
 
 async def open_stream(
-    offer: dict[str, Any], headers: dict[str, str] | None = None, openai: bool = False
+    offer: dict[str, Any],
+    headers: dict[str, str] | None = None,
+    openai: bool = False,
+    line: CallLine | None = None,
 ) -> Opened:
-    """Claim a tenant actor's offer (connect and send the token), or take replayed events;
-    `headers` go out with the response."""
+    """Claim a tenant actor's offer, on `line` when it leads to that actor, else on a
+    connection of its own; or take replayed events. `headers` go out with the response."""
     if "events" in offer:
         return Opened(offer["events"])
-    reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
-    writer.write(offer["token"].encode() + b"\n")
-    return Opened([], reader, writer, headers or {}, openai)
+    if line is not None and line.serves(offer):
+        source: Source = line.claim(offer["token"])
+    else:
+        reader, writer = await asyncio.open_connection(offer["host"], offer["port"])
+        writer.write(offer["token"].encode() + b"\n")
+        source = SocketSource(reader, writer)
+    return Opened([], source, headers or {}, openai)
 
 
 def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
@@ -85,10 +128,10 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
             if opened.events:
                 yield frame_batch(opened.events)
                 last_id = max((e.get("id") or 0 for e in opened.events), default=last_id)
-            if opened.reader is None or opened.writer is None:
+            if opened.source is None:
                 return
             try:
-                async for data in _relayed(opened, opened.reader, opened.writer, heartbeat_s):
+                async for data in _relayed(opened.source, heartbeat_s):
                     last_id = last_event_id(data, last_id)
                     yield data
                 return
@@ -103,29 +146,20 @@ async def sse_events(opened: Opened, heartbeat_s: float) -> AsyncIterator[bytes]
         OPEN_STREAMS[0] -= 1
 
 
-async def _relayed(
-    opened: Opened, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, heartbeat_s: float
-) -> AsyncIterator[bytes]:
-    """The channel's messages, and a heartbeat comment for each quiet `heartbeat_s`; raises
-    `IncompleteReadError` or `ConnectionError` when the connection is lost."""
-    pending: asyncio.Future[bytes] | None = None
+async def _relayed(source: Source, heartbeat_s: float) -> AsyncIterator[bytes]:
+    """The source's data, and a heartbeat comment for each quiet `heartbeat_s`; raises
+    `IncompleteReadError` or `ConnectionError` when the actor is lost."""
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(_message(reader))
-            done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
-            if not done:
+            data = await source.read(heartbeat_s)
+            if data is None:
                 yield comment("heartbeat")
-                continue
-            data = pending.result()
-            pending = None
-            if not data:
+            elif data:
+                yield data
+            else:
                 return
-            yield data
     finally:
-        if pending is not None:
-            pending.cancel()
-        writer.close()
+        source.close()
 
 
 async def _reopened(opened: Opened, last_id: int) -> Opened | None:

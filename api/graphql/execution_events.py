@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any
 
-from actors.stream_channel import HEADER
 from api.ids import UUID_PATTERN
 from api.runtime import Runtime
 from api.streaming import Opened
@@ -66,17 +65,14 @@ async def _opened_events(opened: Opened) -> AsyncGenerator[dict[str, Any], None]
     its end; the channel is closed however this ends."""
     for event in opened.events:
         yield event
-    if opened.reader is None or opened.writer is None:
+    if opened.source is None:
         return
     try:
-        while True:
-            (size,) = HEADER.unpack(await opened.reader.readexactly(HEADER.size))
-            if not size:
-                return
-            for event in parse_sse(await opened.reader.readexactly(size)):
+        while data := await opened.source.read(None):
+            for event in parse_sse(data):
                 yield event
     finally:
-        opened.writer.close()
+        opened.source.close()
 
 
 def parse_sse(data: bytes) -> list[dict[str, Any]]:

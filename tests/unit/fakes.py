@@ -9,7 +9,7 @@ OpenAI chat-completions requests with the replies it was given, in order.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -76,6 +76,19 @@ class FakeProjectionActor:
         return {"value": self.running}
 
 
+class Blocks(httpx.AsyncByteStream):
+    """A streamed body that arrives as exactly these reads (cut anywhere: mid-line, between
+    CR and LF, inside a UTF-8 character), with these response headers."""
+
+    def __init__(self, blocks: list[bytes], headers: dict[str, str] | None = None) -> None:
+        self.blocks = blocks
+        self.headers = {"content-type": "text/event-stream", **(headers or {})}
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for block in self.blocks:
+            yield block
+
+
 class ScriptedProvider:
     """An OpenAI-compatible endpoint answering from a script: each entry is a status and
     body, or a callable taking the request JSON; the last entry repeats."""
@@ -91,6 +104,8 @@ class ScriptedProvider:
         if callable(entry):
             entry = entry(body)
         status, payload = entry
+        if isinstance(payload, Blocks):  # a stream sent as these network reads
+            return httpx.Response(status, stream=payload, headers=payload.headers)
         if isinstance(payload, bytes):  # a stream of server-sent events
             return httpx.Response(
                 status, content=payload, headers={"content-type": "text/event-stream"}

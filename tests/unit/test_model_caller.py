@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 
 import httpx
 import pytest
 
 from actors import provider_lease
-from actors.model_calls import ModelCaller
+from actors.model_calls import CallOutcome, ModelCaller
 from actors.routing_view import RoutingView
 from domain.config import parse_config
 from domain.errors import CircuitOpen, ProviderError
 from domain.llm import ChatMessage
-from tests.unit.fakes import FakePeers, FakeProviderActor, ScriptedProvider, completion, error
+from tests.unit.fakes import (
+    Blocks,
+    FakePeers,
+    FakeProviderActor,
+    ScriptedProvider,
+    completion,
+    error,
+    streamed,
+)
 
 MESSAGES = [ChatMessage(role="user", content="hi")]
 
@@ -112,3 +122,52 @@ async def test_a_failed_endpoint_fails_over_to_the_next_before_retrying() -> Non
     await asyncio.sleep(provider_lease.FLUSH_S * 5)
     assert len(fakes.providers["openai:a"].settled) == 2
     assert len(fakes.providers["openai:b"].settled) == 1
+
+
+def _cut(data: bytes, sizes: list[int]) -> list[bytes]:
+    """`data` as network reads of these sizes (the rest in one last read)."""
+    blocks, at = [], 0
+    for size in sizes:
+        blocks.append(data[at : at + size])
+        at += size
+    return [*blocks, data[at:]]
+
+
+async def _streamed_text(blocks: Blocks) -> tuple[str, CallOutcome]:
+    outcome = CallOutcome()
+    caller = _caller(FakePeers(ScriptedProvider((200, blocks))))
+    chunks = [c async for c in caller.stream(["gpt-4.1-mini"], MESSAGES, {}, outcome)]
+    assert chunks[-1].last
+    return "".join(c.delta for c in chunks), outcome
+
+
+async def test_a_stream_is_read_whole_however_the_network_cuts_it() -> None:
+    pieces = ["héllo", " wörld", " ✓"]
+    data = streamed(pieces)[1].replace(b"\n", b"\r\n")
+    for char in "éö✓":  # sent as UTF-8, as providers do, not as JSON escapes
+        data = data.replace(json.dumps(char)[1:-1].encode(), char.encode())
+    cut = data.index("ö".encode()) + 1  # inside a two-byte character
+    crlf = data.index(b"\r\n") + 1  # between a CR and its LF
+    blocks = _cut(data, [crlf, 3, cut - crlf - 3, 1, 7])
+    text, outcome = await _streamed_text(Blocks(blocks))
+    assert text == "".join(pieces)
+    assert outcome.attempts[-1].error is None
+    one_byte_reads = [data[i : i + 1] for i in range(len(data))]
+    assert (await _streamed_text(Blocks(one_byte_reads)))[0] == "".join(pieces)
+
+
+async def test_a_gzipped_stream_is_decoded_before_its_lines_are_read() -> None:
+    packed = gzip.compress(streamed(["zipped", " stream"])[1])
+    blocks = Blocks(_cut(packed, [10, 10]), {"content-encoding": "gzip"})
+    assert (await _streamed_text(blocks))[0] == "zipped stream"
+
+
+async def test_a_stream_cut_before_its_end_fails_the_attempt() -> None:
+    data = streamed(["never", " finished"])[1]
+    cut_off = data[: data.index(b"data: [DONE]")] + b"data: {\"id\""  # no [DONE], a torn line
+    outcome = CallOutcome()
+    caller = _caller(FakePeers(ScriptedProvider((200, Blocks([cut_off])))))
+    with pytest.raises(ProviderError):
+        async for _ in caller.stream(["gpt-4.1-mini"], MESSAGES, {}, outcome):
+            pass
+    assert outcome.attempts[0].error == "provider_error"
