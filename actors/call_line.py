@@ -78,6 +78,8 @@ async def serve_calls(
     async def stream(stream_id: int, piping: Piping) -> None:
         try:
             await piping(writer, functools.partial(data_frame, stream_id))
+        except ConnectionError:
+            pass  # the line went down: the reader sees that
         except Exception:  # the reader must not wait for an end that never comes
             log.exception("stream %s failed", stream_id)
             if not writer.is_closing():

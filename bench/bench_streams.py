@@ -1,11 +1,12 @@
 """How many slow streams one machine holds open, and the memory and CPU they take.
 
-Opens N streams at once, each answered by the emulator with one chunk a second for S seconds,
+Opens N streams (at once, or over `--ramp-s` seconds), each answered by the emulator with one chunk a second for S seconds,
 first straight at the emulator (the floor), then through the gateway (`serve_app.py`); prints
 per target: streams that finished, time to the first content chunk, the worst wait between
 two chunks, and the gateway's memory (RSS of its process tree) and CPU while they were open.
 
-    python bench/bench_streams.py [--streams 1000] [--seconds 20] [--tenants 4] [--mode direct]
+    python bench/bench_streams.py [--streams 1000] [--seconds 20] [--tenants 4] [--ramp-s 0]
+                                   [--mode direct]
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ async def hold(
     streams: int,
     marker: Any,
     on_all_open: Any,
+    ramp_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Open `streams` streams at once (round-robin over `targets`); wait for all to end."""
+    """Open `streams` streams (round-robin over `targets`), at once or spread evenly over
+    `ramp_s` seconds; wait for all to end."""
     payload = json.dumps(body).encode()
     ttft: list[float] = []
     headers_ms: list[float] = []
@@ -74,6 +77,8 @@ async def hold(
     async def one(i: int) -> None:
         nonlocal opened
         url, headers = targets[i % len(targets)]
+        if ramp_s:
+            await asyncio.sleep(start + i * ramp_s / streams - time.perf_counter())
         t0 = time.perf_counter()
         last: float | None = None
         worst = 0.0
@@ -174,8 +179,9 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> list[dict[str,
         }
         direct = [(f"{svc['emulator']}/chat/completions", {"Authorization": "Bearer bench"})]
         res = await hold(
-            http, direct, direct_body, args.streams, FIRST_CONTENT["direct-stream"], dict
-        )
+            http, direct, direct_body, args.streams, FIRST_CONTENT["direct-stream"], dict,
+            args.ramp_s,
+        )  # fmt: skip
         results.append({"target": "direct", **res})
         print(f"  direct  done: {res['finished']}/{res['streams']} streams", flush=True)
 
@@ -199,6 +205,7 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> list[dict[str,
             args.streams,
             FIRST_CONTENT["gateway-stream"],
             sample,
+            args.ramp_s,
         )
         cpu_after = tree_cpu_by_name(gw_pid)
         by_process = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_after.items()}
@@ -216,7 +223,9 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> list[dict[str,
 
 def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     print(
-        f"\n{args.streams} streams at once, one chunk a second for {args.seconds} s, over "
+        f"\n{args.streams} streams "
+        + (f"opened over {args.ramp_s:g} s" if args.ramp_s else "at once")
+        + f", one chunk a second for {args.seconds} s, over "
         f"{args.tenants} tenants; serve mode {args.mode}; load avg now {os.getloadavg()[0]:.2f}"
     )
     print(
@@ -258,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=20, help="how long each stream lasts")
     parser.add_argument("--tenants", type=int, default=4)
+    parser.add_argument(
+        "--ramp-s", type=float, default=0.0, help="open the streams over this many seconds"
+    )
     parser.add_argument("--mode", choices=("proxy", "direct"), default="direct")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
