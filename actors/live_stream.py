@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from domain.errors import CBError
@@ -20,7 +20,8 @@ class LiveStream:
 
     Any number of watchers (the original client, clients resuming it) read from their own
     position and get whatever is waiting as one batch. With `cancel_on_disconnect`, the run is
-    cancelled when its last watcher leaves.
+    cancelled when its last watcher leaves. A checkpoint is due every `checkpoint_s`, or every
+    `pace()` seconds when that is longer (`checkpoint_interval`).
     """
 
     def __init__(
@@ -29,11 +30,13 @@ class LiveStream:
         cancel_on_disconnect: bool,
         checkpoint_s: float,
         first_id_before: int = 0,
+        pace: Callable[[], float] | None = None,
     ):
         self.execution_id = execution_id
         self.base = first_id_before
         self.cancel_on_disconnect = cancel_on_disconnect
         self.checkpoint_s = checkpoint_s
+        self.pace = pace
         self.events: list[dict[str, Any]] = []
         self.content: list[str] = []
         self.usage: dict[str, Any] | None = None
@@ -134,10 +137,10 @@ class LiveStream:
     # -- checkpoints -------------------------------------------------------------------------
 
     def checkpoint_due(self) -> bool:
-        return (
-            len(self.events) > self._checkpointed
-            and time.monotonic() - self._last_checkpoint >= self.checkpoint_s
-        )
+        if len(self.events) <= self._checkpointed:
+            return False
+        every = self.checkpoint_s if self.pace is None else max(self.checkpoint_s, self.pace())
+        return time.monotonic() - self._last_checkpoint >= every
 
     def take_unrecorded(self) -> list[Packed]:
         """The events not yet handed to a checkpoint, packed for the store."""
@@ -166,3 +169,9 @@ class LiveStream:
                 failed.extend(events)
         self._saves.clear()
         return failed
+
+
+def checkpoint_interval(live_streams: int, per_s: float) -> float:
+    """Seconds between one stream's checkpoints so that `live_streams` streams checkpoint at
+    most `per_s` times a second between them (0: no bound)."""
+    return live_streams / per_s if per_s > 0 else 0.0

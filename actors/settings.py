@@ -45,6 +45,7 @@ class Settings:
     store_pool_max: int = 1
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
+    stream_checkpoints_per_s: float = 100.0  # per tenant actor; more live streams: less often
     encrypt_payloads: bool = False  # events and stored results under the master key
     retention_sweep_s: float = 3600.0  # CB_RETENTION_SWEEP_S: how often expired data goes
     # observability (docs/operations.md): metrics' tenant label, traces, log lines
@@ -78,6 +79,8 @@ class Settings:
             values["tenant_idle_evict_s"] = float(os.environ["CB_TENANT_IDLE_EVICT_S"])
         if os.environ.get("CB_STREAM_CHECKPOINT_S"):
             values["stream_checkpoint_s"] = float(os.environ["CB_STREAM_CHECKPOINT_S"])
+        if os.environ.get("CB_STREAM_CHECKPOINTS_PER_S"):
+            values["stream_checkpoints_per_s"] = float(os.environ["CB_STREAM_CHECKPOINTS_PER_S"])
         if os.environ.get("CB_RETENTION_SWEEP_S"):
             values["retention_sweep_s"] = float(os.environ["CB_RETENTION_SWEEP_S"])
         if _flag("CB_ENCRYPT_PAYLOADS"):

@@ -33,7 +33,7 @@ from actors.experiments import Experiments
 from actors.http_client import shared_client
 from actors.idempotency_keys import IdempotencyKeys
 from actors.interrupted_runs import interruption
-from actors.live_stream import LiveStream
+from actors.live_stream import LiveStream, checkpoint_interval
 from actors.log_setup import bind_execution, configure_logging
 from actors.peers import Peers
 from actors.placement import tenant_options
@@ -686,6 +686,12 @@ class TenantActor:
         self._run_live(plan, live, work, reserved)
         return WithHeaders(await self.channel.offer(live, 0, framer), headers)
 
+    def _pace(self) -> float:
+        """Seconds between a stream's checkpoints as many streams run here now: together they
+        checkpoint at most `stream_checkpoints_per_s` times a second (each is a store write
+        and an estimated `usage_update`)."""
+        return checkpoint_interval(len(self.live), self.settings.stream_checkpoints_per_s)
+
     def _live(
         self, execution_id: str, restart: Execution | None, cancel_on_disconnect: bool
     ) -> LiveStream:
@@ -693,10 +699,10 @@ class TenantActor:
         any of the earlier attempt's (`domain.attempts`), opening with `attempt_restarted`."""
         checkpoint_s = self.settings.stream_checkpoint_s
         if restart is None:
-            return LiveStream(execution_id, cancel_on_disconnect, checkpoint_s)
+            return LiveStream(execution_id, cancel_on_disconnect, checkpoint_s, 0, self._pace)
         attempt = restart.attempt + 1
         before = first_id_before(attempt)
-        live = LiveStream(execution_id, cancel_on_disconnect, checkpoint_s, before)
+        live = LiveStream(execution_id, cancel_on_disconnect, checkpoint_s, before, self._pace)
         live.emit("attempt_restarted", {
             "execution_id": execution_id, "attempt": attempt,
             "reason": interruption(execution_id).to_dict(),

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("proxy", "direct"), default="direct")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    args.postgres, args.skip_gateway = None, False
+    args.postgres, args.skip_gateway, args.otlp, args.endpoints = None, False, None, 1
     args.emulator_script = [
         {"match": MATCH, "chunks": [f"t{i} " for i in range(args.seconds)], "chunk_delay": 1.0}
     ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.live_stream import LiveStream
+from actors.live_stream import LiveStream, checkpoint_interval
 
 
 async def _read(live: LiveStream) -> list[dict[str, Any]]:
@@ -71,3 +71,20 @@ async def test_a_terminal_event_or_a_cancel_ends_the_stream_with_nothing_added()
     await asyncio.sleep(0.05)
     cancelled.task.cancel()
     assert await reading == []
+
+
+def test_many_live_streams_checkpoint_less_often_together() -> None:
+    assert checkpoint_interval(600, 100.0) == 6.0  # 600 streams: 100 checkpoints a second
+    assert checkpoint_interval(50, 100.0) == 0.5  # below the base interval: the base applies
+    assert checkpoint_interval(5000, 0.0) == 0.0  # no bound
+    streams = [0]
+    live = LiveStream("e-5", False, checkpoint_s=0.0, pace=lambda: streams[0] / 100.0)
+    assert not live.checkpoint_due()  # nothing to checkpoint yet
+    live.emit("content_chunk", {"delta": "a"})
+    assert live.checkpoint_due()  # alone: at the base interval
+    live.take_unrecorded()
+    live.emit("content_chunk", {"delta": "b"})
+    streams[0] = 1000  # now one of a thousand: every 10 s
+    assert not live.checkpoint_due()
+    live._last_checkpoint -= 10.0
+    assert live.checkpoint_due()
