@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from actors.call_line import CallLine, LineLost
+from actors.call_line import CallLine, LineLost, LineStream
 from actors.live_stream import LiveStream
 from actors.stream_channel import StreamChannel
 from domain.sse import frame_batch
@@ -159,12 +159,18 @@ async def test_a_stream_claimed_on_the_line_arrives_whole_beside_calls(wired) ->
     server.close()
 
 
-async def test_a_reader_that_stops_cancels_the_run_and_an_unknown_offer_is_gone(wired) -> None:
+async def _claimed_run(wired: Any, delta: str) -> tuple[CallLine, Run, LineStream]:
+    """A line, a run offered on the channel and claimed on that line, one chunk emitted."""
     _, channel, address = wired
     line = await CallLine.open(address["host"], address["port"], address["secret"])
     run = Run()
     stream = line.claim((await channel.offer(run.live, 0))["token"])
-    run.go.put_nowait(("content_chunk", {"delta": "first"}))
+    run.go.put_nowait(("content_chunk", {"delta": delta}))
+    return line, run, stream
+
+
+async def test_a_reader_that_stops_cancels_the_run_and_an_unknown_offer_is_gone(wired) -> None:
+    line, run, stream = await _claimed_run(wired, "first")
     assert b"first" in (await stream.read(5.0) or b"")
     stream.close()  # the client went away
     await _until(lambda: run.cancelled)
@@ -177,11 +183,8 @@ async def test_a_reader_that_stops_cancels_the_run_and_an_unknown_offer_is_gone(
 
 
 async def test_a_lost_line_ends_its_streams_after_what_they_received(wired) -> None:
-    _, channel, address = wired
-    line = await CallLine.open(address["host"], address["port"], address["secret"])
-    run = Run()
-    stream = line.claim((await channel.offer(run.live, 0))["token"])
-    run.go.put_nowait(("content_chunk", {"delta": "kept"}))
+    line, run, stream = await _claimed_run(wired, "kept")
+    address = wired[2]
     await _until(lambda: stream._data)
     line.writer.transport.abort()  # the actor's process died, say
     await _until(lambda: line.closed)
