@@ -12,7 +12,9 @@ A stream the actor offered (`actors.stream_channel`) is claimed on the line too:
 `{"id", "claim": token}` out, then its data back as binary frames (the length's top bit set,
 the id, ready-framed SSE bytes; no data: the end), or `{"id", "gone": true}` when the offer is
 not there. `{"id", "cancel": true}` stops it when its reader went away. So a stream costs no
-connection of its own, and many streams' chunks share one socket's reads and writes.
+connection of its own, and many streams' chunks share one socket's reads and writes. The
+line is read at once whatever each stream's client takes: what a slow client has not taken
+yet waits in the replica (a stream's output is bounded by its model's tokens).
 """
 
 from __future__ import annotations
@@ -185,14 +187,11 @@ class CallLine:
             while True:
                 (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
                 if size & DATA_FLAG:
-                    frame = await reader.readexactly(size & ~DATA_FLAG)
-                    stream = self.streams.get(STREAM_ID.unpack_from(frame)[0])
-                    if stream is not None:
-                        stream.push(frame[STREAM_ID.size :])
+                    self._deliver(await reader.readexactly(size & ~DATA_FLAG))
                     continue
                 message = json.loads(await reader.readexactly(size))
                 if message.get("gone"):
-                    stream = self.streams.get(message["id"])
+                    stream = self.streams.pop(message["id"], None)
                     if stream is not None:
                         stream.lose()
                     continue
@@ -203,6 +202,14 @@ class CallLine:
             pass
         finally:
             self.close()
+
+    def _deliver(self, frame: bytes) -> None:
+        """A stream's data frame to its reader; an ended stream leaves the line (its reader,
+        if it still has one, holds it)."""
+        stream_id, data = STREAM_ID.unpack_from(frame)[0], frame[STREAM_ID.size :]
+        stream = self.streams.get(stream_id) if data else self.streams.pop(stream_id, None)
+        if stream is not None:
+            stream.push(data)
 
     def close(self) -> None:
         """Close the line; calls still on it fail with LineLost (they may have started), its

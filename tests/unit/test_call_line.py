@@ -152,6 +152,7 @@ async def test_a_stream_claimed_on_the_line_arrives_whole_beside_calls(wired) ->
         while data := await stream.read(5.0):
             received[n] += data
         assert await stream.read(5.0) == b""  # the end stays the end
+        assert stream.id not in line.streams  # an ended stream left the line, closed or not
         stream.close()
     assert [frame_batch(run.live.events) for run in runs] == received
     assert connections == [1]  # the line's own: no stream opened a connection
