@@ -1,9 +1,10 @@
 """How many slow streams one machine holds open, and the memory and CPU they take.
 
-Opens N streams (at once, or over `--ramp-s` seconds), each answered by the emulator with one chunk a second for S seconds,
-first straight at the emulator (the floor), then through the gateway (`serve_app.py`); prints
-per target: streams that finished, time to the first content chunk, the worst wait between
-two chunks, and the gateway's memory (RSS of its process tree) and CPU while they were open.
+Opens N streams (at once, or over `--ramp-s` seconds), each answered by the emulator with one
+chunk a second for S seconds, first straight at the emulator (the floor), then through the
+gateway (`serve_app.py`); prints per target: streams that finished, time to the first content
+chunk, the worst wait between two chunks, and the gateway's memory (RSS of its process tree)
+and CPU while they were open.
 
     python bench/bench_streams.py [--streams 1000] [--seconds 20] [--tenants 4] [--ramp-s 0]
                                    [--mode direct]
