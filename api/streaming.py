@@ -91,11 +91,28 @@ async def open_stream(
     return Opened([], source, headers or {}, openai)
 
 
+class SSEResponse(StreamingResponse):
+    """A streaming response that lets its source go however it ends, even when it never
+    started (the client left before the headers could be sent)."""
+
+    def __init__(self, opened: Opened, heartbeat_s: float, headers: dict[str, str]) -> None:
+        events = sse_events(opened, heartbeat_s)
+        super().__init__(events, media_type="text/event-stream", headers=headers)
+        self.source = opened.source
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.source is not None:
+                self.source.close()  # a no-op once the relay closed it
+
+
 def sse_response(opened: Opened, heartbeat_s: float) -> StreamingResponse:
     """The SSE response; `X-CB-Replica` names the serving replica."""
-    return StreamingResponse(
-        sse_events(opened, heartbeat_s),
-        media_type="text/event-stream",
+    return SSEResponse(
+        opened,
+        heartbeat_s,
         headers={
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",
