@@ -155,11 +155,7 @@ class CallLines:
     async def line(self, peer: Peer) -> CallLine:
         """The open line to the peer's actor; raises if none can be opened."""
         opening = self._lines.get(peer.name)
-        if (
-            opening is not None
-            and opening.done()
-            and (opening.cancelled() or opening.exception() or opening.result().closed)
-        ):
+        if opening is not None and opening.done() and _open_line(opening) is None:
             opening = None
         if opening is None:
             opening = asyncio.ensure_future(self._open(peer))
@@ -169,15 +165,19 @@ class CallLines:
     def current(self, peer: Peer) -> CallLine | None:
         """The line to the peer's actor if one is open now (none is opened here)."""
         opening = self._lines.get(peer.name)
-        if opening is None or not opening.done() or opening.cancelled() or opening.exception():
-            return None
-        line = opening.result()
-        return None if line.closed else line
+        return _open_line(opening) if opening is not None and opening.done() else None
 
     @staticmethod
     async def _open(peer: Peer) -> CallLine:
         address = await peer.ask(lambda h: h.call_line.remote())
         return await CallLine.open(address["host"], address["port"], address["secret"])
+
+
+def _open_line(opened: asyncio.Future[CallLine]) -> CallLine | None:
+    """The line an opening (done) gave, if it opened and is still open."""
+    if opened.cancelled() or opened.exception() or opened.result().closed:
+        return None
+    return opened.result()
 
 
 class TenantClient:
