@@ -23,6 +23,8 @@ from actors.names import NAMESPACE
 
 SERVE_NAMESPACE = "serve"
 ROLL_TIMEOUT_S = 300.0
+RUNNING_WAIT_S = 10.0  # for a chaos tenant with an execution running
+FRESH_S = 0.1  # a stream started this recently has most of its run ahead
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,34 @@ def _kill_one(names: list[str], namespace: str, what: str) -> str:
     return f"killed {what} {name}"
 
 
-def tenant_actor(instance: str, tenant_ids: list[str]) -> Fault:
-    """One of the chaos tenants' actors, mid-execution under the load."""
-    names = [f"{instance}:tenant:{t}" for t in tenant_ids]
-    return Fault(
-        "tenant-actor",
-        lambda: _kill_one(
-            [n for n in _alive("TenantActor", NAMESPACE) if n in names], NAMESPACE, "tenant actor"
-        ),
-    )
+def tenant_actor(
+    instance: str,
+    tenant_ids: list[str],
+    running: Callable[[float], list[str]],
+    wait_s: float = RUNNING_WAIT_S,
+) -> Fault:
+    """One of the chaos tenants' actors, mid-execution: one whose tenant has a stream that
+    started under `FRESH_S` ago (`running(FRESH_S)`: recorded as started, not ended), if one
+    does within `wait_s`."""
+
+    def inject() -> str:
+        by_name = {f"{instance}:tenant:{t}": t for t in tenant_ids}
+        alive = {n: ray.get_actor(n, namespace=NAMESPACE) for n in _alive("TenantActor", NAMESPACE)
+                 if n in by_name}  # fmt: skip
+        if not alive:
+            raise RuntimeError("no live tenant actor to kill")
+        deadline = time.monotonic() + wait_s
+        chosen = random.choice(list(alive))
+        while time.monotonic() < deadline:
+            busy = set(running(FRESH_S))
+            if busy_names := [n for n in alive if by_name[n] in busy]:
+                chosen = random.choice(busy_names)
+                break
+            time.sleep(0.002)
+        ray.kill(alive[chosen], no_restart=True)
+        return f"killed tenant actor {chosen}"
+
+    return Fault("tenant-actor", inject)
 
 
 def provider_actor(instance: str) -> Fault:

@@ -53,11 +53,32 @@ class Tally:
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds: list[float] = field(default_factory=list)  # each request's, retries included
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # per tenant, when each of its streams running now started (its start is in the store)
+    streams: collections.defaultdict[str, list[float]] = field(
+        default_factory=lambda: collections.defaultdict(list)
+    )
 
     def add(self, outcome: str, seconds: float) -> None:
         with self.lock:
             self.outcomes[outcome] += 1
             self.seconds.append(seconds)
+
+    def stream_started(self, tenant_id: str) -> float:
+        at = time.monotonic()
+        with self.lock:
+            self.streams[tenant_id].append(at)
+        return at
+
+    def stream_ended(self, tenant_id: str, started: float) -> None:
+        with self.lock:
+            self.streams[tenant_id].remove(started)
+
+    def running(self, within_s: float) -> list[str]:
+        """The tenants with a streamed execution that started (in the store) less than
+        `within_s` ago and has not ended."""
+        since = time.monotonic() - within_s
+        with self.lock:
+            return [t for t, starts in self.streams.items() if starts and starts[-1] > since]
 
     def latency(self) -> dict[str, float]:
         """p50, p99 and the slowest request's seconds."""
@@ -107,7 +128,7 @@ def drive(
         with httpx.Client(base_url=target.url, headers=tenant.headers, timeout=120) as client:
             while not stop.is_set():
                 began = time.monotonic()
-                outcome = _request(client, tenant.agent_id, streamed)
+                outcome = _request(client, tenant, streamed, tally)
                 tally.add(outcome, time.monotonic() - began)
 
     threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(workers)]
@@ -116,10 +137,10 @@ def drive(
     return threads
 
 
-def _request(client: httpx.Client, agent_id: str, streamed: bool) -> str:
+def _request(client: httpx.Client, tenant: ChaosTenant, streamed: bool, tally: Tally) -> str:
     """One client request with its retries: its final outcome."""
     for attempt in range(RETRIES + 1):
-        outcome, retry_after = _attempt(client, agent_id, streamed)
+        outcome, retry_after = _attempt(client, tenant, streamed, tally)
         if outcome.startswith("completed"):
             return "completed_after_retry" if attempt else outcome
         if retry_after is None or attempt == RETRIES:
@@ -128,9 +149,11 @@ def _request(client: httpx.Client, agent_id: str, streamed: bool) -> str:
     raise AssertionError("unreachable")
 
 
-def _attempt(client: httpx.Client, agent_id: str, streamed: bool) -> tuple[str, float | None]:
+def _attempt(
+    client: httpx.Client, tenant: ChaosTenant, streamed: bool, tally: Tally
+) -> tuple[str, float | None]:
     """One attempt: its outcome, and how long to wait before a retry (None: no retry)."""
-    path = f"/api/v1/agents/{agent_id}/execute" + ("/stream" if streamed else "")
+    path = f"/api/v1/agents/{tenant.agent_id}/execute" + ("/stream" if streamed else "")
     try:
         if not streamed:
             reply = client.post(path, json={"prompt": PROMPT})
@@ -139,7 +162,7 @@ def _attempt(client: httpx.Client, agent_id: str, streamed: bool) -> tuple[str, 
             if reply.status_code != 200:
                 reply.read()
                 return _whole(reply)
-            return _streamed(reply), None
+            return _streamed(reply, tally, tenant.tenant_id), None
     except httpx.TransportError as cut:
         return f"transport:{type(cut).__name__}", 0.2
 
@@ -162,25 +185,32 @@ def _whole(reply: httpx.Response) -> tuple[str, float | None]:
     return outcome, float(reply.headers.get("retry-after") or 0.2)
 
 
-def _streamed(reply: httpx.Response) -> str:
+def _streamed(reply: httpx.Response, tally: Tally, tenant_id: str) -> str:
     """The stream's terminal event: completed (after a restarted attempt, if one came), its
     error's type, `stream_cut` if none came, `stream_cut:hung` if none came in
-    `STREAM_DEADLINE_S` (the gateway's heartbeats keep a stuck stream open)."""
-    event, restarted = None, False
+    `STREAM_DEADLINE_S` (the gateway's heartbeats keep a stuck stream open). It is in
+    `tally.streams` from its first `execution_start` (the store holds its start) to its end."""
+    event, restarted, started = None, False, None
     deadline = time.monotonic() + STREAM_DEADLINE_S
-    for line in reply.iter_lines():
-        if time.monotonic() > deadline:
-            return "stream_cut:hung"
-        if line.startswith("event: "):
-            event = line[7:]
-            restarted = restarted or event == "attempt_restarted"
-        elif line.startswith("data: ") and event in ("execution_complete", "error"):
-            if event == "execution_complete":
-                return RESTARTED if restarted else "completed"
-            data = json.loads(line[6:])
-            error = data.get("error", data) if isinstance(data, dict) else {}
-            return str(error.get("type") or "untyped:error_event")
-    return "stream_cut"
+    try:
+        for line in reply.iter_lines():
+            if time.monotonic() > deadline:
+                return "stream_cut:hung"
+            if line.startswith("event: "):
+                event = line[7:]
+                restarted = restarted or event == "attempt_restarted"
+                if event == "execution_start" and started is None:
+                    started = tally.stream_started(tenant_id)
+            elif line.startswith("data: ") and event in ("execution_complete", "error"):
+                if event == "execution_complete":
+                    return RESTARTED if restarted else "completed"
+                data = json.loads(line[6:])
+                error = data.get("error", data) if isinstance(data, dict) else {}
+                return str(error.get("type") or "untyped:error_event")
+        return "stream_cut"
+    finally:
+        if started is not None:
+            tally.stream_ended(tenant_id, started)
 
 
 def account(target: Target, tenants: list[ChaosTenant], settle_s: float = 60) -> dict[str, int]:

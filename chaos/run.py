@@ -38,7 +38,9 @@ class PhaseReport:
         return self.store.get("lost", 0)
 
 
-MakeFault = Callable[[list[str]], faults.Fault]
+# a fault made for the phase's tenants (their ids) and `Tally.running` (which of them have a
+# stream that started within so many seconds and runs now)
+MakeFault = Callable[[list[str], Callable[[float], list[str]]], faults.Fault]
 
 
 def run_phase(
@@ -50,12 +52,12 @@ def run_phase(
     seconds: float = 15.0,
     model: str = "gpt-4.1-mini",
 ) -> PhaseReport:
-    """Load for `seconds` on `tenants` new tenants, with `make_fault(their ids)` injected a
-    third of the way in."""
+    """Load for `seconds` on `tenants` new tenants, with `make_fault(their ids, running)`
+    injected a third of the way in."""
     chaos_tenants = make_tenants(target, tenants, model)
-    fault = make_fault([t.tenant_id for t in chaos_tenants])
-    report = PhaseReport(fault.name)
     tally, stop = Tally(), threading.Event()
+    fault = make_fault([t.tenant_id for t in chaos_tenants], tally.running)
+    report = PhaseReport(fault.name)
     threads = drive(target, chaos_tenants, stop, tally, workers)
     try:
         time.sleep(seconds / 3)
@@ -161,14 +163,14 @@ def command(args: argparse.Namespace) -> int:
         )
     target = Target(args.url.rstrip("/"), token)
     makers: dict[str, MakeFault] = {
-        "tenant-actor": lambda ids: faults.tenant_actor(args.instance, ids),
-        "provider-actor": lambda _: faults.provider_actor(args.instance),
-        "ingress-replica": lambda _: faults.ingress_replica(args.application),
-        STORE_FAULT: lambda _: faults.store_restart(
+        "tenant-actor": lambda ids, running: faults.tenant_actor(args.instance, ids, running),
+        "provider-actor": lambda *_: faults.provider_actor(args.instance),
+        "ingress-replica": lambda *_: faults.ingress_replica(args.application),
+        STORE_FAULT: lambda *_: faults.store_restart(
             shlex.split(args.store_stop or ""), shlex.split(args.store_start or ""),
             args.store_down_s,
         ),
-        UPGRADE_FAULT: lambda _: faults.rolling_upgrade(
+        UPGRADE_FAULT: lambda *_: faults.rolling_upgrade(
             args.application, args.upgrade_config or "", args.dashboard_url
         ),
     }  # fmt: skip

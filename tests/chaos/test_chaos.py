@@ -172,7 +172,7 @@ def test_a_flaky_provider_loses_nothing_and_service_comes_back_by_itself(
         return "the provider answers 20 % of calls 503 and cuts 20 % of the rest mid-answer"
 
     try:
-        report = run_phase(target, lambda _: Fault("provider-flaky", flaky), seconds=SECONDS)
+        report = run_phase(target, lambda *_: Fault("provider-flaky", flaky), seconds=SECONDS)
     finally:
         emulator.unscript(PROMPT)
         emulator.script(PROMPT, delay=0.2, chunk_delay=0.05)
