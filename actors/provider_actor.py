@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -28,6 +30,8 @@ VIEW_TTL_S = 0.5
 PROBE_IDLE_S = 5.0  # how often a provider without active probes looks whether it has them
 log = logging.getLogger(__name__)
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
+# an attempt's outcome as a lease reports it: ok, latency ms, error type, retry-after, model
+Outcome = tuple[bool, float, str | None, float | None, str]
 
 
 @ray.remote
@@ -48,6 +52,7 @@ class ProviderActor:
         self.slots = asyncio.Semaphore(spec.max_concurrency)
         self.breaker = CircuitBreaker(spec.breaker_failure_threshold, spec.breaker_reset_s)
         self.withheld = 0
+        self.incarnation = uuid.uuid4().hex  # a lease returns only slots granted by this one
         self.reconfigure(spec.model_dump())
         self.blocked_until = 0.0
         self.outstanding = 0
@@ -124,12 +129,23 @@ class ProviderActor:
         return error is None
 
     @replies
-    async def lease(self, want: int, timeout_s: float = 30.0) -> int:
-        """Grant up to `want` credits (a request token and a concurrency slot each).
+    async def lease(
+        self,
+        want: int,
+        timeout_s: float = 30.0,
+        returned: int = 0,
+        outcomes: Sequence[Outcome] = (),
+        incarnation: str | None = None,
+    ) -> dict[str, Any]:
+        """Settle what the caller sends back (see `settle`), then grant up to `want` credits
+        (a request token and a concurrency slot each): `credits`, the slots `free` and the
+        `capacity` after the grant, and this actor's `incarnation`.
 
         Waits for the first one up to `timeout_s`; the rest only if free right now. While
         the breaker is half-open a single probe credit is granted.
         """
+        if returned or outcomes:
+            self.settle(returned, outcomes, incarnation)
         await self._configure()
         deadline = time.monotonic() + timeout_s
         while True:
@@ -160,12 +176,22 @@ class ProviderActor:
             await self.slots.acquire()  # free right now: returns without waiting
             granted += 1
         self.outstanding += granted
-        return granted
+        capacity = self.spec.max_concurrency
+        return {
+            "credits": granted,
+            "free": max(0, capacity - self.outstanding - self.withheld),
+            "capacity": capacity,
+            "incarnation": self.incarnation,
+        }
 
     def settle(
-        self, returned: int, outcomes: list[tuple[bool, float, str | None, float | None, str]]
+        self, returned: int, outcomes: Sequence[Outcome], incarnation: str | None = None
     ) -> None:
-        """Take back spent or unused credits and fold attempt outcomes into the breaker."""
+        """Take back spent or unused credits and fold attempt outcomes into the breaker.
+        Credits granted by another incarnation (`incarnation`, when given, differs: this
+        actor was started again since) are not taken back: this one never granted them."""
+        if incarnation is not None and incarnation != self.incarnation:
+            returned = 0
         for _ in range(min(returned, self.outstanding)):
             if self.withheld:
                 self.withheld -= 1

@@ -2,12 +2,15 @@
 
 The provider actor stays the one authority over a provider's rate limit, concurrency and
 breaker: it hands a tenant actor credits (each one request token plus one concurrency slot),
-and the lease spends them locally. Outcomes and spent slots go back in batched, one-way
-`settle` calls; credits left unused for a moment are returned so no tenant hoards capacity.
+and the lease spends them locally. Outcomes and spent slots go back with the next lease call,
+or in a batched, one-way `settle` call when none comes: every `FLUSH_S` while the provider
+is short of slots or an attempt failed, every `LAZY_FLUSH_S` while at least half its slots
+were free at the last lease (a spent slot held a little longer only keeps the provider
+under its limit). Credits left unused for a moment are returned so no tenant hoards capacity.
 
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
-one, which never granted them.
+one, which never granted them (and returns sent to it name the incarnation they came from).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ MAX_BATCH = 64
 PREFETCH = 1
 DEMAND_WINDOW_S = 0.1  # a lease asks for at least the credits taken in the last window
 FLUSH_S = 0.1
+LAZY_FLUSH_S = 1.0
 IDLE_RETURN_S = 1.0
 
 
@@ -39,6 +43,9 @@ class ProviderLease:
         self.in_use = 0  # credits taken and not yet done
         self.stale = 0  # of those, granted by a provider actor that has since died
         self.generation = getattr(provider, "generation", 0)
+        self.incarnation: str | None = None  # of the provider actor that granted the credits
+        self.roomy = False  # at the last lease, at least half the provider's slots were free
+        self.flushed_at = time.monotonic()
 
     async def take(self, timeout_s: float) -> dict[str, Any] | None:
         """Spend one credit, leasing more if none is left; a refusal comes back as an error."""
@@ -65,11 +72,25 @@ class ProviderLease:
         return None
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
-        reply = await self.provider.lease.remote(want, timeout_s)
+        """Lease credits, sending back what was spent since the last settle."""
+        returned, outcomes = self.spent, self.outcomes
+        self.spent, self.outcomes = 0, []
+        try:
+            reply = await self.provider.lease.remote(
+                want, timeout_s, returned, outcomes, self.incarnation
+            )
+        except BaseException:
+            self.spent, self.outcomes = self.spent + returned, outcomes + self.outcomes
+            raise
+        self.flushed_at = time.monotonic()
         generation = getattr(self.provider, "generation", 0)
         if generation != self.generation:  # the actor died: what it granted is void
             self.generation, self.stale, self.spent = generation, self.in_use, 0
-        self.credits += reply.get("value", 0)
+        granted = reply.get("value")
+        if granted is not None:
+            self.credits += granted["credits"]
+            self.incarnation = granted["incarnation"]
+            self.roomy = 2 * granted["free"] >= granted["capacity"]
         self._ensure_flusher()
         return reply
 
@@ -91,6 +112,7 @@ class ProviderLease:
         if not ok:  # give back spare credits: the next attempt asks the breaker afresh
             self.spent += self.credits
             self.credits = 0
+            self.roomy = False  # and the breaker hears of it within FLUSH_S
         self._ensure_flusher()
 
     def _ensure_flusher(self) -> None:
@@ -98,12 +120,15 @@ class ProviderLease:
             self._flusher = asyncio.create_task(self._flush_loop())
 
     async def _flush_loop(self) -> None:
-        while self.outcomes or self.credits:
+        while self.outcomes or self.credits or self.spent:
             await asyncio.sleep(FLUSH_S)
-            idle = time.monotonic() - self.last_take > IDLE_RETURN_S and not self.waiting
+            now = time.monotonic()
+            idle = now - self.last_take > IDLE_RETURN_S and not self.waiting
+            due = idle or now - self.flushed_at >= (LAZY_FLUSH_S if self.roomy else FLUSH_S)
             returned = self.spent + (self.credits if idle else 0)
-            if idle:
-                self.credits = 0
-            if returned or self.outcomes:
+            if due and (returned or self.outcomes):
+                if idle:
+                    self.credits = 0
                 outcomes, self.outcomes, self.spent = self.outcomes, [], 0
-                self.provider.settle.remote(returned, outcomes)
+                self.flushed_at = now
+                self.provider.settle.remote(returned, outcomes, self.incarnation)

@@ -55,10 +55,21 @@ class FakeProviderActor:
         self.settle = Method(self._settle)
         self.routing_view = Method(self._routing_view)
 
-    async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
-        return {"error": self.refuse} if self.refuse else {"value": want}
+    async def _lease(
+        self,
+        want: int,
+        timeout_s: float,
+        returned: int = 0,
+        outcomes: list[Any] | tuple[()] = (),
+        incarnation: str | None = None,
+    ) -> dict[str, Any]:
+        self.settled.extend(outcomes)
+        if self.refuse:
+            return {"error": self.refuse}
+        grant = {"credits": want, "free": 1000, "capacity": 1000, "incarnation": "fake"}
+        return {"value": grant}
 
-    def _settle(self, returned: int, outcomes: list[Any]) -> None:
+    def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:
         self.settled.extend(outcomes)
 
     async def _routing_view(self) -> dict[str, Any]:

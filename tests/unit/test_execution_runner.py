@@ -238,7 +238,7 @@ async def test_an_unexpected_failure_mid_execution_is_recorded_never_left_runnin
     fakes = FakePeers(ScriptedProvider(completion("never sent", 1, 1)))
     runner = await _runner(store, fakes)
 
-    async def lost(want: int, timeout_s: float) -> dict[str, object]:
+    async def lost(*_: object) -> dict[str, object]:
         raise RuntimeError("secret-free detail of a lost peer")
 
     for actor in fakes.providers.values():

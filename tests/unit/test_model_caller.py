@@ -41,7 +41,10 @@ def _caller(fakes: FakePeers) -> ModelCaller:
     return ModelCaller(config, routing, fakes.provider, fakes.client)
 
 
-async def test_a_whole_reply_is_parsed_with_the_providers_token_counts() -> None:
+async def test_a_whole_reply_is_parsed_with_the_providers_token_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provider_lease, "LAZY_FLUSH_S", provider_lease.FLUSH_S)
     provider = ScriptedProvider(completion("hello there", prompt_tokens=7, completion_tokens=3))
     fakes = FakePeers(provider)
     outcome = await _caller(fakes).complete(["gpt-4.1-mini"], MESSAGES, {"temperature": 0.2})
@@ -99,7 +102,10 @@ async def test_a_lease_refused_by_an_open_breaker_marks_routing_open_and_calls_n
     assert caller.routing.open == {"openai"} and provider.requests == []
 
 
-async def test_a_failed_endpoint_fails_over_to_the_next_before_retrying() -> None:
+async def test_a_failed_endpoint_fails_over_to_the_next_before_retrying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provider_lease, "LAZY_FLUSH_S", provider_lease.FLUSH_S)
     provider = ScriptedProvider(error(500), error(503), completion("third time"))
     fakes = FakePeers(provider)
     data = fakes.config_actor.data

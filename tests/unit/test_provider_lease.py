@@ -11,27 +11,50 @@ from tests.unit.fakes import Method
 
 
 class FakeProvider:
-    """Stands in for the ProviderActor handle: same method names, counts its calls."""
+    """Stands in for the ProviderActor handle: same method names, counts its calls; its
+    `incarnation` changes when the test says it was started again."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.outstanding = 0
         self.lease_calls = 0
-        self.settled: list[tuple[int, list[Any]]] = []
+        self.incarnation = "first"
+        self.settled: list[tuple[int, list[Any]]] = []  # by settle calls
+        self.carried: list[tuple[int, list[Any]]] = []  # by lease calls
         self.lease = Method(self._lease)
         self.settle = Method(self._settle)
 
-    async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
+    async def _lease(
+        self,
+        want: int,
+        timeout_s: float,
+        returned: int = 0,
+        outcomes: list[Any] | tuple[()] = (),
+        incarnation: str | None = None,
+    ) -> dict[str, Any]:
         self.lease_calls += 1
+        if returned or outcomes:
+            self.carried.append((self._take_back(returned, incarnation), list(outcomes)))
         granted = min(want, self.capacity - self.outstanding)
         if granted == 0:
             return {"error": {"type": "provider_rate_limited", "message": "full"}}
         self.outstanding += granted
-        return {"value": granted}  # the reply convention: actors.replies
+        free = self.capacity - self.outstanding
+        grant = {"credits": granted, "free": free, "capacity": self.capacity,
+                 "incarnation": self.incarnation}  # fmt: skip
+        return {"value": grant}  # the reply convention: actors.replies
 
-    def _settle(self, returned: int, outcomes: list[Any]) -> None:
+    def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:
+        self.settled.append((self._take_back(returned, incarnation), outcomes))
+
+    def _take_back(self, returned: int, incarnation: str | None) -> int:
+        if incarnation is not None and incarnation != self.incarnation:
+            return 0  # as ProviderActor.settle: another incarnation's grants
         self.outstanding -= returned
-        self.settled.append((returned, outcomes))
+        return returned
+
+    def all_outcomes(self) -> list[Any]:
+        return [o for _, batch in self.settled + self.carried for o in batch]
 
 
 async def test_concurrent_attempts_share_one_lease_call_and_settle_every_slot() -> None:
@@ -46,7 +69,7 @@ async def test_concurrent_attempts_share_one_lease_call_and_settle_every_slot() 
     await asyncio.gather(*(attempt(i) for i in range(12)))
     assert provider.lease_calls <= 2  # 12 attempts, not 12 round trips
     await asyncio.sleep(provider_lease.FLUSH_S * 5)
-    outcomes = [o for _, batch in provider.settled for o in batch]
+    outcomes = provider.all_outcomes()
     assert len(outcomes) == 12
     assert sum(ok for ok, *_ in outcomes) == 6
 
@@ -91,19 +114,76 @@ async def test_after_the_provider_actor_restarts_its_dead_grants_are_not_settled
     gave them, so they are not returned to it (its slots stay exact), only their outcomes."""
     provider = FakeProvider(capacity=100)
     provider.generation = 0  # type: ignore[attr-defined]  # as names.Revivable has it
+    provider.incarnation = "dead"
     lease = ProviderLease(provider)
     assert await lease.take(1.0) is None
     assert await lease.take(1.0) is None  # two attempts in flight on the first actor's grants
     lease.credits = 0  # spent: the next take leases
     # the actor dies and comes back empty
     provider.generation = 1  # type: ignore[attr-defined]
-    provider.outstanding = 0
+    provider.outstanding, provider.incarnation = 0, "new"
     assert await lease.take(1.0) is None  # leased from the new actor
     new_grants = provider.outstanding
     for _ in range(3):
         lease.done(True, 1.0, None, None, "m")
-    await asyncio.sleep(provider_lease.FLUSH_S * 3)
-    returned = sum(r for r, _ in provider.settled)
-    assert returned == 1  # only the new actor's own grant came back, not the two dead ones
-    assert provider.outstanding == new_grants - 1
-    assert sum(len(batch) for _, batch in provider.settled) == 3  # every outcome reported
+    await asyncio.sleep(provider_lease.IDLE_RETURN_S + provider_lease.FLUSH_S * 3)
+    returned = sum(r for r, _ in provider.settled + provider.carried)
+    assert returned == new_grants  # only the new actor's own grants came back (idle: all)
+    assert provider.outstanding == 0
+    assert len(provider.all_outcomes()) == 3  # every outcome reported
+
+
+async def test_spent_slots_and_outcomes_ride_the_next_lease_call() -> None:
+    provider = FakeProvider(capacity=100)
+    lease = ProviderLease(provider)
+    for _ in range(3):  # one at a time, each finding no credit left: a lease call each
+        assert await lease.take(1.0) is None
+        lease.done(True, 1.0, None, None, "m")
+        lease.credits = 0
+    assert provider.lease_calls == 3 and provider.settled == []  # no settle call of its own
+    assert [returned for returned, _ in provider.carried] == [1, 1]
+    assert len(provider.all_outcomes()) == 2  # the third waits for the next call
+
+
+async def test_returns_sent_to_a_restarted_provider_actor_free_none_of_its_slots() -> None:
+    """Spent slots of the dead incarnation's grants, sent (on a lease) to the new one that
+    never granted them, are not taken back there; their outcomes still count."""
+    provider = FakeProvider(capacity=100)
+    lease = ProviderLease(provider)
+    assert await lease.take(1.0) is None
+    lease.done(True, 1.0, None, None, "m")
+    lease.credits = 0
+    provider.outstanding, provider.incarnation = 0, "new"  # died, started again, empty
+    assert await lease.take(1.0) is None
+    assert provider.carried == [(0, [(True, 1.0, None, None, "m")])]
+    assert provider.outstanding == 2  # the new grant (one prefetched), nothing taken back
+
+
+async def test_while_the_provider_has_room_settles_are_rare_and_failures_go_at_once(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(provider_lease, "LAZY_FLUSH_S", 0.5)
+    monkeypatch.setattr(provider_lease, "IDLE_RETURN_S", 10.0)
+
+    async def trickle(lease: ProviderLease, seconds: float) -> None:
+        """An attempt every 10 ms, each spending a leased credit (no lease call between)."""
+        lease.credits = 1000
+        for _ in range(int(seconds / 0.01)):
+            assert await lease.take(1.0) is None
+            lease.done(True, 1.0, None, None, "m")
+            await asyncio.sleep(0.01)
+
+    roomy = FakeProvider(capacity=1000)
+    lease = ProviderLease(roomy)
+    assert await lease.take(1.0) is None  # the lease: 999 of 1,000 slots free
+    await trickle(lease, 0.4)
+    assert roomy.settled == []  # under LAZY_FLUSH_S: nothing sent yet
+    lease.done(False, 1.0, "provider_error", None, "m")
+    await asyncio.sleep(provider_lease.FLUSH_S * 2.5)
+    assert len(roomy.settled) == 1 and roomy.settled[0][1][-1][2] == "provider_error"
+
+    tight = FakeProvider(capacity=3)
+    lease = ProviderLease(tight)
+    assert await lease.take(1.0) is None  # 1 of 3 free after this lease: short of slots
+    await trickle(lease, 0.4)
+    assert len(tight.settled) >= 3  # every FLUSH_S
