@@ -6,7 +6,8 @@ and the lease spends them locally. Outcomes and spent slots go back with the nex
 or in a batched, one-way `settle` call when none comes: every `FLUSH_S` while the provider
 is short of slots or an attempt failed, every `LAZY_FLUSH_S` while at least half its slots
 were free at the last lease (a spent slot held a little longer only keeps the provider
-under its limit). Credits left unused for a moment are returned so no tenant hoards capacity.
+under its limit). A lease asks for a few spare credits while the provider has room, one when
+it has not; credits left unused for a moment are returned so no tenant hoards capacity.
 
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
@@ -21,6 +22,7 @@ from typing import Any
 
 MAX_BATCH = 64
 PREFETCH = 1
+ROOMY_PREFETCH = 4  # spare credits asked for while the provider has room (see `roomy`)
 DEMAND_WINDOW_S = 0.1  # a lease asks for at least the credits taken in the last window
 FLUSH_S = 0.1
 LAZY_FLUSH_S = 1.0
@@ -54,7 +56,8 @@ class ProviderLease:
             while self.credits == 0:
                 if self._leasing is None or self._leasing.done():
                     # each lease is a Ray call: ask for what the last window took, at least
-                    want = min(MAX_BATCH, max(self.waiting + PREFETCH, self.recent_demand))
+                    spare = ROOMY_PREFETCH if self.roomy else PREFETCH
+                    want = min(MAX_BATCH, max(self.waiting + spare, self.recent_demand))
                     self._leasing = asyncio.create_task(self._lease(want, timeout_s))
                 reply = await asyncio.shield(self._leasing)
                 if "error" in reply:

@@ -156,7 +156,8 @@ async def test_returns_sent_to_a_restarted_provider_actor_free_none_of_its_slots
     provider.outstanding, provider.incarnation = 0, "new"  # died, started again, empty
     assert await lease.take(1.0) is None
     assert provider.carried == [(0, [(True, 1.0, None, None, "m")])]
-    assert provider.outstanding == 2  # the new grant (one prefetched), nothing taken back
+    # the new grant (with spares: the first lease found room), nothing taken back
+    assert provider.outstanding == 1 + provider_lease.ROOMY_PREFETCH
 
 
 async def test_while_the_provider_has_room_settles_are_rare_and_failures_go_at_once(
@@ -187,3 +188,15 @@ async def test_while_the_provider_has_room_settles_are_rare_and_failures_go_at_o
     assert await lease.take(1.0) is None  # 1 of 3 free after this lease: short of slots
     await trickle(lease, 0.4)
     assert len(tight.settled) >= 3  # every FLUSH_S
+
+
+async def test_a_lease_asks_for_spares_only_while_the_provider_has_room() -> None:
+    for others, spares in ((0, provider_lease.ROOMY_PREFETCH), (80, provider_lease.PREFETCH)):
+        provider = FakeProvider(capacity=100)
+        provider.outstanding = others  # other tenants' slots: with 80, under half are free
+        lease = ProviderLease(provider)
+        assert await lease.take(1.0) is None  # the first lease knows nothing: one spare
+        lease.credits = 0
+        before = provider.outstanding
+        assert await lease.take(1.0) is None
+        assert provider.outstanding - before == 1 + spares, others
