@@ -138,8 +138,9 @@ class ProviderActor:
         incarnation: str | None = None,
     ) -> dict[str, Any]:
         """Settle what the caller sends back (see `settle`), then grant up to `want` credits
-        (a request token and a concurrency slot each): `credits`, the slots `free` and the
-        `capacity` after the grant, and this actor's `incarnation`.
+        (a request token and a concurrency slot each): `credits`, whether the provider is
+        `roomy` (its breaker closed and at least half its slots free after the grant: its
+        leases may settle lazily and take spares), and this actor's `incarnation`.
 
         Waits for the first one up to `timeout_s`; the rest only if free right now. While
         the breaker is half-open a single probe credit is granted.
@@ -177,12 +178,9 @@ class ProviderActor:
             granted += 1
         self.outstanding += granted
         capacity = self.spec.max_concurrency
-        return {
-            "credits": granted,
-            "free": max(0, capacity - self.outstanding - self.withheld),
-            "capacity": capacity,
-            "incarnation": self.incarnation,
-        }
+        free = capacity - self.outstanding - self.withheld
+        roomy = self.breaker.state == "closed" and 2 * free >= capacity
+        return {"credits": granted, "roomy": roomy, "incarnation": self.incarnation}
 
     def settle(
         self, returned: int, outcomes: Sequence[Outcome], incarnation: str | None = None

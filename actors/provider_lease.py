@@ -4,10 +4,11 @@ The provider actor stays the one authority over a provider's rate limit, concurr
 breaker: it hands a tenant actor credits (each one request token plus one concurrency slot),
 and the lease spends them locally. Outcomes and spent slots go back with the next lease call,
 or in a batched, one-way `settle` call when none comes: every `FLUSH_S` while the provider
-is short of slots or an attempt failed, every `LAZY_FLUSH_S` while at least half its slots
-were free at the last lease (a spent slot held a little longer only keeps the provider
-under its limit). A lease asks for a few spare credits while the provider has room, one when
-it has not; credits left unused for a moment are returned so no tenant hoards capacity.
+is short of slots, its breaker is not closed or an attempt failed, every `LAZY_FLUSH_S`
+while it is `roomy` (breaker closed, at least half its slots free at the last lease: a spent
+slot held a little longer only keeps the provider further under its limit). A lease asks
+for a few spare credits while the provider is roomy, one when it is not; credits left
+unused for a moment are returned so no tenant hoards capacity.
 
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
@@ -46,7 +47,7 @@ class ProviderLease:
         self.stale = 0  # of those, granted by a provider actor that has since died
         self.generation = getattr(provider, "generation", 0)
         self.incarnation: str | None = None  # of the provider actor that granted the credits
-        self.roomy = False  # at the last lease, at least half the provider's slots were free
+        self.roomy = False  # the last lease found the breaker closed, half the slots free
         self.flushed_at = time.monotonic()
 
     async def take(self, timeout_s: float) -> dict[str, Any] | None:
@@ -93,7 +94,7 @@ class ProviderLease:
         if granted is not None:
             self.credits += granted["credits"]
             self.incarnation = granted["incarnation"]
-            self.roomy = 2 * granted["free"] >= granted["capacity"]
+            self.roomy = granted["roomy"]
         self._ensure_flusher()
         return reply
 

@@ -66,7 +66,7 @@ class FakeProviderActor:
         self.settled.extend(outcomes)
         if self.refuse:
             return {"error": self.refuse}
-        grant = {"credits": want, "free": 1000, "capacity": 1000, "incarnation": "fake"}
+        grant = {"credits": want, "roomy": True, "incarnation": "fake"}
         return {"value": grant}
 
     def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:

@@ -39,9 +39,8 @@ class FakeProvider:
         if granted == 0:
             return {"error": {"type": "provider_rate_limited", "message": "full"}}
         self.outstanding += granted
-        free = self.capacity - self.outstanding
-        grant = {"credits": granted, "free": free, "capacity": self.capacity,
-                 "incarnation": self.incarnation}  # fmt: skip
+        roomy = 2 * (self.capacity - self.outstanding) >= self.capacity  # as ProviderActor.lease
+        grant = {"credits": granted, "roomy": roomy, "incarnation": self.incarnation}
         return {"value": grant}  # the reply convention: actors.replies
 
     def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:
