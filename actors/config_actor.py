@@ -1,8 +1,9 @@
 """ConfigActor: the one authority over the effective configuration of a deployment.
 
 It reads the file (`CB_CONFIG`), lays the operators' recorded changes over it, and hands
-out versioned snapshots. Tenant actors and ingress replicas poll it about every second or
-two; provider actors are told of their own changes at once. A change or reload that would
+out versioned snapshots. Ingress replicas poll it about every second or two, tenant actors
+every few seconds; running tenant actors are told of a change at once (they then ask), and
+provider actors are told of their own changes. A change or reload that would
 leave the configuration invalid is refused with every problem and its path; the running
 configuration stays as it was.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +31,8 @@ from domain.config_check import config_problems
 from domain.errors import InvalidRequest, NotFound
 from domain.platform_config import PlatformConfig, config_id, overlay
 
+log = logging.getLogger(__name__)
+
 
 @ray.remote
 class ConfigActor:
@@ -43,6 +47,7 @@ class ConfigActor:
         self.recorded: PlatformConfig | None = None  # the operators' recorded overrides
         self.data: dict[str, Any] = {}
         self.lock = asyncio.Lock()
+        self.telling: asyncio.Task[None] | None = None  # tenant actors hear of a change
         metrics.start(settings, "config")
 
     @property
@@ -93,7 +98,18 @@ class ConfigActor:
         await self.store.save(recorded)
         self.data = candidate
         self.serial += 1
+        self.telling = asyncio.get_running_loop().create_task(asyncio.to_thread(self._tell_tenants))
+        self.telling.add_done_callback(_log_failure)
         return candidate
+
+    def _tell_tenants(self) -> None:
+        """Tell the running tenant actors that a newer configuration exists (on a thread:
+        finding each actor is a call to Ray's control store)."""
+        prefix = names.tenant_actor_name(self.settings, "")
+        for name in names.instance_actor_names(self.settings):
+            tenant = names.existing(name) if name.startswith(prefix) else None
+            if tenant is not None:
+                tenant.config_changed.remote()
 
     @replies
     async def snapshot(self, known: str | None = None) -> dict[str, Any] | None:
@@ -195,6 +211,11 @@ class ConfigActor:
             found = endpoint_data(providers, key)
             if provider is not None and found is not None:
                 provider.reconfigure.remote(found)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("telling tenant actors of a configuration change failed: %r", task.exception())
 
 
 def current_config(settings: Settings) -> dict[str, Any]:

@@ -102,7 +102,7 @@ class ModelCaller:
     def _lease(self, provider: str) -> ProviderLease:
         lease = self.leases.get(provider)
         if lease is None:
-            lease = ProviderLease(self.provider(provider))
+            lease = ProviderLease(self.provider(provider), provider, self.routing)
             self.leases[provider] = lease
         return lease
 

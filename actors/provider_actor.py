@@ -136,11 +136,13 @@ class ProviderActor:
         returned: int = 0,
         outcomes: Sequence[Outcome] = (),
         incarnation: str | None = None,
+        view: bool = False,
     ) -> dict[str, Any]:
         """Settle what the caller sends back (see `settle`), then grant up to `want` credits
         (a request token and a concurrency slot each): `credits`, whether the provider is
         `roomy` (its breaker closed and at least half its slots free after the grant: its
-        leases may settle lazily and take spares), and this actor's `incarnation`.
+        leases may settle lazily and take spares), this actor's `incarnation`, and with
+        `view` its routing view (as `routing_view` gives it), saving the caller that call.
 
         Waits for the first one up to `timeout_s`; the rest only if free right now. While
         the breaker is half-open a single probe credit is granted.
@@ -180,7 +182,10 @@ class ProviderActor:
         capacity = self.spec.max_concurrency
         free = capacity - self.outstanding - self.withheld
         roomy = self.breaker.state == "closed" and 2 * free >= capacity
-        return {"credits": granted, "roomy": roomy, "incarnation": self.incarnation}
+        grant = {"credits": granted, "roomy": roomy, "incarnation": self.incarnation}
+        if view:
+            grant["view"] = self._view()
+        return grant
 
     def settle(
         self, returned: int, outcomes: Sequence[Outcome], incarnation: str | None = None
@@ -221,10 +226,14 @@ class ProviderActor:
     async def routing_view(self) -> dict[str, Any]:
         """What routing needs: the breaker's state and each model's latency and error rate.
 
-        Every active tenant actor asks about once a second; the model statistics are
-        computed at most every `VIEW_TTL_S` (the breaker's state is always current).
+        An active tenant actor has it about once a second, mostly on its lease calls; the
+        model statistics are computed at most every `VIEW_TTL_S` (the breaker's state is
+        always current).
         """
         await self._configure()
+        return self._view()
+
+    def _view(self) -> dict[str, Any]:
         now = time.monotonic()
         if now - self.view_at > VIEW_TTL_S:
             wall = time.time()

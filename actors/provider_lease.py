@@ -13,13 +13,16 @@ unused for a moment are returned so no tenant hoards capacity.
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
 one, which never granted them (and returns sent to it name the incarnation they came from).
+
+A lease call also brings the provider's routing view back when the tenant's `views` want it
+(`RoutingView.wants_view`), so an active tenant seldom asks for it on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, Protocol
 
 MAX_BATCH = 64
 PREFETCH = 1
@@ -30,11 +33,21 @@ LAZY_FLUSH_S = 1.0
 IDLE_RETURN_S = 1.0
 
 
-class ProviderLease:
-    """One per provider in a tenant actor; `take` before an attempt, `done` after it."""
+class Views(Protocol):
+    """Where routing views brought by lease calls go (`actors.routing_view.RoutingView`)."""
 
-    def __init__(self, provider: Any) -> None:
+    def wants_view(self, endpoint: str) -> bool: ...
+
+    def take_view(self, endpoint: str, view: dict[str, Any]) -> None: ...
+
+
+class ProviderLease:
+    """One per provider endpoint in a tenant actor; `take` before an attempt, `done` after
+    it. `key` names the endpoint to `views`, which take what lease calls bring back."""
+
+    def __init__(self, provider: Any, key: str = "", views: Views | None = None) -> None:
         self.provider = provider
+        self.key, self.views = key, views
         self.credits = 0
         self.waiting = 0
         self.outcomes: list[tuple[bool, float, str | None, float | None, str]] = []
@@ -79,9 +92,10 @@ class ProviderLease:
         """Lease credits, sending back what was spent since the last settle."""
         returned, outcomes = self.spent, self.outcomes
         self.spent, self.outcomes = 0, []
+        view = self.views is not None and self.views.wants_view(self.key)
         try:
             reply = await self.provider.lease.remote(
-                want, timeout_s, returned, outcomes, self.incarnation
+                want, timeout_s, returned, outcomes, self.incarnation, view
             )
         except BaseException:
             self.spent, self.outcomes = self.spent + returned, outcomes + self.outcomes
@@ -95,6 +109,8 @@ class ProviderLease:
             self.credits += granted["credits"]
             self.incarnation = granted["incarnation"]
             self.roomy = granted["roomy"]
+            if "view" in granted and self.views is not None:
+                self.views.take_view(self.key, granted["view"])
         self._ensure_flusher()
         return reply
 

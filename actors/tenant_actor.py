@@ -170,6 +170,10 @@ class TenantActor:
         log.info("tenant %s idle for %.0f s, evicting its actor", self.tenant_id, self.idle_evict_s)
         return await self.stop()
 
+    async def config_changed(self) -> None:
+        """The config actor's word that the configuration changed: ask for it now."""
+        self.runner.routing.config_changed()
+
     async def stop(self) -> bool:
         """Stop now (the tenant is being erased): end its stdio servers, close the store."""
         for live in list(self.live.values()):

@@ -182,6 +182,29 @@ def test_an_admin_change_reaches_both_replicas_and_a_bad_one_changes_nothing(
     assert gone.status_code == 200
 
 
+def test_a_change_reaches_a_running_tenant_actor_at_once(gateway: ApiClient) -> None:
+    """The config actor tells running tenant actors of a change; their own poll is every
+    CONFIG_POLL_S (5 s), well after this test's window."""
+    name = _name("told")
+    made = _put_virtual(gateway, name, {"strategy": "balanced", "candidates": ["gpt-4o-mini"]})
+    assert made.status_code == 200, made.text
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model=name)
+    assert _resolved(gateway, tenant, agent["id"], "before")["model_resolved"] == "gpt-4o-mini"
+    changed = _put_virtual(gateway, name, {"strategy": "balanced", "candidates": ["gpt-4.1-nano"]})
+    assert changed.status_code == 200, changed.text
+    seen = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        seen.append(_resolved(gateway, tenant, agent["id"], "after")["model_resolved"])
+        if seen[-1] == "gpt-4.1-nano":
+            break
+        time.sleep(0.05)
+    assert seen[-1] == "gpt-4.1-nano", seen
+    gone = gateway.http.delete(f"/api/v1/admin/config/virtual-models/{name}", headers=gateway.admin)
+    assert gone.status_code == 200
+
+
 def test_reload_reads_the_file_again_and_a_broken_file_changes_nothing(gateway: ApiClient) -> None:
     path = Path(gateway.settings.config_path)
     original = path.read_text()

@@ -51,6 +51,7 @@ class FakeProviderActor:
         self.breaker = breaker
         self.refuse = refuse
         self.settled: list[Any] = []
+        self.views_asked = 0  # routing_view calls (a view on a lease call is not one)
         self.lease = Method(self._lease)
         self.settle = Method(self._settle)
         self.routing_view = Method(self._routing_view)
@@ -62,17 +63,21 @@ class FakeProviderActor:
         returned: int = 0,
         outcomes: list[Any] | tuple[()] = (),
         incarnation: str | None = None,
+        view: bool = False,
     ) -> dict[str, Any]:
         self.settled.extend(outcomes)
         if self.refuse:
             return {"error": self.refuse}
-        grant = {"credits": want, "roomy": True, "incarnation": "fake"}
+        grant: dict[str, Any] = {"credits": want, "roomy": True, "incarnation": "fake"}
+        if view:
+            grant["view"] = {"breaker": self.breaker, "models": {}}
         return {"value": grant}
 
     def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:
         self.settled.extend(outcomes)
 
     async def _routing_view(self) -> dict[str, Any]:
+        self.views_asked += 1
         if self.breaker == "unreachable":
             raise RuntimeError("provider actor died")
         return {"value": {"breaker": self.breaker, "models": {}}}

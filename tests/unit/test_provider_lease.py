@@ -31,6 +31,7 @@ class FakeProvider:
         returned: int = 0,
         outcomes: list[Any] | tuple[()] = (),
         incarnation: str | None = None,
+        view: bool = False,
     ) -> dict[str, Any]:
         self.lease_calls += 1
         if returned or outcomes:
@@ -40,7 +41,10 @@ class FakeProvider:
             return {"error": {"type": "provider_rate_limited", "message": "full"}}
         self.outstanding += granted
         roomy = 2 * (self.capacity - self.outstanding) >= self.capacity  # as ProviderActor.lease
-        grant = {"credits": granted, "roomy": roomy, "incarnation": self.incarnation}
+        grant: dict[str, Any] = {"credits": granted, "roomy": roomy}
+        grant["incarnation"] = self.incarnation
+        if view:
+            grant["view"] = {"breaker": "closed", "models": {"m": {"at": self.lease_calls}}}
         return {"value": grant}  # the reply convention: actors.replies
 
     def _settle(self, returned: int, outcomes: list[Any], incarnation: str | None = None) -> None:
@@ -199,3 +203,27 @@ async def test_a_lease_asks_for_spares_only_while_the_provider_has_room() -> Non
         before = provider.outstanding
         assert await lease.take(1.0) is None
         assert provider.outstanding - before == 1 + spares, others
+
+
+class Views:
+    """Stands in for the tenant's RoutingView: wants a view while `wanting` is set."""
+
+    def __init__(self) -> None:
+        self.wanting = True
+        self.taken: list[tuple[str, dict[str, Any]]] = []
+
+    def wants_view(self, endpoint: str) -> bool:
+        return self.wanting
+
+    def take_view(self, endpoint: str, view: dict[str, Any]) -> None:
+        self.taken.append((endpoint, view))
+
+
+async def test_a_lease_call_brings_the_routing_view_only_when_it_is_wanted() -> None:
+    provider, views = FakeProvider(capacity=100), Views()
+    lease = ProviderLease(provider, "openai:eu", views)
+    assert await lease.take(1.0) is None
+    assert views.taken == [("openai:eu", {"breaker": "closed", "models": {"m": {"at": 1}}})]
+    views.wanting, lease.credits = False, 0
+    assert await lease.take(1.0) is None
+    assert provider.lease_calls == 2 and len(views.taken) == 1  # not asked, none brought

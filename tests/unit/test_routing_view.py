@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from actors import routing_view
 from actors.routing_view import RoutingView
 from tests.unit.fakes import FakePeers, FakeProviderActor
 
@@ -57,3 +61,54 @@ async def test_a_provider_is_open_only_when_every_endpoint_is() -> None:
     assert view.open_endpoints == {"p:a"} and view.open == set()
     view.mark_open("p:b")
     assert view.open_endpoints == {"p:a", "p:b"} and view.open == {"p"}
+
+
+async def test_views_from_lease_calls_spare_the_refresh_its_calls(monkeypatch: Any) -> None:
+    """A provider whose view came on a lease call is not asked on its own; one whose view is
+    older than REFRESH_S is; the config actor is asked only every CONFIG_POLL_S."""
+    monkeypatch.setattr(routing_view, "REFRESH_S", 0.05)
+    monkeypatch.setattr(routing_view, "CONFIG_POLL_S", 60.0)
+    fakes = FakePeers()
+    fakes.providers["a"] = FakeProviderActor(breaker="closed")
+    fakes.providers["b"] = FakeProviderActor(breaker="closed")
+    view = _view(fakes, ["a", "b"], [])
+    await view.refresh()  # as at load: everything asked
+    assert fakes.config_actor.asked == 1
+    await asyncio.sleep(0.06)
+    assert view.wants_view("a") and view.wants_view("b")
+    view.take_view(
+        "a",
+        {"breaker": "open", "models": {"m": {"latency_ms": 9.0, "error_rate": 0.0, "samples": 3}}},
+    )
+    assert not view.wants_view("a") and view.open == {"a"} and view.stats["m"].samples == 3
+    await view.refresh(stale_only=True)
+    assert (fakes.providers["a"].views_asked, fakes.providers["b"].views_asked) == (1, 2)
+    assert fakes.config_actor.asked == 1  # not due: the config actor tells of changes
+
+
+async def test_word_of_a_new_configuration_fetches_it_at_once_while_in_use() -> None:
+    fakes = FakePeers()
+    adopted: list = []
+    view = _view(fakes, ["a"], adopted)
+    await view.refresh()
+    fakes.config_actor.version, fakes.config_actor.data = "v2", {"changed": True}
+    view.config_changed()  # never used: its next use refreshes anyway
+    await asyncio.sleep(0.01)
+    assert fakes.config_actor.asked == 1 and view.config_version == "v1"
+    await view.fresh()
+    view.config_changed()
+    await asyncio.sleep(0.01)
+    assert view.config_version == "v2" and adopted[-1] == {"changed": True}
+
+
+async def test_a_marked_open_endpoint_stays_open_until_its_next_view() -> None:
+    fakes = FakePeers()
+    fakes.providers["a"] = FakeProviderActor(breaker="closed")
+    view = _view(fakes, ["a"], [])
+    await view.refresh()
+    view.mark_open("a")
+    fakes.providers["a"].breaker = "unreachable"
+    await view.refresh()
+    assert view.open == {"a"}  # no view came: the mark holds
+    view.take_view("a", {"breaker": "half_open", "models": {}})
+    assert view.open == set()
