@@ -547,9 +547,26 @@ async def bench(args: argparse.Namespace, svc: dict[str, Any]) -> dict[str, Any]
                         print(f"    first error: {res['first_error']}", flush=True)
     if sampler is not None:
         sampler.cancel()
+    idle = await idle_cpu(svc["gateway_pid"], args.idle) if gw and args.idle else None
     sink = svc.get("sink")
     traces = {"requests": sink.requests, "bytes": sink.bytes} if sink is not None else None
-    return {"results": results, "projection_lag_s": lag_figures(lag), "otlp_sink": traces}
+    return {
+        "results": results,
+        "projection_lag_s": lag_figures(lag),
+        "otlp_sink": traces,
+        "idle_cpu_ms_per_s": idle,
+    }
+
+
+async def idle_cpu(root: int | None, seconds: float) -> dict[str, float]:
+    """CPU ms per second of each gateway process while no request arrives (after the load,
+    its actors still alive): what a quiet tenant and the gateway cost by their clocks."""
+    await asyncio.sleep(2.0)  # what the load left in flight settles
+    before = tree_cpu_by_name(root)
+    await asyncio.sleep(seconds)
+    after = tree_cpu_by_name(root)
+    spent = {k: (v - before.get(k, 0.0)) * 1000 / seconds for k, v in after.items()}
+    return {k: round(v, 2) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v > 0.05}
 
 
 async def sample_lag(base: str, admin_token: str, into: dict[str, list[float]]) -> None:
@@ -740,6 +757,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="URL",
         help="traces on, exported to URL (an OTLP/HTTP endpoint) or, with no URL, to a sink here",
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="after the load, the gateway's CPU per process over S seconds with no requests",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
@@ -764,6 +788,10 @@ def main(argv: list[str] | None = None) -> int:
             f"p99 {figures['p99_s']:.3f} s, max {figures['max_s']:.3f} s "
             f"({figures['samples']} samples)"
         )
+    idle = out.get("idle_cpu_ms_per_s")
+    if idle is not None:
+        print(f"idle after the load, CPU ms per second: {sum(idle.values()):.1f} in all; "
+              + ", ".join(f"{k} {v}" for k, v in idle.items()))  # fmt: skip
     if args.json:
         Path(args.json).write_text(
             json.dumps(
@@ -773,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
                     "results": out["results"],
                     "overhead": over,
                     "projection_lag_s": out["projection_lag_s"],
+                    "idle_cpu_ms_per_s": idle,
                 },
                 indent=2,
             )
