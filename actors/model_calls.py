@@ -20,7 +20,7 @@ import aiohttp
 import httpx
 
 from actors import metrics, tracing
-from actors.http_client import post_json
+from actors.http_client import ProviderReply, post_json
 from actors.provider_lease import ProviderLease
 from actors.routing_view import RoutingView
 from actors.settings import provider_api_key, provider_base_url
@@ -333,7 +333,7 @@ class _Deadlines:
 
 
 async def _chunks(
-    codec: Any, reply: httpx.Response, deadlines: _Deadlines
+    codec: Any, reply: ProviderReply, deadlines: _Deadlines
 ) -> AsyncIterator[StreamChunk]:
     """Parsed chunks until one marked `last`; a stream cut off before it is a provider failure.
 
@@ -378,7 +378,7 @@ def split_lines(rest: bytes, block: bytes | None) -> tuple[list[str], bytes]:
     return [part.rstrip(b"\r\n").decode("utf-8", "replace") for part in parts], tail
 
 
-async def _json(reply: httpx.Response) -> Any:
+async def _json(reply: ProviderReply) -> Any:
     await reply.aread()
     return _json_or_none(reply)
 
@@ -394,7 +394,7 @@ def _ms_since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000, 3)
 
 
-def _json_or_none(reply: httpx.Response) -> Any:
+def _json_or_none(reply: ProviderReply) -> Any:
     try:
         return reply.json()
     except ValueError:
