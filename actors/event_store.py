@@ -1,4 +1,5 @@
-"""The event store: an `eventsourcing` application written off the event loop, group-committed."""
+"""The event store: an `eventsourcing` application, group-committed without blocking the event
+loop (PostgreSQL: from the loop itself, `actors.pg_event_writes`; SQLite: on a thread)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper, OperationalError, PersistenceError
+from eventsourcing.postgres import PostgresApplicationRecorder
 
 from actors import metrics
 from actors.payload_keys import PayloadKeys
+from actors.pg_event_writes import PostgresEventWrites
 from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 
@@ -86,17 +89,26 @@ def _table_creation_lock(env: dict[str, str]) -> Iterator[None]:
 
 
 class AsyncEventStore:
-    """Runs the synchronous store on a small thread pool so actors never block on it.
+    """The store for an actor's event loop: reads on a small thread pool, writes queued.
 
     Saves that arrive while a write is in flight are committed together in the next single
-    transaction (group commit): one fsync or table lock for many executions under load.
+    transaction (group commit): one fsync or table lock for many executions under load. On
+    PostgreSQL a write goes from the event loop itself (`PostgresEventWrites`); on SQLite,
+    whose writes wait on the disk, on the pool.
     """
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
-        self.app = EventStore.opened(settings.store_env())
+        env = settings.store_env()
+        self.app = EventStore.opened(env)
         self.payload_keys = PayloadKeys(settings)
         self.app.use_payload_keys(self.payload_keys)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
+        recorder = self.app.recorder
+        self._writes = (
+            PostgresEventWrites(recorder, env)
+            if isinstance(recorder, PostgresApplicationRecorder)
+            else None
+        )
         self._queue: list[tuple[list[Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -138,13 +150,13 @@ class AsyncEventStore:
             pending = [e for events, _ in batch for e in events]
             started = time.perf_counter()
             try:
-                await self.run(self.app.save, *pending)
+                await self._commit(pending)
                 metrics.store_written(time.perf_counter() - started, len(pending))
             except Exception:
                 # one bad save must not sink the others: commit each on its own
                 for events, done in batch:
                     try:
-                        await self.run(self.app.save, *events)
+                        await self._commit(events)
                     except Exception as exc:
                         _settle(done, exc)
                     else:
@@ -153,7 +165,21 @@ class AsyncEventStore:
             for _, done in batch:
                 _settle(done, None)
 
+    async def _commit(self, events: list[Any]) -> None:
+        if self._writes is None:
+            await self.run(self.app.save, *events)
+            return
+        mapper = self.app.mapper
+        assert isinstance(mapper, ShreddingMapper)
+        if mapper.seals(events):  # sealing may read a payload key from the database
+            stored = await self.run(lambda: [mapper.to_stored_event(e) for e in events])
+        else:
+            stored = [mapper.to_stored_event(e) for e in events]
+        await self._writes.insert(stored)
+
     def close(self) -> None:
+        if self._writes is not None:
+            self._writes.close()
         self._pool.shutdown(wait=False)
         self.app.close()
         self.payload_keys.close()

@@ -36,6 +36,17 @@ class ShreddingMapper(Mapper[UUID]):
         if len(self._kids) > KEEP:
             self._kids.popitem(last=False)
 
+    def seals(self, events: list[Any]) -> bool:
+        """Whether mapping `events` seals a payload (and so may read its key from the
+        database)."""
+        if self.keys is None:
+            return False
+        return any(
+            type(e).__qualname__ in shredding.SEALED_KINDS
+            and (getattr(e, "payload_kid", None) is not None or e.originator_id in self._kids)
+            for e in events
+        )
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         kind = type(domain_event).__qualname__
         if kind not in shredding.SEALED_KINDS or self.keys is None:
