@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -21,16 +21,6 @@ from actors.settings import Settings
 from domain import shredding
 from domain.execution import Execution
 from domain.results import Outcome
-from tests.support.cluster import drop_database, postgres_database
-
-
-@pytest.fixture(scope="module")
-def database() -> Iterator[str]:
-    url = postgres_database()
-    if url is None:
-        pytest.skip("PostgreSQL is not reachable (CI=true requires it)")
-    yield url
-    drop_database(url)
 
 
 @pytest.fixture
