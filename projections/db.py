@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -86,12 +87,19 @@ class ReadModelDB:
         return sql.replace("?", "%s") if self.is_postgres else sql
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """A write transaction: all statements commit together or not at all."""
+    def transaction(self, pipelined: bool = False) -> Iterator[Cursor]:
+        """A write transaction: all statements commit together or not at all.
+
+        `pipelined` (PostgreSQL): statements are sent without waiting for each one's answer,
+        until one's rows are fetched or the commit; an error may then surface at a later
+        statement than its own, and still rolls the whole transaction back."""
         with self._connection() as conn:
             if self.is_postgres:
-                with conn.transaction(), conn.cursor() as cur:
-                    yield _Translating(cur, self._sql)
+                with contextlib.ExitStack() as stack:
+                    if pipelined:
+                        stack.enter_context(conn.pipeline())
+                    stack.enter_context(conn.transaction())
+                    yield _Translating(stack.enter_context(conn.cursor()), self._sql)
             else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:

@@ -29,9 +29,14 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
     app.close()
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[ReadModelDB]:
-    handle = ReadModelDB("sqlite:///" + str(tmp_path / "readmodels.sqlite"), schema="analytics")
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadModelDB]:
+    """The read models on SQLite, and on PostgreSQL (whose folds are pipelined)."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("database")
+    else:
+        url = "sqlite:///" + str(tmp_path / "readmodels.sqlite")
+    handle = ReadModelDB(url, schema="analytics")
     runner.create_tables(handle, runner.METRICS)
     yield handle
     handle.close()
