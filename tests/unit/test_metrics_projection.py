@@ -18,6 +18,7 @@ from domain.execution import Execution
 from domain.results import Outcome
 from projections import analytics, runner
 from projections.db import ReadModelDB
+from projections.metrics import KEYS
 
 TENANT, OTHER = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -179,3 +180,27 @@ def test_rebuild_equals_live_and_a_restart_counts_nothing_twice(
     _run(store, "completed", duration_ms=10.0)
     behind = runner.lag(store, db, runner.METRICS)
     assert behind["lag_events"] > 0 and behind["lag_seconds"] >= 0.0
+
+
+def test_folds_in_small_batches_make_one_row_per_key_as_one_fold_does(
+    store: EventStore, db: ReadModelDB
+) -> None:
+    tenants = [str(uuid.uuid4()) for _ in range(4)]
+    for n in range(12):  # several tenants and keys per batch, rows made and added to
+        failed = {"error": {"type": "provider_error", "message": "x"}} if n % 3 == 0 else {}
+        _run(store, "failed" if failed else "completed", tenant=tenants[n % 4],
+             model=f"m{n % 2}", duration_ms=10.0 * (n + 1), cost_usd=0.001 * n,
+             usage={"prompt_tokens": n, "completion_tokens": 1, "total_tokens": n + 1},
+             **failed)  # fmt: skip
+    while runner.catch_up(store, db, 5, runner.METRICS) == 5:
+        pass
+    keys = ", ".join(("tenant_id", "hour", *KEYS))
+
+    def rollups() -> list[dict[str, Any]]:
+        return sorted(db.query(f"SELECT * FROM usage_hourly ORDER BY {keys}"), key=repr)
+
+    folded = rollups()
+    assert len(folded) == len({tuple(r[k] for k in keys.split(", ")) for r in folded})
+    assert sum(r["executions"] for r in folded) == 12
+    runner.rebuild(store, db, runner.METRICS)
+    assert rollups() == folded
