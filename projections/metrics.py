@@ -398,43 +398,10 @@ def _gather(
 
 
 def flush(batch: Batch) -> None:
-    """Write the batch's roll-up shares: one read per table of every row they touch (not one
-    per row: with many tenants a batch touches many), then one write per row."""
-    tables: dict[tuple[str, str], list[tuple[str, ...]]] = {}
-    for key in batch.pending:
-        tables.setdefault((key[0], key[1]), []).append(key)
-    for (table, period), keys in tables.items():
-        stored = _stored_rollups(batch, table, period, [tuple(k[2:]) for k in keys])
-        for key in keys:
-            sums, hists = batch.pending[key]
-            _write(batch, key, sums, hists, stored.get(tuple(key[2:])))
+    """Write the batch's roll-up shares: one read and one write per row touched."""
+    for key, (sums, hists) in batch.pending.items():
+        _add(batch, key, sums, hists)
     batch.pending.clear()
-
-
-ROWS_PER_READ = 100  # roll-up rows asked for in one statement (9 parameters each)
-
-
-def _stored_rollups(
-    cur: Cursor, table: str, period: str, wanted: list[tuple[str, ...]]
-) -> dict[tuple[str, ...], dict[str, Any]]:
-    """The stored histograms of the roll-up rows keyed (tenant, period, KEYS) in `wanted`,
-    by that key (the period as `hour_of`/`day_of` give it); a row not yet made is absent."""
-    columns = ("tenant_id", period, *KEYS)
-    found: dict[tuple[str, ...], dict[str, Any]] = {}
-    for start in range(0, len(wanted), ROWS_PER_READ):
-        chunk = wanted[start : start + ROWS_PER_READ]
-        row_marks = ", ".join("(" + ", ".join("?" for _ in columns) + ")" for _ in chunk)
-        rows = cur.execute(
-            f"SELECT {', '.join(columns + HISTOGRAMS)} FROM {table}"
-            f" WHERE ({', '.join(columns)}) IN ({row_marks})",
-            [value for key in chunk for value in key],
-        ).fetchall()
-        for row in rows:
-            stored = dict(row)
-            when = hour_text(stored[period]) if period == "hour" else shown(stored[period])
-            key = (stored["tenant_id"], when, *(stored[k] for k in KEYS))
-            found[key] = stored
-    return found
 
 
 def _add(
@@ -446,20 +413,11 @@ def _add(
     """Add figures to a roll-up row (made if it is the first); `key` is the table, its period
     column, then the row's key values (tenant, period, KEYS)."""
     table, period, *key_values = key
-    stored = _stored_rollups(cur, table, period, [tuple(key_values)])
-    _write(cur, key, figures, hists, stored.get(tuple(key_values)))
-
-
-def _write(
-    cur: Cursor,
-    key: tuple[str, ...],
-    figures: dict[str, float],
-    hists: dict[str, Histogram],
-    stored: dict[str, Any] | None,
-) -> None:
-    """Make the roll-up row of `key` with `figures`, or add them to its `stored` self."""
-    table, period, *key_values = key
-    if stored is None:
+    where = f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
+    row = cur.execute(
+        f"SELECT {', '.join(HISTOGRAMS)} FROM {table} WHERE {where}", key_values
+    ).fetchone()
+    if row is None:
         columns = ("tenant_id", period, *KEYS, *SUMS, *HISTOGRAMS)
         values = (*key_values, *(figures[s] for s in SUMS),
                   *(histogram.dumps(hists[h]) for h in HISTOGRAMS))  # fmt: skip
@@ -469,10 +427,10 @@ def _write(
             values,
         )
         return
+    stored = dict(row)
     merged = [
         histogram.dumps(histogram.merge(histogram.loads(stored[h]), hists[h])) for h in HISTOGRAMS
     ]
-    where = f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
     sets = ", ".join([f"{s} = {s} + ?" for s in SUMS] + [f"{h} = ?" for h in HISTOGRAMS])
     cur.execute(
         f"UPDATE {table} SET {sets} WHERE {where}",
