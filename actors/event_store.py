@@ -18,7 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from actors import metrics
 from actors.payload_keys import PayloadKeys
-from actors.pg_event_writes import PostgresEventWrites
+from actors.pg_event_writes import PostgresEventWrites, connection_kwargs
 from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 
@@ -72,15 +72,7 @@ def _table_creation_lock(env: dict[str, str]) -> Iterator[None]:
     import psycopg
 
     try:
-        conn = psycopg.connect(
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            dbname=env["POSTGRES_DBNAME"],
-            user=env["POSTGRES_USER"],
-            password=env.get("POSTGRES_PASSWORD", ""),
-            connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-            autocommit=True,
-        )
+        conn = psycopg.connect(**connection_kwargs(env))
         conn.execute("SELECT pg_advisory_lock(%s)", (TABLE_LOCK_KEY,))
     except psycopg.Error as error:
         raise OperationalError(str(error)) from error
@@ -171,11 +163,12 @@ class AsyncEventStore:
             return
         mapper = self.app.mapper
         assert isinstance(mapper, ShreddingMapper)
-        if mapper.seals(events):  # sealing may read a payload key from the database
-            stored = await self.run(lambda: [mapper.to_stored_event(e) for e in events])
-        else:
-            stored = [mapper.to_stored_event(e) for e in events]
-        await self._writes.insert(stored)
+
+        def stored() -> list[Any]:
+            return [mapper.to_stored_event(e) for e in events]
+
+        # sealing may read a payload key from the database: then off the loop
+        await self._writes.insert(await self.run(stored) if mapper.seals(events) else stored())
 
     def close(self) -> None:
         if self._writes is not None:

@@ -38,21 +38,27 @@ _KINDS: tuple[tuple[type[psycopg.Error], type[persistence.PersistenceError]], ..
 )
 
 
+def connection_kwargs(env: dict[str, str]) -> dict[str, Any]:
+    """`psycopg.connect`'s arguments for the store's database, as the store's settings name it
+    (`Settings.store_env`), in autocommit mode."""
+    return {
+        "host": env["POSTGRES_HOST"],
+        "port": env["POSTGRES_PORT"],
+        "dbname": env["POSTGRES_DBNAME"],
+        "user": env["POSTGRES_USER"],
+        "password": env.get("POSTGRES_PASSWORD", ""),
+        "connect_timeout": int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
+        "autocommit": True,
+    }
+
+
 class PostgresEventWrites:
     """Inserts stored events into the recorder's table on a connection of its own, opened on
     the first write and closed after `IDLE_CLOSE_S` without one. Use from one event loop."""
 
     def __init__(self, recorder: PostgresApplicationRecorder, env: dict[str, str]) -> None:
         self.recorder = recorder
-        self._connect_kwargs: dict[str, Any] = {
-            "host": env["POSTGRES_HOST"],
-            "port": env["POSTGRES_PORT"],
-            "dbname": env["POSTGRES_DBNAME"],
-            "user": env["POSTGRES_USER"],
-            "password": env.get("POSTGRES_PASSWORD", ""),
-            "connect_timeout": int(env.get("POSTGRES_CONNECT_TIMEOUT", "10")),
-            "autocommit": True,  # the transaction is explicit, as the recorder's
-        }
+        self._connect_kwargs = connection_kwargs(env)  # autocommit: the transaction is explicit
         self._notify = SQL("NOTIFY {0}").format(Identifier(recorder.channel_name))
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._used = 0.0

@@ -95,11 +95,9 @@ class ReadModelDB:
         statement than its own, and still rolls the whole transaction back."""
         with self._connection() as conn:
             if self.is_postgres:
-                with contextlib.ExitStack() as stack:
-                    if pipelined:
-                        stack.enter_context(conn.pipeline())
-                    stack.enter_context(conn.transaction())
-                    yield _Translating(stack.enter_context(conn.cursor()), self._sql)
+                pipeline = conn.pipeline() if pipelined else contextlib.nullcontext()
+                with pipeline, conn.transaction(), conn.cursor() as cur:
+                    yield _Translating(cur, self._sql)
             else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
