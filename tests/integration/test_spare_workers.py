@@ -54,8 +54,8 @@ def _spares_ready() -> bool:
 
 @pytest.fixture
 def gateway(cluster: Cluster) -> Iterator[ApiClient]:
-    """A client of the test cluster's app whose replica keeps spare workers."""
-    client = ApiClient(cluster, "spares")
+    """A client of the test cluster's SQLite app (every app of it keeps spare workers)."""
+    client = ApiClient(cluster, "sqlite")
     yield client
     client.close()
 

@@ -19,7 +19,7 @@ from typing import Any
 from tests.emulator import ProviderEmulator
 
 ADMIN_TOKEN = "test-admin-token"
-REPLICAS = {"sqlite": 2, "postgres": 1, "spares": 1}
+REPLICAS = {"sqlite": 2, "postgres": 1}
 PG_URL = os.environ.get("CB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("CB_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TEST_CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -33,7 +33,7 @@ class Cluster:
 
     @staticmethod
     def route_prefix(backend: str) -> str:
-        return {"sqlite": "/", "postgres": "/pg", "spares": "/spares"}[backend]
+        return {"sqlite": "/", "postgres": "/pg"}[backend]
 
     def url(self, backend: str) -> str:
         return f"http://127.0.0.1:{self.port}{self.route_prefix(backend).rstrip('/')}"
@@ -154,6 +154,10 @@ def cluster_env(emulator: ProviderEmulator, jwks_path: Path) -> dict[str, str]:
         "CB_JWT_AUDIENCE": jwt_keys.AUDIENCE,
         "CB_JWT_ISSUER": jwt_keys.ISSUER,
         "RAY_worker_niceness": "0",
+        # no test reads Ray's own metrics or task events: each of the cluster's ~50 processes
+        # would export them every few seconds (a tenth of a core while the cluster idles)
+        "RAY_enable_metrics_collection": "0",
+        "RAY_task_events_report_interval_ms": "0",
         # a replaced ingress replica need not drain for 30 s (it does for a load balancer)
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
     }
@@ -200,12 +204,15 @@ def _run_cluster(
     config_path = data / "config.yaml"
     config_path.write_text(yaml.safe_dump(config_for_tests()))
     pg_url = postgres_database()
-    # idle tenant actors leave soon, so a long session holds few processes and connections
-    # streams checkpoint often, so tests of slow streams see checkpoints
+    # idle tenant actors leave soon, so a long session holds few processes and connections;
+    # streams checkpoint often, so tests of slow streams see checkpoints; every test makes a
+    # tenant, so its actor starts in a spare worker (a busy node's setting): the process start
+    # and imports run while the previous test runs, not while this one waits
     common = {
         "tenant_idle_evict_s": 12.0,
         "stream_checkpoint_s": 0.2,
         "config_path": str(config_path),
+        "spare_workers": 4,
     }
     settings = {
         "sqlite": Settings(
@@ -213,11 +220,6 @@ def _run_cluster(
             **common,
         )
     }  # fmt: skip
-    # spare tenant actor workers are off by default; this app's replica keeps two (asked for
-    # at its first tenant actor start, so only the tests that use it start any)
-    settings["spares"] = Settings(
-        instance="spares", data_dir=str(data / "spares"), spare_workers=2, **common
-    )
     if pg_url:  # with payload encryption, and the response cache in Redis (SQLite's: a file)
         settings["postgres"] = Settings(
             instance="pg", database_url=pg_url, data_dir=str(data / "pg"),
