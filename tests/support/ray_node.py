@@ -228,15 +228,24 @@ def ray_list(node: RayNode, what: str, environ: dict[str, str], *filters: str) -
     for condition in filters:
         key, value = condition.split("=", 1)
         params += [("filter_keys", key), ("filter_predicates", "="), ("filter_values", value)]
-    token = environ.get("RAY_AUTH_TOKEN") if environ.get("RAY_AUTH_MODE") == "token" else None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"{node.dashboard}/api/v0/{what}"
-    reply = httpx.get(url, params=params, headers=headers, timeout=120)
+    reply = httpx.get(url, params=params, headers=_auth_headers(environ), timeout=120)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["result"], body.get("msg")
     rows: list[Any] = body["data"]["result"]["result"]
     return rows
+
+
+def _auth_headers(environ: dict[str, str]) -> dict[str, str]:
+    """The token the `ray` CLI would send in `environ`: Ray's token authentication is on by
+    default, with a token of the environment's or else the one `ray start` keeps in a file."""
+    token = environ.get("RAY_AUTH_TOKEN")
+    if not token:
+        home = Path(environ.get("HOME") or Path.home())
+        path = Path(environ.get("RAY_AUTH_TOKEN_PATH") or home / ".ray" / "auth_token")
+        token = path.read_text().strip() if path.is_file() else None
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def alive_nodes(node: RayNode, environ: dict[str, str]) -> list[str]:
