@@ -29,6 +29,9 @@ from tests.support.cluster import free_port
 
 BIN = Path(sys.executable).parent
 WORKER_STARTS = 3  # a worker node whose raylet was slow to register is started again
+# a bare node exits within ~3 s of SIGTERM; one running a Serve deployment did not within 20 s
+# (its graceful drain), so this long, then SIGKILL to its whole session
+STOP_WAIT_S = 5
 
 
 @dataclass(frozen=True)
@@ -206,10 +209,10 @@ def _wait_for(node: RayNode, timeout_s: float = 120) -> None:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM (Ray's reaper then ends the node's processes), and SIGKILL to the whole
-    session for whatever is left."""
+    session for whatever is left after `STOP_WAIT_S`."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=STOP_WAIT_S)
     except subprocess.TimeoutExpired:
         pass
     time.sleep(1)
