@@ -8,7 +8,9 @@ is short of slots, its breaker is not closed or an attempt failed, every `LAZY_F
 while it is `roomy` (breaker closed, at least half its slots free at the last lease: a spent
 slot held a little longer only keeps the provider further under its limit). A lease asks
 for a few spare credits while the provider is roomy, one when it is not; credits left
-unused for a moment are returned so no tenant hoards capacity.
+unused for a moment are returned so no tenant hoards capacity. While the provider is roomy
+the next lease goes out before the credits run out (when a quarter of the last window's
+demand is left), so a steady stream of attempts seldom waits for a lease call.
 
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
@@ -31,6 +33,7 @@ DEMAND_WINDOW_S = 0.1  # a lease asks for at least the credits taken in the last
 FLUSH_S = 0.1
 LAZY_FLUSH_S = 1.0
 IDLE_RETURN_S = 1.0
+REFILL_SHARE = 4  # roomy: lease ahead once credits fall to 1/REFILL_SHARE of recent demand
 
 
 class Views(Protocol):
@@ -69,10 +72,7 @@ class ProviderLease:
         try:
             while self.credits == 0:
                 if self._leasing is None or self._leasing.done():
-                    # each lease is a Ray call: ask for what the last window took, at least
-                    spare = ROOMY_PREFETCH if self.roomy else PREFETCH
-                    want = min(MAX_BATCH, max(self.waiting + spare, self.recent_demand))
-                    self._leasing = asyncio.create_task(self._lease(want, timeout_s))
+                    self._leasing = asyncio.create_task(self._lease(self._want(), timeout_s))
                 reply = await asyncio.shield(self._leasing)
                 if "error" in reply:
                     return reply
@@ -86,7 +86,23 @@ class ProviderLease:
             self.recent_demand = self.taken_in_window if fresh else 0
             self.window_start, self.taken_in_window = now, 0
         self.taken_in_window += 1
+        if self.roomy and self.credits <= max(1, self.recent_demand // REFILL_SHARE):
+            self._refill(timeout_s)
         return None
+
+    def _refill(self, timeout_s: float) -> None:
+        """Lease ahead, in the background: the attempt that finds no credit left finds this
+        lease in flight, or done, instead of starting one."""
+        if self._leasing is not None and not self._leasing.done():
+            return
+        self._leasing = asyncio.create_task(self._lease(self._want(), timeout_s))
+        self._leasing.add_done_callback(_seen)
+
+    def _want(self) -> int:
+        """Credits to lease (each lease is a Ray call): those waiting and a spare or a few,
+        or what the last window took if more."""
+        spare = ROOMY_PREFETCH if self.roomy else PREFETCH
+        return min(MAX_BATCH, max(self.waiting + spare, self.recent_demand))
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         """Lease credits, sending back what was spent since the last settle."""
@@ -152,3 +168,9 @@ class ProviderLease:
                 outcomes, self.outcomes, self.spent = self.outcomes, [], 0
                 self.flushed_at = now
                 self.provider.settle.remote(returned, outcomes, self.incarnation)
+
+
+def _seen(task: asyncio.Task[dict[str, Any]]) -> None:
+    """A lease ahead that failed is seen here; the next attempt short of credits leases anew."""
+    if not task.cancelled():
+        task.exception()

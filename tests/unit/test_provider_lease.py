@@ -154,6 +154,7 @@ async def test_returns_sent_to_a_restarted_provider_actor_free_none_of_its_slots
     provider = FakeProvider(capacity=100)
     lease = ProviderLease(provider)
     assert await lease.take(1.0) is None
+    await _leased_ahead(lease)
     lease.done(True, 1.0, None, None, "m")
     lease.credits = 0
     provider.outstanding, provider.incarnation = 0, "new"  # died, started again, empty
@@ -199,10 +200,43 @@ async def test_a_lease_asks_for_spares_only_while_the_provider_has_room() -> Non
         provider.outstanding = others  # other tenants' slots: with 80, under half are free
         lease = ProviderLease(provider)
         assert await lease.take(1.0) is None  # the first lease knows nothing: one spare
+        await _leased_ahead(lease)
         lease.credits = 0
         before = provider.outstanding
         assert await lease.take(1.0) is None
         assert provider.outstanding - before == 1 + spares, others
+
+
+async def _leased_ahead(lease: ProviderLease) -> None:
+    """Wait for the lease a take started ahead, if one is in flight."""
+    if lease._leasing is not None:
+        await lease._leasing
+
+
+async def test_a_roomy_provider_is_leased_from_ahead_so_a_steady_caller_never_waits() -> None:
+    """One attempt at a time: the next lease goes out while credits are left, so no attempt
+    after the first finds none (each would wait for a lease call)."""
+    provider = FakeProvider(capacity=100)
+    lease = ProviderLease(provider)
+    found_none = 0
+    for _ in range(60):
+        found_none += lease.credits == 0
+        assert await lease.take(1.0) is None
+        lease.done(True, 1.0, None, None, "m")
+        await asyncio.sleep(0.002)
+    assert found_none == 1  # the first
+    assert provider.lease_calls <= 60 / provider_lease.ROOMY_PREFETCH + 1
+
+
+async def test_a_provider_short_of_room_is_leased_from_only_when_credits_run_out() -> None:
+    provider = FakeProvider(capacity=100)
+    provider.outstanding = 80  # other tenants': under half the slots free
+    lease = ProviderLease(provider)
+    for _ in range(6):
+        assert await lease.take(1.0) is None
+        lease.done(True, 1.0, None, None, "m")
+        await asyncio.sleep(0.002)
+    assert lease.credits == 0 and provider.lease_calls == 3  # 2 credits a lease, none ahead
 
 
 class Views:
