@@ -1,10 +1,12 @@
 """Event writes to PostgreSQL from the actor's event loop, with no store thread between.
 
-The rows, table lock, notification and insert are the `eventsourcing` recorder's own
-statements (its table format, its commit order for readers of the notification log), sent on
-one psycopg async connection in one pipelined round trip: BEGIN, the lock, NOTIFY, the insert
-and COMMIT. A write thus hands no GIL to a thread and back, and holds the table lock for the
-server's work and the commit only, not for a round trip in between.
+The rows, table lock, notification and insert are the `eventsourcing` recorder's own (its
+table format, its lock for the commit order readers of the notification log rely on), sent
+on one psycopg async connection as one simple-protocol query: the lock, NOTIFY and a
+multi-row INSERT of literal rows, which PostgreSQL runs as one implicit transaction (an
+error in any statement rolls all of it back). One round trip and one wait on the socket:
+psycopg's pipeline of parameterised statements cost 5x the CPU per write here, on both
+ends (bench/README.md, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
-from psycopg.types.composite import register_composite
 
 ATTEMPTS = 10  # a lost connection or a rolled-back transaction is tried again, as the library
 WAIT_S = 0.2  # does: 10 times, 0.2 s apart
@@ -58,8 +59,19 @@ class PostgresEventWrites:
 
     def __init__(self, recorder: PostgresApplicationRecorder, env: dict[str, str]) -> None:
         self.recorder = recorder
-        self._connect_kwargs = connection_kwargs(env)  # autocommit: the transaction is explicit
-        self._notify = SQL("NOTIFY {0}").format(Identifier(recorder.channel_name))
+        self._connect_kwargs = connection_kwargs(env)  # autocommit: one query, one transaction
+        datastore = recorder.datastore
+        table = SQL("{0}.{1}").format(
+            Identifier(datastore.schema), Identifier(recorder.events_table_name)
+        )
+        self._head = SQL(
+            "SET LOCAL lock_timeout = '{0}s'; LOCK TABLE {1} IN EXCLUSIVE MODE; NOTIFY {2}; "
+            "INSERT INTO {1} (originator_id, originator_version, topic, state) VALUES "
+        ).format(SQL(str(int(datastore.lock_timeout))), table, Identifier(recorder.channel_name))
+        self._head_bytes = b""  # rendered by the first connection
+        self._id_type = SQL("{0}").format(Identifier(datastore.originator_id_type))
+        self._id_cast = ""
+        self._topics: dict[str, str] = {}  # topic -> its quoted literal
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._used = 0.0
         self._writing = False
@@ -67,23 +79,20 @@ class PostgresEventWrites:
 
     async def insert(self, stored: Sequence[StoredEvent]) -> None:
         """Commit `stored` in one transaction, or raise the store's `PersistenceError`."""
-        rows = [
-            self.recorder.construct_pg_stored_event(
-                e.originator_id, e.originator_version, e.topic, e.state
-            )
-            for e in stored
-        ]
+        if not stored:
+            return
         self._writing = True
         try:
-            await self._insert(rows)
+            await self._insert(stored)
         finally:
             self._writing = False
             self._used = time.monotonic()
 
-    async def _insert(self, rows: list[Any]) -> None:
+    async def _insert(self, stored: Sequence[StoredEvent]) -> None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                await self._write(await self._connection(), rows)
+                conn = await self._connection()
+                await conn.execute(self._query(stored))
                 return
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()  # a new connection for the next try, whatever this one's state
@@ -95,21 +104,30 @@ class PostgresEventWrites:
                     self.close()
                 raise _as_store_error(exc) from exc
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], rows: list[Any]) -> None:
-        async with conn.pipeline(), conn.transaction():
-            for statement in self.recorder.lock_table_statements:
-                await conn.execute(statement, prepare=True)
-            await conn.execute(self._notify, prepare=True)
-            await conn.execute(self.recorder.insert_events_statement, (rows,), prepare=True)
+    def _query(self, stored: Sequence[StoredEvent]) -> bytes:
+        """The write as one query: the rows as literals (ids and versions as text, topics
+        quoted, states as bytea hex; `standard_conforming_strings` is on, see `_connection`)."""
+        rows = ",".join(
+            f"({_quoted(str(e.originator_id))}{self._id_cast},{int(e.originator_version)},"
+            f"{self._topic(e.topic)},'\\x{e.state.hex()}'::bytea)"
+            for e in stored
+        )
+        return self._head_bytes + rows.encode()
+
+    def _topic(self, topic: str) -> str:
+        quoted = self._topics.get(topic)
+        if quoted is None:
+            quoted = self._topics[topic] = _quoted(topic)
+        return quoted
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         conn = await psycopg.AsyncConnection.connect(**self._connect_kwargs)
-        datastore = self.recorder.datastore
-        name = self.recorder.stored_event_type_name
-        info = datastore.psycopg_type_adapters[name]
-        register_composite(info, conn, factory=datastore.psycopg_python_types[name])
+        if conn.info.parameter_status("standard_conforming_strings") != b"on":
+            await conn.execute("SET standard_conforming_strings = on")  # '\\' stays literal
+        self._head_bytes = self._head.as_bytes(conn)
+        self._id_cast = "::" + self._id_type.as_string(conn)
         self._conn = conn
         self._idle_check = asyncio.get_running_loop().call_later(IDLE_CLOSE_S, self._check_idle)
         return conn
@@ -130,6 +148,11 @@ class PostgresEventWrites:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             conn.pgconn.finish()
+
+
+def _quoted(text: str) -> str:
+    """A string literal (standard conforming: only quotes are doubled)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _as_store_error(exc: psycopg.Error) -> persistence.PersistenceError:

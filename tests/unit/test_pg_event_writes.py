@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 
 from actors import pg_event_writes
 from actors.event_store import AsyncEventStore
@@ -146,3 +146,31 @@ async def test_an_unreachable_database_raises_the_stores_error(
     events = _execution("t-down").collect_events()
     with pytest.raises(OperationalError):
         await writes.insert([store.app.mapper.to_stored_event(e) for e in events])
+
+
+async def test_any_bytes_and_quoted_topics_read_back_exactly_and_listeners_hear_of_it(
+    store: AsyncEventStore, database: str
+) -> None:
+    """The rows go as literals: every byte value of a state, and quotes and backslashes in a
+    topic, come back as written, even where the database's default is the old escape-string
+    syntax; each write notifies the recorder's channel, as the library's own does."""
+    with psycopg.connect(database, autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f'ALTER DATABASE "{name}" SET standard_conforming_strings = off')
+    oid = uuid.uuid4()
+    state = bytes(range(256)) + b"'); DROP TABLE x; --\\\\"
+    topics = ["it's:a\\topic", "plain:Topic", "\\x00'':more"]
+    batch = [
+        StoredEvent(originator_id=oid, originator_version=v, topic=t, state=state[v:])
+        for v, t in enumerate(topics, start=1)
+    ]
+    with psycopg.connect(database, autocommit=True) as listener:
+        channel = store.app.recorder.channel_name
+        listener.execute(f'LISTEN "{channel}"')
+        await _writes(store).insert(batch)
+        heard = [n.channel for n in listener.notifies(timeout=5.0, stop_after=1)]
+    assert heard == [channel]
+    read = await store.run(store.app.recorder.select_events, oid)
+    assert [(e.originator_version, e.topic, bytes(e.state)) for e in read] == [
+        (e.originator_version, e.topic, e.state) for e in batch
+    ]
