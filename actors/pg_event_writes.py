@@ -69,7 +69,7 @@ class PostgresEventWrites:
             "INSERT INTO {1} (originator_id, originator_version, topic, state) VALUES "
         ).format(SQL(str(int(datastore.lock_timeout))), table, Identifier(recorder.channel_name))
         self._head_bytes = b""  # rendered by the first connection
-        self._id_type = SQL("{0}").format(Identifier(datastore.originator_id_type))
+        self._id_type = Identifier(datastore.originator_id_type)
         self._id_cast = ""
         self._topics: dict[str, str] = {}  # topic -> its quoted literal
         self._conn: psycopg.AsyncConnection[Any] | None = None

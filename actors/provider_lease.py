@@ -71,9 +71,7 @@ class ProviderLease:
         self.waiting += 1
         try:
             while self.credits == 0:
-                if self._leasing is None or self._leasing.done():
-                    self._leasing = asyncio.create_task(self._lease(self._want(), timeout_s))
-                reply = await asyncio.shield(self._leasing)
+                reply = await asyncio.shield(self._start_lease(timeout_s))
                 if "error" in reply:
                     return reply
         finally:
@@ -87,16 +85,15 @@ class ProviderLease:
             self.window_start, self.taken_in_window = now, 0
         self.taken_in_window += 1
         if self.roomy and self.credits <= max(1, self.recent_demand // REFILL_SHARE):
-            self._refill(timeout_s)
+            self._start_lease(timeout_s)  # ahead: the attempt short of credits finds it
         return None
 
-    def _refill(self, timeout_s: float) -> None:
-        """Lease ahead, in the background: the attempt that finds no credit left finds this
-        lease in flight, or done, instead of starting one."""
-        if self._leasing is not None and not self._leasing.done():
-            return
-        self._leasing = asyncio.create_task(self._lease(self._want(), timeout_s))
-        self._leasing.add_done_callback(_seen)
+    def _start_lease(self, timeout_s: float) -> asyncio.Task[dict[str, Any]]:
+        """The lease call in flight, else a new one; `take` awaits it when out of credits."""
+        if self._leasing is None or self._leasing.done():
+            self._leasing = asyncio.create_task(self._lease(self._want(), timeout_s))
+            self._leasing.add_done_callback(_seen)
+        return self._leasing
 
     def _want(self) -> int:
         """Credits to lease (each lease is a Ray call): those waiting and a spare or a few,
@@ -171,6 +168,7 @@ class ProviderLease:
 
 
 def _seen(task: asyncio.Task[dict[str, Any]]) -> None:
-    """A lease ahead that failed is seen here; the next attempt short of credits leases anew."""
+    """A lease nobody awaited (one ahead) that failed is seen here; the next attempt short of
+    credits leases anew."""
     if not task.cancelled():
         task.exception()
