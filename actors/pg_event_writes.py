@@ -22,6 +22,8 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from projections.db import quoted
+
 ATTEMPTS = 10  # a lost connection or a rolled-back transaction is tried again, as the library
 WAIT_S = 0.2  # does: 10 times, 0.2 s apart
 IDLE_CLOSE_S = 60.0  # the connection is closed after this long unused
@@ -108,23 +110,23 @@ class PostgresEventWrites:
         """The write as one query: the rows as literals (ids and versions as text, topics
         quoted, states as bytea hex; `standard_conforming_strings` is on, see `_connection`)."""
         rows = ",".join(
-            f"({_quoted(str(e.originator_id))}{self._id_cast},{int(e.originator_version)},"
+            f"({quoted(str(e.originator_id))}{self._id_cast},{int(e.originator_version)},"
             f"{self._topic(e.topic)},'\\x{e.state.hex()}'::bytea)"
             for e in stored
         )
         return self._head_bytes + rows.encode()
 
     def _topic(self, topic: str) -> str:
-        quoted = self._topics.get(topic)
-        if quoted is None:
-            quoted = self._topics[topic] = _quoted(topic)
-        return quoted
+        literal = self._topics.get(topic)
+        if literal is None:
+            literal = self._topics[topic] = quoted(topic)
+        return literal
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is not None and not self._conn.closed:
             return self._conn
         conn = await psycopg.AsyncConnection.connect(**self._connect_kwargs)
-        if conn.info.parameter_status("standard_conforming_strings") != b"on":
+        if conn.info.parameter_status("standard_conforming_strings") != "on":
             await conn.execute("SET standard_conforming_strings = on")  # '\\' stays literal
         self._head_bytes = self._head.as_bytes(conn)
         self._id_cast = "::" + self._id_type.as_string(conn)
@@ -148,11 +150,6 @@ class PostgresEventWrites:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             conn.pgconn.finish()
-
-
-def _quoted(text: str) -> str:
-    """A string literal (standard conforming: only quotes are doubled)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _as_store_error(exc: psycopg.Error) -> persistence.PersistenceError:

@@ -272,6 +272,14 @@ def on_started(cur: Cursor, event: Any) -> None:
             instant(event.timestamp.timestamp()),
         ),
     )
+    rows = getattr(cur, "rows", None)
+    if rows is not None:  # a Started event is folded once: this is the row as written
+        rows[_fact_key(event)] = {
+            "agent_id": event.agent_id or NONE, "kind": getattr(event, "kind", "agent_execution"),
+            "stream": bool(event.stream), "status": "running", "model_resolved": None,
+            "provider": None, "started_at": instant(event.timestamp.timestamp()),
+            "tool_calls": 0, "tool_failures": 0,
+        }  # fmt: skip
 
 
 def on_model_resolved(cur: Cursor, event: Any) -> None:
@@ -279,6 +287,7 @@ def on_model_resolved(cur: Cursor, event: Any) -> None:
         "UPDATE execution_facts SET model_resolved = ?, provider = ? WHERE execution_id = ?",
         (event.model, event.provider, str(event.originator_id)),
     )
+    _known(cur, event, model_resolved=event.model, provider=event.provider)
 
 
 def on_tool_called(cur: Cursor, event: Any) -> None:
@@ -286,6 +295,7 @@ def on_tool_called(cur: Cursor, event: Any) -> None:
         "UPDATE execution_facts SET tool_calls = tool_calls + 1 WHERE execution_id = ?",
         (str(event.originator_id),),
     )
+    _known(cur, event, tool_calls=1)
 
 
 def on_tool_result(cur: Cursor, event: Any) -> None:
@@ -294,19 +304,47 @@ def on_tool_result(cur: Cursor, event: Any) -> None:
             "UPDATE execution_facts SET tool_failures = tool_failures + 1 WHERE execution_id = ?",
             (str(event.originator_id),),
         )
+        _known(cur, event, tool_failures=1)
+
+
+def _fact_key(event: Any) -> tuple[str, str]:
+    return ("execution_facts", str(event.originator_id))
+
+
+def _known(cur: Cursor, event: Any, **change: Any) -> None:
+    """Mirror a fact row's update in the batch's copy of it, if it holds one (counts add)."""
+    row = getattr(cur, "rows", {}).get(_fact_key(event))
+    if row is not None:
+        for name, value in change.items():
+            row[name] = row[name] + value if name in ("tool_calls", "tool_failures") else value
+
+
+def _facts(cur: Cursor, event: Any) -> dict[str, Any] | None:
+    """The execution's fact row: the batch's copy (a start folded in the same batch needs no
+    query), else read (and kept for the rest of the batch)."""
+    rows = getattr(cur, "rows", None)
+    key = _fact_key(event)
+    if rows is not None and key in rows:
+        return rows[key]
+    row = cur.execute(
+        "SELECT agent_id, kind, stream, status, model_resolved, provider, started_at,"
+        " tool_calls, tool_failures FROM execution_facts WHERE execution_id = ?",
+        (key[1],),
+    ).fetchone()
+    if row is None:
+        return None
+    facts = dict(row)
+    if rows is not None:
+        rows[key] = facts
+    return facts
 
 
 def _ended(cur: Cursor, event: Any, status: str) -> None:
     """Close the execution's fact row and add it to its hour's and day's roll-ups."""
     execution_id = str(event.originator_id)
-    row = cur.execute(
-        "SELECT agent_id, kind, stream, status, model_resolved, provider, started_at,"
-        " tool_calls, tool_failures FROM execution_facts WHERE execution_id = ?",
-        (execution_id,),
-    ).fetchone()
-    if row is None:  # its start was erased, or never recorded
+    facts = _facts(cur, event)
+    if facts is None:  # its start was erased, or never recorded
         return
-    facts = dict(row)
     if facts["status"] != "running":  # one end per execution; never counted twice
         return
     outcome = outcome_of(event)
@@ -327,6 +365,7 @@ def _ended(cur: Cursor, event: Any, status: str) -> None:
             fallbacks, execution_id,
         ),
     )  # fmt: skip
+    facts.update(status=status, model_resolved=model, provider=provider)
     started = unix(facts["started_at"])
     keys = {
         "agent_id": facts["agent_id"],
@@ -398,10 +437,40 @@ def _gather(
 
 
 def flush(batch: Batch) -> None:
-    """Write the batch's roll-up shares: one read and one write per row touched."""
-    for key, (sums, hists) in batch.pending.items():
-        _add(batch, key, sums, hists)
+    """Write the batch's roll-up shares: per table one read of the rows they add to (in
+    chunks of `READ_CHUNK`), then one write per row."""
+    by_table: dict[str, list[tuple[str, ...]]] = {}
+    for key in batch.pending:
+        by_table.setdefault(key[0], []).append(key)
+    for keys in by_table.values():
+        for start in range(0, len(keys), READ_CHUNK):
+            chunk = keys[start : start + READ_CHUNK]
+            stored = _stored(batch, chunk)
+            for key in chunk:
+                _write(batch, key, *batch.pending[key], stored.get(key))
     batch.pending.clear()
+
+
+READ_CHUNK = 100  # roll-up rows read by one query
+
+
+def _where(period: str) -> str:
+    return f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
+
+
+def _stored(cur: Cursor, keys: list[tuple[str, ...]]) -> dict[tuple[str, ...], dict[str, Any]]:
+    """The stored roll-up rows of `keys` (all of one table), by key."""
+    table, period = keys[0][:2]
+    rows = cur.execute(
+        f"SELECT tenant_id, {period}, {', '.join(KEYS)}, {', '.join(HISTOGRAMS)} FROM {table}"
+        " WHERE " + " OR ".join([f"({_where(period)})"] * len(keys)),
+        [value for key in keys for value in key[2:]],
+    ).fetchall()
+    shown_as = hour_text if period == "hour" else shown
+    return {
+        (table, period, row["tenant_id"], shown_as(row[period]), *(row[k] for k in KEYS)): dict(row)
+        for row in rows
+    }
 
 
 def _add(
@@ -412,12 +481,19 @@ def _add(
 ) -> None:
     """Add figures to a roll-up row (made if it is the first); `key` is the table, its period
     column, then the row's key values (tenant, period, KEYS)."""
+    _write(cur, key, figures, hists, _stored(cur, [key]).get(key))
+
+
+def _write(
+    cur: Cursor,
+    key: tuple[str, ...],
+    figures: dict[str, float],
+    hists: dict[str, Histogram],
+    stored: dict[str, Any] | None,
+) -> None:
+    """Add figures to the roll-up row of `key`, as `stored` now (None: make it)."""
     table, period, *key_values = key
-    where = f"tenant_id = ? AND {period} = ? AND " + " AND ".join(f"{k} = ?" for k in KEYS)
-    row = cur.execute(
-        f"SELECT {', '.join(HISTOGRAMS)} FROM {table} WHERE {where}", key_values
-    ).fetchone()
-    if row is None:
+    if stored is None:
         columns = ("tenant_id", period, *KEYS, *SUMS, *HISTOGRAMS)
         values = (*key_values, *(figures[s] for s in SUMS),
                   *(histogram.dumps(hists[h]) for h in HISTOGRAMS))  # fmt: skip
@@ -427,13 +503,12 @@ def _add(
             values,
         )
         return
-    stored = dict(row)
     merged = [
         histogram.dumps(histogram.merge(histogram.loads(stored[h]), hists[h])) for h in HISTOGRAMS
     ]
     sets = ", ".join([f"{s} = {s} + ?" for s in SUMS] + [f"{h} = ?" for h in HISTOGRAMS])
     cur.execute(
-        f"UPDATE {table} SET {sets} WHERE {where}",
+        f"UPDATE {table} SET {sets} WHERE {_where(period)}",
         (*(figures[s] for s in SUMS), *merged, *key_values),
     )
 

@@ -126,7 +126,7 @@ def catch_up(
 ) -> int:
     """Apply up to `batch` events after the tracked position; returns how many were read."""
     lock = " FOR UPDATE" if db.is_postgres else ""
-    with db.transaction(pipelined=True) as cur:  # the handlers' writes: few round trips
+    with db.transaction(buffered=True) as cur:  # the handlers' writes: few round trips
         row = cur.execute(
             f"SELECT position FROM projection_tracking WHERE name = ?{lock}", (projection.name,)
         ).fetchone()
