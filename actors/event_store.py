@@ -1,5 +1,6 @@
 """The event store: an `eventsourcing` application, group-committed without blocking the event
-loop (PostgreSQL: from the loop itself, `actors.pg_event_writes`; SQLite: on a thread)."""
+loop (PostgreSQL: from the loop itself, `actors.pg_event_writes`; SQLite: on a thread,
+`actors.sqlite_event_writes`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from actors.payload_keys import PayloadKeys
 from actors.pg_event_writes import PostgresEventWrites, connection_kwargs
 from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
+from actors.sqlite_event_writes import SqliteEventWrites
 
 T = TypeVar("T")
 CREATE_ATTEMPTS = 5  # under the lock
@@ -86,7 +88,8 @@ class AsyncEventStore:
     Saves that arrive while a write is in flight are committed together in the next single
     transaction (group commit): one fsync or table lock for many executions under load. On
     PostgreSQL a write goes from the event loop itself (`PostgresEventWrites`); on SQLite,
-    whose writes wait on the disk, on the pool.
+    whose commits wait on the disk, on the pool (`SqliteEventWrites`). Either way the events
+    are the recorder's rows, written without `Application.save`.
     """
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
@@ -100,6 +103,9 @@ class AsyncEventStore:
             PostgresEventWrites(recorder, env)
             if isinstance(recorder, PostgresApplicationRecorder)
             else None
+        )
+        self._sqlite_writes = (
+            SqliteEventWrites(recorder) if SqliteEventWrites.usable(recorder) else None
         )
         self._queue: list[tuple[list[Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -158,22 +164,27 @@ class AsyncEventStore:
                 _settle(done, None)
 
     async def _commit(self, events: list[Any]) -> None:
-        if self._writes is None:
-            await self.run(self.app.save, *events)
-            return
         mapper = self.app.mapper
         assert isinstance(mapper, ShreddingMapper)
 
         def stored() -> list[Any]:
             return [mapper.to_stored_event(e) for e in events]
 
-        # sealing may read a payload key from the database: then off the loop
-        await self._writes.insert(await self.run(stored) if mapper.seals(events) else stored())
+        if self._writes is not None:
+            # sealing may read a payload key from the database: then off the loop
+            await self._writes.insert(await self.run(stored) if mapper.seals(events) else stored())
+        elif self._sqlite_writes is not None:
+            writes = self._sqlite_writes
+            await self.run(lambda: writes.insert(stored()))  # the commit waits on the disk
+        else:
+            await self.run(self.app.save, *events)
 
     def close(self) -> None:
         if self._writes is not None:
             self._writes.close()
         self._pool.shutdown(wait=False)
+        if self._sqlite_writes is not None:
+            self._sqlite_writes.close()
         self.app.close()
         self.payload_keys.close()
 

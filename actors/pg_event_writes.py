@@ -17,28 +17,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from actors.store_errors import as_store_error
 from projections.db import quoted
 
 ATTEMPTS = 10  # a lost connection or a rolled-back transaction is tried again, as the library
 WAIT_S = 0.2  # does: 10 times, 0.2 s apart
 IDLE_CLOSE_S = 60.0  # the connection is closed after this long unused
-
-# psycopg's errors as the event store's callers know them (`PersistenceError` and its kinds)
-_KINDS: tuple[tuple[type[psycopg.Error], type[persistence.PersistenceError]], ...] = (
-    (psycopg.IntegrityError, persistence.IntegrityError),
-    (psycopg.OperationalError, persistence.OperationalError),
-    (psycopg.InterfaceError, persistence.InterfaceError),
-    (psycopg.DataError, persistence.DataError),
-    (psycopg.ProgrammingError, persistence.ProgrammingError),
-    (psycopg.InternalError, persistence.InternalError),
-    (psycopg.NotSupportedError, persistence.NotSupportedError),
-    (psycopg.DatabaseError, persistence.DatabaseError),
-)
 
 
 def connection_kwargs(env: dict[str, str]) -> dict[str, Any]:
@@ -99,12 +87,12 @@ class PostgresEventWrites:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()  # a new connection for the next try, whatever this one's state
                 if attempt == ATTEMPTS:
-                    raise _as_store_error(exc) from exc
+                    raise as_store_error(exc) from exc
                 await asyncio.sleep(WAIT_S)
             except psycopg.Error as exc:
                 if self._conn is not None and self._conn.broken:
                     self.close()
-                raise _as_store_error(exc) from exc
+                raise as_store_error(exc) from exc
 
     def _query(self, stored: Sequence[StoredEvent]) -> bytes:
         """The write as one query: the rows as literals (ids and versions as text, topics
@@ -150,10 +138,3 @@ class PostgresEventWrites:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed:
             conn.pgconn.finish()
-
-
-def _as_store_error(exc: psycopg.Error) -> persistence.PersistenceError:
-    for theirs, ours in _KINDS:
-        if isinstance(exc, theirs):
-            return ours(str(exc))
-    return persistence.PersistenceError(str(exc))
