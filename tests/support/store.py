@@ -7,7 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actors.settings import Settings
+    from domain.execution import Execution
     from tests.support.client import ApiClient
+
+
+def new_execution(tenant_id: str, prompt: str = "hello", **extra: object) -> Execution:
+    """A routed execution of agent `a`, its events not yet saved."""
+    import uuid
+
+    from domain.execution import Execution
+
+    execution = Execution(
+        id=uuid.uuid4(), tenant_id=tenant_id, agent_id="a", agent_version=1,
+        request={"prompt": prompt}, model_requested="gpt-4.1-mini", stream=False, **extra,
+    )  # fmt: skip
+    execution.resolve_model("gpt-4.1-mini", "openai", {})
+    return execution
 
 
 def stored_events(settings: Settings) -> list[tuple[bytes, Any]]:
