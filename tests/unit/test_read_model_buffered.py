@@ -71,7 +71,14 @@ def test_values_round_trip_as_literals_whatever_they_hold(database: str) -> None
         "CREATE TABLE v (id INTEGER PRIMARY KEY, t TEXT, f DOUBLE PRECISION, b BOOLEAN,"
         " n BIGINT, at TIMESTAMPTZ)"
     )
-    texts = ["it's", "back\\slash \\x00 'quoted'", "€ ünïcode ✓", "?", "", "a;b--c /* d */"]
+    texts = [
+        "it's %s 100% %(x)s",
+        "back\\slash \\x00 'quoted'",
+        "€ ünïcode ✓",
+        "?",
+        "",
+        "a;b--c /* d */",
+    ]
     floats = [0.1, -2.5e-300, 1e300, math.inf, -math.inf, 3.0]
     with db.transaction(buffered=True) as cur:
         for i, (text, number) in enumerate(zip(texts, floats, strict=True)):
