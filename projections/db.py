@@ -188,7 +188,7 @@ class _Buffered:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         self._waiting.append(rendered(sql, params))
-        if not sql.lstrip()[:6].upper() == "SELECT":
+        if sql.lstrip()[:6].upper() != "SELECT":
             return _NO_ROWS
         self._send()
         return self._cur

@@ -258,26 +258,23 @@ def retries_and_fallbacks(attempts: list[Attempt]) -> tuple[int, int]:
 
 
 def on_started(cur: Cursor, event: Any) -> None:
+    row = {
+        "agent_id": event.agent_id or NONE,
+        "kind": getattr(event, "kind", "agent_execution"),
+        "stream": bool(event.stream),
+        "started_at": instant(event.timestamp.timestamp()),
+    }
     cur.execute(
         "INSERT INTO execution_facts (execution_id, tenant_id, agent_id, kind, stream, status,"
         " model_requested, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
         " ON CONFLICT (execution_id) DO NOTHING",
-        (
-            str(event.originator_id),
-            event.tenant_id,
-            event.agent_id or NONE,
-            getattr(event, "kind", "agent_execution"),
-            bool(event.stream),
-            event.model_requested,
-            instant(event.timestamp.timestamp()),
-        ),
-    )
+        (str(event.originator_id), event.tenant_id, row["agent_id"], row["kind"], row["stream"],
+         event.model_requested, row["started_at"]),
+    )  # fmt: skip
     rows = getattr(cur, "rows", None)
     if rows is not None:  # a Started event is folded once: this is the row as written
         rows[_fact_key(event)] = {
-            "agent_id": event.agent_id or NONE, "kind": getattr(event, "kind", "agent_execution"),
-            "stream": bool(event.stream), "status": "running", "model_resolved": None,
-            "provider": None, "started_at": instant(event.timestamp.timestamp()),
+            **row, "status": "running", "model_resolved": None, "provider": None,
             "tool_calls": 0, "tool_failures": 0,
         }  # fmt: skip
 
@@ -287,7 +284,9 @@ def on_model_resolved(cur: Cursor, event: Any) -> None:
         "UPDATE execution_facts SET model_resolved = ?, provider = ? WHERE execution_id = ?",
         (event.model, event.provider, str(event.originator_id)),
     )
-    _known(cur, event, model_resolved=event.model, provider=event.provider)
+    row = _batch_copy(cur, event)
+    if row is not None:
+        row.update(model_resolved=event.model, provider=event.provider)
 
 
 def on_tool_called(cur: Cursor, event: Any) -> None:
@@ -295,7 +294,9 @@ def on_tool_called(cur: Cursor, event: Any) -> None:
         "UPDATE execution_facts SET tool_calls = tool_calls + 1 WHERE execution_id = ?",
         (str(event.originator_id),),
     )
-    _known(cur, event, tool_calls=1)
+    row = _batch_copy(cur, event)
+    if row is not None:
+        row["tool_calls"] += 1
 
 
 def on_tool_result(cur: Cursor, event: Any) -> None:
@@ -304,19 +305,19 @@ def on_tool_result(cur: Cursor, event: Any) -> None:
             "UPDATE execution_facts SET tool_failures = tool_failures + 1 WHERE execution_id = ?",
             (str(event.originator_id),),
         )
-        _known(cur, event, tool_failures=1)
+        row = _batch_copy(cur, event)
+        if row is not None:
+            row["tool_failures"] += 1
 
 
 def _fact_key(event: Any) -> tuple[str, str]:
     return ("execution_facts", str(event.originator_id))
 
 
-def _known(cur: Cursor, event: Any, **change: Any) -> None:
-    """Mirror a fact row's update in the batch's copy of it, if it holds one (counts add)."""
-    row = getattr(cur, "rows", {}).get(_fact_key(event))
-    if row is not None:
-        for name, value in change.items():
-            row[name] = row[name] + value if name in ("tool_calls", "tool_failures") else value
+def _batch_copy(cur: Cursor, event: Any) -> dict[str, Any] | None:
+    """The batch's copy of the execution's fact row, if it holds one (an update to the row
+    is mirrored in it)."""
+    return getattr(cur, "rows", {}).get(_fact_key(event))
 
 
 def _facts(cur: Cursor, event: Any) -> dict[str, Any] | None:
