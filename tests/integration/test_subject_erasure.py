@@ -176,6 +176,7 @@ def test_retention_sweeps_exactly_what_expired(gateway: ApiClient) -> None:
     started = time.time()
     done = [gateway.execute(tenant, agent["id"], f"Say {canary} {i}").json() for i in range(2)]
     forever = gateway.execute(keeper, kept_agent["id"], f"Say {canary} forever").json()
+    ran = time.time()  # every execution above started before this (a slow machine: seconds on)
     hour = shredding.bucket(started)
     if shredding.bucket(time.time()) != hour:
         pytest.skip("the executions straddled an hour; the boundary below is per hour")
@@ -194,7 +195,7 @@ def test_retention_sweeps_exactly_what_expired(gateway: ApiClient) -> None:
         shown = gateway.ended_execution(tenant, execution["execution_id"])
         assert shown["payload"] == "erased" and shown["usage"]["total_tokens"] > 0
     # two days on, the executions themselves go; the tenant without retention keeps all
-    third = [s for s in _sweep(gateway, started + 2 * 86400 + 1) if s["tenant_id"] == tenant.id]
+    third = [s for s in _sweep(gateway, ran + 2 * 86400 + 1) if s["tenant_id"] == tenant.id]
     assert third[0]["executions"] == 2
     gone = gateway.http.get(f"/api/v1/executions/{done[0]['execution_id']}",
                             headers=tenant.headers())  # fmt: skip
