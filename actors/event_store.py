@@ -90,6 +90,13 @@ class AsyncEventStore:
     PostgreSQL a write goes from the event loop itself (`PostgresEventWrites`); on SQLite,
     whose commits wait on the disk, on the pool (`SqliteEventWrites`). Either way the events
     are the recorder's rows, written without `Application.save`.
+
+    A save made with `synced=False` is crash-safe when it resolves: committed, so it outlives
+    the death of any process, but not yet flushed to the disk, so a power cut may still take
+    it. The next synced commit flushes it with its own (the log is sequential), so whatever a
+    client is told after a synced save holds both. A batch of such saves alone commits without
+    waiting for the disk: on SQLite from the event loop itself while no other writer holds the
+    database, on PostgreSQL with `synchronous_commit` off for its transaction.
     """
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
@@ -107,7 +114,7 @@ class AsyncEventStore:
         self._sqlite_writes = (
             SqliteEventWrites(recorder) if SqliteEventWrites.usable(recorder) else None
         )
-        self._queue: list[tuple[list[Any], asyncio.Future[None]]] = []
+        self._queue: list[tuple[list[Any], asyncio.Future[None], bool]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -125,19 +132,21 @@ class AsyncEventStore:
         return found
 
     def save(self, *aggregates: Aggregate) -> asyncio.Future[None]:
-        """Queue the aggregates' pending events; the future resolves once they are committed.
+        """Queue the aggregates' pending events; the future resolves once they are committed
+        and flushed to the disk.
 
         Queued at the call, not at the first await, so saves commit in the order made.
         """
         return self.save_events([e for a in aggregates for e in a.collect_events()])
 
-    def save_events(self, events: list[Any]) -> asyncio.Future[None]:
-        """Queue already collected events (say, ones whose first save failed)."""
+    def save_events(self, events: list[Any], synced: bool = True) -> asyncio.Future[None]:
+        """Queue already collected events (say, ones whose first save failed); with
+        `synced=False` the future resolves once they are crash-safe (see the class)."""
         done = asyncio.get_running_loop().create_future()
         if not events:
             done.set_result(None)
             return done
-        self._queue.append((events, done))
+        self._queue.append((events, done, synced))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
         return done
@@ -145,37 +154,44 @@ class AsyncEventStore:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
-            pending = [e for events, _ in batch for e in events]
+            pending = [e for events, _, _ in batch for e in events]
+            synced = any(s for _, _, s in batch)
             started = time.perf_counter()
             try:
-                await self._commit(pending)
+                await self._commit(pending, synced)
                 metrics.store_written(time.perf_counter() - started, len(pending))
             except Exception:
                 # one bad save must not sink the others: commit each on its own
-                for events, done in batch:
+                for events, done, one_synced in batch:
                     try:
-                        await self._commit(events)
+                        await self._commit(events, one_synced)
                     except Exception as exc:
                         _settle(done, exc)
                     else:
                         _settle(done, None)
                 continue
-            for _, done in batch:
+            for _, done, _ in batch:
                 _settle(done, None)
 
-    async def _commit(self, events: list[Any]) -> None:
+    async def _commit(self, events: list[Any], synced: bool) -> None:
         mapper = self.app.mapper
         assert isinstance(mapper, ShreddingMapper)
 
         def stored() -> list[Any]:
             return [mapper.to_stored_event(e) for e in events]
 
+        # sealing may read a payload key from the database: then off the loop
+        on_loop = not mapper.seals(events)
         if self._writes is not None:
-            # sealing may read a payload key from the database: then off the loop
-            await self._writes.insert(await self.run(stored) if mapper.seals(events) else stored())
+            await self._writes.insert(stored() if on_loop else await self.run(stored), synced)
         elif self._sqlite_writes is not None:
             writes = self._sqlite_writes
-            await self.run(lambda: writes.insert(stored()))  # the commit waits on the disk
+            if synced or not on_loop:  # the commit waits on the disk
+                await self.run(lambda: writes.insert(stored(), synced))
+                return
+            rows = stored()
+            if not writes.insert_now(rows):  # another writer holds the database: wait there
+                await self.run(writes.insert, rows, False)
         else:
             await self.run(self.app.save, *events)
 

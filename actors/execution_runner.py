@@ -246,7 +246,9 @@ class ExecutionRunner:
         first = route.chain[0]
         outcome.routing = route.explain()
         execution.resolve_model(first, self.config.models[first].provider, outcome.routing)
-        await self._durably(execution, outcome, execution.collect_events())
+        # flushed before a stream's client hears of it; a whole execution's start only
+        # crash-safe, flushed by its end's save before its client hears anything
+        await self._durably(execution, outcome, execution.collect_events(), synced=stream)
         return Run(
             execution=execution,
             outcome=outcome,
@@ -579,7 +581,7 @@ class ExecutionRunner:
                 ChatMessage(role="tool", tool_call_id=outcome.call_id, name=outcome.name,
                             content=text)
             )  # fmt: skip
-        await self.store.save_events(run.execution.collect_events())
+        await self.store.save_events(run.execution.collect_events(), synced=False)
 
     def _checkpoint(self, run: Run, outcome: CallOutcome, live: LiveStream) -> None:
         """Tell the client the usage so far (estimated) and checkpoint the stream, unawaited."""
@@ -587,7 +589,7 @@ class ExecutionRunner:
         live.emit("usage_update", usage)
         run.execution.checkpoint(live.take_unrecorded(), usage)
         events = run.execution.collect_events()
-        live.saving(events, self.store.save_events(events))
+        live.saving(events, self.store.save_events(events, synced=False))
 
     @staticmethod
     def _estimate(run: Run, text: str) -> Usage:
@@ -645,11 +647,14 @@ class ExecutionRunner:
         except TimeoutError:
             raise self.unrecorded.add(execution, execution.outcome, after=settled) from None
 
-    async def _durably(self, execution: Execution, outcome: Outcome, events: list[Any]) -> None:
-        """Save `events` of `execution`; if the store refuses them, or holds them (it is down,
-        its writes retrying) past `write_timeout_s`, raise `EndNotRecorded` (the client is
-        answered 503) and keep the execution's end to record once the store is back."""
-        saving = self.store.save_events(events)
+    async def _durably(
+        self, execution: Execution, outcome: Outcome, events: list[Any], synced: bool = True
+    ) -> None:
+        """Save `events` of `execution` (`synced`: see `AsyncEventStore`); if the store refuses
+        them, or holds them (it is down, its writes retrying) past `write_timeout_s`, raise
+        `EndNotRecorded` (the client is answered 503) and keep the execution's end to record
+        once the store is back."""
+        saving = self.store.save_events(events, synced)
         try:
             await asyncio.wait_for(asyncio.shield(saving), self.write_timeout_s)
         except TimeoutError:

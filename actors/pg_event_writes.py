@@ -6,7 +6,9 @@ on one psycopg async connection as one simple-protocol query: the lock, NOTIFY a
 multi-row INSERT of literal rows, which PostgreSQL runs as one implicit transaction (an
 error in any statement rolls all of it back). One round trip and one wait on the socket:
 psycopg's pipeline of parameterised statements cost 5x the CPU per write here, on both
-ends (bench/README.md, 2026-12-06).
+ends (bench/README.md, 2026-12-06). An unsynced write turns `synchronous_commit` off for its
+transaction: committed when answered, flushed to the disk by the server soon after or with
+the next synced commit, whichever comes first.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from projections.db import quoted
 ATTEMPTS = 10  # a lost connection or a rolled-back transaction is tried again, as the library
 WAIT_S = 0.2  # does: 10 times, 0.2 s apart
 IDLE_CLOSE_S = 60.0  # the connection is closed after this long unused
+UNSYNCED = b"SET LOCAL synchronous_commit = off; "
 
 
 def connection_kwargs(env: dict[str, str]) -> dict[str, Any]:
@@ -67,22 +70,24 @@ class PostgresEventWrites:
         self._writing = False
         self._idle_check: asyncio.TimerHandle | None = None
 
-    async def insert(self, stored: Sequence[StoredEvent]) -> None:
-        """Commit `stored` in one transaction, or raise the store's `PersistenceError`."""
+    async def insert(self, stored: Sequence[StoredEvent], synced: bool = True) -> None:
+        """Commit `stored` in one transaction, flushed to the disk before this returns unless
+        `synced` is False, or raise the store's `PersistenceError`."""
         if not stored:
             return
         self._writing = True
         try:
-            await self._insert(stored)
+            await self._insert(stored, synced)
         finally:
             self._writing = False
             self._used = time.monotonic()
 
-    async def _insert(self, stored: Sequence[StoredEvent]) -> None:
+    async def _insert(self, stored: Sequence[StoredEvent], synced: bool) -> None:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 conn = await self._connection()
-                await conn.execute(self._query(stored))
+                query = self._query(stored)
+                await conn.execute(query if synced else UNSYNCED + query)
                 return
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self.close()  # a new connection for the next try, whatever this one's state

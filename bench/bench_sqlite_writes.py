@@ -2,9 +2,10 @@
 
 Saves executions through `actors.event_store.AsyncEventStore` (its start, then its end:
 two group-committed writes, as `/execute` makes them), one execution at a time, on a fresh
-SQLite store: once by the store's own writer (`actors.sqlite_event_writes`) and once by the
-library's `Application.save` (the baseline), interleaved, and prints this process's CPU
-(user and system, all threads) and the wall time per execution.
+SQLite store: by the library's `Application.save` (the baseline), by the store's own writer
+(`actors.sqlite_event_writes`) with both writes flushed, and by that writer as the runner
+uses it (the start unsynced, from the event loop; the end flushed), interleaved, and prints
+this process's CPU (user and system, all threads) and the wall time per execution.
 
     python bench/bench_sqlite_writes.py [--executions 1000] [--rounds 2]
 """
@@ -37,28 +38,28 @@ OUTCOME = {
 }
 
 
-async def _one(store: AsyncEventStore) -> None:
+async def _one(store: AsyncEventStore, start_synced: bool) -> None:
     execution = Execution(
         id=uuid.uuid4(), tenant_id="bench", agent_id="a", agent_version=1,
         request={"prompt": "hello there " * 20}, model_requested="cb:fast", stream=False,
     )  # fmt: skip
     execution.resolve_model("gpt-4.1-mini", "openai", {})
-    await store.save(execution)
+    await store.save_events(execution.collect_events(), synced=start_synced)
     execution.complete(Outcome.model_validate(OUTCOME))
     await store.save(execution)
 
 
-async def measure(library: bool, executions: int) -> dict[str, float]:
+async def measure(library: bool, start_synced: bool, executions: int) -> dict[str, float]:
     """Per-execution figures of `executions` sequential executions (two writes each)."""
     store = AsyncEventStore(Settings(data_dir=tempfile.mkdtemp()))
     if library:
         store._sqlite_writes = None  # the store's fallback: `Application.save` on the pool
     try:
         for _ in range(WARMUP):
-            await _one(store)
+            await _one(store, start_synced)
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         for _ in range(executions):
-            await _one(store)
+            await _one(store, start_synced)
         after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - started
     finally:
         store.close()
@@ -75,11 +76,16 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    print("writer                     user ms  sys ms  wall ms   (per execution: 2 writes)")
+    print("writer                          user ms  sys ms  wall ms   (per execution: 2 writes)")
+    writers = (
+        (True, True, "Application.save (base)"),
+        (False, True, "SqliteEventWrites, both synced"),
+        (False, False, "SqliteEventWrites, start not"),
+    )
     for _ in range(args.rounds):
-        for library, name in ((True, "Application.save (base)"), (False, "SqliteEventWrites")):
-            f = asyncio.run(measure(library, args.executions))
-            print(f"{name:<25} {f['user_ms']:8.3f} {f['sys_ms']:7.3f} {f['wall_ms']:8.3f}")
+        for library, start_synced, name in writers:
+            f = asyncio.run(measure(library, start_synced, args.executions))
+            print(f"{name:<30} {f['user_ms']:8.3f} {f['sys_ms']:7.3f} {f['wall_ms']:8.3f}")
 
 
 if __name__ == "__main__":

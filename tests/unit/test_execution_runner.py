@@ -121,6 +121,48 @@ async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
     assert result["usage"]["total_tokens"] == 34  # both turns counted
 
 
+def _saves_noted(store: AsyncEventStore, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """(event names, synced) of each save the store is asked for from now on."""
+    noted: list[tuple] = []
+    save_events = store.save_events
+
+    def noting(events: list, synced: bool = True) -> asyncio.Future[None]:
+        noted.append((tuple(type(e).__name__ for e in events), synced))
+        return save_events(events, synced)
+
+    monkeypatch.setattr(store, "save_events", noting)
+    return noted
+
+
+async def test_what_a_client_has_not_heard_of_is_saved_crash_safe_and_flushed_with_what_it_hears(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {
+        "name": "mortgage_calculator",
+        "arguments": json.dumps({"price": 400000, "annual_rate_percent": 6.5}),
+    }}  # fmt: skip
+    provider = ScriptedProvider(completion(None, tool_calls=[call]), completion("About 2528/mo."))
+    runner = await _runner(store, FakePeers(provider))
+    noted = _saves_noted(store, monkeypatch)
+    agent = _agent(tools=["mortgage_calculator"])
+    await runner.execute(agent_plan(agent, {"prompt": "Monthly payment?"}), str(uuid.uuid4()))
+    # the start and the tool's step unflushed (they outlive any process's death); the end,
+    # the first the client hears of it, flushed, and with it all before it
+    assert [synced for _, synced in noted] == [False, False, True]
+    assert "Started" in noted[0][0] and noted[-1][0][-1] == "Completed"
+
+    noted.clear()
+    streaming = ScriptedProvider(streamed(["Ray ", "Serve ", "streams."], prompt_tokens=9))
+    runner = await _runner(store, FakePeers(streaming))
+    _, live = _stream(runner, checkpoint_s=0.0)  # a checkpoint at every chunk
+    assert [e async for e in _watched(live)]
+    # a stream's client hears of it at once: its start flushed; its checkpoints, of what it
+    # was already sent, not; its end flushed
+    assert "Started" in noted[0][0] and noted[0][1] is True
+    assert noted[-1] == (("Completed",), True) and len(noted) > 2
+    assert not any(synced for _, synced in noted[1:-1])
+
+
 async def test_an_unknown_model_fails_before_any_call(store) -> None:
     provider = ScriptedProvider()
     runner = await _runner(store, FakePeers(provider))
@@ -262,7 +304,7 @@ async def test_a_stream_whose_start_the_store_refuses_ends_with_a_503_error_even
     `service_unavailable` (naming the execution to look up later), never waits on."""
     runner = await _runner(store, FakePeers(ScriptedProvider(completion("never sent", 1, 1))))
 
-    def refused(events: list[object]) -> asyncio.Future[None]:
+    def refused(events: list[object], synced: bool = True) -> asyncio.Future[None]:
         done = asyncio.get_running_loop().create_future()
         done.set_exception(PersistenceError("the store is down"))
         return done
@@ -290,10 +332,10 @@ async def test_a_stream_whose_checkpoint_the_store_holds_ends_within_the_bound(
     saved = store.save_events
     writes: list[int] = []
 
-    def down_after_the_start(events: list[object]) -> asyncio.Future[None]:
+    def down_after_the_start(events: list[object], synced: bool = True) -> asyncio.Future[None]:
         writes.append(len(events))
         if len(writes) == 1:
-            return saved(events)
+            return saved(events, synced)
         return asyncio.get_running_loop().create_future()  # held: never settles
 
     monkeypatch.setattr(store, "save_events", down_after_the_start)

@@ -129,3 +129,32 @@ async def test_any_bytes_and_quoted_topics_read_back_exactly_and_listeners_hear_
     assert [(e.originator_version, e.topic, bytes(e.state)) for e in read] == [
         (e.originator_version, e.topic, e.state) for e in batch
     ]
+
+
+async def test_an_unsynced_write_commits_with_synchronous_commit_off_for_itself_only(
+    store: AsyncEventStore, database: str
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    await store.save(new_execution(tenant))  # the table exists; the writer's connection too
+    recorder = store.app.recorder
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    with psycopg.connect(database, autocommit=True) as admin:  # each insert says its setting
+        admin.execute("CREATE TABLE seen (id text, setting text)")
+        admin.execute(
+            "CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO seen VALUES (NEW.originator_id::text, "
+            "current_setting('synchronous_commit')); RETURN NEW; END $$"
+        )
+        admin.execute(f"CREATE TRIGGER noted BEFORE INSERT ON {table} "
+                      "FOR EACH ROW EXECUTE FUNCTION note()")  # fmt: skip
+    executions = [new_execution(tenant) for _ in range(3)]
+    for execution, synced in zip(executions, (False, True, False), strict=True):
+        await store.save_events(execution.collect_events(), synced=synced)
+    with psycopg.connect(database, autocommit=True) as admin:
+        seen = admin.execute("SELECT id, setting FROM seen").fetchall()
+        server_default = admin.execute("SHOW synchronous_commit").fetchone()
+    assert server_default == ("on",)
+    by_execution = [{s for i, s in seen if i == str(e.id)} for e in executions]
+    assert by_execution == [{"off"}, {"on"}, {"off"}]  # SET LOCAL: the next one is synced
+    stored = await store.run(recorder.select_events, executions[0].id)
+    assert stored and stored[0].originator_id == executions[0].id

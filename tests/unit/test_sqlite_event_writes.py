@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -70,3 +71,44 @@ def test_driver_errors_become_the_stores_of_the_same_kind() -> None:
     for exc, kind in cases:
         error = as_store_error(exc)
         assert type(error) is kind and str(error) == str(exc)
+
+
+def _pragmas(writes: SqliteEventWrites) -> tuple[int, int]:
+    conn = writes._connection()
+    (synchronous,) = conn.execute("PRAGMA synchronous").fetchone()
+    (checkpoint_pages,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+    return synchronous, checkpoint_pages
+
+
+async def test_an_unsynced_write_commits_from_the_loop_unflushed_and_a_synced_one_flushes(
+    store: AsyncEventStore,
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    started = new_execution(tenant)
+    await store.save_events(started.collect_events(), synced=False)
+    assert store._pool._threads == set()  # type: ignore[attr-defined]  # no store thread
+    assert _pragmas(_writes(store)) == (1, 0)  # NORMAL; no checkpoint (it flushes) on the loop
+    assert (await store.run(store.app.repository.get, started.id)).id == started.id
+    ended = new_execution(tenant)
+    await store.save_events(ended.collect_events())
+    assert _pragmas(_writes(store)) == (2, 1000)  # FULL: this commit flushed the log, both
+    assert (await store.run(store.app.repository.get, ended.id)).id == ended.id
+
+
+async def test_an_unsynced_write_waits_for_another_processs_lock_off_the_loop(
+    store: AsyncEventStore,
+) -> None:
+    path = store.app.recorder.datastore.pool.db_name
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # as another actor's write in flight
+    execution = new_execution(f"t-{uuid.uuid4().hex[:8]}")
+    saving = store.save_events(execution.collect_events(), synced=False)
+    before = time.monotonic()
+    await asyncio.sleep(0.3)
+    assert time.monotonic() - before < 1.0  # the loop was not held waiting for the lock
+    assert not saving.done()
+    other.execute("COMMIT")
+    await asyncio.wait_for(saving, 10)
+    assert (await store.run(store.app.repository.get, execution.id)).id == execution.id
+    assert _pragmas(_writes(store))[0] == 1  # committed on the pool, still unflushed
+    other.close()
