@@ -99,12 +99,17 @@ async def test_a_provider_failure_is_recorded_with_every_attempt_and_raised(stor
     assert len(raised.value.details["attempts"]) == 3
 
 
-async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
+def _mortgage_turns() -> ScriptedProvider:
+    """A model that calls the mortgage calculator, then answers with its result."""
     call = {"id": "call_1", "type": "function", "function": {
         "name": "mortgage_calculator",
         "arguments": json.dumps({"price": 400000, "annual_rate_percent": 6.5}),
     }}  # fmt: skip
-    provider = ScriptedProvider(completion(None, tool_calls=[call]), completion("About 2528/mo."))
+    return ScriptedProvider(completion(None, tool_calls=[call]), completion("About 2528/mo."))
+
+
+async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
+    provider = _mortgage_turns()
     runner = await _runner(store, FakePeers(provider))
     agent = _agent(tools=["mortgage_calculator"])
     result = (
@@ -137,11 +142,7 @@ def _saves_noted(store: AsyncEventStore, monkeypatch: pytest.MonkeyPatch) -> lis
 async def test_what_a_client_has_not_heard_of_is_saved_crash_safe_and_flushed_with_what_it_hears(
     store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    call = {"id": "call_1", "type": "function", "function": {
-        "name": "mortgage_calculator",
-        "arguments": json.dumps({"price": 400000, "annual_rate_percent": 6.5}),
-    }}  # fmt: skip
-    provider = ScriptedProvider(completion(None, tool_calls=[call]), completion("About 2528/mo."))
+    provider = _mortgage_turns()
     runner = await _runner(store, FakePeers(provider))
     noted = _saves_noted(store, monkeypatch)
     agent = _agent(tools=["mortgage_calculator"])
