@@ -87,16 +87,17 @@ class AsyncEventStore:
 
     Saves that arrive while a write is in flight are committed together in the next single
     transaction (group commit): one fsync or table lock for many executions under load. On
-    PostgreSQL a write goes from the event loop itself (`PostgresEventWrites`); on SQLite,
-    whose commits wait on the disk, on the pool (`SqliteEventWrites`). Either way the events
-    are the recorder's rows, written without `Application.save`.
+    PostgreSQL a write goes from the event loop itself (`PostgresEventWrites`); on SQLite
+    too while no other writer holds the database and the disk flushes fast, else on the pool
+    (`SqliteEventWrites`). Either way the events are the recorder's rows, written without
+    `Application.save`.
 
     A save made with `synced=False` is crash-safe when it resolves: committed, so it outlives
     the death of any process, but not yet flushed to the disk, so a power cut may still take
     it. The next synced commit flushes it with its own (the log is sequential), so whatever a
     client is told after a synced save holds both. A batch of such saves alone commits without
-    waiting for the disk: on SQLite from the event loop itself while no other writer holds the
-    database, on PostgreSQL with `synchronous_commit` off for its transaction.
+    waiting for the disk: on SQLite with `synchronous=NORMAL`, on PostgreSQL with
+    `synchronous_commit` off for its transaction.
     """
 
     def __init__(self, settings: Settings, threads: int = 4) -> None:
@@ -186,12 +187,12 @@ class AsyncEventStore:
             await self._writes.insert(stored() if on_loop else await self.run(stored), synced)
         elif self._sqlite_writes is not None:
             writes = self._sqlite_writes
-            if synced or not on_loop:  # the commit waits on the disk
+            if not on_loop:
                 await self.run(lambda: writes.insert(stored(), synced))
                 return
             rows = stored()
-            if not writes.insert_now(rows):  # another writer holds the database: wait there
-                await self.run(writes.insert, rows, False)
+            if not writes.insert_now(rows, synced):  # a lock to wait for, a checkpoint due,
+                await self.run(writes.insert, rows, synced)  # or a slow disk's flush
         else:
             await self.run(self.app.save, *events)
 

@@ -1,16 +1,20 @@
 """Event writes to SQLite with no `eventsourcing` application between: the recorder's own
 table and insert statement, on a connection of this store's own, one IMMEDIATE transaction
 per write. `Application.save` and the library's connection pool cost ~0.1 ms of CPU per
-write more than this (bench/README.md, 2026-12-06). A synced commit waits on the disk, so
-`insert` runs on the store's thread pool, one write at a time; an unsynced one
-(`synchronous=NORMAL`: in the write-ahead log, not yet flushed) waits on nothing but another
-writer's lock, so `insert_now` makes it on the caller's thread when that lock is free.
-Checkpoints (which flush) are left to the synced commits and to the thread."""
+write more than this (bench/README.md, 2026-12-06). `insert` waits for another writer's
+lock, so it runs on the store's thread pool, one write at a time; `insert_now` makes a commit
+on the caller's thread when that lock is free, flushed (`synchronous=FULL`: one `fdatasync` of
+the write-ahead log, 0.1-0.5 ms here) or not (`NORMAL`: in the log, not yet flushed), and
+declines otherwise; it declines flushed ones too while the disk's flushes are slow
+(`SLOW_FLUSH_S`), which would hold the caller's event loop. Checkpoints copy the log into the
+database and flush it: they are left to `insert`, which `insert_now` declines to stand in for
+after `AT_ONCE_RUN` commits in a row."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +49,11 @@ class Mode:
 
 FLUSHED = Mode("FULL", waits=True)
 UNFLUSHED = Mode("NORMAL", waits=True)
+FLUSHED_AT_ONCE = Mode("FULL", waits=False)
 AT_ONCE = Mode("NORMAL", waits=False)
+AT_ONCE_RUN = 64  # commits made at once before one goes to `insert` (and its checkpoint)
+SLOW_FLUSH_S = 0.002  # a flushed commit's mean time above which `insert_now` leaves it be
+FLUSH_WEIGHT = 0.1  # of each flushed commit's time in that mean
 
 
 def _rows(stored: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:
@@ -72,6 +80,8 @@ class SqliteEventWrites:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._mode: Mode | None = None  # the connection's pragmas as last set
+        self._at_once = 0  # commits made at once since the last by `insert`
+        self.flush_s = 0.0  # the mean time of a flushed commit's COMMIT (its fsync)
 
     @staticmethod
     def usable(recorder: Any) -> bool:
@@ -85,19 +95,26 @@ class SqliteEventWrites:
         or raise the store's `PersistenceError`."""
         with self._lock:
             self._commit(_rows(stored), FLUSHED if synced else UNFLUSHED)
+            self._at_once = 0
 
-    def insert_now(self, stored: Sequence[StoredEvent]) -> bool:
-        """Commit `stored` unsynced without waiting: False, having written nothing, when
-        another writer (a thread here, another process) holds the database; else as
-        `insert`."""
-        if not self._lock.acquire(blocking=False):
+    def insert_now(self, stored: Sequence[StoredEvent], synced: bool = False) -> bool:
+        """Commit `stored` without waiting for a lock, as `insert` would: False, having
+        written nothing, when another writer (a thread here, another process) holds the
+        database, when a checkpoint is due (`AT_ONCE_RUN`), or when `synced` and the disk's
+        flushes are slow (`SLOW_FLUSH_S`)."""
+        if (
+            self._at_once >= AT_ONCE_RUN
+            or (synced and self.flush_s > SLOW_FLUSH_S)
+            or not self._lock.acquire(blocking=False)
+        ):
             return False
         try:
-            self._commit(_rows(stored), AT_ONCE)
+            self._commit(_rows(stored), FLUSHED_AT_ONCE if synced else AT_ONCE)
         except Busy:
             return False
         finally:
             self._lock.release()
+        self._at_once += 1
         return True
 
     def _commit(self, rows: list[tuple[Any, ...]], mode: Mode) -> None:
@@ -117,7 +134,11 @@ class SqliteEventWrites:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            committing = time.perf_counter()
             conn.execute("COMMIT")
+            if mode.synchronous == "FULL":
+                took = time.perf_counter() - committing
+                self.flush_s += FLUSH_WEIGHT * (took - self.flush_s)
         except sqlite3.Error as exc:
             raise as_store_error(exc) from exc
 

@@ -4,8 +4,9 @@ Saves executions through `actors.event_store.AsyncEventStore` (its start, then i
 two group-committed writes, as `/execute` makes them), one execution at a time, on a fresh
 SQLite store: by the library's `Application.save` (the baseline), by the store's own writer
 (`actors.sqlite_event_writes`) with both writes flushed, and by that writer as the runner
-uses it (the start unsynced, from the event loop; the end flushed), interleaved, and prints
-this process's CPU (user and system, all threads) and the wall time per execution.
+uses it (the start unsynced, the end flushed, both from the event loop), and that with the
+flushed end on the store's thread instead, interleaved; prints this process's CPU (user
+and system, all threads) and the wall time per execution.
 
     python bench/bench_sqlite_writes.py [--executions 1000] [--rounds 2]
 """
@@ -49,11 +50,22 @@ async def _one(store: AsyncEventStore, start_synced: bool) -> None:
     await store.save(execution)
 
 
-async def measure(library: bool, start_synced: bool, executions: int) -> dict[str, float]:
+def _flushed_on_thread(store: AsyncEventStore) -> None:
+    writes = store._sqlite_writes
+    assert writes is not None
+    at_once = writes.insert_now
+    writes.insert_now = lambda rows, synced=False: not synced and at_once(rows)  # type: ignore[method-assign]
+
+
+async def measure(
+    library: bool, start_synced: bool, executions: int, end_on_thread: bool = False
+) -> dict[str, float]:
     """Per-execution figures of `executions` sequential executions (two writes each)."""
     store = AsyncEventStore(Settings(data_dir=tempfile.mkdtemp()))
     if library:
         store._sqlite_writes = None  # the store's fallback: `Application.save` on the pool
+    elif end_on_thread:
+        _flushed_on_thread(store)
     try:
         for _ in range(WARMUP):
             await _one(store, start_synced)
@@ -78,13 +90,14 @@ def main() -> None:
     args = parser.parse_args()
     print("writer                          user ms  sys ms  wall ms   (per execution: 2 writes)")
     writers = (
-        (True, True, "Application.save (base)"),
-        (False, True, "SqliteEventWrites, both synced"),
-        (False, False, "SqliteEventWrites, start not"),
+        (True, True, False, "Application.save (base)"),
+        (False, True, False, "both flushed, at once"),
+        (False, False, True, "start not, end on the thread"),
+        (False, False, False, "start not, both at once"),
     )
     for _ in range(args.rounds):
-        for library, start_synced, name in writers:
-            f = asyncio.run(measure(library, start_synced, args.executions))
+        for library, start_synced, end_on_thread, name in writers:
+            f = asyncio.run(measure(library, start_synced, args.executions, end_on_thread))
             print(f"{name:<30} {f['user_ms']:8.3f} {f['sys_ms']:7.3f} {f['wall_ms']:8.3f}")
 
 

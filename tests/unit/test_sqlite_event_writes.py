@@ -18,7 +18,7 @@ from eventsourcing import persistence
 
 from actors.event_store import AsyncEventStore, EventStore
 from actors.settings import Settings
-from actors.sqlite_event_writes import SqliteEventWrites
+from actors.sqlite_event_writes import AT_ONCE_RUN, SLOW_FLUSH_S, SqliteEventWrites
 from actors.store_errors import as_store_error
 from tests.support.store import new_execution
 
@@ -80,7 +80,7 @@ def _pragmas(writes: SqliteEventWrites) -> tuple[int, int]:
     return synchronous, checkpoint_pages
 
 
-async def test_an_unsynced_write_commits_from_the_loop_unflushed_and_a_synced_one_flushes(
+async def test_writes_commit_from_the_loop_an_unsynced_one_unflushed_a_synced_one_flushed(
     store: AsyncEventStore,
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
@@ -91,8 +91,25 @@ async def test_an_unsynced_write_commits_from_the_loop_unflushed_and_a_synced_on
     assert (await store.run(store.app.repository.get, started.id)).id == started.id
     ended = new_execution(tenant)
     await store.save_events(ended.collect_events())
-    assert _pragmas(_writes(store)) == (2, 1000)  # FULL: this commit flushed the log, both
+    assert _pragmas(_writes(store)) == (2, 0)  # FULL: this commit flushed the log, both
     assert (await store.run(store.app.repository.get, ended.id)).id == ended.id
+
+
+async def test_checkpoints_are_made_on_the_thread_between_runs_of_commits_at_once(
+    store: AsyncEventStore,
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    path = Path(store.app.recorder.datastore.pool.db_name)
+    empty = path.stat().st_size
+    for _ in range(AT_ONCE_RUN):
+        await store.save(new_execution(tenant, prompt="x" * 20_000))  # ~6 pages each
+    assert store._pool._threads == set()  # type: ignore[attr-defined]  # all at once
+    assert path.stat().st_size == empty  # nothing checkpointed into the database yet
+    for _ in range(3 * AT_ONCE_RUN):
+        await store.save(new_execution(tenant, prompt="x" * 20_000))
+    assert path.stat().st_size > empty + 1_000_000  # the log was copied into the database
+    wal = Path(f"{path}-wal").stat().st_size
+    assert wal < (1000 + 2 * AT_ONCE_RUN * 8) * 4096  # and the log kept from growing
 
 
 async def test_an_unsynced_write_waits_for_another_processs_lock_off_the_loop(
@@ -112,3 +129,23 @@ async def test_an_unsynced_write_waits_for_another_processs_lock_off_the_loop(
     assert (await store.run(store.app.repository.get, execution.id)).id == execution.id
     assert _pragmas(_writes(store))[0] == 1  # committed on the pool, still unflushed
     other.close()
+
+
+async def test_a_flushed_write_goes_to_the_thread_while_the_disks_flushes_are_slow(
+    store: AsyncEventStore,
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    writes = _writes(store)
+    writes.flush_s = 5 * SLOW_FLUSH_S  # as after flushes that took 10 ms each
+    await store.save(new_execution(tenant))
+    assert store._pool._threads  # type: ignore[attr-defined]  # off the loop
+    assert _pragmas(writes) == (2, 1000)
+    await store.save_events(new_execution(tenant).collect_events(), synced=False)
+    assert _pragmas(writes) == (1, 0)  # an unflushed one waits on no disk: still at once
+    for _ in range(200):  # this disk's own flushes, timed on the thread, bring the mean down
+        await store.save(new_execution(tenant))
+        if writes.flush_s < SLOW_FLUSH_S:
+            break
+    assert writes.flush_s < SLOW_FLUSH_S
+    await store.save(new_execution(tenant))
+    assert _pragmas(writes) == (2, 0)  # at once again
