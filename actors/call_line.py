@@ -22,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from domain import fast_json
 
 log = logging.getLogger(__name__)
 HEADER = struct.Struct("!I")
@@ -42,7 +43,7 @@ Claim = Callable[[str], Piping | None]  # the pipe of the offer with this token,
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    data = json.dumps(message, separators=(",", ":")).encode()
+    data = fast_json.dumps(message)
     return HEADER.pack(len(data)) + data
 
 
@@ -53,7 +54,7 @@ def data_frame(stream_id: int, data: bytes) -> bytes:
 
 async def read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
     (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
-    message: dict[str, Any] = json.loads(await reader.readexactly(size))
+    message: dict[str, Any] = fast_json.loads(await reader.readexactly(size))
     return message
 
 
@@ -189,7 +190,7 @@ class CallLine:
                 if size & DATA_FLAG:
                     self._deliver(await reader.readexactly(size & ~DATA_FLAG))
                     continue
-                message = json.loads(await reader.readexactly(size))
+                message = fast_json.loads(await reader.readexactly(size))
                 if message.get("gone"):
                     stream = self.streams.pop(message["id"], None)
                     if stream is not None:

@@ -23,6 +23,8 @@ from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import map_aiohttp_exceptions
 from multidict import CIMultiDict
 
+from domain import fast_json
+
 CA_BUNDLE_ENV = "CB_PROVIDER_CA_BUNDLE"
 
 _client: httpx.AsyncClient | None = None
@@ -101,7 +103,7 @@ class SessionReply:
 
     def json(self) -> Any:
         """The body read by `aread`, as JSON (ValueError if it is not)."""
-        return json.loads(self._body)
+        return fast_json.loads(self._body)
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body as it arrives, content-decoded, a network read at a time."""

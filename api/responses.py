@@ -1,5 +1,5 @@
-"""JSON error responses, in this API's shape or, on OpenAI's door, in OpenAI's; a leaf module
-(the ASGI middlewares use it too)."""
+"""JSON responses: the executions' by `orjson`, and errors in this API's shape or, on OpenAI's
+door, in OpenAI's; a leaf module (the ASGI middlewares use it too)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,20 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from domain import fast_json
 from domain.chat_completions import openai_error, openai_error_object, openai_status
 from domain.errors import CBError
 from domain.trace_context import TRACE_ID
 
 OPENAI_DOOR = "/v1/"  # paths answered in OpenAI's shapes, errors included
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON response rendered by `orjson`: what Starlette's renders, without its spaces'
+    cost (a float that is not a number is written `null`, not refused)."""
+
+    def render(self, content: Any) -> bytes:
+        return fast_json.dumps(content)
 
 
 def door_path(scope: Mapping[str, Any]) -> str:

@@ -8,12 +8,12 @@ is rendered chunk by chunk (`ChunkFramer`), and an error is OpenAI's error objec
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from domain import fast_json
 from domain.errors import CBError, InvalidRequest
 from domain.llm import ChatMessage
 from domain.response_cache import CacheSettings
@@ -306,7 +306,7 @@ class ChunkFramer:
 
 
 def _sse(body: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + fast_json.dumps(body) + b"\n\n"
 
 
 # OpenAI's error `type` by status; `code` carries this gateway's stable error type

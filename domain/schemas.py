@@ -150,7 +150,9 @@ class ExecuteRequest(_Body):
     context: (
         list[ContextMessage] | dict[str, Any] | Annotated[str, Field(max_length=1_000_000)] | None
     ) = Field(default=None)
-    parameters: Parameters = Parameters()
+    parameters: Parameters = Field(  # a factory: a model default is deep-copied per request
+        default_factory=Parameters, json_schema_extra={"default": Parameters().model_dump()}
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
     tools: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=128)
     stream_options: StreamOptions | None = None

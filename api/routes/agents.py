@@ -11,6 +11,7 @@ from api.admission import Admitting
 from api.auth import Caller
 from api.disconnects import CLIENT_GONE, ClientGone, unless_disconnected
 from api.idempotency import IdempotencyKey, keyed
+from api.responses import FastJSONResponse
 from api.runtime import Rt
 from api.streaming import sse_response
 from domain.schemas import (
@@ -93,7 +94,7 @@ async def execute(
             )
         except ClientGone:
             return Response(status_code=CLIENT_GONE)
-    return JSONResponse(reply.value, headers=reply.headers)
+    return FastJSONResponse(reply.value, headers=reply.headers)
 
 
 @router.post("/{agent_id}/execute/stream")

@@ -9,12 +9,13 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from api.admission import Admitting
 from api.auth import KeyCaller
 from api.disconnects import CLIENT_GONE, ClientGone, unless_disconnected
 from api.idempotency import IdempotencyKey, keyed
+from api.responses import FastJSONResponse
 from api.runtime import Rt
 from api.streaming import sse_response
 from domain.chat_completions import ChatCompletionRequest, chat_headers, completion
@@ -56,4 +57,4 @@ async def chat_completions(
             reply.value["execution_id"], metadata.get("model_resolved"), metadata.get("provider")
         ),
     }
-    return JSONResponse(completion(reply.value), headers=headers)
+    return FastJSONResponse(completion(reply.value), headers=headers)

@@ -53,6 +53,8 @@ async def test_calls_are_answered_by_id_in_any_order(wired) -> None:
     line = await CallLine.open(address["host"], address["port"], address["secret"])
     slow = asyncio.ensure_future(line.call("slow", ["first"]))
     assert await line.call("echo", [{"n": 2}]) == {"value": {"n": 2}}  # overtakes the slow one
+    exact = {"big": 10**30, "digits": "1" * 40, "text": "héllo 🙂 \"", "f": 0.1}
+    assert await line.call("echo", [{**exact, 7: [None]}]) == {"value": {**exact, "7": [None]}}
     actor.release.set()
     assert await slow == {"value": "first"}
     assert (await line.call("nope", []))["status"] == 400

@@ -1,0 +1,34 @@
+"""JSON to and from bytes by `orjson` (a fifth of the standard library's time), with the
+standard library taking over what `orjson` declines or reads otherwise: integers beyond 64
+bits (which `orjson` reads as floats), and the `NaN` and `Infinity` tokens."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS  # int, float, bool and None keys as text, as `json` does
+_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer that may be beyond 64 bits (2**63: 19)
+
+
+def dumps(value: Any) -> bytes:
+    """`value` as compact UTF-8 JSON; a float that is not a number is written `null`."""
+    try:
+        return orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        if "64-bit" not in str(exc):
+            raise TypeError(str(exc)) from exc
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def loads(data: bytes) -> Any:
+    """The JSON value of `data` (ValueError if it is none)."""
+    if _LONG_DIGITS.search(data):
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
