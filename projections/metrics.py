@@ -240,7 +240,7 @@ def unix(value: Any) -> float:
     """A stored instant as unix seconds (PostgreSQL gives a datetime, SQLite the text)."""
     if isinstance(value, datetime):
         return value.timestamp()
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+    return datetime.fromisoformat(value).timestamp()  # `instant`'s text, its "Z" read as UTC
 
 
 def retries_and_fallbacks(attempts: list[Attempt]) -> tuple[int, int]:

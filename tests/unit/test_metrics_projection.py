@@ -19,7 +19,7 @@ from domain.results import Outcome
 from projections import analytics, runner
 from projections import db as db_module
 from projections.db import ReadModelDB
-from projections.metrics import KEYS
+from projections.metrics import KEYS, instant, unix
 
 TENANT, OTHER = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -229,3 +229,8 @@ def test_a_postgres_fold_of_many_executions_takes_a_handful_of_round_trips(
     assert len(rows) == 12 and sum(r["executions"] for r in rows) == 30  # 6 tenants x 2 agents
     assert (sum(r["tool_calls"] for r in rows), sum(r["tool_failures"] for r in rows)) == (12, 6)
     db.close()
+
+
+def test_a_stored_instant_reads_back_as_the_same_unix_time() -> None:
+    for ts in (0.0, 1_796_572_885.123456, 1e9 + 0.5):
+        assert instant(ts).endswith("Z") and abs(unix(instant(ts)) - ts) < 1e-6
