@@ -7,10 +7,12 @@ or in a batched, one-way `settle` call when none comes: every `FLUSH_S` while th
 is short of slots, its breaker is not closed or an attempt failed, every `LAZY_FLUSH_S`
 while it is `roomy` (breaker closed, at least half its slots free at the last lease: a spent
 slot held a little longer only keeps the provider further under its limit). A lease asks
-for a few spare credits while the provider is roomy, one when it is not; credits left
-unused for a moment are returned so no tenant hoards capacity. While the provider is roomy
-the next lease goes out before the credits run out (when a quarter of the last window's
-demand is left), so a steady stream of attempts seldom waits for a lease call.
+for a few spare credits while the provider is roomy (and for `ROOMY_WINDOWS` windows of recent
+demand, so a tenant seeing a trickle leases every half second, not every few attempts), one
+when it is not; credits left unused for a moment are returned so no tenant hoards capacity.
+While the provider is roomy the next lease goes out before the credits run out (when a
+quarter of the last window's demand is left), so a steady stream of attempts seldom waits
+for a lease call.
 
 If the provider actor died and was started again (`names.Revivable.generation` moved), the
 grants of the dead one are void: the attempts still using them are not settled with the new
@@ -30,6 +32,7 @@ MAX_BATCH = 64
 PREFETCH = 1
 ROOMY_PREFETCH = 4  # spare credits asked for while the provider has room (see `roomy`)
 DEMAND_WINDOW_S = 0.1  # a lease asks for at least the credits taken in the last window
+ROOMY_WINDOWS = 5  # roomy: a lease asks for this many windows of that demand
 FLUSH_S = 0.1
 LAZY_FLUSH_S = 1.0
 IDLE_RETURN_S = 1.0
@@ -97,9 +100,12 @@ class ProviderLease:
 
     def _want(self) -> int:
         """Credits to lease (each lease is a Ray call): those waiting and a spare or a few,
-        or what the last window took if more."""
-        spare = ROOMY_PREFETCH if self.roomy else PREFETCH
-        return min(MAX_BATCH, max(self.waiting + spare, self.recent_demand))
+        or what the last window took if more (what `ROOMY_WINDOWS` take, while roomy)."""
+        if self.roomy:
+            spare, demand = ROOMY_PREFETCH, self.recent_demand * ROOMY_WINDOWS
+        else:
+            spare, demand = PREFETCH, self.recent_demand
+        return min(MAX_BATCH, max(self.waiting + spare, demand))
 
     async def _lease(self, want: int, timeout_s: float) -> dict[str, Any]:
         """Lease credits, sending back what was spent since the last settle."""

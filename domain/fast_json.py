@@ -18,9 +18,7 @@ def dumps(value: Any) -> bytes:
     """`value` as compact UTF-8 JSON; a float that is not a number is written `null`."""
     try:
         return orjson.dumps(value, option=_OPTIONS)
-    except orjson.JSONEncodeError as exc:
-        if "64-bit" not in str(exc):
-            raise TypeError(str(exc)) from exc
+    except orjson.JSONEncodeError:  # the standard library writes it, or raises its TypeError
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -261,3 +261,24 @@ async def test_a_lease_call_brings_the_routing_view_only_when_it_is_wanted() -> 
     views.wanting, lease.credits = False, 0
     assert await lease.take(1.0) is None
     assert provider.lease_calls == 2 and len(views.taken) == 1  # not asked, none brought
+
+
+async def test_a_trickle_on_a_roomy_provider_leases_several_windows_of_demand_at_once() -> None:
+    """A tenant seeing a few attempts a window (one of many tenants) asks, while the provider
+    has room, for `ROOMY_WINDOWS` windows of them: a lease call per half second, not one
+    every few attempts."""
+    provider = FakeProvider(capacity=1000)
+    lease = ProviderLease(provider)
+
+    async def attempts(n: int) -> None:
+        for _ in range(n):
+            assert await lease.take(1.0) is None
+            lease.done(True, 1.0, None, None, "m")
+            await asyncio.sleep(0.01)  # ~a few attempts a window
+
+    await attempts(40)  # the demand is learnt
+    assert lease.roomy and lease.recent_demand >= 2
+    before = provider.lease_calls
+    await attempts(100)
+    per_call = 100 / (provider.lease_calls - before)
+    assert per_call >= (provider_lease.ROOMY_WINDOWS - 1) * lease.recent_demand, per_call
