@@ -62,17 +62,21 @@ log = logging.getLogger("circuitbreaker")
 
 
 ACCESS_LOG = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
+# without the access log a replica's Serve logger keeps WARNING and up: its INFO lines are
+# the access lines (a log record made per request only to be filtered out) and its start
+REPLICA_LOG = {**ACCESS_LOG, "log_level": "INFO" if ACCESS_LOG["enable_access_log"] else "WARNING"}
 
 
-def serve_logging(settings: Settings) -> dict[str, Any]:
-    """Serve's logging config for its controller, proxy and our replicas (logs/serve/)."""
-    return {**ACCESS_LOG, "encoding": "JSON" if settings.log_format == "json" else "TEXT"}
+def serve_logging(settings: Settings, base: dict[str, Any] = ACCESS_LOG) -> dict[str, Any]:
+    """Serve's logging config for its controller and proxy (logs/serve/), or with
+    `REPLICA_LOG` for our replicas."""
+    return {**base, "encoding": "JSON" if settings.log_format == "json" else "TEXT"}
 
 
 @serve.deployment(
     max_ongoing_requests=int(os.environ.get("CB_MAX_ONGOING_REQUESTS", "1000")),
     ray_actor_options={"num_cpus": 0},
-    logging_config=ACCESS_LOG,
+    logging_config=REPLICA_LOG,
 )
 @serve.ingress()
 class Gateway:
@@ -98,7 +102,8 @@ def build(settings: Settings | None = None, replicas: int | None = None) -> Any:
         if replicas is not None
         else settings.load_config().scaling.ingress.serve_options()
     )
-    return Gateway.options(**scaling, logging_config=serve_logging(settings)).bind(settings)
+    replica_logging = serve_logging(settings, REPLICA_LOG)
+    return Gateway.options(**scaling, logging_config=replica_logging).bind(settings)
 
 
 # `serve run serve_app:app` uses this, configured from the environment.

@@ -50,6 +50,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Multi-tenant execution of LLM agents.",
         docs_url=None,  # served from the project's own files (api/routes/docs_ui.py)
         redoc_url=None,
+        # the spans are `TraceRequests`'s; FastAPI's own would double them under a global
+        # provider, and without one it still asks for it on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     app.state.admission = admission = Admission()

@@ -94,6 +94,26 @@ def test_the_application_takes_its_replicas_from_the_configuration(
     assert fixed.num_replicas == 3 and fixed.autoscaling_config is None
 
 
+def test_without_the_access_log_a_replica_makes_no_log_record_per_request(
+    serve_app: ModuleType, tmp_path: Path
+) -> None:
+    """Serve's replica logs each request at INFO and filters the line out when the access
+    log is off: with its logger at WARNING the record is never made. The access log on
+    (`CB_ACCESS_LOG=1`, read at import) keeps INFO."""
+    settings = Settings.from_env(data_dir=str(tmp_path / "data"))
+    config = serve_app.build(settings)._bound_deployment._deployment_config.logging_config
+    assert config["enable_access_log"] is False and config["log_level"] == "WARNING"
+    assert serve_app.REPLICA_LOG["log_level"] == "WARNING"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CB_ACCESS_LOG", "1")
+        logged = importlib.reload(serve_app)
+        try:
+            assert logged.REPLICA_LOG == {"enable_access_log": True, "log_level": "INFO"}
+        finally:
+            patch.delenv("CB_ACCESS_LOG")
+            importlib.reload(serve_app)
+
+
 # ------------------------------------------------------------------ the manifests
 
 

@@ -73,6 +73,35 @@ def traced(monkeypatch: pytest.MonkeyPatch) -> Iterator[OtlpReceiver]:
         provider.shutdown()
 
 
+async def test_fastapis_own_telemetry_stays_off_even_with_a_global_tracer_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server span is `TraceRequests`'s: a process-wide provider (one an operator's
+    auto-instrumentation sets) adds no second one from FastAPI's native telemetry, and
+    without one no request pays FastAPI's check for it."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)  # as if set globally
+
+    def execute(*args: Any) -> Any:
+        return {"value": completed(args[2], args[0], "hello")}
+
+    app = create_app(Runtime(Settings(), FakeActors(FakeActor(execute=execute))))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        ok = await http.post("/api/v1/agents/a1/execute", json=PROMPT, headers=HEADERS)
+        health = await http.get("/health")
+    assert ok.status_code == 200 and health.status_code == 200
+    assert exported.get_finished_spans() == ()
+    provider.shutdown()
+
+
 async def test_a_request_gets_a_server_span_continuing_its_traceparent(
     traced: OtlpReceiver,
 ) -> None:
