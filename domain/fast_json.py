@@ -5,13 +5,15 @@ bits (which `orjson` reads as floats), and the `NaN` and `Infinity` tokens."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS  # int, float, bool and None keys as text, as `json` does
-_LONG_DIGITS = re.compile(rb"\d{19}")  # an integer that may be beyond 64 bits (2**63: 19)
+# an integer that may be beyond 64 bits (2**63 has 19 digits) is a run of 19 digits: with
+# every digit made "0" it is found by a substring search (a fifth of a regex search's time)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
 
 
 def dumps(value: Any) -> bytes:
@@ -24,7 +26,7 @@ def dumps(value: Any) -> bytes:
 
 def loads(data: bytes) -> Any:
     """The JSON value of `data` (ValueError if it is none)."""
-    if _LONG_DIGITS.search(data):
+    if _LONG_RUN in data.translate(_DIGITS_AS_ZERO):
         return json.loads(data)
     try:
         return orjson.loads(data)
