@@ -5,6 +5,7 @@ loop (PostgreSQL: from the loop itself, `actors.pg_event_writes`; SQLite: on a t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from actors.settings import Settings
 from actors.shredding_mapper import ShreddingMapper
 from actors.sqlite_event_writes import SqliteEventWrites
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 CREATE_ATTEMPTS = 5  # under the lock
 TABLE_LOCK_KEY = 0x43425F7462  # "CB_tb": the advisory lock of the store's table creation
@@ -82,6 +84,20 @@ def _table_creation_lock(env: dict[str, str]) -> Iterator[None]:
         yield  # the lock ends with the session
 
 
+def _close_idle_reads(pool: Any, idle_s: float) -> None:
+    """The read pool closes a connection left unused for `idle_s` (psycopg_pool's default:
+    10 minutes): an actor's reads must not hold one of `max_connections` beside its write
+    connection. The pool is open already (the store's tables were made on it), and its
+    shrinking was scheduled with the default, so it is scheduled again with `idle_s`."""
+    pool.max_idle = idle_s
+    try:
+        from psycopg_pool.pool import ShrinkPool
+
+        pool.schedule_task(ShrinkPool(pool), idle_s)
+    except (ImportError, AttributeError):  # another psycopg_pool: `idle_s` after 10 minutes
+        log.warning("the event store's read pool keeps idle connections for 10 minutes")
+
+
 class AsyncEventStore:
     """The store for an actor's event loop: reads on a small thread pool, writes queued.
 
@@ -107,11 +123,10 @@ class AsyncEventStore:
         self.app.use_payload_keys(self.payload_keys)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store")
         recorder = self.app.recorder
-        self._writes = (
-            PostgresEventWrites(recorder, env)
-            if isinstance(recorder, PostgresApplicationRecorder)
-            else None
-        )
+        self._writes = None
+        if isinstance(recorder, PostgresApplicationRecorder):
+            self._writes = PostgresEventWrites(recorder, env)
+            _close_idle_reads(recorder.datastore.pool, settings.store_read_idle_s)
         self._sqlite_writes = (
             SqliteEventWrites(recorder) if SqliteEventWrites.usable(recorder) else None
         )

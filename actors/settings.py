@@ -39,10 +39,13 @@ class Settings:
     database_url: str | None = None
     config_path: str = str(DEFAULT_CONFIG)
     projection_poll_s: float = 0.1
-    # PostgreSQL connections per actor process (CB_STORE_POOL_MAX): opened on demand, closed
-    # after 10 idle minutes. Writes are group-committed one transaction at a time, so one
-    # serves an actor's load; many tenant actors must stay under max_connections
+    # PostgreSQL read connections per actor process (CB_STORE_POOL_MAX): opened on demand,
+    # closed when idle (`store_read_idle_s`); its writes have one connection of their own.
+    # Many tenant actors must stay under max_connections
     store_pool_max: int = 1
+    # seconds a read connection may sit unused before it is closed (CB_STORE_READ_IDLE_S):
+    # a tenant actor reads at its start and seldom after, and its writes have their own
+    store_read_idle_s: float = 10.0
     tenant_idle_evict_s: float | None = None
     stream_checkpoint_s: float = 3.0
     stream_checkpoints_per_s: float = 100.0  # per tenant actor; more live streams: less often
@@ -101,6 +104,8 @@ class Settings:
             values["spare_workers"] = int(os.environ["CB_SPARE_WORKERS"])
         if os.environ.get("CB_STORE_POOL_MAX"):
             values["store_pool_max"] = int(os.environ["CB_STORE_POOL_MAX"])
+        if os.environ.get("CB_STORE_READ_IDLE_S"):
+            values["store_read_idle_s"] = float(os.environ["CB_STORE_READ_IDLE_S"])
         if os.environ.get("CB_STORE_WRITE_TIMEOUT_S"):
             values["store_write_timeout_s"] = float(os.environ["CB_STORE_WRITE_TIMEOUT_S"])
         values.update(overrides)
@@ -118,6 +123,8 @@ class Settings:
             raise ValueError("CB_SPARE_WORKERS must be 0 or more")
         if self.store_pool_max < 1:
             raise ValueError("CB_STORE_POOL_MAX must be at least 1")
+        if not self.store_read_idle_s > 0:
+            raise ValueError("CB_STORE_READ_IDLE_S must be above 0")
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any], tuple[str, ...]]]:
         """Pickled without passwords: Ray keeps actor and Serve arguments in its GCS (and
