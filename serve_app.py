@@ -67,9 +67,9 @@ ACCESS_LOG = {"enable_access_log": os.environ.get("CB_ACCESS_LOG") == "1"}
 REPLICA_LOG = {**ACCESS_LOG, "log_level": "INFO" if ACCESS_LOG["enable_access_log"] else "WARNING"}
 
 
-def serve_logging(settings: Settings, base: dict[str, Any] = ACCESS_LOG) -> dict[str, Any]:
-    """Serve's logging config for its controller and proxy (logs/serve/), or with
-    `REPLICA_LOG` for our replicas."""
+def serve_logging(settings: Settings, replica: bool = False) -> dict[str, Any]:
+    """Serve's logging config for its controller and proxy (logs/serve/), or our replicas'."""
+    base = REPLICA_LOG if replica else ACCESS_LOG
     return {**base, "encoding": "JSON" if settings.log_format == "json" else "TEXT"}
 
 
@@ -102,8 +102,8 @@ def build(settings: Settings | None = None, replicas: int | None = None) -> Any:
         if replicas is not None
         else settings.load_config().scaling.ingress.serve_options()
     )
-    replica_logging = serve_logging(settings, REPLICA_LOG)
-    return Gateway.options(**scaling, logging_config=replica_logging).bind(settings)
+    logging_config = serve_logging(settings, replica=True)
+    return Gateway.options(**scaling, logging_config=logging_config).bind(settings)
 
 
 # `serve run serve_app:app` uses this, configured from the environment.
