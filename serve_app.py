@@ -53,6 +53,7 @@ _json_log_env()
 
 from ray import serve
 
+from actors import heap
 from actors.log_setup import configure_logging
 from actors.settings import Settings
 from api.app import create_app
@@ -86,6 +87,7 @@ class Gateway:
         configure_logging(settings, "ingress")
         self.runtime = Runtime(settings)
         self.runtime.warm_up()
+        heap.settle()
 
     def __serve_build_asgi_app__(self) -> Any:
         """The FastAPI app over this replica's runtime, built inside the replica (nothing of

@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from eventsourcing.application import AggregateNotFoundError
 
-from actors import metrics, names, retention_sweeper, tenant_data
+from actors import heap, metrics, names, retention_sweeper, tenant_data
 from actors.event_store import AsyncEventStore
 from actors.log_setup import configure_logging
 from actors.replies import replies
@@ -64,6 +64,7 @@ class ProjectionActor:
         self._sweeper: asyncio.Task[None] | None = None
         self._level_at = float("-inf")  # when the follower last found nothing new (loop time)
         metrics.start(settings, "projection")
+        heap.settle()
 
     def _ensure_following(self) -> None:
         if self._follower is None or self._follower.done():

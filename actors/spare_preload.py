@@ -8,7 +8,7 @@ import logging
 import os
 import time
 
-from actors import spare_workers
+from actors import heap, spare_workers
 
 log = logging.getLogger(__name__)
 
@@ -43,5 +43,6 @@ def preload() -> None:
         except ImportError:
             log.debug("preload: %s is not installed", module)
     http_client.warm()
+    heap.settle()  # its full collection here, not in the actor's start
     spare_workers.preloaded_at = time.time()
     spare_workers.mark(spare_workers.READY)

@@ -19,6 +19,7 @@ import ray
 
 from actors import (
     config_actor,
+    heap,
     metrics,
     names,
     projection_actor,
@@ -117,6 +118,7 @@ class TenantActor:
         metrics.start(settings, "tenant")
         tracing.setup(settings, "tenant-actor")
         metrics.watch("tenant", lambda rec: rec.set("cb_tenant_actors_alive", 1))
+        heap.settle(collect=False)  # a spare worker collected before it took the actor
 
     async def _load(self) -> TenantCommands:
         """The tenant's state, read from the store once per incarnation; marks it used."""

@@ -1,0 +1,52 @@
+"""The gateway's hot processes run with the garbage collector settled (`actors.heap`): what
+they held once started is frozen, and the youngest generation is collected less often."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import ray
+
+from actors import heap, names
+from tests.support.client import ApiClient
+from tests.support.cluster import Cluster
+
+
+def _collector(actor: Any) -> tuple[int, int]:
+    """The actor process's youngest-generation threshold and its count of frozen objects."""
+    return ray.get(  # type: ignore[no-any-return]
+        actor.__ray_call__.remote(lambda _: (gc.get_threshold()[0], gc.get_freeze_count())),
+        timeout=30,
+    )
+
+
+@pytest.fixture
+def gateway(cluster: Cluster) -> Iterator[ApiClient]:
+    client = ApiClient(cluster, "sqlite")
+    yield client
+    client.close()
+
+
+def test_tenant_projection_and_ingress_processes_run_with_the_collector_settled(
+    gateway: ApiClient,
+) -> None:
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant, model="gpt-4o-mini")
+    assert gateway.execute(tenant, agent["id"], "hello").status_code == 200
+
+    settings = gateway.settings
+    tenant_actor = ray.get_actor(names.tenant_actor_name(settings, tenant.id), names.NAMESPACE)
+    projection = ray.get_actor(names.projection_actor_name(settings), names.NAMESPACE)
+    replicas = [
+        ray.get_actor(a["name"], namespace=a["namespace"])
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and a["name"].startswith("SERVE_REPLICA::")
+    ]
+    assert replicas, "no ingress replica found"
+    for actor in (tenant_actor, projection, *replicas):
+        threshold, frozen = _collector(actor)
+        assert threshold == heap.YOUNG_THRESHOLD
+        assert frozen > 10_000  # its modules and state at least, out of the collector's walks
