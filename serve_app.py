@@ -87,12 +87,14 @@ class Gateway:
         configure_logging(settings, "ingress")
         self.runtime = Runtime(settings)
         self.runtime.warm_up()
-        heap.settle()
 
     def __serve_build_asgi_app__(self) -> Any:
         """The FastAPI app over this replica's runtime, built inside the replica (nothing of
-        it is pickled); Serve calls this after `__init__`."""
-        return create_app(self.runtime)
+        it is pickled); Serve calls this after `__init__`. Then the collector is settled
+        (`actors.heap`): the app's routes and schemas live as long as the replica."""
+        app = create_app(self.runtime)
+        heap.settle()
+        return app
 
 
 def build(settings: Settings | None = None, replicas: int | None = None) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import ray
 
-from actors import config_actor, metrics, names
+from actors import config_actor, heap, metrics, names
 from actors.http_client import shared_client
 from actors.log_setup import configure_logging
 from actors.provider_check import probe
@@ -66,6 +66,7 @@ class ProviderActor:
         self.probes: asyncio.Task[None] | None = None
         metrics.start(settings, f"provider-{provider}")
         metrics.watch("provider", self._gauges)
+        heap.settle(collect=False)  # started on a tenant's first call: no full collection then
 
     def _gauges(self, rec: Recorder) -> None:
         rec.set("cb_provider_permits_in_use", self.outstanding, (self.provider,))

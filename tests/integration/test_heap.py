@@ -1,5 +1,6 @@
-"""The gateway's hot processes run with the garbage collector settled (`actors.heap`): what
-they held once started is frozen, and the youngest generation is collected less often."""
+"""The gateway's busy processes (ingress replicas, tenant, projection and provider actors) run
+with the garbage collector settled (`actors.heap`): what they held once started is frozen,
+and the youngest generation is collected less often."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def gateway(cluster: Cluster) -> Iterator[ApiClient]:
     client.close()
 
 
-def test_tenant_projection_and_ingress_processes_run_with_the_collector_settled(
+def test_the_gateways_busy_processes_run_with_the_collector_settled(
     gateway: ApiClient,
 ) -> None:
     tenant = gateway.new_tenant()
@@ -40,13 +41,14 @@ def test_tenant_projection_and_ingress_processes_run_with_the_collector_settled(
     settings = gateway.settings
     tenant_actor = ray.get_actor(names.tenant_actor_name(settings, tenant.id), names.NAMESPACE)
     projection = ray.get_actor(names.projection_actor_name(settings), names.NAMESPACE)
+    provider = ray.get_actor(names.provider_actor_name(settings, "openai"), names.NAMESPACE)
     replicas = [
         ray.get_actor(a["name"], namespace=a["namespace"])
         for a in ray.util.list_named_actors(all_namespaces=True)
         if a["namespace"] == "serve" and a["name"].startswith("SERVE_REPLICA::")
     ]
     assert replicas, "no ingress replica found"
-    for actor in (tenant_actor, projection, *replicas):
+    for actor in (tenant_actor, projection, provider, *replicas):
         threshold, frozen = _collector(actor)
         assert threshold == heap.YOUNG_THRESHOLD
         assert frozen > 10_000  # its modules and state at least, out of the collector's walks
