@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from actors import heap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,13 @@ def test_an_operator_can_leave_the_collector_as_cpython_has_it() -> None:
     found = _settle(collect=True, env={heap.ENV: "0"})
     assert found["threshold"] == 700
     assert found["frozen"] == 0
+
+
+def test_a_threshold_that_is_no_number_falls_back_to_the_default(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(heap.ENV, "lots")
+    assert heap.young_threshold() == heap.YOUNG_THRESHOLD
+    assert "is not a whole number" in caplog.text
+    monkeypatch.setenv(heap.ENV, " 2000 ")
+    assert heap.young_threshold() == 2000
