@@ -36,3 +36,11 @@ def gateway(request: pytest.FixtureRequest, cluster: Cluster) -> Iterator[ApiCli
     client = ApiClient(cluster, request.param)
     yield client
     client.close()
+
+
+@pytest.fixture
+def sqlite_gateway(cluster: Cluster) -> Iterator[ApiClient]:
+    """A client of the cluster's SQLite app alone (what every app of it shares: one run)."""
+    client = ApiClient(cluster, "sqlite")
+    yield client
+    client.close()

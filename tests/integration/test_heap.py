@@ -5,15 +5,12 @@ and the youngest generation is collected less often."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import ray
 
 from actors import heap, names
 from tests.support.client import ApiClient
-from tests.support.cluster import Cluster
 
 
 def _collector(actor: Any) -> tuple[int, int]:
@@ -24,16 +21,10 @@ def _collector(actor: Any) -> tuple[int, int]:
     )
 
 
-@pytest.fixture
-def gateway(cluster: Cluster) -> Iterator[ApiClient]:
-    client = ApiClient(cluster, "sqlite")
-    yield client
-    client.close()
-
-
 def test_the_gateways_busy_processes_run_with_the_collector_settled(
-    gateway: ApiClient,
+    sqlite_gateway: ApiClient,
 ) -> None:
+    gateway = sqlite_gateway
     tenant = gateway.new_tenant()
     agent = gateway.new_agent(tenant, model="gpt-4o-mini")
     assert gateway.execute(tenant, agent["id"], "hello").status_code == 200

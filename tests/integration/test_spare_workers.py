@@ -4,7 +4,6 @@ raylet started before the request, with the actor's code already imported in it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import ray
 
 from actors import names, spare_workers
 from tests.support.client import ApiClient
-from tests.support.cluster import Cluster
 
 
 def _worker(gateway: ApiClient, tenant_id: str) -> dict[str, Any]:
@@ -53,11 +51,9 @@ def _spares_ready() -> bool:
 
 
 @pytest.fixture
-def gateway(cluster: Cluster) -> Iterator[ApiClient]:
-    """A client of the test cluster's SQLite app (every app of it keeps spare workers)."""
-    client = ApiClient(cluster, "sqlite")
-    yield client
-    client.close()
+def gateway(sqlite_gateway: ApiClient) -> ApiClient:
+    """The SQLite app's client (every app of the test cluster keeps spare workers)."""
+    return sqlite_gateway
 
 
 def test_a_restarted_tenant_actor_starts_in_a_spare_worker_with_its_code_imported(
