@@ -1,5 +1,6 @@
-"""This process's metrics: one recorder, handed to the deployment's metrics actor each
-`metrics_report_s` by a daemon thread (a Ray call per process per second, none per request).
+"""This process's metrics: one recorder, handed to the deployment's metrics actor by a daemon
+thread: each `metrics_report_s` while the process is busy, less often while it trickles (a Ray
+call per report, none per request).
 
 `start(settings, role)` once per process (the ingress replica, each actor); `RECORDER` is
 where the work records. Recording before `start` is kept and handed over once it runs.
@@ -29,12 +30,17 @@ RECORDER = Recorder()
 _reporter: Reporter | None = None
 
 
-class Reporter:
-    """Hands the recorder's deltas to the metrics actor every `every_s` seconds; an idle
-    process (nothing counted, gauges unchanged) only every `IDLE_EVERY` reports, to keep
-    its gauges from going stale."""
+QUIET_EVERY = metrics_actor.QUIET_EVERY
+BUSY_RECORDS = 50  # counts and observations that make a report worth its Ray call at once
 
-    IDLE_EVERY = 2.5  # reports' worth of time; under the totals' 5 reports of staleness
+
+class Reporter:
+    """Hands the recorder's deltas to the metrics actor. It looks every `every_s` seconds and
+    reports when the process is busy (`BUSY_RECORDS` counted since its last report) or a
+    gauge changed; a quiet process (a trickle of counts, or none) reports every
+    `QUIET_EVERY` looks, which also keeps its gauges from going stale. A report costs a Ray
+    call on both ends: with many tenant actors each seeing a request a second, one per actor
+    per second was their largest cost (bench/README.md, 2026-12-07)."""
 
     def __init__(self, settings: Settings, role: str) -> None:
         self.settings = settings
@@ -60,17 +66,18 @@ class Reporter:
 
     def report(self, idle_skip: bool = False) -> Any:
         """Hand over what was recorded since the last report; the call's reference (or
-        None when the actor could not be reached, or `idle_skip` and nothing changed)."""
+        None when the actor could not be reached, or `idle_skip` and the process is quiet
+        with a quiet report not yet due: what it counted goes with a later report)."""
         self._check_last()
-        batch = RECORDER.take()
         now = self.clock()
         if (
             idle_skip
-            and batch.empty()
-            and batch.gauges == self._sent_gauges
-            and now - self._sent_at < self.IDLE_EVERY * self.every_s
+            and now - self._sent_at < QUIET_EVERY * self.every_s - 0.5 * self.every_s
+            and RECORDER.pending < BUSY_RECORDS
+            and RECORDER.gauges_now() == self._sent_gauges
         ):
             return None
+        batch = RECORDER.take()
         try:
             sent = self._actor().add.remote(self.source, batch)
         except Exception as exc:  # the deltas are lost; the next report carries on

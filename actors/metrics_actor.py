@@ -12,6 +12,13 @@ from actors.log_setup import configure_logging
 from actors.settings import Settings
 from domain.prometheus import Batch, Totals
 
+QUIET_EVERY = 5  # a quiet process reports every this many `metrics_report_s` (actors.metrics)
+
+
+def stale_after_s(settings: Settings) -> float:
+    """How long the totals keep a silent process's gauges: three quiet reports' time."""
+    return 3 * QUIET_EVERY * settings.metrics_report_s
+
 
 @ray.remote
 class MetricsActor:
@@ -21,7 +28,7 @@ class MetricsActor:
 
     def __init__(self, settings: Settings) -> None:
         configure_logging(settings, "metrics")
-        self.totals = Totals(stale_s=max(5.0, 5 * settings.metrics_report_s))
+        self.totals = Totals(stale_s=stale_after_s(settings))
 
     async def add(self, source: str, batch: Batch) -> None:
         self.totals.add(source, batch, time.monotonic())

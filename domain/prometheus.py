@@ -2,10 +2,10 @@
 Prometheus text rendering.
 
 A process records into a `Recorder` (a lock and a dict update per call) and hands its deltas
-to the cluster's totals every second; totals only ever add deltas, so a counter never goes
-back when the process that produced part of it restarts. Gauges are a process's current
-values: the totals keep each process's last report and drop it once the process stops
-reporting.
+to the cluster's totals (`actors/metrics.py` says when); totals only ever add deltas, so a
+counter never goes back when the process that produced part of it restarts. Gauges are a
+process's current values: the totals keep each process's last report and drop it once the
+process stops reporting.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._batch = Batch()
         self._gauges: dict[Key, float] = {}
+        self.pending = 0  # counts and observations recorded since the last `take`
         self.collectors: dict[str, Callable[[Recorder], None]] = {}  # gauges, at each take
 
     def _labels(self, family: Family, labels: Labels, tenant: str | None) -> Labels:
@@ -68,6 +69,7 @@ class Recorder:
         with self._lock:
             counters = self._batch.counters
             counters[key] = counters.get(key, 0.0) + value
+            self.pending += 1
 
     def observe(self, name: str, value: float, labels: Labels = (),
                 tenant: str | None = None) -> None:  # fmt: skip
@@ -80,18 +82,26 @@ class Recorder:
                 row = self._batch.histograms[key] = [0.0] * (len(family.buckets) + 2)
             row[slot] += 1
             row[-1] += value
+            self.pending += 1
 
     def set(self, name: str, value: float, labels: Labels = ()) -> None:
         with self._lock:
             self._gauges[(name, labels)] = value
 
-    def take(self) -> Batch:
-        """The deltas since the last `take`, and the gauges as the collectors see them now."""
+    def gauges_now(self) -> dict[Key, float]:
+        """The gauges as the collectors see them now (the deltas stay where they are)."""
         for collect in list(self.collectors.values()):
             collect(self)
         with self._lock:
+            return dict(self._gauges)
+
+    def take(self) -> Batch:
+        """The deltas since the last `take`, and the gauges as the collectors see them now."""
+        gauges = self.gauges_now()
+        with self._lock:
             batch, self._batch = self._batch, Batch()
-            batch.gauges = dict(self._gauges)
+            self.pending = 0
+        batch.gauges = gauges
         return batch
 
 

@@ -18,9 +18,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request) -> PlainTextResponse:
-    """Every process's metrics of this deployment, as of their last report (≤ 1 s ago);
-    this replica's own are handed over first. With `CB_METRICS_TOKEN` set, that bearer
-    token is required."""
+    """Every process's metrics of this deployment, as of their last report (≤ 1 s ago for
+    a busy process, ≤ 5 s for a quiet one); this replica's own are handed over first. With
+    `CB_METRICS_TOKEN` set, that bearer token is required."""
     token = os.environ.get("CB_METRICS_TOKEN")
     if token and not hmac.compare_digest(
         request.headers.get("authorization", ""), f"Bearer {token}"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import ray
 
-from actors import names
+from actors import metrics, names
 from actors.names import NAMESPACE
 from tests.support.client import SQLITE_ONLY, ApiClient
 
@@ -41,7 +41,7 @@ def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels:
 
 
 def wait_for(gateway: ApiClient, ready: Callable[[list], bool], timeout_s: float = 15.0) -> list:
-    """Scrape until `ready(samples)` (reports arrive every second)."""
+    """Scrape until `ready(samples)` (a quiet process reports every few seconds)."""
     deadline = time.monotonic() + timeout_s
     while True:
         samples = scrape(gateway)
@@ -79,7 +79,8 @@ def test_metrics_count_exactly_across_replicas_and_a_tenant_actor_restart(
         )
 
     samples = wait_for(gateway, counted(6))
-    time.sleep(1.5)  # one more report from every process: nothing late, nothing twice
+    # one more report from every process, quiet ones too: nothing late, nothing twice
+    time.sleep(metrics.QUIET_EVERY * gateway.settings.metrics_report_s + 0.5)
     samples = scrape(gateway)
     assert counted(6)(samples)
     tokens = "gen_ai_client_token_usage_sum"
