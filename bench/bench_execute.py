@@ -60,14 +60,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def pin_to(cpu: int) -> Callable[[], None]:
-    """A preexec_fn pinning the child to one CPU (no-op when the machine lacks it)."""
+def pin_to(cpu: int | None) -> Callable[[], None]:
+    """A preexec_fn pinning the child to one CPU (no-op for None or a CPU the machine lacks)."""
 
     def pin() -> None:
-        if cpu < (os.cpu_count() or 1):
+        if cpu is not None and cpu < (os.cpu_count() or 1):
             os.sched_setaffinity(0, {cpu})
 
     return pin
+
+
+def _cpu(args: argparse.Namespace, cpu: int) -> int | None:
+    """`cpu`, or None (no pinning) under `--unpinned`."""
+    return None if getattr(args, "unpinned", False) else cpu
 
 
 def descendants(root: int) -> list[int]:
@@ -394,7 +399,7 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
                 stdout=emu_log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=pin_to(1),
+                preexec_fn=pin_to(_cpu(args, 1)),
             )
         )
         info: dict[str, Any] = {
@@ -433,7 +438,7 @@ def services(args: argparse.Namespace, tmp: Path) -> Iterator[dict[str, Any]]:
                     stdout=gw_log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=pin_to(0),
+                    preexec_fn=pin_to(_cpu(args, 0)),
                 )
             )
             info.update(gateway=f"http://{HOST}:{gw_port}", gateway_pid=procs[-1].pid)
@@ -636,8 +641,12 @@ def report(meta: dict[str, Any], results: list[dict[str, Any]], over: list[dict[
     print(
         f"\n{meta['date']}  nproc={meta['nproc']}  python {meta['python']}  ray {meta['ray']}"
         f"  aiohttp {meta['aiohttp']}  load avg before {meta['loadavg_1m_before']:.2f}"
-        "  (gateway on CPU 0; emulator + load on CPU 1)"
-        f"  serve mode: {meta.get('mode', '?')}"
+        + (
+            "  (gateway, emulator and load unpinned)"
+            if meta.get("cpus") == "shared"
+            else "  (gateway on CPU 0; emulator + load on CPU 1)"
+        )
+        + f"  serve mode: {meta.get('mode', '?')}"
     )
     print(
         f"{'target':14} {'C':>3} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} "
@@ -766,14 +775,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help="after the load, the gateway's CPU per process over S seconds with no requests",
     )
+    parser.add_argument(
+        "--unpinned",
+        action="store_true",
+        help="pin nothing: gateway, emulator and load share every CPU (issue 15's tenant goal)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     if not 0 <= args.requests <= 1_000_000 or not all(1 <= c <= 1024 for c in args.concurrency):
         parser.error("--requests must be 0..1e6 and concurrencies 1..1024")
-    pin_to(1)()  # the load generator shares CPU 1 with the emulator
+    pin_to(_cpu(args, 1))()  # the load generator shares CPU 1 with the emulator
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so children get stopped
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     meta = {**machine(), "mode": args.mode, "tenants": args.tenants, "endpoints": args.endpoints,
+            "cpus": "shared" if args.unpinned else "pinned",
             "store": "postgres" if args.postgres else "sqlite",
             "traces": "on" if args.otlp else "off"}  # fmt: skip
     out = run_with_services(args, bench)
