@@ -70,14 +70,16 @@ class Reporter:
         with a quiet report not yet due: what it counted goes with a later report)."""
         self._check_last()
         now = self.clock()
+        gauges = None
         if (
             idle_skip
-            and now - self._sent_at < QUIET_EVERY * self.every_s - 0.5 * self.every_s
+            and now - self._sent_at < (QUIET_EVERY - 0.5) * self.every_s
             and RECORDER.pending < BUSY_RECORDS
-            and RECORDER.gauges_now() == self._sent_gauges
         ):
-            return None
-        batch = RECORDER.take()
+            gauges = RECORDER.gauges_now()
+            if gauges == self._sent_gauges:
+                return None
+        batch = RECORDER.take(gauges)  # the gauges just read, not the collectors run again
         try:
             sent = self._actor().add.remote(self.source, batch)
         except Exception as exc:  # the deltas are lost; the next report carries on

@@ -95,9 +95,11 @@ class Recorder:
         with self._lock:
             return dict(self._gauges)
 
-    def take(self) -> Batch:
-        """The deltas since the last `take`, and the gauges as the collectors see them now."""
-        gauges = self.gauges_now()
+    def take(self, gauges: dict[Key, float] | None = None) -> Batch:
+        """The deltas since the last `take`, and `gauges` (by default, the gauges as the
+        collectors see them now)."""
+        if gauges is None:
+            gauges = self.gauges_now()
         with self._lock:
             batch, self._batch = self._batch, Batch()
             self.pending = 0
