@@ -75,7 +75,7 @@ def serve_logging(settings: Settings, replica: bool = False) -> dict[str, Any]:
 
 
 @serve.deployment(
-    max_ongoing_requests=int(os.environ.get("CB_MAX_ONGOING_REQUESTS", "1000")),
+    max_ongoing_requests=int(os.environ.get("CB_MAX_ONGOING_REQUESTS", "100000")),
     ray_actor_options={"num_cpus": 0},
     logging_config=REPLICA_LOG,
 )

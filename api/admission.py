@@ -1,5 +1,6 @@
 """This replica's admission of executions: fair, bounded waiting for a slot (overload gives
-503 with Retry-After), and refusals of a tenant over its request rate answered from memory.
+503 with Retry-After), a bound on the streams it keeps open, and refusals of a tenant over
+its request rate answered from memory.
 
 A tenant actor's requests-per-minute refusal says when a request can next be admitted; until
 then the replica refuses that tenant's executions itself, without a call to the actor (and,
@@ -31,6 +32,7 @@ from domain.errors import CBError, Overloaded, RateLimited
 PROBE_S = 0.05  # how often the event loop's lag is sampled
 SERVICE_EWMA = 0.1  # weight of the newest slot hold time in the running estimate
 MAX_REMEMBERED = 10_000
+STREAM_RETRY_AFTER_S = 1.0  # a refused stream's Retry-After: open streams end unpredictably
 EXECUTION_PATHS = ("/execute", "/execute/stream", "/v1/chat/completions")
 # a digest of the Authorization header of the request being served (set by RefusalShortcut)
 CREDENTIAL: ContextVar[str | None] = ContextVar("cb_credential", default=None)
@@ -55,6 +57,7 @@ class Gate:
             "queued": self.queue.size,
             "slot_hold_ms": round(self.service_s * 1000, 1),
             "loop_lag_ms": round(self.loop_lag_s * 1000, 1),
+            "open_streams": OPEN_STREAMS[0],
         }
 
     def limit(self, limits: IngressLimits) -> int:
@@ -216,6 +219,16 @@ class Admission:
     def __init__(self) -> None:
         self.gate = Gate()
         self.refusals = Refusals()
+
+    def stream_room(self, limits: IngressLimits) -> None:
+        """Refuse a new stream (503 `overloaded`) while this replica has `max_open_streams`
+        open: beyond them a request would wait in Serve's own queue, unbounded."""
+        if OPEN_STREAMS[0] >= limits.max_open_streams:
+            raise Overloaded(
+                f"this replica has {limits.max_open_streams} streams open; retry later",
+                retry_after=STREAM_RETRY_AFTER_S,
+                details={"limit": "max_open_streams"},
+            )
 
     @asynccontextmanager
     async def admitted(self, tenant: str, limits: IngressLimits) -> AsyncIterator[None]:

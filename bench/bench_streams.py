@@ -3,11 +3,12 @@
 Opens N streams (at once, or over `--ramp-s` seconds), each answered by the emulator with one
 chunk a second for S seconds, first straight at the emulator (the floor), then through the
 gateway (`serve_app.py`); prints per target: streams that finished, time to the first content
-chunk, the worst wait between two chunks, and the gateway's memory (RSS of its process tree)
-and CPU while they were open.
+chunk, the worst wait between two chunks, how late each chunk arrived after the emulator sent
+it (its text carries the send time), and the gateway's memory (RSS of its process tree) and
+CPU while they were open.
 
     python bench/bench_streams.py [--streams 1000] [--seconds 20] [--tenants 4] [--ramp-s 0]
-                                   [--mode direct]
+                                   [--mode direct] [--unpinned]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -40,6 +42,8 @@ from bench.bench_execute import (
 )
 
 MATCH = "hold-open"
+# the emulator's `{sent_at}` in a content chunk's text (OpenAI's delta or the gateway's)
+STAMP = re.compile(rb'"delta":(?:\{"content":)?"t\d+@(\d+\.\d{6})')
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -71,12 +75,13 @@ async def hold(
     ttft: list[float] = []
     headers_ms: list[float] = []
     gaps: list[float] = []
+    late: list[tuple[float, int]] = []  # (ms since the emulator sent it, streams live then)
     errors: list[str] = []
-    opened = 0
+    opened = live = peak_live = 0
     all_open = asyncio.Event()
 
     async def one(i: int) -> None:
-        nonlocal opened
+        nonlocal opened, live, peak_live
         url, headers = targets[i % len(targets)]
         if ramp_s:
             await asyncio.sleep(start + i * ramp_s / streams - time.perf_counter())
@@ -92,11 +97,16 @@ async def hold(
                     return
                 headers_ms.append((time.perf_counter() - t0) * 1000)
                 async for line in resp.content:
+                    stamp = STAMP.search(line)  # a chunk's data line (after its event line)
+                    if stamp is not None:
+                        late.append(((time.time() - float(stamp[1])) * 1000, live))
                     if not marker.search(line):
                         continue
                     now = time.perf_counter()
                     if last is None:
                         ttft.append((now - t0) * 1000)
+                        live += 1
+                        peak_live = max(peak_live, live)
                         opened += 1
                         if opened == streams:
                             all_open.set()
@@ -106,6 +116,9 @@ async def hold(
         except (TimeoutError, aiohttp.ClientError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            if last is not None:
+                live -= 1
         if last is None:
             errors.append("stream carried no content")
         else:
@@ -123,6 +136,9 @@ async def hold(
     ttft.sort()
     gaps.sort()
     headers_ms.sort()
+    late_all = sorted(ms for ms, _ in late)
+    # the chunks that came while at least 90 % of the streams were open at once
+    late_held = sorted(ms for ms, now_live in late if now_live >= 0.9 * streams)
     return {
         "streams": streams,
         "finished": len(gaps),
@@ -137,6 +153,14 @@ async def hold(
         "ttft_p99_ms": percentile(ttft, 99),
         "worst_gap_p50_ms": percentile(gaps, 50),
         "worst_gap_p99_ms": percentile(gaps, 99),
+        "chunks_timed": len(late_all),
+        "late_p50_ms": percentile(late_all, 50),
+        "late_p99_ms": percentile(late_all, 99),
+        "late_max_ms": late_all[-1] if late_all else 0.0,
+        "peak_open": peak_live,
+        "chunks_timed_held": len(late_held),
+        "late_held_p50_ms": percentile(late_held, 50) if late_held else None,
+        "late_held_p99_ms": percentile(late_held, 99) if late_held else None,
         **(sample or {}),
     }
 
@@ -232,7 +256,9 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
     print(
         f"{'target':8} {'finished':>8} {'errors':>6} {'all open s':>10} {'200 p50':>9} "
         f"{'200 p99':>9} {'TTFT p10':>9} {'TTFT p50':>9} "
-        f"{'TTFT p99':>9} {'worst gap p50':>13} {'worst gap p99':>13}"
+        f"{'TTFT p99':>9} {'worst gap p50':>13} {'worst gap p99':>13} "
+        f"{'late p50':>9} {'late p99':>9} {'late max':>9} {'peak open':>9} {'held p50':>9} "
+        f"{'held p99':>9}"
     )
     for r in results:
         all_open = f"{r['all_open_after_s']:.2f}" if r["all_open_after_s"] else "never"
@@ -240,10 +266,17 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
             f"{r['target']:8} {r['finished']:>8} {r['errors']:>6} {all_open:>10} "
             f"{r['headers_p50_ms']:>9.1f} {r['headers_p99_ms']:>9.1f} {r['ttft_p10_ms']:>9.1f} "
             f"{r['ttft_p50_ms']:>9.1f} {r['ttft_p99_ms']:>9.1f} "
-            f"{r['worst_gap_p50_ms']:>13.1f} {r['worst_gap_p99_ms']:>13.1f}"
+            f"{r['worst_gap_p50_ms']:>13.1f} {r['worst_gap_p99_ms']:>13.1f} "
+            f"{r['late_p50_ms']:>9.1f} {r['late_p99_ms']:>9.1f} {r['late_max_ms']:>9.1f} "
+            f"{r['peak_open']:>9} {_ms(r['late_held_p50_ms'])} {_ms(r['late_held_p99_ms'])}"
         )
         if r["first_error"]:
             print(f"  first error: {r['first_error']}")
+    print(
+        "late: ms from the emulator's send of a chunk to its arrival at the client (issue 15: "
+        "each chunk relayed within 50 ms at p99); peak open: streams open at once at most; "
+        "held: the chunks that came while at least 90 % of the streams were open at once"
+    )
     gw = next((r for r in results if r["target"] == "gateway"), None)
     if gw and "rss_open_mib" in gw:
         grown = gw["rss_open_mib"] - gw["rss_before_mib"]
@@ -263,6 +296,10 @@ def report(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
         )
 
 
+def _ms(value: float | None) -> str:
+    return f"{value:>9.1f}" if value is not None else f"{'—':>9}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000)
@@ -272,13 +309,20 @@ def main(argv: list[str] | None = None) -> int:
         "--ramp-s", type=float, default=0.0, help="open the streams over this many seconds"
     )
     parser.add_argument("--mode", choices=("proxy", "direct"), default="direct")
+    parser.add_argument(
+        "--unpinned", action="store_true", help="pin nothing: gateway, emulator and load share"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     args.postgres, args.skip_gateway, args.otlp, args.endpoints = None, False, None, 1
     args.emulator_script = [
-        {"match": MATCH, "chunks": [f"t{i} " for i in range(args.seconds)], "chunk_delay": 1.0}
+        {
+            "match": MATCH,
+            "chunks": [f"t{i}@{{sent_at}} " for i in range(args.seconds)],
+            "chunk_delay": 1.0,
+        }
     ]
-    pin_to(1)()
+    pin_to(None if args.unpinned else 1)()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = run_with_services(args, bench)
     if results is None:

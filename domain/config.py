@@ -220,10 +220,12 @@ class TenantDefaults(_Strict):
 
 class IngressLimits(_Strict):
     """Overload protection of each ingress replica: executions it runs at once, and a
-    bounded wait, shared round-robin among tenants, for the rest (beyond it: 503)."""
+    bounded wait, shared round-robin among tenants, for the rest (beyond it: 503); and the
+    streams it keeps open at once (a started stream holds no execution slot)."""
 
     max_in_flight: int = Field(default=256, gt=0)
     max_queued: int = Field(default=512, ge=0)
+    max_open_streams: int = Field(default=10_000, gt=0)
     max_queued_per_tenant: int = Field(default=128, ge=0)
     max_queue_wait_s: float = Field(default=10.0, gt=0)
     # adaptive: the replica runs fewer at once while its event loop lags past this (0: off)

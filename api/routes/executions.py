@@ -7,6 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
+from api.admission import Admitting
 from api.auth import Caller
 from api.ids import UUID_PATTERN
 from api.runtime import Rt
@@ -36,6 +37,7 @@ async def resume_stream(
     execution_id: str,
     who: Caller,
     runtime: Rt,
+    admission: Admitting,
     last_event_id: str | None = Header(default=None),
     after: str | None = Query(default=None, alias="last_event_id"),
     heartbeat_s: float = Query(default=15.0, ge=0.5, le=300),
@@ -50,6 +52,7 @@ async def resume_stream(
         position = "0"
     if not position.isdigit():
         raise InvalidRequest("Last-Event-ID must be a non-negative integer event id")
+    admission.stream_room(runtime.config().ingress)
     opened = await runtime.tenant(who.tenant_id).resume_stream(execution_id, int(position))
     return sse_response(opened, heartbeat_s)
 

@@ -28,6 +28,8 @@ from aiohttp import web
 from tests.emulator import anthropic, gemini, ollama, openai
 from tests.emulator.rules import Ask, Rule, Rules, normalize_tool_call
 
+SENT_AT = b"{sent_at}"  # in a delayed chunk's text: the wall-clock time it was sent at
+
 __all__ = ["ProviderEmulator", "RecordedRequest", "main"]
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -251,7 +253,9 @@ class ProviderEmulator:
         rule to OpenAI-format requests for that model. ``with_tool_results`` appends the
         request's tool messages to ``content``, as a model answering from its tools would.
         ``probability`` < 1 makes the rule apply to that share of its requests at random (the
-        others go to the older rules): a provider failing now and then.
+        others go to the older rules): a provider failing now and then. With ``chunk_delay``,
+        ``{sent_at}`` in a chunk's text becomes the wall-clock time it was sent at (seconds,
+        six decimals), so a client can tell how late a gateway relayed it.
         """
         if not 0.0 < probability <= 1.0:
             raise ValueError("probability must be in (0, 1]")
@@ -565,6 +569,8 @@ class ProviderEmulator:
                     transport = request.transport
                     if transport is None or transport.is_closing():
                         raise ConnectionResetError("client went away")
+                    if SENT_AT in frame:
+                        frame = frame.replace(SENT_AT, b"%.6f" % time.time())
                     await resp.write(frame)
                 if fail_after is not None and fail_frame is not None:
                     await resp.write(fail_frame)

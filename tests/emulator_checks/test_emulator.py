@@ -153,6 +153,21 @@ def test_stream_without_usage_and_scripted_chunks(
     assert emu.requests_matching("chunked-reply")[-1].completed
 
 
+def test_delayed_chunks_carry_the_time_they_were_sent(
+    emu: ProviderEmulator, client: openai.OpenAI
+) -> None:
+    emu.script("stamped-reply", chunks=["a@{sent_at} ", "b@{sent_at} "], chunk_delay=0.05)
+    before = time.time()
+    stream = client.chat.completions.create(model="m", messages=user("stamped-reply"), stream=True)
+    arrived = [(c.choices[0].delta.content, time.time()) for c in stream if c.choices]
+    pieces = [(text, at) for text, at in arrived if text]
+
+    assert [text.split("@")[0] for text, _ in pieces] == ["a", "b"]
+    sent = [float(text.split("@")[1]) for text, _ in pieces]
+    assert before + 0.05 <= sent[0] <= pieces[0][1]  # after one delay, before it arrived
+    assert sent[0] + 0.05 <= sent[1] <= pieces[1][1]
+
+
 def test_tool_calls_non_streaming(emu: ProviderEmulator, client: openai.OpenAI) -> None:
     calls = [
         {

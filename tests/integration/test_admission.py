@@ -91,3 +91,65 @@ def test_invalid_ingress_limits_are_refused_with_their_path(gateway: ApiClient) 
     )
     assert reply.status_code == 400, reply.text
     assert "ingress.max_in_flight" in reply.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("gateway", ["postgres"], indirect=True)
+def test_a_stream_past_max_open_streams_is_refused_at_once_and_whole_requests_go_on(
+    gateway: ApiClient,
+) -> None:
+    """With one stream allowed open, a second (any tenant, either door) is a 503 at once, a
+    whole request still runs, and once the first stream ends a new one is let in."""
+    gw, emulator = gateway, gateway.cluster.emulator
+    tag = f"held-open-{uuid.uuid4().hex[:8]}"
+    emulator.script(tag, chunks=[f"{i} " for i in range(10)], chunk_delay=0.5)
+    a, b = gw.new_tenant("Streamer"), gw.new_tenant("Other")
+    agent_a, agent_b = gw.new_agent(a)["id"], gw.new_agent(b)["id"]
+    deadline = time.monotonic() + 10
+    while _replica_ingress(gw)["open_streams"]:  # what earlier tests opened has closed
+        assert time.monotonic() < deadline, "streams of earlier tests stayed open"
+        time.sleep(0.05)
+    set_reply = gw.http.put(
+        "/api/v1/admin/config/ingress", json={"max_open_streams": 1}, headers=gw.admin
+    )
+    assert set_reply.status_code == 200, set_reply.text
+    stream_b = f"/api/v1/agents/{agent_b}/execute/stream"
+    try:
+        path = f"/api/v1/agents/{agent_a}/execute/stream"
+        with gw.http.stream("POST", path, json={"prompt": tag}, headers=a.headers()) as first:
+            assert first.status_code == 200
+            lines = first.iter_lines()  # kept: a dropped iterator would close the stream
+            assert any("content_chunk" in line for line in lines)  # it is open
+            assert _replica_ingress(gw)["open_streams"] == 1
+
+            started = time.monotonic()
+            refused = gw.http.post(stream_b, json={"prompt": "hi"}, headers=b.headers())
+            assert time.monotonic() - started < 2.0  # refused at once, not queued
+            assert refused.status_code == 503, refused.text
+            error = refused.json()["error"]
+            assert error["type"] == "overloaded"
+            assert error["details"]["limit"] == "max_open_streams"
+            assert refused.headers["Retry-After"] == "1"
+
+            chat = gw.http.post(
+                "/v1/chat/completions",
+                json={"model": f"agent:{agent_b}", "stream": True,
+                      "messages": [{"role": "user", "content": "hi"}]},
+                headers=b.headers(),
+            )  # fmt: skip
+            assert chat.status_code == 503, chat.text
+            assert chat.json()["error"]["code"] == "overloaded"
+
+            whole = gw.execute(b, agent_b, "still served")
+            assert whole.status_code == 200, whole.text
+            assert whole.json()["status"] == "completed"
+
+        deadline = time.monotonic() + 10
+        while _replica_ingress(gw)["open_streams"]:
+            assert time.monotonic() < deadline, "the first stream never closed"
+            time.sleep(0.05)
+        again = gw.http.post(stream_b, json={"prompt": "hi"}, headers=b.headers())
+        assert again.status_code == 200, again.text
+        assert "execution_complete" in again.text
+    finally:
+        defaults = IngressLimits().model_dump()
+        gw.http.put("/api/v1/admin/config/ingress", json=defaults, headers=gw.admin)
