@@ -231,9 +231,14 @@ class Admission:
             )
 
     @asynccontextmanager
-    async def admitted(self, tenant: str, limits: IngressLimits) -> AsyncIterator[None]:
-        """An execution's way in: a remembered refusal, else a slot; refusals are remembered."""
+    async def admitted(
+        self, tenant: str, limits: IngressLimits, stream: bool = False
+    ) -> AsyncIterator[None]:
+        """An execution's way in: a remembered refusal, else (for a stream, with room for
+        one more open) a slot; refusals are remembered."""
         self.refusals.check(tenant)
+        if stream:
+            self.stream_room(limits)
         async with self.gate.slot(tenant, limits):
             try:
                 yield

@@ -112,10 +112,8 @@ async def execute_stream(
     options = body.stream_options or StreamOptions()
     request = keyed(execution_request(body, who.actor), idempotency_key)
     cancel_on_disconnect = options.on_disconnect == "cancel"
-    limits = runtime.config().ingress
-    admission.stream_room(limits)
     # the stream holds an ingress slot until it has started
-    async with admission.admitted(who.tenant_id, limits):
+    async with admission.admitted(who.tenant_id, runtime.config().ingress, stream=True):
         opened = await runtime.tenant(who.tenant_id).execute_stream(
             agent_id, request, cancel_on_disconnect
         )

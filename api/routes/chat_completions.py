@@ -40,10 +40,7 @@ async def chat_completions(
     execution_id = str(uuid.uuid4())
     tenant = runtime.tenant(who.tenant_id)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    limits = runtime.config().ingress
-    if body.stream:
-        admission.stream_room(limits)
-    async with admission.admitted(who.tenant_id, limits):
+    async with admission.admitted(who.tenant_id, runtime.config().ingress, body.stream):
         if body.stream:
             opened = await tenant.complete_chat_stream(job, agent_id, execution_id, include_usage)
             return sse_response(opened, HEARTBEAT_S)
