@@ -438,7 +438,8 @@ class ExecutionRunner:
                     chain, messages, run.parameters, outcome, run.definitions()
                 ):
                     if chunk.delta:
-                        if run.outcome.ttft_ms is None:
+                        first = run.outcome.ttft_ms is None
+                        if first:
                             run.outcome.ttft_ms = _ms_since(run.started)
                         text += chunk.delta
                         shown = chunk.delta
@@ -450,6 +451,8 @@ class ExecutionRunner:
                             live.emit(
                                 "content_chunk", {"execution_id": execution_id, "delta": shown}
                             )
+                        if first:  # sent now, not after the chunks already read behind it
+                            await asyncio.sleep(0)
                     deltas.extend(chunk.tool_call_deltas)
                     if run.client_tools:
                         for delta in chunk.tool_call_deltas:

@@ -367,6 +367,19 @@ async def test_a_streamed_execution_checkpoints_and_ends_completed(store) -> Non
     assert stored.result["usage"]["prompt_tokens"] == 9
 
 
+async def test_a_streams_first_content_goes_out_before_the_chunks_read_behind_it(store) -> None:
+    """The provider's chunks arrive in one read: the first content still reaches the
+    stream's watchers alone, not with the rest of the answer (time to first content)."""
+    provider = ScriptedProvider(streamed(["Ray ", "Serve ", "streams."], prompt_tokens=9))
+    runner = await _runner(store, FakePeers(provider))
+    _, live = _stream(runner, checkpoint_s=60.0)
+    batches = [[e["event"] for e in batch] async for batch in _watched(live)]
+    with_content = [b for b in batches if "content_chunk" in b]
+    assert with_content[0].count("content_chunk") == 1, batches
+    assert sum(b.count("content_chunk") for b in with_content) == 3, batches
+    assert batches[-1][-1] == "execution_complete", batches
+
+
 def _stream(runner: ExecutionRunner, checkpoint_s: float) -> tuple[str, LiveStream]:
     """A streamed execution of a one-prompt agent, started; its id and its live stream."""
     execution_id = str(uuid.uuid4())
