@@ -438,8 +438,7 @@ class ExecutionRunner:
                     chain, messages, run.parameters, outcome, run.definitions()
                 ):
                     if chunk.delta:
-                        first = run.outcome.ttft_ms is None
-                        if first:
+                        if run.outcome.ttft_ms is None:
                             run.outcome.ttft_ms = _ms_since(run.started)
                         text += chunk.delta
                         shown = chunk.delta
@@ -448,11 +447,12 @@ class ExecutionRunner:
                             if guard.blocked is not None:
                                 raise blocked_error(guard.blocked)
                         if shown:
+                            first = not live.content
                             live.emit(
                                 "content_chunk", {"execution_id": execution_id, "delta": shown}
                             )
-                        if first:  # sent now, not after the chunks already read behind it
-                            await asyncio.sleep(0)
+                            if first:  # sent now, not after the chunks already read behind it
+                                await asyncio.sleep(0)
                     deltas.extend(chunk.tool_call_deltas)
                     if run.client_tools:
                         for delta in chunk.tool_call_deltas:
