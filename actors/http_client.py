@@ -2,14 +2,14 @@
 
 Provider calls always verify certificates: against certifi's roots (or `SSL_CERT_FILE` /
 `SSL_CERT_DIR`, as httpx reads them), plus the PEM file `CB_PROVIDER_CA_BUNDLE` when set.
-The hot call (`post_json`) goes to that transport's aiohttp session directly, without
-httpx's request and response objects; any other transport (a test's, a proxy's) gets the
-request httpx would build.
+The hot call (`post_json`) on that transport goes out on `actors.lean_http`'s keep-alive
+connections with the transport's TLS context, without httpx's or aiohttp's request and
+response objects; any other transport (a test's, a proxy's) gets the request httpx would
+build.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import ssl
@@ -17,13 +17,11 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
-import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import map_aiohttp_exceptions
 from multidict import CIMultiDict
 
-from domain import fast_json
+from actors.lean_http import LeanPool
 
 CA_BUNDLE_ENV = "CB_PROVIDER_CA_BUNDLE"
 
@@ -66,7 +64,7 @@ def shared_client() -> httpx.AsyncClient:
 
 
 class ProviderReply(Protocol):
-    """What `post_json` answers: an `httpx.Response`, or `SessionReply`."""
+    """What `post_json` answers: an `httpx.Response`, or `actors.lean_http.LeanReply`."""
 
     @property
     def status_code(self) -> int: ...
@@ -83,40 +81,6 @@ class ProviderReply(Protocol):
     async def aclose(self) -> None: ...
 
 
-class SessionReply:
-    """An aiohttp response with the part of `httpx.Response` the provider call reads; its
-    errors are httpx's, as the transport maps them (a refused connection: `ConnectTimeout`
-    caused by `aiohttp.ClientConnectorError`)."""
-
-    __slots__ = ("_body", "_response", "headers", "status_code")
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self._response = response
-        self._body = b""
-        self.status_code = response.status
-        self.headers = response.headers  # case-insensitive
-
-    async def aread(self) -> bytes:
-        with map_aiohttp_exceptions():
-            self._body = await self._response.read()
-        return self._body
-
-    def json(self) -> Any:
-        """The body read by `aread`, as JSON (ValueError if it is not)."""
-        return fast_json.loads(self._body)
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, content-decoded, a network read at a time."""
-        with map_aiohttp_exceptions():
-            async for block in self._response.content.iter_any():
-                yield block
-
-    async def aclose(self) -> None:
-        """Give the connection back, or close it if the body was not read to its end."""
-        self._response.release()
-        await self._response.wait_for_close()
-
-
 async def post_json(
     client: httpx.AsyncClient,
     url: str,
@@ -130,8 +94,8 @@ async def post_json(
     The same request the client would send (its default headers, httpx's JSON encoding),
     without its cookie jar, auth and redirect layers: a provider call uses none of them, and
     they cost a tenant actor about a tenth of its CPU per execution (bench/README.md). On
-    aiohttp's own transport it goes to the session straight, without httpx's request and
-    response objects.
+    aiohttp's own transport it goes out on `actors.lean_http` (about half of aiohttp's CPU
+    per call, bench/README.md).
     """
     content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     route = _routes.get(client)
@@ -141,7 +105,7 @@ async def post_json(
     if isinstance(transport, AiohttpTransport) and transport.proxy is None:
         sent = route.headers.copy()
         sent.update(headers)
-        return await _on_session(transport, url, content.encode(), sent, timeout)
+        return await route.lean(transport).post(url, content.encode(), sent, timeout)
     sent_headers = httpx.Headers(list(route.headers.items()))
     sent_headers.update(headers)
     request = httpx.Request(
@@ -161,6 +125,13 @@ class _Route:
         self.headers = CIMultiDict(client.headers.multi_items())
         self.headers["Content-Type"] = "application/json"
         self.transports: dict[str, httpx.AsyncBaseTransport] = {}
+        self._lean: LeanPool | None = None
+
+    def lean(self, transport: AiohttpTransport) -> LeanPool:
+        """The keep-alive connections of calls on aiohttp's transport (its TLS context)."""
+        if self._lean is None:
+            self._lean = LeanPool(transport.ssl_context)
+        return self._lean
 
     def transport(self, url: str) -> httpx.AsyncBaseTransport:
         found = self.transports.get(url)
@@ -170,30 +141,3 @@ class _Route:
 
 
 _routes: weakref.WeakKeyDictionary[httpx.AsyncClient, _Route] = weakref.WeakKeyDictionary()
-
-
-async def _on_session(
-    transport: AiohttpTransport,
-    url: str,
-    content: bytes,
-    headers: CIMultiDict[str],
-    timeout: httpx.Timeout,
-) -> SessionReply:
-    """The request on the transport's aiohttp session, answered as a `SessionReply`; the
-    session decodes the body (gzip, deflate: what httpx's default headers offer)."""
-    if not isinstance(transport.client, aiohttp.ClientSession):
-        transport.client = transport.get_client()
-    with map_aiohttp_exceptions():
-        response = await transport.client.request(
-            "POST", url, headers=headers, data=content, allow_redirects=False,
-            timeout=_client_timeout(timeout.connect, timeout.read, timeout.pool),
-        )  # fmt: skip
-    return SessionReply(response)
-
-
-@functools.lru_cache(maxsize=64)
-def _client_timeout(
-    connect: float | None, read: float | None, pool: float | None
-) -> aiohttp.ClientTimeout:
-    """httpx's timeouts as the transport hands them to aiohttp."""
-    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)

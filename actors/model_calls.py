@@ -272,7 +272,7 @@ class ModelCaller:
                     await reply.aclose()
             except TimeoutError:
                 err = ProviderTimeout(deadlines.missed(loop.time(), key))
-            except httpx.TimeoutException as exc:
+            except (httpx.TimeoutException, httpx.ConnectError) as exc:
                 err = _timeout_or_unreachable(exc, key)
             except httpx.HTTPError as exc:
                 err = ProviderError(f"provider {key} failed: {type(exc).__name__}")
@@ -383,9 +383,14 @@ async def _json(reply: ProviderReply) -> Any:
     return _json_or_none(reply)
 
 
-def _timeout_or_unreachable(exc: httpx.TimeoutException, provider: str) -> CBError:
-    # httpx-aiohttp reports a refused connection as ConnectTimeout; tell the two apart
-    if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+def _timeout_or_unreachable(
+    exc: httpx.TimeoutException | httpx.ConnectError, provider: str
+) -> CBError:
+    # a refused connection: ConnectError from `actors.lean_http`; httpx-aiohttp (a call
+    # through a proxy) reports it as ConnectTimeout caused by aiohttp's connector error
+    if isinstance(exc, httpx.ConnectError) or isinstance(
+        exc.__cause__, aiohttp.ClientConnectorError
+    ):
         return ProviderError(f"could not reach provider {provider}: connection failed")
     return ProviderTimeout(f"provider {provider} did not answer in time")
 

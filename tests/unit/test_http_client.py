@@ -1,6 +1,7 @@
 """`actors.http_client.post_json`: the provider call's request, sent straight to the client's
-transport (on aiohttp's, to its session, against a real local server), is the request the
-client itself would have built, and its answers and failures read as before."""
+transport (on aiohttp's, on `actors.lean_http`'s keep-alive connections, against a real
+local server), is the request the client itself would have built, and its answers and
+failures read as before."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 from httpx_aiohttp import AiohttpTransport
 
-from actors.http_client import SessionReply, post_json
+from actors.http_client import post_json
+from actors.lean_http import LeanReply
 from domain.retry import retry_after_s
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "héllo"}], "n": 1}
@@ -50,7 +51,9 @@ async def test_the_request_is_the_one_the_client_would_build_and_nothing_is_kept
 
 
 @contextlib.asynccontextmanager
-async def _provider(handler: Any) -> AsyncIterator[tuple[str, list[tuple[web.Request, bytes]]]]:
+async def _provider(
+    handler: Any, keepalive_s: float = 75.0
+) -> AsyncIterator[tuple[str, list[tuple[web.Request, bytes]]]]:
     """A real HTTP server on 127.0.0.1 answering POST /v1/chat with `handler`; what it was
     sent, with the bodies."""
     seen: list[tuple[web.Request, bytes]] = []
@@ -61,7 +64,7 @@ async def _provider(handler: Any) -> AsyncIterator[tuple[str, list[tuple[web.Req
 
     app = web.Application()
     app.router.add_post("/v1/chat", answer)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, keepalive_timeout=keepalive_s)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -80,7 +83,7 @@ def _aiohttp_client() -> httpx.AsyncClient:
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 
 
-async def test_on_aiohttp_the_call_goes_to_its_session_with_the_same_request() -> None:
+async def test_on_aiohttp_the_call_goes_out_on_a_lean_connection_with_the_same_request() -> None:
     async def ok(request: web.Request) -> web.Response:
         return web.json_response({"ok": "ü"})
 
@@ -88,7 +91,7 @@ async def test_on_aiohttp_the_call_goes_to_its_session_with_the_same_request() -
         client = _aiohttp_client()
         headers = {"Authorization": "Bearer sk-test"}
         reply = await post_json(client, url, BODY, headers, TIMEOUT)
-        assert isinstance(reply, SessionReply)  # no httpx.Response on this path
+        assert isinstance(reply, LeanReply)  # no httpx.Response, no aiohttp session
         await reply.aread()
         await reply.aclose()
         assert reply.status_code == 200 and reply.json() == {"ok": "ü"}
@@ -137,22 +140,132 @@ async def test_on_aiohttp_an_error_keeps_its_status_body_and_retry_after() -> No
         await client.aclose()
 
 
-async def test_on_aiohttp_failures_are_httpx_errors_as_the_transport_maps_them() -> None:
-    """A refused connection is the transport's ConnectTimeout caused by aiohttp's connector
-    error (what `model_calls` tells apart as unreachable); a silent provider a ReadTimeout."""
+async def test_failures_are_httpx_errors() -> None:
+    """A refused connection is a ConnectError (what `model_calls` tells apart as unreachable);
+    a silent provider a ReadTimeout."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     client = _aiohttp_client()
-    with pytest.raises(httpx.ConnectTimeout) as refused:
+    with pytest.raises(httpx.ConnectError) as refused:
         await post_json(client, f"http://127.0.0.1:{port}/v1/chat", BODY, {}, TIMEOUT)
-    assert isinstance(refused.value.__cause__, aiohttp.ClientConnectorError)
+    assert isinstance(refused.value.__cause__, ConnectionRefusedError)
 
     async def silent(request: web.Request) -> web.Response:
         await asyncio.sleep(1.0)
         return web.json_response({})
 
     async with _provider(silent) as (url, _):
-        with pytest.raises(httpx.TimeoutException):
+        with pytest.raises(httpx.ReadTimeout):
             await post_json(client, url, BODY, {}, httpx.Timeout(0.2, connect=2.0))
     await client.aclose()
+
+
+async def test_calls_share_a_kept_alive_connection_and_one_the_server_closed_is_not_reused() -> (
+    None
+):
+    peers: list[Any] = []
+
+    async def ok(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response({"ok": True})
+
+    async with _provider(ok, keepalive_s=0.3) as (url, _):
+        client = _aiohttp_client()
+        for _ in range(3):
+            reply = await post_json(client, url, BODY, {}, TIMEOUT)
+            await reply.aread()
+            await reply.aclose()
+        await asyncio.sleep(0.6)  # past the server's keep-alive: it closes the connection
+        reply = await post_json(client, url, BODY, {}, TIMEOUT)
+        await reply.aread()
+        await reply.aclose()
+        assert reply.status_code == 200 and reply.json() == {"ok": True}
+        assert peers[0] == peers[1] == peers[2] != peers[3]
+        await client.aclose()
+
+
+async def test_a_stream_left_before_its_end_closes_its_connection() -> None:
+    """A reply given back before its body ended (a cancelled stream) is not reused: its
+    connection closes, and the server sees the cut."""
+    cut = asyncio.Event()
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            while True:
+                await response.write(b"data: more\n\n")
+                await asyncio.sleep(0.01)
+        except (ConnectionError, asyncio.CancelledError):
+            cut.set()
+            raise
+
+    async with _provider(endless) as (url, _):
+        client = _aiohttp_client()
+        reply = await post_json(client, url, BODY, {}, TIMEOUT)
+        blocks = reply.aiter_bytes()
+        assert (await anext(blocks)).startswith(b"data: more")
+        await reply.aclose()
+        await asyncio.wait_for(cut.wait(), 5)
+        await client.aclose()
+
+
+async def test_a_body_that_ends_with_the_connection_is_read_whole() -> None:
+    """A server that sends neither a length nor chunks ends its body by closing."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"ok": ')
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"true}")
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = _aiohttp_client()
+    reply = await post_json(client, f"http://127.0.0.1:{port}/v1/chat", BODY, {}, TIMEOUT)
+    await reply.aread()
+    await reply.aclose()
+    assert reply.status_code == 200 and reply.json() == {"ok": True}
+    server.close()
+    await client.aclose()
+
+
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async with _provider(ok) as (url, seen):
+        client = _aiohttp_client()
+        with pytest.raises(httpx.LocalProtocolError):
+            await post_json(client, url, BODY, {"X-Key": "a\r\nX-Evil: 1"}, TIMEOUT)
+        assert not seen
+        await client.aclose()
+
+
+def test_on_uvloop_as_in_the_actors() -> None:
+    """The tenant actors run on uvloop, whose transports are no `asyncio.Transport`."""
+    import uvloop
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def calls() -> list[Any]:
+        async with _provider(ok) as (url, _):
+            client = _aiohttp_client()
+            answers = []
+            for _ in range(2):  # a new connection, then the kept one
+                reply = await post_json(client, url, BODY, {}, TIMEOUT)
+                answers.append(json.loads(await reply.aread()))
+                await reply.aclose()
+            await client.aclose()
+            return answers
+
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop.run_until_complete(calls()) == [{"ok": True}, {"ok": True}]
+    finally:
+        loop.close()

@@ -120,6 +120,10 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.do_GET()
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -170,6 +174,35 @@ async def test_provider_calls_verify_certificates_and_trust_the_ca_bundle(
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     reply = await _get(url)
     assert reply.status_code == 200 and reply.text == "ok"
+
+
+async def _post(url: str) -> bytes:
+    """The provider call's own path (`post_json`: the lean connections, not httpx's)."""
+    http_client._client = None
+    client = http_client.shared_client()
+    try:
+        reply = await http_client.post_json(client, url, {}, {}, httpx.Timeout(10.0))
+        body = await reply.aread()
+        await reply.aclose()
+        return body
+    finally:
+        await client.aclose()
+        http_client._client = None
+
+
+async def test_the_provider_call_verifies_certificates_and_trusts_the_ca_bundle(
+    https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, ca_file = https_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv(http_client.CA_BUNDLE_ENV, raising=False)
+    with pytest.raises(httpx.ConnectError) as refused:  # an unknown CA: refused
+        await _post(url)
+    assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
+
+    monkeypatch.setenv(http_client.CA_BUNDLE_ENV, str(ca_file))
+    assert await _post(url) == b"ok"
 
 
 def test_an_unreadable_ca_bundle_says_which_variable(
