@@ -17,7 +17,7 @@ import ssl
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 import httpx
@@ -130,6 +130,7 @@ def _target(url: str) -> _Target:
     if port != default:
         authority = f"{authority}:{port}"
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = quote(path, safe="/?&=%:@!$'()*+,;-._~")  # what is not ASCII, percent-encoded
     head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
     return _Target((scheme, host, port), head)
 

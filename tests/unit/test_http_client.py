@@ -269,3 +269,18 @@ def test_on_uvloop_as_in_the_actors() -> None:
         assert loop.run_until_complete(calls()) == [{"ok": True}, {"ok": True}]
     finally:
         loop.close()
+
+
+def test_the_request_line_and_host_of_a_url() -> None:
+    from actors.lean_http import _target
+
+    assert _target("https://api.test/v1/chat").head == (
+        b"POST /v1/chat HTTP/1.1\r\nHost: api.test\r\n"
+    )
+    gemini = _target("http://[::1]:8080/v1beta/models/m:streamGenerateContent?alt=sse")
+    assert gemini.origin == ("http", "::1", 8080)
+    assert gemini.head.startswith(b"POST /v1beta/models/m:streamGenerateContent?alt=sse HTTP")
+    assert b"Host: [::1]:8080\r\n" in gemini.head
+    assert _target("https://x.test/d\u00e9p loy").head.startswith(b"POST /d%C3%A9p%20loy HTTP")
+    with pytest.raises(httpx.UnsupportedProtocol):
+        _target("ftp://x.test/")
