@@ -106,13 +106,6 @@ class LeanPool:
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
         return conn
 
-    def close(self) -> None:
-        """Close every idle connection."""
-        for idle in self._idle.values():
-            for conn in idle:
-                conn.close()
-        self._idle.clear()
-
 
 class _NothingReceived(Exception):
     """The connection ended before any byte of an answer."""

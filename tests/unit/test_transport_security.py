@@ -3,11 +3,12 @@ certificates verified against the default roots plus `CB_PROVIDER_CA_BUNDLE`."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -149,23 +150,35 @@ def https_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-async def _get(url: str) -> httpx.Response:
-    http_client._client = None  # a client built now, from the environment as it is
+@contextlib.asynccontextmanager
+async def _fresh_client() -> AsyncIterator[httpx.AsyncClient]:
+    """The process's shared client, built now from the environment as it is."""
+    http_client._client = None
     client = http_client.shared_client()
     try:
-        return await client.get(url, timeout=10)
+        yield client
     finally:
         await client.aclose()
         http_client._client = None
 
 
+@pytest.fixture
+def default_roots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No root or bundle from the environment: the default roots only."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", http_client.CA_BUNDLE_ENV):
+        monkeypatch.delenv(name, raising=False)
+
+
+async def _get(url: str) -> httpx.Response:
+    async with _fresh_client() as client:
+        return await client.get(url, timeout=10)
+
+
+@pytest.mark.usefixtures("default_roots")
 async def test_provider_calls_verify_certificates_and_trust_the_ca_bundle(
     https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, ca_file = https_server
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.delenv(http_client.CA_BUNDLE_ENV, raising=False)
     with pytest.raises(httpx.HTTPError):  # an unknown CA: refused
         await _get(url)
 
@@ -178,25 +191,18 @@ async def test_provider_calls_verify_certificates_and_trust_the_ca_bundle(
 
 async def _post(url: str) -> bytes:
     """The provider call's own path (`post_json`: the lean connections, not httpx's)."""
-    http_client._client = None
-    client = http_client.shared_client()
-    try:
+    async with _fresh_client() as client:
         reply = await http_client.post_json(client, url, {}, {}, httpx.Timeout(10.0))
         body = await reply.aread()
         await reply.aclose()
         return body
-    finally:
-        await client.aclose()
-        http_client._client = None
 
 
+@pytest.mark.usefixtures("default_roots")
 async def test_the_provider_call_verifies_certificates_and_trusts_the_ca_bundle(
     https_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, ca_file = https_server
-    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
-    monkeypatch.delenv(http_client.CA_BUNDLE_ENV, raising=False)
     with pytest.raises(httpx.ConnectError) as refused:  # an unknown CA: refused
         await _post(url)
     assert isinstance(refused.value.__cause__, ssl.SSLCertVerificationError)
