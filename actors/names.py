@@ -24,13 +24,15 @@ _unconfirmed: set[str] = set()  # handles got here that have not answered yet
 def get_or_create(
     name: str,
     cls: Any,
+    settings: Settings,
     *args: Any,
     max_concurrency: int = 1000,
     placement: dict[str, Any] | None = None,
     runtime_env: dict[str, Any] | None = None,
     started: Callable[[], None] | None = None,
 ) -> Any:
-    """The handle of the named detached actor, started with `cls(*args)` if none runs.
+    """The handle of the named detached actor, started with `cls(settings, *args)` if none
+    runs. Its calls are Ray task events only with `settings.ray_task_events`.
 
     `placement` is its Ray options for where it runs (`actors.placement`); by default, the
     head node's, as for every actor the cluster has one of. `started` is called when this
@@ -51,9 +53,10 @@ def get_or_create(
                 lifetime="detached",
                 max_concurrency=max_concurrency,
                 num_cpus=0,
+                enable_task_events=settings.ray_task_events,
                 **({} if runtime_env is None else {"runtime_env": runtime_env}),
                 **(singleton_options() if placement is None else placement),
-            ).remote(*args)
+            ).remote(settings, *args)
         _handles[name] = handle
         _unconfirmed.add(name)
     return handle

@@ -57,6 +57,9 @@ class Settings:
     otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT: traces on when set
     log_format: str = "text"  # CB_LOG_FORMAT: text or json
     log_prompts: bool = False  # CB_LOG_PROMPTS: prompts in debug log lines (never by default)
+    # CB_RAY_TASK_EVENTS: our actors' calls recorded as Ray task events (its state API and
+    # dashboard's task views); off, as Serve has them for its own actors (bench/README.md)
+    ray_task_events: bool = False
     cache_url: str | None = None  # CB_CACHE_URL: redis://… ; unset: SQLite in the data dir
     # where tenant actors go on a cluster (docs/operations.md, "Placing tenants")
     tenant_placement: str = "default"  # CB_TENANT_PLACEMENT: default (Ray's) or spread
@@ -95,6 +98,7 @@ class Settings:
         if os.environ.get("CB_LOG_FORMAT"):
             values["log_format"] = os.environ["CB_LOG_FORMAT"].lower()
         values["log_prompts"] = _flag("CB_LOG_PROMPTS")
+        values["ray_task_events"] = _flag("CB_RAY_TASK_EVENTS")
         values["cache_url"] = os.environ.get("CB_CACHE_URL") or None
         values["tenant_placement"] = os.environ.get("CB_TENANT_PLACEMENT", "default").lower()
         values["tenant_resource"] = os.environ.get("CB_TENANT_RESOURCE") or None
