@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +34,7 @@ class _ActorClass:
 
 
 @pytest.fixture
-def name() -> Any:
+def name() -> Iterator[str]:
     made = f"test:{uuid.uuid4().hex}"
     yield made
     names.forget(made)
@@ -56,5 +56,5 @@ def test_cb_ray_task_events_records_them(name: str, monkeypatch: pytest.MonkeyPa
     settings = Settings.from_env()
     assert settings.ray_task_events
     cls = _ActorClass()
-    names.get_or_create(name, cls, dataclasses.replace(settings))
+    names.get_or_create(name, cls, settings)
     assert cls.started.options["enable_task_events"] is True
