@@ -217,11 +217,8 @@ def _run(
     refused = last.index("capacity_exhausted")
     headers, agent = tenants[refused]
 
-    def placed(node: RayNode) -> httpx.Response | None:
-        """The refused tenant's answer once it is served; None while it is not, or for good
-        once `node` is gone."""
-        if node.process.poll() is not None:
-            return None
+    def placed() -> httpx.Response | None:
+        """The refused tenant's answer once it is served; None while it is not."""
         reply = httpx.post(
             f"{base}/api/v1/agents/{agent['id']}/execute",
             json={"prompt": "placed again"},
@@ -244,7 +241,7 @@ def _joined_node(
     head: RayNode,
     env: dict[str, str],
     tmp_path: Path,
-    placed: Callable[[RayNode], httpx.Response | None],
+    placed: Callable[[], httpx.Response | None],
 ) -> Iterator[httpx.Response]:
     """A new worker node, and `placed`'s first answer while it runs. A node whose raylet
     exits after it registered (seen once in CI on a loaded machine: 10 s after joining, with
@@ -253,7 +250,7 @@ def _joined_node(
         log = tmp_path / f"worker-new-{start}.log"
         with ray_worker(head, env, log, resources={"cb_tenant": SLOTS}) as node:
             reply = wait_until(
-                lambda n=node: placed(n) or (n.process.poll() is not None and "gone"),
+                lambda n=node: (n.process.poll() is not None and "gone") or placed(),
                 "the refused tenant placed on the new node",
             )
             if isinstance(reply, httpx.Response):
