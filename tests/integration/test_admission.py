@@ -45,11 +45,16 @@ def test_overload_is_a_503_with_retry_after_and_another_tenant_gets_the_next_tur
         return worker
 
     try:
-        workers = [send(f"a{i}", a, agent_a, f"{tag} {i}") for i in range(2)]
+        # A's two held executions start half a second apart, so their slots free one at a
+        # time and the order of the next admissions cannot race at the provider
         deadline = time.monotonic() + 10
-        while len(emulator.requests_matching(tag)) < 2:
-            assert time.monotonic() < deadline, "the first two never reached the provider"
-            time.sleep(0.02)
+        workers: list[threading.Thread] = []
+        for i in range(2):
+            workers.append(send(f"a{i}", a, agent_a, f"{tag} {i}"))
+            while len(emulator.requests_matching(tag)) < i + 1:
+                assert time.monotonic() < deadline, f"a{i} never reached the provider"
+                time.sleep(0.02)
+            time.sleep(0.5 * (1 - i))
         workers += [send(f"a{i}", a, agent_a, f"{tag} {i}") for i in (2, 3)]
         while _replica_ingress(gw)["queued"] < 2:
             assert time.monotonic() < deadline, "the next two never queued"
@@ -74,11 +79,11 @@ def test_overload_is_a_503_with_retry_after_and_another_tenant_gets_the_next_tur
         seen = sorted(emulator.requests, key=lambda r: r.received_at)
         order = [r for r in seen if any(tag in t or b_tag in t for t in r.texts)]
         names = ["b" if any(b_tag in t for t in r.texts) else r.texts[-1][-1] for r in order]
-        # A's first two reach the provider first (in whichever order their two threads were
-        # scheduled); B is let in at the first freed turn, before A's second queued execution
-        # (which of A's two queued goes first is thread scheduling too); FIFO puts B last
-        assert sorted(names[:2]) == ["0", "1"] and names[3] == "b", names
-        assert waited < 2.5 + 2.0  # one turn: the first slot freed, not A's whole queue
+        # A's first two reach the provider first; A's first queued execution takes the first
+        # freed slot and B the second, before A's other queued one (which of A's two queued
+        # goes first is thread scheduling); FIFO puts B last
+        assert names[:2] == ["0", "1"] and names[3] == "b", names
+        assert waited < 2.5 + 1.5  # a turn: the second slot freed, not A's whole queue
     finally:
         defaults = IngressLimits().model_dump()
         gw.http.put("/api/v1/admin/config/ingress", json=defaults, headers=gw.admin)
