@@ -5,6 +5,12 @@ events (`domain.shredding`) stored sealed under that key, beside the clear rest:
 `_kid` and `_sealed` in the stored state. Reading opens it again, or, once the key is
 destroyed, gives the event with its `ERASED` marks, never an error. Read events carry
 `payload_kid`, so read models seal their copies under the same key.
+
+The events every execution writes (`FAST_KINDS`) are encoded by `orjson`: the same JSON the
+library's transcoder writes, its typed values (the timestamp) through the same transcodings,
+in a fifth of the time. Their state is plain JSON from requests, providers and pydantic
+dumps, so no `UUID` (which `orjson` would write as a bare string) is in it; a state `orjson`
+declines (an integer beyond 64 bits, a key that is not a string) takes the library's path.
 """
 
 from __future__ import annotations
@@ -13,12 +19,23 @@ from collections import OrderedDict
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+import orjson
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.utils import get_topic
 
 from actors.payload_keys import PayloadKeys
 from domain import shredding
 
 KEEP = 100_000  # executions whose key this process remembers (far more than ever run at once)
+FAST_KINDS = frozenset(
+    {"Execution.Started", "Execution.ModelResolved", "Execution.Progressed",
+     "Execution.Completed", "Execution.Failed", "Execution.Cancelled"}
+)  # fmt: skip
+# typed values (datetimes, subclasses of str and int, dataclasses) go to the transcodings
+_FAST_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)  # fmt: skip
 
 
 class ShreddingMapper(Mapper[UUID]):
@@ -50,7 +67,7 @@ class ShreddingMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         kind = type(domain_event).__qualname__
         if kind not in shredding.SEALED_KINDS or self.keys is None:
-            return super().to_stored_event(domain_event)
+            return self._stored(kind, domain_event)
         if kind == "Execution.Started":
             kid = getattr(domain_event, "payload_kid", None)
             if kid is not None:
@@ -58,14 +75,37 @@ class ShreddingMapper(Mapper[UUID]):
         else:
             kid = self._kids.get(domain_event.originator_id)
         if kid is None:
-            return super().to_stored_event(domain_event)
+            return self._stored(kind, domain_event)
         state = dict(vars(domain_event))
         payload = shredding.split(kind, state)
         state["_kid"] = kid
         state["_sealed"] = self.keys.seal(kid, payload) or ""  # "": erased while it ran
         stand_in = object.__new__(type(domain_event))
         object.__setattr__(stand_in, "__dict__", state)
-        return super().to_stored_event(stand_in)
+        return self._stored(kind, stand_in)
+
+    def _stored(self, kind: str, domain_event: Any) -> StoredEvent:
+        """The library's mapping, with `FAST_KINDS` encoded by `orjson` (see the module)."""
+        transcoder = self.transcoder
+        if kind not in FAST_KINDS or self.compressor or self.cipher:
+            return super().to_stored_event(domain_event)
+        assert isinstance(transcoder, JSONTranscoder)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        try:
+            encoded = orjson.dumps(state, default=transcoder._encode_obj, option=_FAST_OPTIONS)
+        except orjson.JSONEncodeError:
+            encoded = transcoder.encode(state)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=get_topic(type(domain_event)),
+            state=encoded,
+        )
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event = super().to_domain_event(stored_event)

@@ -73,14 +73,24 @@ class Execution(Aggregate):
             request_metadata=self.request.get("metadata") or {}, trace_id=self.trace_id
         )
 
-    def resolve_model(self, model: str, provider: str, routing: dict[str, Any]) -> None:
-        self._model_resolved(self.tenant_id, model, provider, routing)
+    class ModelResolved(Aggregate.Event):
+        """The model the first call goes to, its provider and the routing decision."""
 
-    @event("ModelResolved")
-    def _model_resolved(
-        self, tenant_id: str, model: str, provider: str, routing: dict[str, Any]
-    ) -> None:
-        self.model_resolved = model
+        tenant_id: str
+        model: str
+        provider: str
+        routing: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.model_resolved = self.model
+
+    def resolve_model(self, model: str, provider: str, routing: dict[str, Any]) -> None:
+        # the hot events (this and the ends) are triggered without the command-method
+        # decorator, whose argument handling took about half of each one's time
+        self.trigger_event(
+            self.ModelResolved,
+            tenant_id=self.tenant_id, model=model, provider=provider, routing=routing,
+        )  # fmt: skip
 
     def call_tool(self, call_id: str, name: str, arguments: dict[str, Any], turn: int) -> None:
         """The model asked for a tool (turn counts the model's replies, from 1)."""
@@ -188,13 +198,17 @@ class Execution(Aggregate):
     # content; earlier versions load with those unknown (None).
 
     class Ended(Aggregate.Event):
-        """A terminal event: the `Outcome`, and the stream events not yet checkpointed."""
+        """A terminal event: the `Outcome`, and the stream events not yet checkpointed. Its
+        subclass's name, lower-cased, is the status it ends in."""
 
         tenant_id: str
         outcome: dict[str, Any]
         stream_tail: list[list[Any]] | None
 
         class_version = 3
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate._end(type(self).__name__.lower(), self.outcome, self.stream_tail)
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -222,33 +236,22 @@ class Execution(Aggregate):
         pass
 
     def complete(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
-        self._completed(self.tenant_id, outcome.facts(), stream_tail)
-
-    @event(Completed)
-    def _completed(
-        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
-    ) -> None:
-        self._end("completed", outcome, stream_tail)
+        self._ended(self.Completed, outcome, stream_tail)
 
     def fail(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
         """End in failure; `outcome.error` says why."""
         assert outcome.error is not None, "a failed execution says why"
-        self._failed(self.tenant_id, outcome.facts(), stream_tail)
-
-    @event(Failed)
-    def _failed(
-        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
-    ) -> None:
-        self._end("failed", outcome, stream_tail)
+        self._ended(self.Failed, outcome, stream_tail)
 
     def cancel(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
-        self._cancelled(self.tenant_id, outcome.facts(), stream_tail)
+        self._ended(self.Cancelled, outcome, stream_tail)
 
-    @event(Cancelled)
-    def _cancelled(
-        self, tenant_id: str, outcome: dict[str, Any], stream_tail: list[list[Any]] | None = None
+    def _ended(
+        self, kind: type[Execution.Ended], outcome: Outcome, stream_tail: list[list[Any]] | None
     ) -> None:
-        self._end("cancelled", outcome, stream_tail)
+        self.trigger_event(
+            kind, tenant_id=self.tenant_id, outcome=outcome.facts(), stream_tail=stream_tail
+        )
 
     def _end(self, status: str, outcome: dict[str, Any], tail: list[list[Any]] | None) -> None:
         self.status = status

@@ -10,7 +10,7 @@ from domain.execution import Execution
 from domain.imported_execution import ImportedExecution
 from domain.results import ExecutionResult, Outcome
 from projections.db import Cursor, ReadModelDB
-from projections.decoded import outcome_of
+from projections.decoded import ResolvedStart, outcome_of
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS executions (
@@ -68,6 +68,15 @@ AGENT_EXECUTION = "agent_execution"  # the kind of executions recorded before ki
 
 
 def on_started(cur: Cursor, event: Any) -> None:
+    _insert(cur, event, None)
+
+
+def on_resolved_start(cur: Cursor, pair: ResolvedStart) -> None:
+    _insert(cur, pair.started, pair.resolved)
+
+
+def _insert(cur: Cursor, event: Any, resolved: Any) -> None:
+    """The execution's row as its Started event (and, if given, its ModelResolved) says."""
     request = event.request if isinstance(event.request, dict) else {}
     metadata = request.get("metadata") if isinstance(request.get("metadata"), dict) else {}
     tags = [_tag(metadata.get(name)) for name in TAGS]
@@ -76,14 +85,16 @@ def on_started(cur: Cursor, event: Any) -> None:
     kid = getattr(event, "payload_kid", None)
     cur.execute(
         "INSERT INTO executions (execution_id, tenant_id, agent_id, status, model_requested,"
-        " stream, started_at, kind, resource_id, state_id, retry_count, input_json,"
-        " subject_ref, payload_kid) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (execution_id) DO NOTHING",
+        " model_resolved, provider, stream, started_at, kind, resource_id, state_id,"
+        " retry_count, input_json, subject_ref, payload_kid) VALUES (?, ?, ?, 'running', ?,"
+        " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (execution_id) DO NOTHING",
         (
             str(event.originator_id),
             event.tenant_id,
             event.agent_id,
             event.model_requested,
+            resolved.model if resolved is not None else None,
+            resolved.provider if resolved is not None else None,
             bool(event.stream),
             event.timestamp.timestamp(),
             getattr(event, "kind", AGENT_EXECUTION),
@@ -278,6 +289,7 @@ HANDLERS = {
     Execution.Cancelled: on_cancelled,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
+    ResolvedStart: on_resolved_start,
     Execution.Progressed: on_progressed,
     Execution.Completed: on_completed,
     Execution.Failed: on_failed,

@@ -22,7 +22,7 @@ from domain.feedback import QUALITY_SUMS
 from domain.histogram import Histogram
 from domain.results import Attempt
 from projections.db import Batch, Cursor
-from projections.decoded import outcome_of
+from projections.decoded import ResolvedStart, outcome_of
 
 SCHEMA = "analytics"
 NONE = ""  # a group key the execution has none of (no agent, never routed, no error)
@@ -258,6 +258,18 @@ def retries_and_fallbacks(attempts: list[Attempt]) -> tuple[int, int]:
 
 
 def on_started(cur: Cursor, event: Any) -> None:
+    _insert(cur, event, None)
+
+
+def on_resolved_start(cur: Cursor, pair: ResolvedStart) -> None:
+    _insert(cur, pair.started, pair.resolved)
+
+
+def _insert(cur: Cursor, event: Any, resolved: Any) -> None:
+    """The execution's fact row as its Started event (and, if given, its ModelResolved)
+    says."""
+    model = resolved.model if resolved is not None else None
+    provider = resolved.provider if resolved is not None else None
     row = {
         "agent_id": event.agent_id or NONE,
         "kind": getattr(event, "kind", "agent_execution"),
@@ -266,15 +278,15 @@ def on_started(cur: Cursor, event: Any) -> None:
     }
     cur.execute(
         "INSERT INTO execution_facts (execution_id, tenant_id, agent_id, kind, stream, status,"
-        " model_requested, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)"
-        " ON CONFLICT (execution_id) DO NOTHING",
+        " model_requested, model_resolved, provider, started_at)"
+        " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT (execution_id) DO NOTHING",
         (str(event.originator_id), event.tenant_id, row["agent_id"], row["kind"], row["stream"],
-         event.model_requested, row["started_at"]),
+         event.model_requested, model, provider, row["started_at"]),
     )  # fmt: skip
     rows = getattr(cur, "rows", None)
     if rows is not None:  # a Started event is folded once: this is the row as written
         rows[_fact_key(event)] = {
-            **row, "status": "running", "model_resolved": None, "provider": None,
+            **row, "status": "running", "model_resolved": model, "provider": provider,
             "tool_calls": 0, "tool_failures": 0,
         }  # fmt: skip
 
@@ -560,6 +572,7 @@ HANDLERS = {
     Execution.JudgeFailed: on_judge_failed,
     Execution.Started: on_started,
     Execution.ModelResolved: on_model_resolved,
+    ResolvedStart: on_resolved_start,
     Execution.ToolCalled: on_tool_called,
     Execution.ToolResultRecorded: on_tool_result,
     Execution.Completed: functools.partial(_ended, status="completed"),

@@ -16,6 +16,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from domain.execution import Execution
 from projections import (
     audit,
     collaborations,
@@ -26,7 +27,7 @@ from projections import (
     metrics,
 )
 from projections.db import Batch, Cursor, ReadModelDB
-from projections.decoded import event_of
+from projections.decoded import ResolvedStart, event_of, paired
 
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT)"
@@ -36,9 +37,15 @@ BATCH = 500  # events folded per transaction
 Handler = Callable[[Cursor, Any], None]
 
 
+PAIRED = (Execution.Started, Execution.ModelResolved)  # folded as `ResolvedStart` too
+
+
 def _handlers(*modules: Any) -> dict[type, list[Handler]]:
     merged: dict[type, list[Handler]] = {}
     for module in modules:
+        handled = module.HANDLERS.keys()
+        if any(kind in handled for kind in PAIRED) and ResolvedStart not in handled:
+            raise TypeError(f"{module.__name__} folds {PAIRED} but not a ResolvedStart")
         for event_type, handler in module.HANDLERS.items():
             merged.setdefault(event_type, []).append(handler)
     return merged
@@ -139,8 +146,7 @@ def catch_up(
         if notifications:
             flush_store_log(app)
         batch = Batch(cur)
-        for notification in notifications:
-            event = event_of(app, notification)
+        for event in paired([event_of(app, n) for n in notifications]):
             for handler in projection.handlers.get(type(event), ()):
                 handler(batch, event)
         if projection.flush is not None:
