@@ -52,7 +52,7 @@ from domain.llm import (
 )
 from domain.pricing import cost_usd
 from domain.response_cache import CachePlan, Hit
-from domain.results import Answer, Attempt, ErrorInfo, ExecutionResult, Outcome, Timings
+from domain.results import Answer, Attempt, ErrorInfo, Outcome, Timings
 from domain.routing import NO_NEEDS, Needs, Route, resolve
 from domain.run_guards import Screened, pieces, screen, screen_tool_results, tool_call_deltas
 from domain.run_plan import RunPlan
@@ -333,14 +333,14 @@ class ExecutionRunner:
 
     async def execute(
         self, plan: RunPlan, execution_id: str, restart: Execution | None = None
-    ) -> ExecutionResult:
+    ) -> dict[str, Any]:
         """Run one execution (or `restart`'s new attempt) to its end; its result (a failure
         raises, recorded). Cancelled (its caller went away), it is recorded as cancelled."""
         run = await self.begin(plan, execution_id, stream=False, restart=restart)
         with tracing.running(run.span, run.execution, run.traceparent):
             return await self._whole(run)
 
-    async def _whole(self, run: Run) -> ExecutionResult:
+    async def _whole(self, run: Run) -> dict[str, Any]:
         """`execute`'s loop: the cache, else model turns and tool calls until an answer."""
         total = CallOutcome()
         messages, chain, usage = list(run.messages), list(run.route.chain), Usage()
@@ -509,7 +509,7 @@ class ExecutionRunner:
         except EndNotRecorded as unrecorded:
             live.emit("error", unrecorded.to_dict())
             return
-        live.emit("execution_complete", result.as_api())
+        live.emit("execution_complete", result)
         self._remember(run, total.response.model_copy(update={"content": text}))
 
     async def _lookup(self, run: Run) -> Hit | None:
@@ -546,7 +546,7 @@ class ExecutionRunner:
             for delta in tool_call_deltas(total.response.tool_calls):
                 live.emit("tool_call_delta", {"execution_id": live.execution_id, "delta": delta})
         live.emit("usage_update", self._usage_event(live.execution_id, total, Usage()))
-        live.emit("execution_complete", (await self._complete(run, total, live)).as_api())
+        live.emit("execution_complete", await self._complete(run, total, live))
 
     async def _use_tools(
         self,
@@ -613,16 +613,15 @@ class ExecutionRunner:
 
     async def _complete(
         self, run: Run, outcome: CallOutcome, live: LiveStream | None = None
-    ) -> ExecutionResult:
-        """Record the completion; the result, which alone says how long its own recording
-        took."""
+    ) -> dict[str, Any]:
+        """Record the completion; the result document, which alone says how long its own
+        recording took."""
         self._fill(run, outcome)
         run.execution.complete(run.outcome, live.take_unrecorded() if live else None)
         finishing = time.perf_counter()
         await self._save_end(run.execution, live)
-        result = run.execution.typed_result()
-        assert result.metadata.timings_ms is not None
-        result.metadata.timings_ms.finish_write = _ms_since(finishing)
+        result = run.execution.result
+        result["metadata"]["timings_ms"]["finish_write"] = _ms_since(finishing)
         return result
 
     async def _save_end(self, execution: Execution, live: LiveStream | None) -> None:

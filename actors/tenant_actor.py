@@ -551,12 +551,11 @@ class TenantActor:
         used = None
         try:
             result = await self.runner.execute(plan, execution_id, restart)
-            used = result.usage.total_tokens
+            used = result["usage"]["total_tokens"]
             self.quality.judge_later(plan, execution_id)
             if restart is not None:
                 headers[ATTEMPT_HEADER] = str(restart.attempt)
-            # rendered here: a dict crosses Ray ~14x cheaper than the model (5 vs 70 µs)
-            return WithHeaders(result.as_api(), headers)
+            return WithHeaders(result, headers)
         finally:
             self.gate.settle(time.monotonic(), reserved, used)
             self._settle_budget(execution_id)

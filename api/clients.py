@@ -446,7 +446,7 @@ class TenantClient:
         return await self.peer.ask(lambda h: h.delete_agent.remote(agent_id, by))
 
     async def execute(self, agent_id: str, request: dict[str, Any]) -> WithHeaders:
-        """Run an execution: its result document (`ExecutionResult.as_api()`), with the
+        """Run an execution: its result document (`domain.results.result_document`), with the
         tenant's X-RateLimit-* headers.
         Its id is fixed here, so a retried call never runs it twice."""
         execution_id = str(uuid.uuid4())

@@ -1,7 +1,7 @@
 """OpenAI's chat completions, as this gateway takes and answers them (`POST /v1/chat/completions`).
 
 The request is validated here into what an execution needs (`ChatCompletionRequest`); the
-answer is an `ExecutionResult` document rendered in OpenAI's shape (`completion`), a stream
+answer is an execution's result document rendered in OpenAI's shape (`completion`), a stream
 is rendered chunk by chunk (`ChunkFramer`), and an error is OpenAI's error object
 (`openai_error`).
 """

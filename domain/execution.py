@@ -7,7 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.results import ExecutionResult, Outcome, outcome_from_document
+from domain.results import Outcome, outcome_from_document, result_document
 
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -259,13 +259,9 @@ class Execution(Aggregate):
         self.stream_complete = tail is not None
         self.stream_events.extend(tail or [])
 
-    def typed_result(self) -> ExecutionResult:
-        """The execution's result (its terminal state, or running)."""
-        return ExecutionResult.of(
-            str(self.id), self.agent_id, self.status, self.model_requested, self.outcome
-        )
-
     @property
     def result(self) -> dict[str, Any]:
-        """The execution as the API shows it."""
-        return self.typed_result().as_api()
+        """The execution as the API shows it (its terminal state, or running)."""
+        return result_document(
+            str(self.id), self.agent_id, self.status, self.model_requested, self.outcome
+        )

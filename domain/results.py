@@ -2,9 +2,9 @@
 
 The runner fills one `Outcome` as the execution goes; its terminal event records that
 `Outcome` (facts: answer, usage, models, attempts, timings), not the HTTP document. The
-document is `ExecutionResult.of(…).as_api()`, built from the facts when an answer or a read
-needs it, so the API's layout can change without touching the event log. Events written
-before (version 1, which stored the document) are read through `outcome_from_document`.
+document is `result_document(…)`, built from the facts when an answer or a read needs it,
+so the API's layout can change without touching the event log. Events written before
+(version 1, which stored the document) are read through `outcome_from_document`.
 """
 
 from __future__ import annotations
@@ -106,127 +106,69 @@ class Outcome(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
-class ResultUsage(Usage):
-    cost_usd: float = 0.0
+# `metadata` of a result document, in the order it lists them; a state that does not know a
+# key leaves it out
+METADATA_KEYS = (
+    "model_requested", "model_resolved", "provider", "attempts", "request_metadata",
+    "tenant_capped_parameters", "routing", "provider_model", "attempt_log", "fallback_used",
+    "dropped_parameters", "adjusted_parameters", "duration_ms", "ttft_ms", "timings_ms",
+    "tool_calls", "tool_errors", "tools_offered", "trace_id", "cache_hit", "cost_saved_usd",
+    "cached_from", "cache_similarity", "guardrails", "payload_erased",
+)  # fmt: skip
 
 
-class ExecutionMetadata(BaseModel):
-    """`metadata` of a result; the keys a state does not know are left out of the API."""
-
-    model_requested: str
-    model_resolved: str | None = None
-    provider: str | None = None
-    attempts: int = 0
-    request_metadata: dict[str, Any] = Field(default_factory=dict)
-    tenant_capped_parameters: dict[str, Any] | None = None
-    routing: dict[str, Any] | None = None
-    provider_model: str | None = None
-    attempt_log: list[Attempt] | None = None
-    fallback_used: bool | None = None
-    dropped_parameters: list[str] | None = None
-    adjusted_parameters: dict[str, Any] | None = None
-    duration_ms: float | None = None
-    ttft_ms: float | None = None
-    timings_ms: Timings | None = None
-    tool_calls: int | None = None
-    tool_errors: int | None = None
-    tools_offered: list[str] | None = None
-    trace_id: str | None = None
-    cache_hit: bool | None = None
-    cost_saved_usd: float | None = None
-    cached_from: str | None = None
-    cache_similarity: float | None = None
-    guardrails: list[dict[str, Any]] | None = None
-    payload_erased: bool | None = None
-
-
-class ExecutionResult(BaseModel):
-    """An execution as the API answers it (`POST …/execute`, `execution_complete`)."""
-
-    execution_id: str
-    agent_id: str
-    status: Status
-    response: Answer | None = None
-    usage: ResultUsage = Field(default_factory=ResultUsage)
-    metadata: ExecutionMetadata
-    error: ErrorInfo | None = None
-
-    @classmethod
-    def of(
-        cls,
-        execution_id: str,
-        agent_id: str,
-        status: Status,
-        model_requested: str,
-        outcome: Outcome,
-    ) -> ExecutionResult:
-        """The result document of an execution in `status` that ended with `outcome`."""
-        o = outcome
-        meta: dict[str, Any] = {
-            "model_requested": model_requested,
-            "model_resolved": o.model_resolved,
-            "provider": o.provider,
-            "attempts": len(o.attempts or []),
-            "request_metadata": o.request_metadata,
-        }
-        optional = {
-            "tenant_capped_parameters": o.capped_parameters,
-            "routing": o.routing,
-            "attempt_log": o.attempts,
-            "duration_ms": o.duration_ms,
-            "ttft_ms": o.ttft_ms,
-            "trace_id": o.trace_id,
-            "cache_hit": o.cache_hit,
-            "cost_saved_usd": o.cost_saved_usd,
-            "cached_from": o.cached_from,
-            "cache_similarity": o.cache_similarity,
-            "guardrails": o.guardrails,
-            "payload_erased": o.payload_erased,
-        }
-        if status == "completed":
-            optional.update(
-                provider_model=o.provider_model,
-                fallback_used=o.fallback_used,
-                dropped_parameters=o.dropped_parameters,
-                adjusted_parameters=o.adjusted_parameters,
-                timings_ms=o.timings,
-                tool_calls=o.tool_calls,
-                tool_errors=o.tool_errors,
-                tools_offered=o.tools_offered,
-            )
-        meta.update({k: v for k, v in optional.items() if v is not None})
-        if status == "completed":  # a completed execution always says these, None or not
-            meta.setdefault("provider_model", o.provider_model)
-        return cls(
-            execution_id=execution_id,
-            agent_id=agent_id,
-            status=status,
-            response=o.answer,
-            usage=ResultUsage(**o.usage.model_dump(), cost_usd=o.cost_usd),
-            metadata=ExecutionMetadata.model_validate(meta),
-            error=o.error,
+def result_document(
+    execution_id: str, agent_id: str, status: Status, model_requested: str, outcome: Outcome
+) -> dict[str, Any]:
+    """The JSON document clients get (`POST …/execute`, `execution_complete`, reads) for an
+    execution in `status` that ended with `outcome`, rendered straight from its facts."""
+    o, completed = outcome, status == "completed"
+    known: dict[str, Any] = {
+        "model_requested": model_requested,
+        "model_resolved": o.model_resolved,
+        "provider": o.provider,
+        "attempts": len(o.attempts or []),
+        "request_metadata": o.request_metadata,
+    }
+    optional = {
+        "tenant_capped_parameters": o.capped_parameters,
+        "routing": o.routing,
+        "attempt_log": o.attempts,
+        "duration_ms": o.duration_ms,
+        "ttft_ms": o.ttft_ms,
+        "trace_id": o.trace_id,
+        "cache_hit": o.cache_hit,
+        "cost_saved_usd": o.cost_saved_usd,
+        "cached_from": o.cached_from,
+        "cache_similarity": o.cache_similarity,
+        "guardrails": o.guardrails,
+        "payload_erased": o.payload_erased,
+    }
+    if completed:
+        optional.update(
+            fallback_used=o.fallback_used,
+            dropped_parameters=o.dropped_parameters,
+            adjusted_parameters=o.adjusted_parameters,
+            timings_ms=o.timings,
+            tool_calls=o.tool_calls,
+            tool_errors=o.tool_errors,
+            tools_offered=o.tools_offered,
         )
-
-    def as_api(self) -> dict[str, Any]:
-        """The JSON document clients get."""
-        completed = self.status == "completed"
-        usage = self.usage.model_dump()
-        if not completed:  # what an unfinished execution counted: nothing yet
-            usage = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
-            usage["cost_usd"] = self.usage.cost_usd
-        return {
-            "execution_id": self.execution_id,
-            "agent_id": self.agent_id,
-            "status": self.status,
-            "response": _answer_api(self.response, completed),
-            "usage": usage,
-            "metadata": {
-                name: _plain(getattr(self.metadata, name))
-                for name in ExecutionMetadata.model_fields
-                if name in self.metadata.model_fields_set
-            },
-            "error": self.error.model_dump() if self.error else None,
-        }
+        known["provider_model"] = o.provider_model  # said always, None or not
+    known.update({k: v for k, v in optional.items() if v is not None})
+    usage = o.usage.model_dump()
+    if not completed:  # what an unfinished execution counted: nothing yet
+        usage = {k: usage[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    usage["cost_usd"] = o.cost_usd
+    return {
+        "execution_id": execution_id,
+        "agent_id": agent_id,
+        "status": status,
+        "response": _answer_api(o.answer, completed),
+        "usage": usage,
+        "metadata": {k: _plain(known[k]) for k in METADATA_KEYS if k in known},
+        "error": o.error.model_dump() if o.error else None,
+    }
 
 
 def _answer_api(answer: Answer | None, completed: bool) -> dict[str, Any] | None:
@@ -241,12 +183,16 @@ def _answer_api(answer: Answer | None, completed: bool) -> dict[str, Any] | None
 
 
 def _plain(value: Any) -> Any:
+    """A metadata value as JSON: models dumped, containers copied (the document is the
+    caller's to change, never the outcome it came from)."""
     if isinstance(value, Timings):
         return value.model_dump(exclude_none=True)
     if isinstance(value, Attempt):
         return value.as_api()
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return dict(value)
     return value.model_dump() if isinstance(value, BaseModel) else value
 
 

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from domain import fast_json, legacy_import, shredding
 from domain.execution import Execution
 from domain.imported_execution import ImportedExecution
-from domain.results import ExecutionResult, Outcome
+from domain.results import Outcome, result_document
 from projections.db import Cursor, ReadModelDB
 from projections.decoded import ResolvedStart, outcome_of
 
@@ -372,9 +372,9 @@ def _result(row: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any
     if not stored or "metadata" in stored:  # none yet, or a row folded before outcomes
         return stored
     outcome = Outcome.model_validate(stored)
-    return ExecutionResult.of(
+    return result_document(
         row["execution_id"], row["agent_id"], row["status"], row["model_requested"], outcome
-    ).as_api()
+    )
 
 
 def get_execution(db: ReadModelDB, tenant_id: str, execution_id: str) -> dict[str, Any] | None:

@@ -145,7 +145,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 
 def response_of(result: dict[str, Any]) -> LlmResponseGQL:
-    """A completed execution's result document (`ExecutionResult.as_api()`) in the legacy
+    """A completed execution's result document (`domain.results.result_document`) in the legacy
     shape: its id is the execution id, the routing facts are the real decision and attempts."""
     answer = result.get("response") or {}
     usage = result.get("usage") or {}

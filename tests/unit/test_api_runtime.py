@@ -22,7 +22,7 @@ from api.clients import Actors, Peer
 from api.runtime import Runtime
 from domain.errors import NotFound, RateLimited
 from domain.keys import hash_key
-from domain.results import Answer, ExecutionResult, Outcome
+from domain.results import Answer, Outcome, result_document
 
 TENANT = str(uuid.uuid4())
 KEY = "cbk_unit-test-key"
@@ -100,7 +100,7 @@ def read_models(knows_the_key: bool = True) -> FakeActor:
 def completed(execution_id: str, agent_id: str, content: str) -> dict[str, Any]:
     """A completed execution's result, answering `content`."""
     outcome = Outcome(answer=Answer(content=content, finish_reason="stop"))
-    return ExecutionResult.of(execution_id, agent_id, "completed", "cb:fast", outcome).as_api()
+    return result_document(execution_id, agent_id, "completed", "cb:fast", outcome)
 
 
 def build(tenant: FakeActor, projection: FakeActor | None = None) -> FastAPI:

@@ -60,9 +60,9 @@ async def test_an_execution_answers_with_real_counts_and_records_its_outcome(sto
     provider = ScriptedProvider(completion("Ray Serve serves models.", 20, 6))
     runner = await _runner(store, FakePeers(provider))
     execution_id = str(uuid.uuid4())
-    result = (
-        await runner.execute(agent_plan(_agent(), {"prompt": "What is Ray Serve?"}), execution_id)
-    ).as_api()
+    result = await runner.execute(
+        agent_plan(_agent(), {"prompt": "What is Ray Serve?"}), execution_id
+    )
 
     assert result["status"] == "completed"
     assert result["response"]["content"] == "Ray Serve serves models."
@@ -112,9 +112,9 @@ async def test_a_tool_call_runs_the_tool_and_answers_the_model(store) -> None:
     provider = _mortgage_turns()
     runner = await _runner(store, FakePeers(provider))
     agent = _agent(tools=["mortgage_calculator"])
-    result = (
-        await runner.execute(agent_plan(agent, {"prompt": "Monthly payment?"}), str(uuid.uuid4()))
-    ).as_api()
+    result = await runner.execute(
+        agent_plan(agent, {"prompt": "Monthly payment?"}), str(uuid.uuid4())
+    )
 
     assert result["response"]["content"] == "About 2528/mo."
     [tool] = result["response"]["tool_results"]
@@ -239,7 +239,7 @@ async def test_a_retried_interrupted_execution_runs_again_as_a_new_attempt(store
     with pytest.raises(CBError):  # claimed: a second caller does not run it too
         await runner.interrupted.claim(execution_id)
     plan = agent_plan(_agent(model="gpt-4o-mini"), {"prompt": "hi"})
-    result = (await runner.execute(plan, execution_id, restart)).as_api()
+    result = await runner.execute(plan, execution_id, restart)
     assert result["status"] == "completed"
     assert result["response"]["content"] == "The second attempt's answer."
     assert len(provider.requests) == 1

@@ -47,8 +47,7 @@ def _agent(**definition: object) -> Agent:
 
 
 async def _run(runner: ExecutionRunner, agent: Agent, prompt: str) -> dict:
-    result = await runner.execute(agent_plan(agent, {"prompt": prompt}), str(uuid.uuid4()))
-    return result.as_api()
+    return await runner.execute(agent_plan(agent, {"prompt": prompt}), str(uuid.uuid4()))
 
 
 async def test_a_second_identical_execution_is_a_hit_without_a_provider_call(
