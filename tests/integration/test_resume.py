@@ -127,7 +127,9 @@ def test_resume_after_the_tenant_actor_restarted(gateway: ApiClient) -> None:
 
 
 def test_get_shows_a_running_stream_with_its_usage_so_far(gateway: ApiClient) -> None:
-    tenant, agent_id, tag = slow_stream(gateway, chunks=20, delay=0.1)
+    # 4 s of stream: the reads below come after its 8th event and well before its end (with
+    # 2 s, a slow CI machine once listed it after it had ended)
+    tenant, agent_id, tag = slow_stream(gateway, chunks=40, delay=0.1)
     original = Watcher(stream(gateway, tenant, agent_id, tag))
     original.wait_for(8)
     execution_id = original.events[0]["data"]["execution_id"]
