@@ -42,7 +42,7 @@ class LiveStream:
         self.usage: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self.watchers = 0
-        self._changed = asyncio.Event()
+        self._waiting: list[asyncio.Future[None]] = []  # one per watcher waiting now
         self._checkpointed = 0
         self._last_checkpoint = time.monotonic()
         self._saves: list[tuple[list[Any], asyncio.Future[None]]] = []
@@ -72,7 +72,7 @@ class LiveStream:
         so no reader waits for one forever."""
         done = bool(self.events) and self.events[-1]["event"] in TERMINAL_EVENTS
         if done or task.cancelled():
-            self._changed.set()
+            self._wake_watchers()
             return
         failure = task.exception()
         log.error(
@@ -96,8 +96,16 @@ class LiveStream:
             self.content.append(data["delta"])
         elif event == "usage_update":
             self.usage = data
-        self._changed.set()
-        self._changed = asyncio.Event()
+        self._wake_watchers()
+
+    def _wake_watchers(self) -> None:
+        """Wake the watchers waiting now; one that is not waiting sees the new events when it
+        next looks (a chunk emitted while none waits costs no event object)."""
+        if self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for waiter in waiting:
+                if not waiter.done():  # a watcher that left cancelled its own
+                    waiter.set_result(None)
 
     async def watch(self, after: int) -> AsyncIterator[list[dict[str, Any]]]:
         """Batches of the events after `after`, live, until the terminal one."""
@@ -114,7 +122,9 @@ class LiveStream:
                 elif self.task is not None and self.task.done():
                     return
                 else:
-                    await self._changed.wait()
+                    waiter = asyncio.get_running_loop().create_future()
+                    self._waiting.append(waiter)
+                    await waiter
         finally:
             self.watchers -= 1
             self.abandon()

@@ -246,16 +246,27 @@ class Execution(Aggregate):
     def cancel(self, outcome: Outcome, stream_tail: list[list[Any]] | None = None) -> None:
         self._ended(self.Cancelled, outcome, stream_tail)
 
+    _ending: Outcome | None = None  # the Outcome an end being triggered here was made from
+
     def _ended(
         self, kind: type[Execution.Ended], outcome: Outcome, stream_tail: list[list[Any]] | None
     ) -> None:
-        self.trigger_event(
-            kind, tenant_id=self.tenant_id, outcome=outcome.facts(), stream_tail=stream_tail
-        )
+        # the event records the facts; applied here, it takes a copy of `outcome` itself
+        # rather than validating the facts back into one (replayed, they are validated)
+        self._ending = outcome
+        try:
+            self.trigger_event(
+                kind, tenant_id=self.tenant_id, outcome=outcome.facts(), stream_tail=stream_tail
+            )
+        finally:
+            del self._ending
 
     def _end(self, status: str, outcome: dict[str, Any], tail: list[list[Any]] | None) -> None:
         self.status = status
-        self.outcome = Outcome.model_validate(outcome)
+        ending = self._ending
+        self.outcome = (
+            ending.model_copy() if ending is not None else Outcome.model_validate(outcome)
+        )
         self.stream_complete = tail is not None
         self.stream_events.extend(tail or [])
 

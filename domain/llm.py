@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -85,11 +86,13 @@ class HttpCall(BaseModel):
     body: dict[str, Any]
 
 
-class StreamChunk(BaseModel):
-    """One parsed piece of a provider stream: text, tool-call fragments, finish, usage."""
+@dataclass(slots=True)
+class StreamChunk:
+    """One parsed piece of a provider stream: text, tool-call fragments, finish, usage.
+    A plain dataclass: the codecs make one per line of a stream, and nothing validates it."""
 
     delta: str = ""
-    tool_call_deltas: list[dict[str, Any]] = Field(default_factory=list)
+    tool_call_deltas: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
     last: bool = False  # the stream's final piece: the codec saw its end

@@ -100,7 +100,7 @@ def _insert(cur: Cursor, event: Any, resolved: Any) -> None:
             getattr(event, "kind", AGENT_EXECUTION),
             *tags,
             retries if isinstance(retries, int) and not isinstance(retries, bool) else 0,
-            sealed(json.dumps(given), kid),
+            sealed(fast_json.dumps(given).decode(), kid),
             getattr(event, "subject_ref", None),
             kid,
         ),

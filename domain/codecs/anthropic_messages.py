@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from domain import errors
 from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_kind, error_message, map_status
+from domain.codecs.stream_lines import stream_object
 from domain.config import ModelSpec, ProviderSpec
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
@@ -143,10 +143,7 @@ def parse_stream_line(line: str) -> StreamChunk | None:
     """
     if not line.startswith("data:"):
         return None
-    try:
-        event = json.loads(line[5:].strip())
-    except ValueError:
-        raise errors.ProviderError("provider sent a malformed stream event") from None
+    event = stream_object(line[5:].strip(), "stream event")
     kind = event.get("type")
     if kind == "message_stop":
         return StreamChunk(last=True)

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from domain import errors
 from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_message, map_status
+from domain.codecs.stream_lines import stream_object
 from domain.config import ModelSpec, ProviderSpec
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
@@ -152,10 +153,7 @@ def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one `data:` line of the SSE stream; the chunk with a finish reason is the last."""
     if not line.startswith("data:"):
         return None
-    try:
-        body = json.loads(line[5:].strip())
-    except ValueError:
-        raise errors.ProviderError("provider sent a malformed stream chunk") from None
+    body = stream_object(line[5:].strip())
     if "error" in body:
         raise errors.ProviderError(f"provider failed mid-stream: {error_message(body)}")
     text, calls, finish = _read(body)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from domain import errors
 from domain.codecs import tool_calls
 from domain.codecs.http_errors import error_message, map_status
+from domain.codecs.stream_lines import stream_object
 from domain.config import ModelSpec, ProviderSpec
 from domain.llm import ChatMessage, HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
@@ -100,10 +100,7 @@ def parse_stream_line(line: str) -> StreamChunk | None:
     """Read one NDJSON line; the `"done": true` line carries the counts and is the last."""
     if not line.strip():
         return None
-    try:
-        body = json.loads(line)
-    except ValueError:
-        raise errors.ProviderError("provider sent a malformed stream line") from None
+    body = stream_object(line, "stream line")
     if "error" in body:
         raise errors.ProviderError(f"provider failed mid-stream: {error_message(body)}")
     message = body.get("message") or {}

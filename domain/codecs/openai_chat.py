@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from domain import errors
 from domain.codecs.http_errors import error_message, map_status
+from domain.codecs.stream_lines import stream_object
 from domain.config import ModelSpec, ProviderSpec
 from domain.llm import HttpCall, LLMRequest, LLMResponse, StreamChunk, Usage
 from domain.parameters import FilteredParameters, filter_parameters
@@ -88,10 +88,7 @@ def parse_stream_line(line: str) -> StreamChunk | None:
     payload = line[5:].strip()
     if payload == "[DONE]":
         return StreamChunk(last=True)
-    try:
-        body = json.loads(payload)
-    except ValueError:
-        raise errors.ProviderError("provider sent a malformed stream chunk") from None
+    body = stream_object(payload)
     if "error" in body:
         raise errors.ProviderError(f"provider failed mid-stream: {error_message(body)}")
     usage = body.get("usage")

@@ -7,7 +7,7 @@ import pytest
 from actors.settings import DEFAULT_CONFIG, load_config
 from domain import errors
 from domain.codecs import anthropic_messages as anthropic
-from domain.codecs import azure_openai, gemini, ollama_chat
+from domain.codecs import azure_openai, gemini, ollama_chat, openai_chat
 from domain.llm import ChatMessage, LLMRequest
 from tests.emulator import anthropic as emulator_anthropic
 from tests.emulator import gemini as emulator_gemini
@@ -333,3 +333,28 @@ def test_cache_reads_are_reported_as_cached_prompt_tokens() -> None:
     )
     body["usageMetadata"]["cachedContentTokenCount"] = 600
     assert gemini.parse_response(body).usage.cached_tokens == 600
+
+
+@pytest.mark.parametrize(
+    ("codec", "prefix"),
+    [(openai_chat, "data: "), (anthropic, "data: "), (gemini, "data: "), (ollama_chat, "")],
+)
+def test_a_stream_line_that_is_no_json_object_is_the_providers_fault(
+    codec: object, prefix: str
+) -> None:
+    for text in ("{not json", "5", '["a"]', '"text"', "NaN"):
+        with pytest.raises(errors.ProviderError, match="malformed"):
+            codec.parse_stream_line(prefix + text)  # type: ignore[attr-defined]
+
+
+def test_a_stream_chunk_with_a_long_digit_run_in_its_id_reads_whole() -> None:
+    line = (
+        'data: {"id":"chatcmpl-0000000000000000000000","choices":[{"index":0,'
+        '"delta":{"content":"Hé ✓"},"finish_reason":null}],"usage":null}'
+    )
+    chunk = openai_chat.parse_stream_line(line)
+    assert chunk is not None and chunk.delta == "Hé ✓" and chunk.usage is None
+    big = 'data: {"choices":[],"usage":{"prompt_tokens":12345678901234567890}}'
+    chunk = openai_chat.parse_stream_line(big)
+    assert chunk is not None and chunk.usage is not None
+    assert chunk.usage.prompt_tokens == 12345678901234567890  # exact, not a float

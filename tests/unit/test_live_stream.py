@@ -88,3 +88,33 @@ def test_many_live_streams_checkpoint_less_often_together() -> None:
     assert not live.checkpoint_due()
     live._last_checkpoint -= 10.0
     assert live.checkpoint_due()
+
+
+async def test_watchers_get_every_event_when_another_leaves_and_when_none_was_waiting() -> None:
+    live = LiveStream("e-5", cancel_on_disconnect=False, checkpoint_s=60.0)
+    go = asyncio.Event()
+
+    async def run() -> None:
+        live.emit("execution_start", {})
+        await go.wait()
+        for n in range(3):  # emitted together: the watchers are not waiting between them
+            live.emit("content_chunk", {"delta": str(n)})
+        await asyncio.sleep(0.02)
+        live.emit("content_chunk", {"delta": "3"})
+        live.emit("execution_complete", {})
+
+    live.task = asyncio.get_running_loop().create_task(run())
+    staying = asyncio.ensure_future(_read(live))
+    leaving = asyncio.ensure_future(_read(live))
+    await asyncio.sleep(0.02)  # both wait for what comes after the start
+    leaving.cancel()
+    await asyncio.sleep(0)
+    go.set()
+    events = await staying
+    assert [e["event"] for e in events] == ["execution_start"] + ["content_chunk"] * 4 + [
+        "execution_complete"
+    ]
+    assert [e["data"]["delta"] for e in events[1:5]] == ["0", "1", "2", "3"]
+    assert [e["id"] for e in events] == [1, 2, 3, 4, 5, 6]
+    late = await _read(live)  # a reader after the end gets the whole stream at once
+    assert late == events
