@@ -261,8 +261,7 @@ class ModelCaller:
                                     trace.chunk(chunk)
                                 yield chunk
                         else:
-                            async with asyncio.timeout_at(deadlines.total):
-                                body = await _json(reply)
+                            body = await _whole_body(reply, deadlines.total)
                             response = codec.parse_response(body)
                             usage, response_model = response.usage, response.provider_model
                             if trace is not None:
@@ -378,8 +377,14 @@ def split_lines(rest: bytes, block: bytes | None) -> tuple[list[str], bytes]:
     return [part.rstrip(b"\r\n").decode("utf-8", "replace") for part in parts], tail
 
 
-async def _json(reply: ProviderReply) -> Any:
-    await reply.aread()
+async def _whole_body(reply: ProviderReply, deadline: float) -> Any:
+    """The reply's JSON, read by `deadline` (loop time); a body already in whole (a
+    `lean_http` reply that came in one piece: the usual case) is read without a timer."""
+    if not getattr(reply, "complete", False):
+        async with asyncio.timeout_at(deadline):
+            await reply.aread()
+    else:
+        await reply.aread()  # returns at once: nothing is left to wait for
     return _json_or_none(reply)
 
 

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from actors import provider_lease
+from actors import model_calls, provider_lease
 from actors.model_calls import CallOutcome, ModelCaller
 from actors.routing_view import RoutingView
 from domain.config import parse_config
@@ -177,3 +177,34 @@ async def test_a_stream_cut_before_its_end_fails_the_attempt() -> None:
         async for _ in caller.stream(["gpt-4.1-mini"], MESSAGES, {}, outcome):
             pass
     assert outcome.attempts[0].error == "provider_error"
+
+
+class _Reply:
+    """A provider reply whose body is in whole (`complete`), or never comes."""
+
+    def __init__(self, complete: bool) -> None:
+        self.complete = complete
+
+    async def aread(self) -> bytes:
+        if not self.complete:
+            await asyncio.sleep(60)
+        return b""
+
+    def json(self) -> dict[str, bool]:
+        return {"read": True}
+
+
+async def test_a_body_already_in_whole_is_read_without_a_timer_and_a_late_one_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    timers: list[float] = []
+    timeout_at = asyncio.timeout_at
+    monkeypatch.setattr(
+        model_calls.asyncio, "timeout_at", lambda when: timers.append(when) or timeout_at(when)
+    )
+    loop = asyncio.get_running_loop()
+    assert await model_calls._whole_body(_Reply(complete=True), loop.time() + 5) == {"read": True}
+    assert timers == []
+    with pytest.raises(TimeoutError):
+        await model_calls._whole_body(_Reply(complete=False), loop.time() + 0.05)
+    assert len(timers) == 1
