@@ -15,10 +15,11 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper, OperationalError, PersistenceError
+from eventsourcing.persistence import Mapper, OperationalError, PersistenceError, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 
 from actors import metrics
+from actors.event_transcoder import EventTranscoder
 from actors.payload_keys import PayloadKeys
 from actors.pg_event_writes import PostgresEventWrites, connection_kwargs
 from actors.settings import Settings
@@ -36,6 +37,11 @@ class EventStore(Application[UUID]):
     """Tenants, agents and executions; persistence chosen by environment, not code."""
 
     name = "CircuitBreaker"
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = EventTranscoder()  # a client's lookalike of a typed value kept apart
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(

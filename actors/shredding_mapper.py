@@ -17,6 +17,7 @@ They are read by `orjson` too, unless they could read otherwise there (`_fast_ev
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -24,6 +25,7 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, find_id_convertor
 from eventsourcing.utils import get_topic, resolve_topic
 
+from actors.event_transcoder import EventTranscoder
 from actors.payload_keys import PayloadKeys
 from domain import fast_json, shredding
 from domain.execution import Execution
@@ -90,9 +92,10 @@ class ShreddingMapper(Mapper[UUID]):
     def _stored(self, kind: str, domain_event: Any) -> StoredEvent:
         """The library's mapping, with `FAST_KINDS` encoded by `orjson` (see the module)."""
         transcoder = self.transcoder
-        if kind not in FAST_KINDS or self.compressor or self.cipher:
+        fast = isinstance(transcoder, EventTranscoder) and kind in FAST_KINDS
+        if not fast or self.compressor or self.cipher:
             return super().to_stored_event(domain_event)
-        assert isinstance(transcoder, JSONTranscoder)
+        assert isinstance(transcoder, EventTranscoder)
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
@@ -100,7 +103,7 @@ class ShreddingMapper(Mapper[UUID]):
         if class_version > 1:
             state["class_version"] = class_version
         try:
-            encoded = orjson.dumps(state, default=transcoder._encode_obj, option=_FAST_OPTIONS)
+            encoded = transcoder.encoded(state, partial(_orjson, transcoder))
         except orjson.JSONEncodeError:
             encoded = transcoder.encode(state)
         return StoredEvent(
@@ -163,3 +166,7 @@ class ShreddingMapper(Mapper[UUID]):
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", state)
         return event
+
+
+def _orjson(transcoder: EventTranscoder, state: dict[str, Any]) -> bytes:
+    return orjson.dumps(state, default=transcoder._encode_obj, option=_FAST_OPTIONS)
