@@ -73,9 +73,10 @@ class EventTranscoder(JSONTranscoder):
     def _decode_obj(self, d: dict[str, Any]) -> Any:
         if len(d) == 2 and TYPE_KEY in d and DATA_KEY in d:
             name = d[TYPE_KEY]
-            if not isinstance(name, str) or name not in self.names:
-                return d  # a lookalike stored before this transcoder: the object as it is
-        return super()._decode_obj(d)
+            transcoding = self.names.get(name) if isinstance(name, str) else None
+            if transcoding is not None:
+                return transcoding.decode(d[DATA_KEY])
+        return d  # a plain object (or a lookalike stored before, under no known name)
 
 
 def escaped(value: Any) -> Any:

@@ -172,3 +172,33 @@ def test_history_lists_and_reads_executions(gateway: ApiClient) -> None:
     assert one["model_resolved"] == "gpt-4.1-mini"
     assert one["response"]["content"].startswith("Echo: ")
     assert one["usage"]["total_tokens"] > 0 and one["duration_ms"] > 0
+
+
+def test_metadata_shaped_like_a_stored_typed_value_is_kept_as_sent(gateway: ApiClient) -> None:
+    # the event store marks its typed values {"_type_": …, "_data_": …}; a client's object of
+    # that shape is data: it reads back as sent, and the read models fold past it
+    tenant = gateway.new_tenant()
+    agent = gateway.new_agent(tenant)
+    metadata = {
+        "unknown": {"_type_": "no_such_type", "_data_": 1},
+        "looks_like_a_uuid": {"_type_": "uuid_hex", "_data_": "0" * 32},
+    }
+    first = gateway.execute(tenant, agent["id"], marker(), metadata=metadata)
+    assert first.status_code == 200, first.text
+    assert first.json()["metadata"]["request_metadata"] == metadata
+    after = gateway.execute(tenant, agent["id"], marker()).json()["execution_id"]
+
+    read = gateway.http.get(
+        f"/api/v1/executions/{first.json()['execution_id']}", headers=tenant.headers()
+    ).json()
+    assert read["status"] == "completed"
+    assert read["metadata"]["request_metadata"] == metadata
+    listed = gateway.http.get(
+        "/api/v1/executions", params={"agent_id": agent["id"]}, headers=tenant.headers()
+    ).json()["executions"]
+    assert [e["execution_id"] for e in listed] == [after, first.json()["execution_id"]]
+    [started] = [
+        e for e in store_events(gateway, tenant.id, "Started")
+        if str(e.originator_id) == first.json()["execution_id"]
+    ]  # fmt: skip
+    assert started.request["metadata"] == metadata
