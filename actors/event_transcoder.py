@@ -22,7 +22,7 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 TYPE_KEY, DATA_KEY = "_type_", "_data_"
-_MARKER = b'"_type_"'  # how each typed value's key is written (a string's quote is escaped)
+MARKER = b'"_type_"'  # how each typed value's key is written (a string's quote is escaped)
 
 
 class Lookalike:
@@ -66,7 +66,7 @@ class EventTranscoder(JSONTranscoder):
         keys than typed values were written (an object of `obj`'s own looks like one)."""
         self._typed.count = 0
         data = encode(obj)
-        if data.count(_MARKER) > self._typed.count:
+        if data.count(MARKER) > self._typed.count:
             data = encode(escaped(obj))
         return data
 

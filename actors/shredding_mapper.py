@@ -22,10 +22,10 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent, find_id_convertor
+from eventsourcing.persistence import Mapper, StoredEvent, find_id_convertor
 from eventsourcing.utils import get_topic, resolve_topic
 
-from actors.event_transcoder import EventTranscoder
+from actors.event_transcoder import DATA_KEY, MARKER, TYPE_KEY, EventTranscoder
 from actors.payload_keys import PayloadKeys
 from domain import fast_json, shredding
 from domain.execution import Execution
@@ -139,7 +139,7 @@ class ShreddingMapper(Mapper[UUID]):
         where that could read otherwise: a typed value besides the timestamp (a `_type_`
         key), an integer that may pass 64 bits, what `orjson` refuses (`NaN`)."""
         data = stored_event.state
-        if not isinstance(data, bytes) or data.count(b'"_type_"') != 1:
+        if not isinstance(data, bytes) or data.count(MARKER) != 1:
             return None
         if fast_json.may_hold_long_integer(data):
             return None
@@ -148,10 +148,10 @@ class ShreddingMapper(Mapper[UUID]):
         except orjson.JSONDecodeError:
             return None
         stamp = state.get("timestamp") if isinstance(state, dict) else None
-        if not isinstance(stamp, dict) or stamp.keys() != {"_type_", "_data_"}:
+        if not isinstance(stamp, dict) or stamp.keys() != {TYPE_KEY, DATA_KEY}:
             return None
         transcoder = self.transcoder
-        assert isinstance(transcoder, JSONTranscoder)
+        assert isinstance(transcoder, EventTranscoder)
         state["timestamp"] = transcoder._decode_obj(stamp)
         # from here as the library's `Mapper.to_domain_event` goes on
         cls = resolve_topic(stored_event.topic)
